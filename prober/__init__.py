@@ -1,0 +1,3 @@
+"""prober: an active TLS handshake prober and compatibility tester."""
+
+__version__ = "0.1.0"

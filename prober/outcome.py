@@ -1,0 +1,229 @@
+"""The outcome taxonomy (a contract: users write expectations against these names)
+and the classifier that maps one observation to exactly one outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from prober.net.attempt import (
+    CONNECT_REFUSED,
+    CONNECT_TIMEOUT,
+    END_FIN,
+    END_RST,
+    END_TIMEOUT,
+    Observation,
+)
+from prober.wire import serverflight as sf
+from prober.wire.constants import alert_name
+from prober.wire.registry import group_name, suite_name, suite_openssl_name, version_name
+
+OK = "ok"
+ALERT = "alert"
+RESET = "reset"
+EOF = "eof"
+HANG_ACKED = "hang-acked"
+HANG_UNACKED = "hang-unacked"
+PARTIAL = "partial"
+REFUSED = "refused"
+CONNECT_TIMEOUT_OUTCOME = "connect-timeout"
+UNREACHABLE = "unreachable"
+NOT_TLS = "not-tls"
+BAD_SERVER_HELLO = "bad-server-hello"
+DNS_ERROR = "dns-error"
+
+OUTCOMES: dict[str, str] = {
+    OK: "the server's handshake flight was received and it chose parameters we offered",
+    ALERT: "a TLS alert came back",
+    RESET: "TCP RST after the ClientHello, before any server byte",
+    EOF: "FIN after the ClientHello, before any server byte",
+    HANG_ACKED: "the ClientHello was ACKed, then nothing until the deadline",
+    HANG_UNACKED: "the ClientHello was never ACKed (retransmitting) until the deadline",
+    PARTIAL: "some server bytes arrived, then stall/reset before the flight completed",
+    REFUSED: "RST to the SYN",
+    CONNECT_TIMEOUT_OUTCOME: "no answer to the SYN",
+    UNREACHABLE: "ICMP/host/network unreachable",
+    NOT_TLS: "bytes came back that are not TLS",
+    BAD_SERVER_HELLO: "the server chose a version/suite/group we never offered, or sent garbage "
+                      "inside TLS framing",
+    DNS_ERROR: "the name did not resolve",
+}
+
+
+@dataclass
+class Classified:
+    outcome: str
+    detail: str
+
+
+def classify(obs: Observation) -> Classified:
+    if obs.connect_error == CONNECT_REFUSED:
+        return Classified(REFUSED, "connection refused (RST to SYN)")
+    if obs.connect_error == CONNECT_TIMEOUT:
+        return Classified(CONNECT_TIMEOUT_OUTCOME, "no SYN-ACK before the connect deadline")
+    if obs.connect_error is not None:
+        return Classified(UNREACHABLE, _errno_text(obs.connect_errno) or "unreachable")
+    f = obs.flight
+    assert f is not None
+    if f.status == sf.COMPLETE:
+        return Classified(OK, _negotiated(f))
+    if f.status == sf.ALERT:
+        name = alert_name(f.alert or 0)
+        where = " (encrypted, after ServerHello)" if f.alert_encrypted else ""
+        if f.messages and not f.alert_encrypted:
+            where = f" (after {', '.join(f.messages)})"
+        level = {1: "warning", 2: "fatal"}.get(f.alert_level or 0, "")
+        return Classified(ALERT, f"{name} ({f.alert}){' ' + level if level else ''}{where}")
+    if f.status == sf.NOT_TLS:
+        return Classified(NOT_TLS, f"banner: {f.banner!r}" if f.banner else "non-TLS bytes")
+    if f.status == sf.BAD:
+        return Classified(BAD_SERVER_HELLO, f.error or "malformed")
+    acked = _acked_text(obs)
+    if f.bytes_received:
+        how = {END_RST: "then RST", END_FIN: "then FIN", END_TIMEOUT: "then silence"}.get(
+            obs.end or "", "then nothing")
+        seen = ", ".join(f.messages) or "no whole handshake message"
+        return Classified(PARTIAL, f"{f.bytes_received} bytes ({seen}), {how}")
+    after = _ms(obs.t_end, obs.t_sent)
+    if obs.end == END_RST:
+        return Classified(RESET, f"RST {after} after the ClientHello{acked}")
+    if obs.end == END_FIN:
+        return Classified(EOF, f"FIN {after} after the ClientHello{acked}")
+    if obs.acked is False:
+        retr = f", {obs.tcp_retransmits} retransmissions" if obs.tcp_retransmits else ""
+        return Classified(HANG_UNACKED, f"ClientHello never ACKed{retr}")
+    if obs.acked:
+        return Classified(HANG_ACKED, f"ClientHello ACKed{_ms_at(obs.t_acked, obs.t_sent)}, "
+                                      f"then silence for {after}")
+    return Classified(HANG_ACKED, f"silence for {after} (ACK not observable on this platform)")
+
+
+def _negotiated(f: sf.Flight) -> str:
+    parts = [version_name(f.version) if f.version is not None else "?"]
+    if f.suite is not None:
+        parts.append(suite_name(f.suite))
+    if f.group is not None:
+        parts.append(group_name(f.group))
+    if f.alpn:
+        parts.append(f"ALPN {f.alpn}")
+    if f.hrr_group is not None:
+        parts.append("after HRR")
+    if f.decrypted is False:
+        parts.append("(flight not decrypted)")
+    return " ".join(parts)
+
+
+def _acked_text(obs: Observation) -> str:
+    if obs.acked:
+        return " (it was ACKed)"
+    if obs.acked is False:
+        return " (it was not ACKed)"
+    return ""
+
+
+def _ms(t: float | None, since: float | None) -> str:
+    if t is None or since is None:
+        return "?"
+    return f"{(t - since) * 1000:.1f} ms"
+
+
+def _ms_at(t: float | None, since: float | None) -> str:
+    return "" if t is None or since is None else f" within {(t - since) * 1000:.1f} ms"
+
+
+def _errno_text(code: int | None) -> str | None:
+    if code is None:
+        return None
+    import errno
+    import os
+
+    return f"{errno.errorcode.get(code, code)}: {os.strerror(code)}"
+
+
+@dataclass
+class AttemptResult:
+    """One attempt, as reported and as streamed to JSON lines."""
+
+    id: int
+    target: str
+    host: str
+    port: int
+    address: str | None
+    sni: str | None
+    profile: str
+    repeat: int
+    outcome: str
+    detail: str
+    started_at: float
+    obs: Observation | None = None
+    error: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id, "target": self.target, "host": self.host, "port": self.port,
+            "address": self.address, "sni": self.sni, "profile": self.profile,
+            "repeat": self.repeat, "outcome": self.outcome, "detail": self.detail,
+            "started_at": round(self.started_at, 6),
+        }
+        if self.error:
+            out["error"] = self.error
+        obs = self.obs
+        if obs is None:
+            return out
+        f = obs.flight
+        out["local_address"] = obs.local_address
+        out["local_port"] = obs.local_port
+        out["hello_bytes"] = obs.hello_bytes
+        out["end"] = obs.end
+        out["timings_ms"] = {k: _r(v) for k, v in (
+            ("connect", obs.t_connect), ("hello_sent", obs.t_sent), ("hello_acked", obs.t_acked),
+            ("first_byte", obs.t_first_byte), ("total", obs.t_end))}
+        out["tcp"] = {"acked": obs.acked, "unacked": obs.tcp_unacked,
+                      "retransmits": obs.tcp_retransmits, "rtt_us": obs.tcp_rtt_us}
+        if f is not None:
+            neg: dict[str, Any] = {}
+            if f.version is not None:
+                neg["version"] = version_name(f.version)
+            if f.suite is not None:
+                neg["suite"] = suite_name(f.suite)
+                neg["suite_openssl"] = suite_openssl_name(f.suite)
+            if f.group is not None:
+                neg["group"] = group_name(f.group)
+            if f.dh_bits is not None:
+                neg["dh_bits"] = f.dh_bits
+            if f.alpn is not None:
+                neg["alpn"] = f.alpn
+            if f.hrr_group is not None:
+                neg["hrr_group"] = group_name(f.hrr_group)
+            if f.downgrade_sentinel:
+                neg["downgrade_sentinel"] = f.downgrade_sentinel
+            if f.decrypted is not None:
+                neg["decrypted"] = f.decrypted
+            for k in ("secure_renegotiation", "extended_master_secret", "session_ticket"):
+                v = getattr(f, k)
+                if v is not None:
+                    neg[k] = v
+            if f.ocsp_stapled:
+                neg["ocsp_stapled"] = True
+            if f.cert_request:
+                neg["certificate_request"] = True
+            out["negotiated"] = neg
+            if f.alert is not None:
+                out["alert"] = {"description": alert_name(f.alert), "code": f.alert,
+                                "level": f.alert_level, "encrypted": f.alert_encrypted}
+            out["server_bytes"] = f.bytes_received
+            out["server_messages"] = list(f.messages)
+            if f.banner:
+                out["banner"] = f.banner
+            if f.certificates:
+                from prober.wire.certificates import describe
+
+                out["certificate"] = describe(f.certificates[0])
+                out["chain_length"] = len(f.certificates)
+        out.update(self.data)
+        return out
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v * 1000, 3)

@@ -1,0 +1,172 @@
+"""Finding and loading profiles by name, path, glob or set name.
+
+Profile files are YAML (see ``profiles/README.md``). They are looked up in, in order:
+the directories of ``$PROBER_PROFILES`` (colon-separated), the repository's
+``profiles/`` directory, and ``~/.config/prober/profiles``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from prober.profiles import families
+from prober.profiles.compile import ProfileError, compile_hello
+from prober.profiles.model import ORIGINS, PROFILE_SCHEMA, Profile, TransportSpec
+
+DEFAULT_SET = "default"
+_FILE_FIELDS = {"schema", "name", "description", "origin", "client", "source", "tags",
+                "hello", "transport", "sni", "extra"}
+
+
+def search_path() -> list[Path]:
+    dirs = [Path(p) for p in os.environ.get("PROBER_PROFILES", "").split(":") if p]
+    repo = Path(__file__).resolve().parents[2] / "profiles"
+    dirs.append(repo)
+    dirs.append(Path.home() / ".config" / "prober" / "profiles")
+    return [d for d in dirs if d.is_dir()]
+
+
+def _read_yaml(path: Path) -> Any:
+    import yaml
+
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except OSError as e:
+        raise ProfileError(f"{path}: cannot read: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ProfileError(f"{path}: not valid YAML: {e}".splitlines()[0]) from None
+
+
+def profile_from_doc(doc: Any, where: str) -> Profile:
+    if not isinstance(doc, dict):
+        raise ProfileError(f"{where}: a profile file holds one mapping")
+    unknown = set(doc) - _FILE_FIELDS
+    if unknown:
+        raise ProfileError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    if doc.get("schema", PROFILE_SCHEMA) != PROFILE_SCHEMA:
+        raise ProfileError(f"{where}: schema {doc.get('schema')!r} is not {PROFILE_SCHEMA}")
+    name = doc.get("name")
+    if not isinstance(name, str) or not name:
+        raise ProfileError(f"{where}: 'name' is required")
+    origin = doc.get("origin", "handwritten")
+    if origin not in ORIGINS:
+        raise ProfileError(f"{where}: origin {origin!r} is not one of {', '.join(ORIGINS)}")
+    if "hello" not in doc:
+        raise ProfileError(f"{where}: 'hello' is required")
+    try:
+        spec = compile_hello(doc["hello"])
+        transport = _transport(doc.get("transport") or {})
+    except ProfileError as e:
+        raise ProfileError(f"{where}: {e}") from None
+    tags = doc.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ProfileError(f"{where}: tags must be a list of names")
+    return Profile(name=name, spec=spec, description=str(doc.get("description", "")),
+                   origin=origin, client=dict(doc.get("client") or {}),
+                   source=str(doc.get("source", "")), tags=tags, transport=transport,
+                   sni=bool(doc.get("sni", True)), extra=dict(doc.get("extra") or {}),
+                   path=where)
+
+
+def _transport(doc: dict[str, Any]) -> TransportSpec:
+    unknown = set(doc) - {"record_sizes", "segment_sizes", "pause_ms"}
+    if unknown:
+        raise ProfileError(f"transport: unknown field(s) {', '.join(sorted(unknown))}")
+    try:
+        t = TransportSpec(record_sizes=[int(x) for x in doc.get("record_sizes", [])],
+                          segment_sizes=[int(x) for x in doc.get("segment_sizes", [])],
+                          pause_ms=float(doc.get("pause_ms", 0)))
+    except (TypeError, ValueError):
+        raise ProfileError("transport: sizes are lists of integers, pause_ms a number") from None
+    if any(x <= 0 for x in t.record_sizes + t.segment_sizes) or t.pause_ms < 0:
+        raise ProfileError("transport: sizes must be positive and pause_ms not negative")
+    return t
+
+
+def load_file(path: str | Path) -> Profile:
+    p = Path(path)
+    return profile_from_doc(_read_yaml(p), str(p))
+
+
+@cache
+def _catalog() -> dict[str, Path]:
+    """Profile name -> file, over the search path (earlier directories win)."""
+    out: dict[str, Path] = {}
+    for d in search_path():
+        for f in sorted(d.rglob("*.y*ml")):
+            doc = _read_yaml(f)
+            if isinstance(doc, dict) and isinstance(doc.get("name"), str):
+                out.setdefault(doc["name"], f)
+    return out
+
+
+@cache
+def _file_tags() -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for name, path in _catalog().items():
+        doc = _read_yaml(path)
+        for tag in doc.get("tags") or []:
+            out.setdefault(str(tag), []).append(name)
+    return out
+
+
+def set_names() -> dict[str, list[str]]:
+    """Named profile sets: file tags, plus the generated sweeps and ``all``."""
+    sets = {k: list(v) for k, v in _file_tags().items()}
+    sets["sweep-versions"] = list(families.VERSION_FAMILY)
+    sets["sweep-ciphers"] = families.sweep_cipher_names()
+    sets["all"] = sorted(_catalog())
+    return sets
+
+
+def available_names() -> list[str]:
+    return sorted(_catalog())
+
+
+def resolve(arg: str) -> list[Profile]:
+    """Profiles for one ``--profile`` argument: a file, a glob, a name or a set."""
+    gen = families.generated(arg)
+    if gen is not None:
+        return [gen]
+    if any(ch in arg for ch in "*?[") and ("/" in arg or arg.endswith((".yaml", ".yml"))):
+        files = sorted(glob.glob(arg))
+        if not files:
+            raise ProfileError(f"profile glob {arg!r} matches no file")
+        return [load_file(f) for f in files]
+    p = Path(arg)
+    if p.suffix in (".yaml", ".yml") or os.sep in arg:
+        if not p.is_file():
+            raise ProfileError(f"profile file {arg!r} does not exist")
+        return [load_file(p)]
+    cat = _catalog()
+    if arg in cat:
+        return [load_file(cat[arg])]
+    sets = set_names()
+    if arg in sets:
+        return [p for n in sets[arg] for p in resolve(n)]
+    if any(ch in arg for ch in "*?["):
+        import fnmatch
+
+        names = [n for n in sorted(cat) if fnmatch.fnmatch(n, arg)]
+        if names:
+            return [load_file(cat[n]) for n in names]
+    hint = ", ".join(sorted(set(list(families.VERSION_FAMILY) + list(sets)))[:12])
+    raise ProfileError(
+        f"unknown profile {arg!r}: not a file, a profile name, cipher:NAME, group:NAME "
+        f"or a set ({hint}, ...); `prober profiles list` shows them")
+
+
+def resolve_all(args: list[str]) -> list[Profile]:
+    out: list[Profile] = []
+    seen: set[str] = set()
+    for a in args or [DEFAULT_SET]:
+        for p in resolve(a):
+            if p.name not in seen:
+                seen.add(p.name)
+                out.append(p)
+    return out

@@ -1,0 +1,79 @@
+"""A small read/write buffer: one pull/push pair per wire primitive."""
+
+from __future__ import annotations
+
+
+class DecodeError(ValueError):
+    """Bytes that do not follow the structure they claim to have."""
+
+
+class Reader:
+    __slots__ = ("data", "pos", "end")
+
+    def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
+        self.data = data
+        self.pos = pos
+        self.end = len(data) if end is None else end
+
+    def remaining(self) -> int:
+        return self.end - self.pos
+
+    def eof(self) -> bool:
+        return self.pos >= self.end
+
+    def pull_bytes(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > self.end:
+            raise DecodeError(f"need {n} bytes at offset {self.pos}, have {self.end - self.pos}")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def pull_uint(self, width: int) -> int:
+        return int.from_bytes(self.pull_bytes(width), "big")
+
+    def pull_u8(self) -> int:
+        return self.pull_uint(1)
+
+    def pull_u16(self) -> int:
+        return self.pull_uint(2)
+
+    def pull_u24(self) -> int:
+        return self.pull_uint(3)
+
+    def pull_vector(self, len_width: int) -> bytes:
+        return self.pull_bytes(self.pull_uint(len_width))
+
+    def sub(self, len_width: int) -> Reader:
+        """A reader over the next length-prefixed vector, advancing past it."""
+        n = self.pull_uint(len_width)
+        if self.pos + n > self.end:
+            raise DecodeError(f"vector of {n} bytes overruns its container at offset {self.pos}")
+        r = Reader(self.data, self.pos, self.pos + n)
+        self.pos += n
+        return r
+
+    def pull_list(self, len_width: int, item_width: int) -> list[int]:
+        r = self.sub(len_width)
+        if r.remaining() % item_width:
+            raise DecodeError(f"list length {r.remaining()} is not a multiple of {item_width}")
+        return [r.pull_uint(item_width) for _ in range(r.remaining() // item_width)]
+
+
+def u8(v: int) -> bytes:
+    return v.to_bytes(1, "big")
+
+
+def u16(v: int) -> bytes:
+    return v.to_bytes(2, "big")
+
+
+def u24(v: int) -> bytes:
+    return v.to_bytes(3, "big")
+
+
+def vec(data: bytes, len_width: int) -> bytes:
+    return len(data).to_bytes(len_width, "big") + data
+
+
+def int_list(values: list[int], item_width: int, len_width: int) -> bytes:
+    return vec(b"".join(v.to_bytes(item_width, "big") for v in values), len_width)

@@ -1,0 +1,436 @@
+"""Reading what a server sends back to one ClientHello, sans I/O.
+
+``FlightReader`` is fed the bytes as they arrive and says, after each feed, whether
+the flight is complete, what must be sent back (the second ClientHello after a
+HelloRetryRequest) and everything learnt so far. It never raises on server input:
+malformed bytes end the flight with status ``bad`` and a reason.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from prober.wire.buffer import DecodeError, Reader
+from prober.wire.clienthello import BuiltHello, frame_records, retry_hello
+from prober.wire.constants import (
+    DOWNGRADE_TLS11,
+    DOWNGRADE_TLS12,
+    HRR_RANDOM,
+    ContentType,
+    ExtensionType,
+    HandshakeType,
+)
+from prober.wire.registry import GREASE_VALUES, suite
+
+if TYPE_CHECKING:
+    from prober.wire.tls13 import HandshakeDecryptor
+
+# a whole certificate chain fits comfortably; anything bigger is not a handshake flight
+MAX_FLIGHT_BYTES = 1 << 20
+MAX_RECORD_PAYLOAD = 16384 + 2048
+
+PENDING = "pending"
+COMPLETE = "complete"
+ALERT = "alert"
+NOT_TLS = "not-tls"
+BAD = "bad"
+
+
+@dataclass
+class Flight:
+    """Everything one attempt learnt from the server's bytes."""
+
+    status: str = PENDING
+    version: int | None = None
+    suite: int | None = None
+    group: int | None = None
+    alpn: str | None = None
+    compression: int | None = None
+    hrr_group: int | None = None
+    downgrade_sentinel: str | None = None
+    server_extensions: list[int] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    certificates: list[bytes] = field(default_factory=list)
+    dh_bits: int | None = None
+    cert_request: bool = False
+    ocsp_stapled: bool = False
+    secure_renegotiation: bool | None = None
+    extended_master_secret: bool | None = None
+    session_ticket: bool | None = None
+    decrypted: bool | None = None
+    alert_level: int | None = None
+    alert: int | None = None
+    alert_encrypted: bool = False
+    banner: str | None = None
+    error: str | None = None
+    sslv2_cipher_specs: list[int] | None = None
+    bytes_received: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.status != PENDING
+
+
+_PRINTABLE = re.compile(rb"[^\x20-\x7e]+")
+
+
+def banner_of(data: bytes, limit: int = 80) -> str:
+    text = _PRINTABLE.sub(b" ", data[:limit]).decode("ascii").strip()
+    return text
+
+
+class FlightReader:
+    def __init__(self, built: BuiltHello) -> None:
+        self.built = built
+        self.flight = Flight()
+        self._buf = bytearray()
+        self._hs = bytearray()  # plaintext handshake bytes awaiting a whole message
+        self._transcript = bytearray(built.message)
+        self._decryptor: HandshakeDecryptor | None = None
+        self._retried = False
+
+    # -- public ------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> bytes:
+        """Take server bytes; return bytes to send back (empty when none)."""
+        f = self.flight
+        f.bytes_received += len(data)
+        if f.done:
+            return b""
+        self._buf += data
+        try:
+            return self._process()
+        except DecodeError as e:
+            self._fail(f"malformed: {e}")
+        except _Bad as e:
+            self._fail(str(e))
+        return b""
+
+    # -- records -----------------------------------------------------------------
+
+    def _fail(self, reason: str) -> None:
+        self.flight.status = BAD
+        self.flight.error = reason
+
+    def _process(self) -> bytes:
+        f = self.flight
+        out = b""
+        if f.bytes_received > MAX_FLIGHT_BYTES:
+            raise _Bad(f"more than {MAX_FLIGHT_BYTES} bytes without completing the flight")
+        while not f.done and self._buf:
+            b0 = self._buf[0]
+            if f.version is None and not self._transcript_has_server_bytes():
+                verdict = self._first_bytes_verdict()
+                if verdict is None:
+                    return out
+                if verdict == "sslv2":
+                    self._sslv2_server_hello()
+                    return out
+                if verdict == "not-tls":
+                    f.status = NOT_TLS
+                    f.banner = banner_of(bytes(self._buf))
+                    return out
+            if len(self._buf) < 5:
+                return out
+            length = int.from_bytes(self._buf[3:5], "big")
+            if b0 not in (20, 21, 22, 23, 24) or self._buf[1] != 3:
+                raise _Bad(f"record header {bytes(self._buf[:5]).hex()} is not TLS")
+            if length > MAX_RECORD_PAYLOAD:
+                raise _Bad(f"record of {length} bytes exceeds the TLS limit")
+            if len(self._buf) < 5 + length:
+                return out
+            header = bytes(self._buf[:5])
+            payload = bytes(self._buf[5 : 5 + length])
+            del self._buf[: 5 + length]
+            self._saw_record = True
+            out += self._record(b0, header, payload)
+        return out
+
+    _saw_record = False
+
+    def _transcript_has_server_bytes(self) -> bool:
+        return self._saw_record
+
+    def _first_bytes_verdict(self) -> str | None:
+        buf = self._buf
+        if self.built.spec.sslv2 and buf[0] & 0x80:
+            if len(buf) < 3:
+                return None
+            return "sslv2" if buf[2] in (0, 4) else "not-tls"
+        if buf[0] not in (20, 21, 22, 23, 24):
+            return "not-tls"
+        if len(buf) < 2:
+            return None
+        if buf[1] != 3:
+            return "not-tls"
+        return "tls"
+
+    def _record(self, ctype: int, header: bytes, payload: bytes) -> bytes:
+        f = self.flight
+        if ctype == ContentType.ALERT:
+            if len(payload) < 2:
+                raise _Bad("truncated alert")
+            f.alert_level, f.alert = payload[0], payload[1]
+            f.status = ALERT
+            return b""
+        if ctype == ContentType.HANDSHAKE:
+            self._hs += payload
+            return self._messages(encrypted=False)
+        if ctype == ContentType.CHANGE_CIPHER_SPEC:
+            return b""
+        if ctype == ContentType.APPLICATION_DATA:
+            if f.version != 0x0304:
+                raise _Bad("application data before the handshake completed")
+            if self._decryptor is None:
+                # we could not derive keys (placeholder key share): the encrypted
+                # flight has begun, which is as far as we can follow it
+                f.decrypted = False
+                f.status = COMPLETE
+                return b""
+            from prober.wire.tls13 import DecryptError
+
+            try:
+                inner, plain = self._decryptor.decrypt_record(header, payload)
+            except DecryptError as e:
+                raise _Bad(f"cannot decrypt the server's handshake record: {e}") from e
+            f.decrypted = True
+            if inner == ContentType.ALERT:
+                f.alert_level, f.alert = (plain[0], plain[1]) if len(plain) >= 2 else (2, 0)
+                f.alert_encrypted = True
+                f.status = ALERT
+                return b""
+            if inner == ContentType.HANDSHAKE:
+                self._hs += plain
+                return self._messages(encrypted=True)
+            raise _Bad(f"unexpected inner content type {inner} in the handshake flight")
+        raise _Bad(f"unexpected record type {ctype}")
+
+    # -- handshake messages ----------------------------------------------------
+
+    def _messages(self, encrypted: bool) -> bytes:
+        out = b""
+        while len(self._hs) >= 4 and not self.flight.done:
+            n = int.from_bytes(self._hs[1:4], "big")
+            if len(self._hs) < 4 + n:
+                break
+            msg = bytes(self._hs[: 4 + n])
+            del self._hs[: 4 + n]
+            out += self._message(msg[0], msg, Reader(msg, 4), encrypted)
+        return out
+
+    def _message(self, mtype: int, msg: bytes, r: Reader, encrypted: bool) -> bytes:
+        f = self.flight
+        try:
+            name = HandshakeType(mtype).name.lower()
+        except ValueError:
+            name = f"handshake_{mtype}"
+        f.messages.append(name)
+        if mtype == HandshakeType.SERVER_HELLO:
+            return self._server_hello(msg, r)
+        if f.version is None:
+            raise _Bad(f"{name} before ServerHello")
+        tls13 = f.version == 0x0304
+        if tls13 and not encrypted and mtype != HandshakeType.SERVER_HELLO:
+            raise _Bad(f"plaintext {name} after a TLS 1.3 ServerHello")
+        if mtype == HandshakeType.CERTIFICATE:
+            self._certificate(r, tls13)
+        elif mtype == HandshakeType.SERVER_KEY_EXCHANGE:
+            self._server_key_exchange(r)
+        elif mtype == HandshakeType.CERTIFICATE_REQUEST:
+            f.cert_request = True
+        elif mtype == HandshakeType.CERTIFICATE_STATUS:
+            f.ocsp_stapled = True
+        elif mtype == HandshakeType.ENCRYPTED_EXTENSIONS:
+            self._extensions(r.sub(2), encrypted_extensions=True)
+        elif mtype == HandshakeType.SERVER_HELLO_DONE and not tls13:
+            f.status = COMPLETE
+        elif mtype == HandshakeType.FINISHED:
+            if tls13 and self._decryptor is not None:
+                if not self._decryptor.server_finished_ok(bytes(self._transcript), msg[4:]):
+                    raise _Bad("server Finished does not verify")
+            f.status = COMPLETE
+        self._transcript += msg
+        return b""
+
+    def _server_hello(self, msg: bytes, r: Reader) -> bytes:
+        f = self.flight
+        spec = self.built.spec
+        legacy = r.pull_u16()
+        random = r.pull_bytes(32)
+        r.pull_vector(1)  # session id echo
+        chosen = r.pull_u16()
+        comp = r.pull_u8()
+        exts: list[tuple[int, bytes]] = []
+        if not r.eof():
+            er = r.sub(2)
+            while not er.eof():
+                t = er.pull_u16()
+                exts.append((t, er.pull_vector(2)))
+        ext = dict(exts)
+        version = legacy
+        if ExtensionType.SUPPORTED_VERSIONS in ext:
+            version = Reader(ext[ExtensionType.SUPPORTED_VERSIONS]).pull_u16()
+        offered_versions = spec.offered_versions()
+        if version not in offered_versions:
+            raise _Bad(f"server chose version 0x{version:04x}, not offered")
+        if chosen not in spec.offered_suites() or chosen in GREASE_VALUES:
+            raise _Bad(f"server chose cipher suite 0x{chosen:04x}, not offered")
+        if comp not in spec.offered_compression():
+            raise _Bad(f"server chose compression method {comp}, not offered")
+        is_hrr = random == HRR_RANDOM
+        if is_hrr:
+            return self._hello_retry(msg, chosen, ext)
+        f.version, f.suite, f.compression = version, chosen, comp
+        f.server_extensions = [t for t, _ in exts]
+        if max(offered_versions) == 0x0304 and version < 0x0304:
+            if random[-8:] == DOWNGRADE_TLS12:
+                f.downgrade_sentinel = "TLSv1.2"
+            elif random[-8:] == DOWNGRADE_TLS11:
+                f.downgrade_sentinel = "TLSv1.1"
+        if version != 0x0304:
+            self._extensions_tls12(ext)
+            self._transcript += msg
+            return b""
+        ks = ext.get(ExtensionType.KEY_SHARE)
+        if ks is None:
+            raise _Bad("TLS 1.3 ServerHello without key_share")
+        kr = Reader(ks)
+        group = kr.pull_u16()
+        share = kr.pull_vector(2)
+        key_share_ext = spec.ext(ExtensionType.KEY_SHARE)
+        sent_groups = self._sent_key_share_groups()
+        if key_share_ext is None or group not in sent_groups:
+            raise _Bad(f"server key_share for group 0x{group:04x}, for which we sent no share")
+        f.group = group
+        self._transcript += msg
+        key = self.built.key_shares.get(group)
+        if key is not None:
+            from prober.wire.tls13 import HandshakeDecryptor, suite_params
+
+            if suite_params(chosen) is not None:
+                try:
+                    secret = key.shared_secret(share)
+                except ValueError as e:
+                    raise _Bad(f"server key share unusable: {e}") from e
+                self._decryptor = HandshakeDecryptor(chosen, secret, bytes(self._transcript))
+        return b""
+
+    def _sent_key_share_groups(self) -> set[int]:
+        from prober.wire.clienthello import decode_key_share_client
+
+        assert self.built.hello is not None
+        body = self.built.hello.extension(ExtensionType.KEY_SHARE)
+        return {g for g, _ in decode_key_share_client(body)} if body is not None else set()
+
+    def _hello_retry(self, msg: bytes, chosen: int, ext: dict[int, bytes]) -> bytes:
+        f = self.flight
+        if self._retried:
+            raise _Bad("second HelloRetryRequest")
+        ks = ext.get(ExtensionType.KEY_SHARE)
+        if ks is None or len(ks) != 2:
+            raise _Bad("HelloRetryRequest without a selected group")
+        group = int.from_bytes(ks, "big")
+        if group not in self.built.spec.offered_groups() or group in self._sent_key_share_groups():
+            raise _Bad(f"HelloRetryRequest for group 0x{group:04x}, not offered or already shared")
+        from prober.wire.tls13 import message_hash, suite_params
+
+        params = suite_params(chosen)
+        if params is None:
+            raise _Bad(f"HelloRetryRequest with non-TLS 1.3 suite 0x{chosen:04x}")
+        f.hrr_group = group
+        f.messages[-1] = "hello_retry_request"
+        cookie_body = ext.get(ExtensionType.COOKIE)
+        cookie = Reader(cookie_body).pull_vector(2) if cookie_body is not None else None
+        self._retried = True
+        second = retry_hello(self.built, group, cookie)
+        self._transcript = bytearray(message_hash(params[0], bytes(self._transcript)) + msg)
+        self._transcript += second.message
+        # the rest of the flight is read against the second hello's keys
+        self.built = BuiltHello(self.built.spec, second.hello, second.message,
+                                second.key_shares, second.sni)
+        return frame_records(second.message, self.built.spec.record_version)
+
+    def _extensions_tls12(self, ext: dict[int, bytes]) -> None:
+        f = self.flight
+        f.secure_renegotiation = ExtensionType.RENEGOTIATION_INFO in ext
+        f.extended_master_secret = ExtensionType.EXTENDED_MASTER_SECRET in ext
+        f.session_ticket = ExtensionType.SESSION_TICKET in ext
+        if ExtensionType.ALPN in ext:
+            f.alpn = _alpn_choice(ext[ExtensionType.ALPN])
+
+    def _extensions(self, er: Reader, *, encrypted_extensions: bool) -> None:
+        f = self.flight
+        while not er.eof():
+            t = er.pull_u16()
+            body = er.pull_vector(2)
+            if encrypted_extensions:
+                f.server_extensions.append(t)
+            if t == ExtensionType.ALPN:
+                f.alpn = _alpn_choice(body)
+
+    def _certificate(self, r: Reader, tls13: bool) -> None:
+        f = self.flight
+        if tls13:
+            r.pull_vector(1)  # certificate_request_context
+        lst = r.sub(3)
+        while not lst.eof():
+            f.certificates.append(lst.pull_vector(3))
+            if tls13:
+                lst.pull_vector(2)
+
+    def _server_key_exchange(self, r: Reader) -> None:
+        f = self.flight
+        cs = suite(f.suite or -1)
+        kx = (cs.kx or "") if cs else ""
+        if "ECDH" in kx:
+            if r.pull_u8() == 3:
+                group = r.pull_u16()
+                offered = self.built.spec.offered_groups()
+                if offered and group not in offered:
+                    raise _Bad(f"ServerKeyExchange uses group 0x{group:04x}, not offered")
+                f.group = group
+        elif "DH" in kx:
+            p = r.pull_vector(2).lstrip(b"\x00")
+            f.dh_bits = len(p) * 8
+
+    def _sslv2_server_hello(self) -> None:
+        f = self.flight
+        buf = bytes(self._buf)
+        n = ((buf[0] & 0x7F) << 8) | buf[1]
+        if len(buf) < 2 + n:
+            return
+        r = Reader(buf, 2, 2 + n)
+        mtype = r.pull_u8()
+        if mtype == 0:
+            f.status = ALERT
+            f.alert = r.pull_u16() if r.remaining() >= 2 else 0
+            f.error = "SSLv2 ERROR message"
+            return
+        r.pull_u8()  # session id hit
+        r.pull_u8()  # certificate type
+        version = r.pull_u16()
+        cert_len, specs_len, _conn_len = r.pull_u16(), r.pull_u16(), r.pull_u16()
+        cert = r.pull_bytes(cert_len)
+        specs_raw = r.pull_bytes(specs_len)
+        specs = [int.from_bytes(specs_raw[i : i + 3], "big") for i in range(0, specs_len - 2, 3)]
+        f.version = version
+        f.certificates = [cert] if cert else []
+        f.sslv2_cipher_specs = specs
+        f.messages.append("sslv2_server_hello")
+        common = [s for s in specs if s in self.built.spec.cipher_suites]
+        if not common:
+            self._fail("SSLv2 ServerHello shares no cipher spec with the offer")
+            return
+        f.suite = common[0]
+        f.status = COMPLETE
+
+
+def _alpn_choice(body: bytes) -> str | None:
+    r = Reader(body).sub(2)
+    return r.pull_vector(1).decode("ascii", "replace") if not r.eof() else None
+
+
+class _Bad(Exception):
+    pass

@@ -1,0 +1,256 @@
+"""TLS 1.3 key schedule and decryption of the server's handshake flight.
+
+Sans-I/O (RFC 8446 section 7): given the cipher suite, the (EC)DHE/KEM shared
+secret and the transcript ClientHello..ServerHello, derive the handshake
+traffic secrets and open the records that carry EncryptedExtensions,
+Certificate, CertificateVerify and Finished.  The prober needs this to see
+what a TLS 1.3 server actually sends after ServerHello (certificate chain,
+extensions, alerts) - all of which is encrypted.
+
+Only the no-PSK handshake is covered: the early secret is HKDF-Extract(0, 0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+from typing import Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
+
+__all__ = [
+    "DecryptError",
+    "HandshakeDecryptor",
+    "derive_secret",
+    "hkdf_expand",
+    "hkdf_expand_label",
+    "hkdf_extract",
+    "message_hash",
+    "suite_params",
+    "transcript_hash",
+]
+
+# (hash, key length, iv length); the iv is 12 bytes for every TLS 1.3 AEAD.
+_SUITES: dict[int, tuple[str, int, int]] = {
+    0x1301: ("sha256", 16, 12),  # TLS_AES_128_GCM_SHA256
+    0x1302: ("sha384", 32, 12),  # TLS_AES_256_GCM_SHA384
+    0x1303: ("sha256", 32, 12),  # TLS_CHACHA20_POLY1305_SHA256
+    0x1304: ("sha256", 16, 12),  # TLS_AES_128_CCM_SHA256
+    0x1305: ("sha256", 16, 12),  # TLS_AES_128_CCM_8_SHA256
+}
+
+_CONTENT_APPLICATION_DATA = 23
+_HANDSHAKE_MESSAGE_HASH = 254
+
+
+class DecryptError(ValueError):
+    """A protected record failed AEAD authentication (wrong keys or corrupt record)."""
+
+
+def suite_params(suite: int) -> tuple[str, int, int] | None:
+    """(hash name, key length, iv length) for a TLS 1.3 suite, None for others."""
+    return _SUITES.get(suite)
+
+
+def _hash_len(hash_name: str) -> int:
+    return hashlib.new(hash_name).digest_size
+
+
+def transcript_hash(hash_name: str, transcript: bytes) -> bytes:
+    """Transcript-Hash over concatenated handshake messages (headers included)."""
+    return hashlib.new(hash_name, transcript).digest()
+
+
+def hkdf_extract(salt: bytes, ikm: bytes, hash_name: str = "sha256") -> bytes:
+    """HKDF-Extract (RFC 5869); an empty salt equals HashLen zero bytes."""
+    # HMAC zero-pads the key to the block size, so b"" and HashLen zeros give
+    # the same PRK - no special case for the RFC's "0" salt is needed.
+    return hmac.new(salt, ikm, hash_name).digest()
+
+
+def hkdf_expand(prk: bytes, info: bytes, length: int, hash_name: str = "sha256") -> bytes:
+    """HKDF-Expand (RFC 5869)."""
+    hash_len = _hash_len(hash_name)
+    if not 0 <= length <= 255 * hash_len:
+        raise ValueError(f"HKDF-Expand length {length} out of range")
+    out = b""
+    block = b""
+    counter = 1
+    while len(out) < length:
+        block = hmac.new(prk, block + info + bytes([counter]), hash_name).digest()
+        out += block
+        counter += 1
+    return out[:length]
+
+
+def hkdf_expand_label(
+    secret: bytes, label: bytes, context: bytes, length: int, hash_name: str = "sha256"
+) -> bytes:
+    """HKDF-Expand-Label (RFC 8446 7.1); ``label`` without the ``tls13 `` prefix."""
+    full_label = b"tls13 " + label
+    if len(full_label) > 255 or len(context) > 255 or not 0 <= length <= 0xFFFF:
+        raise ValueError("HkdfLabel field out of range")
+    info = (
+        struct.pack("!H", length)
+        + bytes([len(full_label)])
+        + full_label
+        + bytes([len(context)])
+        + context
+    )
+    return hkdf_expand(secret, info, length, hash_name)
+
+
+def derive_secret(
+    secret: bytes, label: bytes, messages: bytes, hash_name: str = "sha256"
+) -> bytes:
+    """Derive-Secret (RFC 8446 7.1) over the concatenated handshake ``messages``."""
+    return hkdf_expand_label(
+        secret, label, transcript_hash(hash_name, messages), _hash_len(hash_name), hash_name
+    )
+
+
+def message_hash(hash_name: str, client_hello1: bytes) -> bytes:
+    """The synthetic ``message_hash`` message standing in for ClientHello1 after an HRR.
+
+    RFC 8446 4.4.1: handshake type 254, 24-bit length HashLen, then
+    Hash(ClientHello1) where ClientHello1 includes its 4-byte header.  The
+    transcript for the rest of the handshake is then
+    message_hash || HelloRetryRequest || ClientHello2 || ServerHello || ...
+    """
+    digest = transcript_hash(hash_name, client_hello1)
+    return bytes([_HANDSHAKE_MESSAGE_HASH]) + len(digest).to_bytes(3, "big") + digest
+
+
+class _Aead(Protocol):
+    def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes: ...
+
+
+def _aead(suite: int, key: bytes) -> tuple[_Aead, int]:
+    """The AEAD object and its tag length for ``suite``."""
+    if suite in (0x1301, 0x1302):
+        return AESGCM(key), 16
+    if suite == 0x1303:
+        return ChaCha20Poly1305(key), 16
+    if suite == 0x1304:
+        return AESCCM(key, tag_length=16), 16
+    if suite == 0x1305:
+        return AESCCM(key, tag_length=8), 8
+    raise ValueError(f"not a TLS 1.3 cipher suite: 0x{suite:04X}")
+
+
+class HandshakeDecryptor:
+    """Handshake-traffic keys of one TLS 1.3 connection, and the server's record reader.
+
+    ``transcript`` is every handshake message (4-byte headers included) from
+    ClientHello through ServerHello - after a HelloRetryRequest that is
+    ``message_hash(CH1) + HRR + CH2 + SH``.
+    """
+
+    def __init__(self, suite: int, shared_secret: bytes, transcript: bytes) -> None:
+        params = suite_params(suite)
+        if params is None:
+            raise ValueError(f"not a TLS 1.3 cipher suite: 0x{suite:04X}")
+        self.suite = suite
+        self.hash_name, key_len, iv_len = params
+        self.hash_len = _hash_len(self.hash_name)
+        h = self.hash_name
+        zeros = bytes(self.hash_len)
+
+        self.early_secret = hkdf_extract(zeros, zeros, h)
+        self.handshake_secret = hkdf_extract(
+            derive_secret(self.early_secret, b"derived", b"", h), shared_secret, h
+        )
+        self.client_handshake_traffic_secret = derive_secret(
+            self.handshake_secret, b"c hs traffic", transcript, h
+        )
+        self.server_handshake_traffic_secret = derive_secret(
+            self.handshake_secret, b"s hs traffic", transcript, h
+        )
+        # Cheap to compute now and what the application traffic secrets hang off,
+        # should a caller want to go on past the server's Finished.
+        self.master_secret = hkdf_extract(
+            derive_secret(self.handshake_secret, b"derived", b"", h), zeros, h
+        )
+
+        self.server_write_key = hkdf_expand_label(
+            self.server_handshake_traffic_secret, b"key", b"", key_len, h
+        )
+        self.server_write_iv = hkdf_expand_label(
+            self.server_handshake_traffic_secret, b"iv", b"", iv_len, h
+        )
+        self.client_write_key = hkdf_expand_label(
+            self.client_handshake_traffic_secret, b"key", b"", key_len, h
+        )
+        self.client_write_iv = hkdf_expand_label(
+            self.client_handshake_traffic_secret, b"iv", b"", iv_len, h
+        )
+        self._aead, self._tag_len = _aead(suite, self.server_write_key)
+        # Number of server records opened so far under the handshake key.
+        self.sequence_number = 0
+
+    def _nonce(self) -> bytes:
+        # RFC 8446 5.3: the 64-bit sequence number, left-padded to iv_length, XOR iv.
+        iv = self.server_write_iv
+        seq = self.sequence_number.to_bytes(len(iv), "big")
+        return bytes(a ^ b for a, b in zip(iv, seq, strict=True))
+
+    def decrypt_record(self, header: bytes, payload: bytes) -> tuple[int, bytes]:
+        """Open one TLSCiphertext from the server.
+
+        ``header`` is the 5-byte record header (the AEAD additional data) and
+        ``payload`` the ``encrypted_record``.  Returns (inner content type,
+        content) with the zero padding removed.  Raises DecryptError when the
+        record does not authenticate; the sequence number only advances on
+        success, so a caller may retry with another decryptor (e.g. a guessed
+        suite or share) without desynchronising this one.
+        """
+        if len(header) != 5:
+            raise ValueError(f"record header must be 5 bytes, got {len(header)}")
+        if header[0] != _CONTENT_APPLICATION_DATA:
+            # Middlebox-compat ChangeCipherSpec and plaintext alerts are not
+            # protected; hand them to the caller's plaintext path instead.
+            raise ValueError(f"record type {header[0]} is not protected (expected 23)")
+        if int.from_bytes(header[3:5], "big") != len(payload):
+            raise ValueError("record header length does not match the payload")
+        if len(payload) <= self._tag_len:
+            # Not even room for the tag plus a content type: cannot authenticate.
+            raise DecryptError("encrypted record shorter than the AEAD tag")
+        try:
+            inner = self._aead.decrypt(self._nonce(), bytes(payload), bytes(header))
+        except InvalidTag as exc:
+            raise DecryptError(
+                f"record {self.sequence_number} failed authentication"
+            ) from exc
+        self.sequence_number += 1
+        # TLSInnerPlaintext = content || type || zeros; the type is the last
+        # non-zero byte (RFC 8446 5.4).
+        content = inner.rstrip(b"\x00")
+        if not content:
+            raise ValueError("decrypted record has no content type (all padding)")
+        return content[-1], content[:-1]
+
+    def _finished(self, base_key: bytes, transcript: bytes) -> bytes:
+        finished_key = hkdf_expand_label(base_key, b"finished", b"", self.hash_len, self.hash_name)
+        return hmac.new(
+            finished_key, transcript_hash(self.hash_name, transcript), self.hash_name
+        ).digest()
+
+    def server_finished_ok(self, transcript_through_certificate_verify: bytes,
+                           verify_data: bytes) -> bool:
+        """Check the server Finished ``verify_data`` (RFC 8446 4.4.4).
+
+        The transcript runs from ClientHello (or message_hash) through
+        CertificateVerify - everything before the Finished message itself.
+        """
+        expected = self._finished(
+            self.server_handshake_traffic_secret, transcript_through_certificate_verify
+        )
+        return hmac.compare_digest(expected, bytes(verify_data))
+
+    def client_finished_verify_data(self, transcript_through_server_finished: bytes) -> bytes:
+        """The client's Finished ``verify_data``, over ClientHello..server Finished."""
+        return self._finished(
+            self.client_handshake_traffic_secret, transcript_through_server_finished
+        )
