@@ -128,7 +128,7 @@ class _X448:
         return self._key.exchange(x448.X448PublicKey.from_public_bytes(server_share))
 
 
-class _NistLike:
+class _Ecdh:
     """ECDH over a short-Weierstrass curve with uncompressed points."""
 
     def __init__(self, curve: ec.EllipticCurve) -> None:
@@ -287,12 +287,12 @@ class _Hybrid:
 _FACTORIES: dict[int, Callable[[], _Agreement]] = {
     X25519: _X25519,
     X448: _X448,
-    SECP256R1: lambda: _NistLike(ec.SECP256R1()),
-    SECP384R1: lambda: _NistLike(ec.SECP384R1()),
-    SECP521R1: lambda: _NistLike(ec.SECP521R1()),
-    BRAINPOOLP256R1TLS13: lambda: _NistLike(ec.BrainpoolP256R1()),
-    BRAINPOOLP384R1TLS13: lambda: _NistLike(ec.BrainpoolP384R1()),
-    BRAINPOOLP512R1TLS13: lambda: _NistLike(ec.BrainpoolP512R1()),
+    SECP256R1: lambda: _Ecdh(ec.SECP256R1()),
+    SECP384R1: lambda: _Ecdh(ec.SECP384R1()),
+    SECP521R1: lambda: _Ecdh(ec.SECP521R1()),
+    BRAINPOOLP256R1TLS13: lambda: _Ecdh(ec.BrainpoolP256R1()),
+    BRAINPOOLP384R1TLS13: lambda: _Ecdh(ec.BrainpoolP384R1()),
+    BRAINPOOLP512R1TLS13: lambda: _Ecdh(ec.BrainpoolP512R1()),
     FFDHE2048: lambda: _Ffdhe(FFDHE2048),
     FFDHE3072: lambda: _Ffdhe(FFDHE3072),
     FFDHE4096: lambda: _Ffdhe(FFDHE4096),
@@ -302,8 +302,8 @@ _FACTORIES: dict[int, Callable[[], _Agreement]] = {
     MLKEM768: lambda: _MlKem(768),
     MLKEM1024: lambda: _MlKem(1024),
     X25519MLKEM768: lambda: _Hybrid((_MlKem(768), _X25519())),
-    SECP256R1MLKEM768: lambda: _Hybrid((_NistLike(ec.SECP256R1()), _MlKem(768))),
-    SECP384R1MLKEM1024: lambda: _Hybrid((_NistLike(ec.SECP384R1()), _MlKem(1024))),
+    SECP256R1MLKEM768: lambda: _Hybrid((_Ecdh(ec.SECP256R1()), _MlKem(768))),
+    SECP384R1MLKEM1024: lambda: _Hybrid((_Ecdh(ec.SECP384R1()), _MlKem(1024))),
 }
 
 SUPPORTED_GROUPS: frozenset[int] = frozenset(_FACTORIES)

@@ -102,9 +102,7 @@ def hkdf_expand_label(
     return hkdf_expand(secret, info, length, hash_name)
 
 
-def derive_secret(
-    secret: bytes, label: bytes, messages: bytes, hash_name: str = "sha256"
-) -> bytes:
+def derive_secret(secret: bytes, label: bytes, messages: bytes, hash_name: str = "sha256") -> bytes:
     """Derive-Secret (RFC 8446 7.1) over the concatenated handshake ``messages``."""
     return hkdf_expand_label(
         secret, label, transcript_hash(hash_name, messages), _hash_len(hash_name), hash_name
@@ -220,9 +218,7 @@ class HandshakeDecryptor:
         try:
             inner = self._aead.decrypt(self._nonce(), bytes(payload), bytes(header))
         except InvalidTag as exc:
-            raise DecryptError(
-                f"record {self.sequence_number} failed authentication"
-            ) from exc
+            raise DecryptError(f"record {self.sequence_number} failed authentication") from exc
         self.sequence_number += 1
         # TLSInnerPlaintext = content || type || zeros; the type is the last
         # non-zero byte (RFC 8446 5.4).
@@ -237,8 +233,9 @@ class HandshakeDecryptor:
             finished_key, transcript_hash(self.hash_name, transcript), self.hash_name
         ).digest()
 
-    def server_finished_ok(self, transcript_through_certificate_verify: bytes,
-                           verify_data: bytes) -> bool:
+    def server_finished_ok(
+        self, transcript_through_certificate_verify: bytes, verify_data: bytes
+    ) -> bool:
         """Check the server Finished ``verify_data`` (RFC 8446 4.4.4).
 
         The transcript runs from ClientHello (or message_hash) through

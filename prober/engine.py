@@ -1,0 +1,129 @@
+"""Scheduling attempts: targets x profiles x repeats, within caps and a rate limit.
+
+A fixed pool of workers pulls jobs from a generator, so memory stays flat however
+many attempts a run holds; each result is handed to ``on_result`` the moment it is
+known, so a killed run keeps everything measured so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from prober.net.attempt import Deadlines, resolve, run_attempt
+from prober.outcome import DNS_ERROR, AttemptResult, classify
+from prober.profiles.model import Profile
+from prober.targets import Target
+from prober.wire.clienthello import build
+
+
+@dataclass
+class EngineOptions:
+    repeat: int = 1
+    concurrency: int = 32
+    per_target: int = 8
+    rate: float = 0.0  # attempts started per second; 0 = no limit
+    deadlines: Deadlines | None = None
+    all_addresses: bool = False
+    fresh_keys: bool = False
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A target bound to one address."""
+
+    target: Target
+    family: int
+    address: str | None  # None when the name did not resolve
+    error: str | None = None
+
+
+class RateLimiter:
+    """Spaces attempt starts evenly; shared by all workers."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self.interval
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+async def resolve_targets(targets: list[Target], all_addresses: bool) -> list[Endpoint]:
+    out: list[Endpoint] = []
+    for t in targets:
+        if t.address is not None:
+            fam = socket.AF_INET6 if ":" in t.address else socket.AF_INET
+            out.append(Endpoint(t, fam, t.address))
+            continue
+        try:
+            pairs = await resolve(t.host, t.port, all_addresses=all_addresses)
+        except (socket.gaierror, UnicodeError) as e:
+            out.append(Endpoint(t, socket.AF_INET, None, f"{t.host}: {e}"))
+            continue
+        out.extend(Endpoint(t, fam, addr) for fam, addr in pairs)
+    return out
+
+
+def _jobs(endpoints: list[Endpoint], profiles: list[Profile], repeat: int
+          ) -> Iterator[tuple[Endpoint, Profile, int]]:
+    # repeats outermost: a flapping endpoint shows up spread over the run, not in one block
+    for r in range(repeat):
+        for ep in endpoints:
+            for p in profiles:
+                yield ep, p, r
+
+
+async def run(endpoints: list[Endpoint], profiles: list[Profile], opts: EngineOptions,
+              on_result: Callable[[AttemptResult], None]) -> int:
+    """Run every attempt; returns how many ran. Cancel the task to stop early."""
+    jobs = _jobs(endpoints, profiles, opts.repeat)
+    ids = itertools.count(1)
+    limiter = RateLimiter(opts.rate)
+    per_target: dict[Endpoint, asyncio.Semaphore] = {
+        ep: asyncio.Semaphore(max(1, opts.per_target)) for ep in endpoints}
+    done = 0
+
+    async def worker() -> None:
+        nonlocal done
+        for ep, profile, rep in jobs:
+            async with per_target[ep]:
+                await limiter.wait()
+                result = await attempt(next(ids), ep, profile, rep, opts)
+            done += 1
+            on_result(result)
+
+    total = len(endpoints) * len(profiles) * opts.repeat
+    n = max(1, min(opts.concurrency, total))
+    await asyncio.gather(*(worker() for _ in range(n)))
+    return done
+
+
+async def attempt(aid: int, ep: Endpoint, profile: Profile, rep: int, opts: EngineOptions
+                  ) -> AttemptResult:
+    t = ep.target
+    sni = t.sni if profile.sni else None
+    started = time.time()
+    base = dict(id=aid, target=t.label, host=t.host, port=t.port, address=ep.address, sni=sni,
+                profile=profile.name, repeat=rep, started_at=started)
+    if ep.address is None:
+        return AttemptResult(outcome=DNS_ERROR, detail=ep.error or "did not resolve", **base)
+    built = build(profile.spec, sni, fresh_keys=opts.fresh_keys)
+    obs = await run_attempt(ep.address, t.port, ep.family, built,
+                            record_sizes=profile.transport.record_sizes,
+                            segment_sizes=profile.transport.segment_sizes,
+                            pause_ms=profile.transport.pause_ms, deadlines=opts.deadlines)
+    c = classify(obs)
+    return AttemptResult(outcome=c.outcome, detail=c.detail, obs=obs, **base)

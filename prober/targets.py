@@ -1,0 +1,100 @@
+"""Target syntax: ``host``, ``host:port``, ``[v6]:port``, ``v6addr``, with overrides."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+
+class TargetError(ValueError):
+    """A target that cannot be parsed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    port: int = 443
+    # probe the name at this address instead of resolving it
+    address: str | None = None
+    # SNI to send: None = the host when it is a name; "" = no SNI
+    sni_override: str | None = None
+
+    @property
+    def label(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def host_is_ip(self) -> bool:
+        return _is_ip(self.host)
+
+    @property
+    def sni(self) -> str | None:
+        if self.sni_override is not None:
+            return self.sni_override or None
+        return None if self.host_is_ip else self.host
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_target(text: str, default_port: int = 443) -> Target:
+    t = text.strip()
+    if not t:
+        raise TargetError("empty target")
+    if "://" in t:
+        scheme, _, t = t.partition("://")
+        t = t.split("/", 1)[0]
+        if scheme not in ("https", "tls") or not t:
+            raise TargetError(f"target {text!r}: only host[:port] (or https://host[:port])")
+    host, port = t, default_port
+    if t.startswith("["):
+        end = t.find("]")
+        if end < 0:
+            raise TargetError(f"target {text!r}: missing ']' after the IPv6 address")
+        host, rest = t[1:end], t[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise TargetError(f"target {text!r}: expected ':PORT' after ']'")
+            port = _port(text, rest[1:])
+        if not _is_ip(host):
+            raise TargetError(f"target {text!r}: {host!r} is not an IPv6 address")
+    elif t.count(":") == 1:
+        host, p = t.split(":")
+        port = _port(text, p)
+    elif t.count(":") > 1 and not _is_ip(t):
+        raise TargetError(f"target {text!r}: write IPv6 with a port as [addr]:port")
+    if not host:
+        raise TargetError(f"target {text!r}: no host")
+    if not _is_ip(host):
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            raise TargetError(f"target {text!r}: {host!r} is not a valid host name") from None
+    return Target(host=host, port=port)
+
+
+def _port(text: str, p: str) -> int:
+    if not p.isdigit() or not 0 < int(p) < 65536:
+        raise TargetError(f"target {text!r}: port {p!r} is not 1-65535")
+    return int(p)
+
+
+def read_targets_file(path: str) -> list[str]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise TargetError(f"targets file {path!r}: {e.strerror}") from None
+    return [ln.split("#", 1)[0].strip() for ln in lines if ln.split("#", 1)[0].strip()]
+
+
+def with_overrides(t: Target, address: str | None, sni: str | None) -> Target:
+    if address is not None and not _is_ip(address):
+        raise TargetError(f"--address {address!r} is not an IP address")
+    return replace(t, address=address or t.address, sni_override=sni)
