@@ -33,7 +33,7 @@ SELECTION = {
 
 
 def main() -> int:
-    src = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/clients.json")
+    src = Path(sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parents[1] / "prober" / "data" / "clients.json"))
     data = json.loads(src.read_text())
     out = Path(__file__).resolve().parents[1] / "profiles" / "clients"
     meta = data["_meta"]["source"]
