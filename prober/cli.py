@@ -116,7 +116,7 @@ def _input_errors() -> tuple[type[Exception], ...]:
 
 def _open_out(path: str) -> IO[str]:
     try:
-        return open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by the caller
+        return open(path, "w", encoding="utf-8")
     except OSError as e:
         raise UsageError(f"cannot write {path!r}: {e.strerror}") from None
 
@@ -230,10 +230,11 @@ def cmd_profiles_list(args: argparse.Namespace) -> int:
         if args.set:
             sets = loader.set_names()
             if args.set not in sets:
-                raise UsageError(f"unknown profile set {args.set!r}; sets: {', '.join(sorted(sets))}")
+                raise UsageError(
+                    f"unknown profile set {args.set!r}; sets: {', '.join(sorted(sets))}")
             profiles = loader.resolve(args.set)
         else:
-            profiles = loader.resolve_all(loader.available_names() + ["sweep-versions"])
+            profiles = loader.resolve_all([*loader.available_names(), "sweep-versions"])
     except _input_errors() as e:
         raise UsageError(str(e)) from None
     rows = [summary_row(p) for p in profiles]

@@ -115,15 +115,16 @@ async def attempt(aid: int, ep: Endpoint, profile: Profile, rep: int, opts: Engi
                   ) -> AttemptResult:
     t = ep.target
     sni = t.sni if profile.sni else None
-    started = time.time()
-    base = dict(id=aid, target=t.label, host=t.host, port=t.port, address=ep.address, sni=sni,
-                profile=profile.name, repeat=rep, started_at=started)
+    result = AttemptResult(id=aid, target=t.label, host=t.host, port=t.port, address=ep.address,
+                           sni=sni, profile=profile.name, repeat=rep, outcome=DNS_ERROR,
+                           detail=ep.error or "did not resolve", started_at=time.time())
     if ep.address is None:
-        return AttemptResult(outcome=DNS_ERROR, detail=ep.error or "did not resolve", **base)
+        return result
     built = build(profile.spec, sni, fresh_keys=opts.fresh_keys)
     obs = await run_attempt(ep.address, t.port, ep.family, built,
                             record_sizes=profile.transport.record_sizes,
                             segment_sizes=profile.transport.segment_sizes,
                             pause_ms=profile.transport.pause_ms, deadlines=opts.deadlines)
     c = classify(obs)
-    return AttemptResult(outcome=c.outcome, detail=c.detail, obs=obs, **base)
+    result.outcome, result.detail, result.obs = c.outcome, c.detail, obs
+    return result

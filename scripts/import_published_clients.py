@@ -33,9 +33,10 @@ SELECTION = {
 
 
 def main() -> int:
-    src = Path(sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parents[1] / "prober" / "data" / "clients.json"))
+    repo = Path(__file__).resolve().parents[1]
+    src = Path(sys.argv[1]) if len(sys.argv) > 1 else repo / "prober" / "data" / "clients.json"
     data = json.loads(src.read_text())
-    out = Path(__file__).resolve().parents[1] / "profiles" / "clients"
+    out = repo / "profiles" / "clients"
     meta = data["_meta"]["source"]
     for c in data["clients"]:
         if c["short"] not in SELECTION or not c.get("hello_hex"):

@@ -108,7 +108,8 @@ def compile_extension(item: Any) -> ExtSpec:
         return ExtSpec(t, ext_u16_list(vals))
     if t == ExtensionType.EC_POINT_FORMATS:
         arg = ["uncompressed"] if arg is None else arg
-        return ExtSpec(t, ext_u8_list([_named(where, POINT_FORMATS, v) for v in _as_list(where, arg)]))
+        formats = [_named(where, POINT_FORMATS, v) for v in _as_list(where, arg)]
+        return ExtSpec(t, ext_u8_list(formats))
     if t == ExtensionType.PSK_KEY_EXCHANGE_MODES:
         arg = ["psk_dhe_ke"] if arg is None else arg
         return ExtSpec(t, ext_u8_list([_named(where, PSK_MODES, v) for v in _as_list(where, arg)]))

@@ -58,7 +58,7 @@ class Cell:
 def summarize(results: list[AttemptResult]) -> list[Cell]:
     cells: dict[tuple[str, str | None, str], Cell] = {}
     # endpoints in first-seen order, profiles in the order the run gave them
-    order = {}
+    order: dict[tuple[str, str | None], int] = {}
     for r in sorted(results, key=lambda r: r.id):
         order.setdefault((r.target, r.address), len(order))
     prof_order: dict[str, int] = {}
@@ -66,10 +66,10 @@ def summarize(results: list[AttemptResult]) -> list[Cell]:
         prof_order.setdefault(r.profile, len(prof_order))
     for r in sorted(results, key=lambda r: (order[(r.target, r.address)],
                                             prof_order[r.profile], r.id)):
-        key = (r.target, r.address, r.profile)
-        cell = cells.get(key)
+        ckey = (r.target, r.address, r.profile)
+        cell = cells.get(ckey)
         if cell is None:
-            cell = cells[key] = Cell(r.target, r.address, r.profile)
+            cell = cells[ckey] = Cell(r.target, r.address, r.profile)
         cell.counts[r.outcome] += 1
         key = _detail_key(r)
         cell.details[key] += 1

@@ -8,7 +8,7 @@ class DecodeError(ValueError):
 
 
 class Reader:
-    __slots__ = ("data", "pos", "end")
+    __slots__ = ("data", "end", "pos")
 
     def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
         self.data = data

@@ -135,7 +135,8 @@ class _Index:
                 tls_versions=tuple(e.get("tls_versions") or ()),
             )
             self.suites[cs.value] = cs
-            names = [e["name"], e.get("iana_name"), e.get("openssl_name"), *e.get("openssl_aliases", [])]
+            names = [e["name"], e.get("iana_name"), e.get("openssl_name"),
+                     *e.get("openssl_aliases", [])]
             names += e.get("former_iana_names", []) or []
             for n in names:
                 if n:

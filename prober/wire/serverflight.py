@@ -247,9 +247,9 @@ class FlightReader:
         elif mtype == HandshakeType.SERVER_HELLO_DONE and not tls13:
             f.status = COMPLETE
         elif mtype == HandshakeType.FINISHED:
-            if tls13 and self._decryptor is not None:
-                if not self._decryptor.server_finished_ok(bytes(self._transcript), msg[4:]):
-                    raise _Bad("server Finished does not verify")
+            if tls13 and self._decryptor is not None and not self._decryptor.server_finished_ok(
+                    bytes(self._transcript), msg[4:]):
+                raise _Bad("server Finished does not verify")
             f.status = COMPLETE
         self._transcript += msg
         return b""

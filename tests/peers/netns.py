@@ -1,0 +1,284 @@
+"""``DropLab``: a network namespace whose firewall makes packets vanish.
+
+Layout (root only)::
+
+    host  192.0.2.1/24  prbh<id>  <== veth ==>  prbn<id>  192.0.2.2/24  netns prb-<pid>-<id>
+
+No default route in the namespace, nothing forwarded: the only traffic is between the
+test process and the namespace.  A silent listener (accepts, reads, never writes; it
+logs ``accept PORT`` / ``data PORT N`` lines, see :meth:`DropLab.events`) runs inside on
+443, 8443 and 9443, and nftables (``table ip prb``, input hook) does:
+
+=========  =============================================  ============================
+port       rule                                           what a client sees
+=========  =============================================  ============================
+8443       drop everything (the SYN)                      connect timeout
+443        accept the TCP handshake, drop every segment   connects; its ClientHello is
+           that carries payload                           never ACKed (hangs unacked)
+9443       ``reject with icmp type host-unreachable``     EHOSTUNREACH on connect
+=========  =============================================  ============================
+
+The namespace (and with it the veth pair) and the listener are removed on exit, also
+after failures; namespaces left by a killed run (``prb-<dead pid>-*``) are removed on
+the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import pytest
+
+HOST_ADDR = "192.0.2.1"
+NS_ADDR = "192.0.2.2"
+PREFIX = 24
+HANG_PORT = 443
+DROP_SYN_PORT = 8443
+UNREACHABLE_PORT = 9443
+
+_LISTENER = r"""
+import selectors, socket, sys
+ports = [int(p) for p in sys.argv[1:]]
+sel = selectors.DefaultSelector()
+for p in ports:
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", p)); s.listen(1024); s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ, ("L", p))
+print("ready", flush=True)
+while True:
+    for key, _ in sel.select():
+        kind, port = key.data
+        if kind == "L":
+            try:
+                c, _a = key.fileobj.accept()
+            except BlockingIOError:
+                continue
+            c.setblocking(False)
+            sel.register(c, selectors.EVENT_READ, ("C", port))
+            print("accept", port, flush=True)
+        else:
+            try:
+                d = key.fileobj.recv(65536)
+            except OSError:
+                d = b""
+            if d:
+                print("data", port, len(d), flush=True)
+            else:
+                sel.unregister(key.fileobj); key.fileobj.close()
+                print("close", port, flush=True)
+"""
+
+
+def _nft_rules() -> str:
+    payload_rules = "\n".join(
+        # a segment carries payload when ip length > ip header (20) + tcp header (doff*4)
+        f"        tcp dport {HANG_PORT} ip hdrlength 5 tcp doff {doff} "
+        f"ip length > {20 + 4 * doff} counter drop"
+        for doff in range(5, 16)
+    )
+    return f"""
+table ip prb {{
+    chain input {{
+        type filter hook input priority 0; policy accept;
+        tcp dport {DROP_SYN_PORT} counter drop
+        tcp dport {UNREACHABLE_PORT} counter reject with icmp type host-unreachable
+{payload_rules}
+    }}
+}}
+"""
+
+
+def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run(list(argv), capture_output=True, text=True, timeout=30, check=False)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({r.returncode}): {r.stderr.strip()}")
+    return r
+
+
+def unavailable_reason() -> str | None:
+    """Why a DropLab can't run here (None when it can)."""
+    if os.geteuid() != 0:
+        return "DropLab needs root (network namespaces, veth, nftables)"
+    for binary in ("ip", "nft"):
+        if shutil.which(binary) is None:
+            return f"DropLab needs `{binary}` (apt-get install iproute2 nftables)"
+    r = _run("ip", "netns", "list", check=False)
+    if r.returncode != 0:
+        return f"`ip netns` unavailable: {r.stderr.strip()}"
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cleanup_stale() -> list[str]:
+    """Delete ``prb-<pid>-*`` namespaces whose creating process is gone."""
+    removed = []
+    r = _run("ip", "netns", "list", check=False)
+    for line in r.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        m = re.fullmatch(r"prb-(\d+)-[0-9a-f]+", name)
+        if m and not _pid_alive(int(m.group(1))):
+            _run("ip", "netns", "del", name, check=False)
+            removed.append(name)
+    return removed
+
+
+class DropLab:
+    """See the module docstring.  Attributes: ``addr`` (192.0.2.2), ``host_addr``
+    (192.0.2.1), ``ns`` (namespace name), ``hang_port`` (443), ``drop_syn_port`` (8443),
+    ``unreachable_port`` (9443), ``listener_pid``."""
+
+    addr = NS_ADDR
+    host_addr = HOST_ADDR
+    hang_port = HANG_PORT
+    drop_syn_port = DROP_SYN_PORT
+    unreachable_port = UNREACHABLE_PORT
+    # aliases named after what the client sees
+    timeout_port = DROP_SYN_PORT
+    unacked_port = HANG_PORT
+
+    def __init__(self) -> None:
+        ident = secrets.token_hex(3)
+        self.ns = f"prb-{os.getpid()}-{ident}"
+        self.host_if = f"prbh{ident}"
+        self.ns_if = f"prbn{ident}"
+        self.listener_pid: int | None = None
+        self._listener: subprocess.Popen[bytes] | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._created = False
+
+    # -- lifecycle --------------------------------------------------------------------
+    def __enter__(self) -> DropLab:
+        reason = unavailable_reason()
+        if reason:
+            pytest.skip(reason)
+        try:
+            self._setup()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _setup(self) -> None:
+        cleanup_stale()
+        busy = _run("ip", "-4", "route", "show", f"192.0.2.0/{PREFIX}").stdout.strip()
+        if busy:
+            raise RuntimeError(f"192.0.2.0/24 is already routed on this host ({busy!r}): "
+                               "another DropLab running?")
+        _run("ip", "netns", "add", self.ns)
+        self._created = True
+        ns = ("ip", "-n", self.ns)
+        _run("ip", "link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if)
+        _run("ip", "link", "set", self.ns_if, "netns", self.ns)
+        _run("ip", "addr", "add", f"{HOST_ADDR}/{PREFIX}", "dev", self.host_if)
+        _run("ip", "link", "set", self.host_if, "up")
+        _run(*ns, "addr", "add", f"{NS_ADDR}/{PREFIX}", "dev", self.ns_if)
+        _run(*ns, "link", "set", self.ns_if, "up")
+        _run(*ns, "link", "set", "lo", "up")
+        # let every rejected SYN get its ICMP (no per-destination rate limit)
+        for key, val in (
+            ("net.ipv4.icmp_ratelimit", "0"),
+            ("net.ipv4.icmp_msgs_per_sec", "100000"),
+            ("net.ipv4.icmp_msgs_burst", "100000"),
+        ):
+            _run("ip", "netns", "exec", self.ns, "sysctl", "-q", "-w", f"{key}={val}", check=False)
+        r = subprocess.run(
+            ["ip", "netns", "exec", self.ns, "nft", "-f", "-"],
+            input=_nft_rules(), capture_output=True, text=True, timeout=30, check=False,
+        )
+        if r.returncode != 0:
+            raise RuntimeError(f"nft failed: {r.stderr.strip()}\n{_nft_rules()}")
+        self._tmp = tempfile.TemporaryDirectory(prefix="prb-droplab-")
+        out = open(Path(self._tmp.name) / "listener.log", "ab")  # noqa: SIM115 - for Popen
+        try:
+            self._listener = subprocess.Popen(
+                ["ip", "netns", "exec", self.ns, sys.executable, "-u", "-c", _LISTENER,
+                 str(HANG_PORT), str(DROP_SYN_PORT), str(UNREACHABLE_PORT)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            )
+        finally:
+            out.close()
+        self.listener_pid = self._listener.pid  # `ip netns exec` execs: same pid
+        deadline = time.monotonic() + 10
+        while "ready" not in self.listener_log():
+            if self._listener.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"namespace listener did not start: {self.listener_log()}")
+            time.sleep(0.02)
+        _wait_arp_free_path(self)
+
+    def close(self) -> None:
+        p, self._listener = self._listener, None
+        if p is not None:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(5)
+        if self._created:
+            _run("ip", "netns", "del", self.ns, check=False)
+            self._created = False
+        # deleting the namespace destroys the veth pair; make sure of it
+        if _run("ip", "link", "show", self.host_if, check=False).returncode == 0:
+            _run("ip", "link", "del", self.host_if, check=False)
+
+    # -- observations -----------------------------------------------------------------
+    def listener_log(self) -> str:
+        if self._tmp is None:
+            return ""
+        try:
+            return (Path(self._tmp.name) / "listener.log").read_text()
+        except OSError:
+            return ""
+
+    def events(self) -> list[tuple[str, int, int]]:
+        """(``accept``|``data``|``close``, port, bytes) seen by the namespace listener."""
+        out = []
+        for line in self.listener_log().splitlines():
+            parts = line.split()
+            if parts and parts[0] in ("accept", "data", "close"):
+                out.append((parts[0], int(parts[1]), int(parts[2]) if len(parts) > 2 else 0))
+        return out
+
+    def nft_counters(self) -> str:
+        """``nft list ruleset`` inside the namespace (with packet counters)."""
+        return _run("ip", "netns", "exec", self.ns, "nft", "list", "ruleset").stdout
+
+
+def _wait_arp_free_path(lab: DropLab) -> None:
+    """Ping-free readiness: the namespace address is reachable once both veth ends are
+    up (IFF_RUNNING); wait for that so the first test's SYN isn't lost."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        r = _run("ip", "-o", "link", "show", lab.host_if, check=False)
+        if "LOWER_UP" in r.stdout and "state UP" in r.stdout:
+            return
+        time.sleep(0.02)
