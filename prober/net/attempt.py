@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -144,19 +145,24 @@ async def _exchange(loop: asyncio.AbstractEventLoop, sock: socket.socket, obs: O
         _note_tcp(sock, obs, t0)
         return
     obs.t_sent = time.monotonic() - t0
+    _check_ack(sock, obs, t0)
     deadline = time.monotonic() + dl.read
-    watcher = asyncio.ensure_future(_watch_ack(sock, obs, t0))
+    polls = iter(_ACK_POLL)
     try:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 obs.end = END_TIMEOUT
                 break
+            # until the hello is seen ACKed, wake up now and then to ask TCP_INFO
+            poll = next(polls, 0.5) if obs.acked is None else None
+            wait = min(remaining, poll) if poll is not None else remaining
             try:
-                data = await asyncio.wait_for(loop.sock_recv(sock, 65536), remaining)
-            except (asyncio.TimeoutError, TimeoutError):
-                obs.end = END_TIMEOUT
-                break
+                data = await _recv(loop, sock, wait)
+            except TimeoutError:
+                if poll is not None:
+                    _check_ack(sock, obs, t0)
+                continue
             except OSError as e:
                 obs.end, obs.end_errno = END_RST, e.errno
                 break
@@ -180,31 +186,30 @@ async def _exchange(loop: asyncio.AbstractEventLoop, sock: socket.socket, obs: O
                 obs.end = END_COMPLETE
                 break
     finally:
-        watcher.cancel()
         _note_tcp(sock, obs, t0)
 
 
-async def _watch_ack(sock: socket.socket, obs: Observation, t0: float) -> None:
-    """Poll TCP_INFO until the ClientHello is fully ACKed (or the attempt ends)."""
-    for delay in (0.0, *_ACK_POLL):
-        if delay:
-            await asyncio.sleep(delay)
-        info = tcpinfo.read(sock)
-        if info is None:
-            return
-        if info.all_acked:
-            obs.acked = True
-            obs.t_acked = time.monotonic() - t0
-            return
-    while True:
-        await asyncio.sleep(0.5)
-        info = tcpinfo.read(sock)
-        if info is None:
-            return
-        if info.all_acked:
-            obs.acked = True
-            obs.t_acked = time.monotonic() - t0
-            return
+if sys.version_info >= (3, 11):
+
+    async def _recv(loop: asyncio.AbstractEventLoop, sock: socket.socket, wait: float) -> bytes:
+        # asyncio.timeout schedules one timer; wait_for would also create a task
+        async with asyncio.timeout(wait):
+            return await loop.sock_recv(sock, 65536)
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _recv(loop: asyncio.AbstractEventLoop, sock: socket.socket, wait: float) -> bytes:
+        try:
+            return await asyncio.wait_for(loop.sock_recv(sock, 65536), wait)
+        except asyncio.TimeoutError:
+            raise TimeoutError from None
+
+
+def _check_ack(sock: socket.socket, obs: Observation, t0: float) -> None:
+    info = tcpinfo.read(sock)
+    if info is not None and info.all_acked:
+        obs.acked = True
+        obs.t_acked = time.monotonic() - t0
 
 
 def _note_tcp(sock: socket.socket, obs: Observation, t0: float) -> None:

@@ -54,8 +54,11 @@ def suite_params(suite: int) -> tuple[str, int, int] | None:
     return _SUITES.get(suite)
 
 
+_HASH_LEN = {"sha256": 32, "sha384": 48}
+
+
 def _hash_len(hash_name: str) -> int:
-    return hashlib.new(hash_name).digest_size
+    return _HASH_LEN.get(hash_name) or hashlib.new(hash_name).digest_size
 
 
 def transcript_hash(hash_name: str, transcript: bytes) -> bytes:
@@ -67,7 +70,7 @@ def hkdf_extract(salt: bytes, ikm: bytes, hash_name: str = "sha256") -> bytes:
     """HKDF-Extract (RFC 5869); an empty salt equals HashLen zero bytes."""
     # HMAC zero-pads the key to the block size, so b"" and HashLen zeros give
     # the same PRK - no special case for the RFC's "0" salt is needed.
-    return hmac.new(salt, ikm, hash_name).digest()
+    return hmac.digest(salt, ikm, hash_name)
 
 
 def hkdf_expand(prk: bytes, info: bytes, length: int, hash_name: str = "sha256") -> bytes:
@@ -79,7 +82,8 @@ def hkdf_expand(prk: bytes, info: bytes, length: int, hash_name: str = "sha256")
     block = b""
     counter = 1
     while len(out) < length:
-        block = hmac.new(prk, block + info + bytes([counter]), hash_name).digest()
+        # hmac.digest is the one-shot C path: a handshake runs ~10 of these per attempt
+        block = hmac.digest(prk, block + info + bytes([counter]), hash_name)
         out += block
         counter += 1
     return out[:length]

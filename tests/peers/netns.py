@@ -2,7 +2,14 @@
 
 Layout (root only)::
 
-    host  192.0.2.1/24  prbh<id>  <== veth ==>  prbn<id>  192.0.2.2/24  netns prb-<pid>-<id>
+    host  NET.1/24  prbh<id>  <== veth ==>  prbn<id>  NET.2/24  netns prb-<pid>-<id>
+
+NET is the first of the documentation ranges 192.0.2.0/24, 198.51.100.0/24,
+203.0.113.0/24 that this host does not already use (env ``PRB_DROPLAB_NET`` forces one).
+On the sandboxes this project runs on, eth0 itself is 192.0.2.2/24 with its gateway at
+192.0.2.1, so the lab normally lands on 198.51.100.0/24: use ``lab.addr``, never a
+literal address.  Before handing the lab out we check that ``ip route get lab.addr``
+goes through our veth, so no probe can leak to a real gateway.
 
 No default route in the namespace, nothing forwarded: the only traffic is between the
 test process and the namespace.  A silent listener (accepts, reads, never writes; it
@@ -18,6 +25,9 @@ port       rule                                           what a client sees
 9443       ``reject with icmp type host-unreachable``     EHOSTUNREACH on connect
 =========  =============================================  ============================
 
+Entering a DropLab where it can't run (not root, no ``ip netns``/``nft``) raises
+``pytest.skip`` with the reason (:func:`unavailable_reason`).
+
 The namespace (and with it the veth pair) and the listener are removed on exit, also
 after failures; namespaces left by a killed run (``prb-<dead pid>-*``) are removed on
 the next start.
@@ -25,7 +35,7 @@ the next start.
 
 from __future__ import annotations
 
-import contextlib
+import ipaddress
 import os
 import re
 import secrets
@@ -38,11 +48,12 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-import pytest
 
-HOST_ADDR = "192.0.2.1"
-NS_ADDR = "192.0.2.2"
-PREFIX = 24
+CANDIDATE_NETS = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+_ROUTE_TYPES = {
+    "unicast", "local", "broadcast", "multicast", "anycast", "unreachable", "blackhole",
+    "prohibit", "throw", "nat",
+}
 HANG_PORT = 443
 DROP_SYN_PORT = 8443
 UNREACHABLE_PORT = 9443
@@ -129,6 +140,39 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _used_networks() -> list[ipaddress.IPv4Network]:
+    """Networks of the host's non-default IPv4 routes and addresses."""
+    used = []
+    for line in _run("ip", "-4", "route", "show", "table", "all", check=False).stdout.splitlines():
+        parts = line.split()
+        dest = parts[1] if parts and parts[0] in _ROUTE_TYPES else (
+            parts[0] if parts else "default"
+        )
+        if dest == "default" or not dest[0].isdigit():
+            continue
+        with_prefix = dest if "/" in dest else dest + "/32"
+        used.append(ipaddress.ip_network(with_prefix, strict=False))
+    for line in _run("ip", "-4", "-o", "addr", "show", check=False).stdout.splitlines():
+        m = re.search(r"inet (\S+)", line)
+        if m:
+            used.append(ipaddress.ip_interface(m.group(1)).network)
+    return [n for n in used if isinstance(n, ipaddress.IPv4Network)]
+
+
+def pick_network() -> ipaddress.IPv4Network:
+    """The first documentation /24 no route or address of this host overlaps."""
+    forced = os.environ.get("PRB_DROPLAB_NET")
+    candidates = [forced] if forced else list(CANDIDATE_NETS)
+    used = _used_networks()
+    for cand in candidates:
+        net = ipaddress.IPv4Network(cand)
+        if not any(net.overlaps(u) for u in used):
+            return net
+    raise RuntimeError(
+        f"all of {candidates} are in use on this host (another DropLab running?): {used}"
+    )
+
+
 def cleanup_stale() -> list[str]:
     """Delete ``prb-<pid>-*`` namespaces whose creating process is gone."""
     removed = []
@@ -143,12 +187,10 @@ def cleanup_stale() -> list[str]:
 
 
 class DropLab:
-    """See the module docstring.  Attributes: ``addr`` (192.0.2.2), ``host_addr``
-    (192.0.2.1), ``ns`` (namespace name), ``hang_port`` (443), ``drop_syn_port`` (8443),
-    ``unreachable_port`` (9443), ``listener_pid``."""
+    """See the module docstring.  Attributes: ``addr`` (the namespace side, NET.2),
+    ``host_addr`` (NET.1), ``network``, ``ns`` (namespace name), ``hang_port`` (443),
+    ``drop_syn_port`` (8443), ``unreachable_port`` (9443), ``listener_pid``."""
 
-    addr = NS_ADDR
-    host_addr = HOST_ADDR
     hang_port = HANG_PORT
     drop_syn_port = DROP_SYN_PORT
     unreachable_port = UNREACHABLE_PORT
@@ -165,11 +207,16 @@ class DropLab:
         self._listener: subprocess.Popen[bytes] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._created = False
+        self.network: ipaddress.IPv4Network | None = None
+        self.addr = ""
+        self.host_addr = ""
 
     # -- lifecycle --------------------------------------------------------------------
     def __enter__(self) -> DropLab:
         reason = unavailable_reason()
         if reason:
+            import pytest  # only here: the lab is usable outside pytest too
+
             pytest.skip(reason)
         try:
             self._setup()
@@ -188,18 +235,18 @@ class DropLab:
 
     def _setup(self) -> None:
         cleanup_stale()
-        busy = _run("ip", "-4", "route", "show", f"192.0.2.0/{PREFIX}").stdout.strip()
-        if busy:
-            raise RuntimeError(f"192.0.2.0/24 is already routed on this host ({busy!r}): "
-                               "another DropLab running?")
+        self.network = net = pick_network()
+        hosts = net.hosts()
+        self.host_addr, self.addr = str(next(hosts)), str(next(hosts))
+        prefix = net.prefixlen
         _run("ip", "netns", "add", self.ns)
         self._created = True
         ns = ("ip", "-n", self.ns)
         _run("ip", "link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if)
         _run("ip", "link", "set", self.ns_if, "netns", self.ns)
-        _run("ip", "addr", "add", f"{HOST_ADDR}/{PREFIX}", "dev", self.host_if)
+        _run("ip", "addr", "add", f"{self.host_addr}/{prefix}", "dev", self.host_if)
         _run("ip", "link", "set", self.host_if, "up")
-        _run(*ns, "addr", "add", f"{NS_ADDR}/{PREFIX}", "dev", self.ns_if)
+        _run(*ns, "addr", "add", f"{self.addr}/{prefix}", "dev", self.ns_if)
         _run(*ns, "link", "set", self.ns_if, "up")
         _run(*ns, "link", "set", "lo", "up")
         # let every rejected SYN get its ICMP (no per-destination rate limit)
@@ -231,7 +278,10 @@ class DropLab:
             if self._listener.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"namespace listener did not start: {self.listener_log()}")
             time.sleep(0.02)
-        _wait_arp_free_path(self)
+        _wait_link_up(self)
+        route = _run("ip", "-4", "-o", "route", "get", self.addr).stdout
+        if f"dev {self.host_if} " not in route + " ":
+            raise RuntimeError(f"{self.addr} is not routed through {self.host_if}: {route!r}")
 
     def close(self) -> None:
         p, self._listener = self._listener, None
@@ -273,9 +323,9 @@ class DropLab:
         return _run("ip", "netns", "exec", self.ns, "nft", "list", "ruleset").stdout
 
 
-def _wait_arp_free_path(lab: DropLab) -> None:
-    """Ping-free readiness: the namespace address is reachable once both veth ends are
-    up (IFF_RUNNING); wait for that so the first test's SYN isn't lost."""
+def _wait_link_up(lab: DropLab) -> None:
+    """Wait until the host end of the veth is up with carrier (both ends up), so the
+    first test's SYN isn't lost."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         r = _run("ip", "-o", "link", "show", lab.host_if, check=False)

@@ -2,7 +2,8 @@
 
 ``make_pki(dir)`` writes PEM files into ``dir`` and returns a :class:`Pki` with their
 paths.  Every leaf carries the same SANs (``localhost``, ``demo.test``, ``*.demo.test``,
-``127.0.0.1``, ``192.0.2.2``) so any peer can be reached by name or address.
+``127.0.0.1``, ``192.0.2.2``, ``198.51.100.2``, ``203.0.113.2``) so any peer can be
+reached by name or address.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 DNS_NAMES: tuple[str, ...] = ("localhost", "demo.test", "*.demo.test")
-IP_ADDRESSES: tuple[str, ...] = ("127.0.0.1", "192.0.2.2")
+# 192.0.2.2 as asked; .2 of the other documentation ranges too, since DropLab moves to
+# 198.51.100.0/24 or 203.0.113.0/24 where the host already uses 192.0.2.0/24.
+IP_ADDRESSES: tuple[str, ...] = ("127.0.0.1", "192.0.2.2", "198.51.100.2", "203.0.113.2")
 
 _PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -116,7 +119,7 @@ def _leaf(
     )
 
 
-def make_pki(dir: str | Path, *, ecdsa384: bool = False) -> Pki:  # noqa: A002 - API name
+def make_pki(dir: str | Path, *, ecdsa384: bool = False) -> Pki:
     """Create a CA (ECDSA P-256) and leaf certs (RSA 2048, ECDSA P-256, optionally
     ECDSA P-384) under ``dir``.  Leaf ``*_cert`` files hold leaf + CA (a chain)."""
     d = Path(dir)

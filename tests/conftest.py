@@ -1,0 +1,173 @@
+"""Fixtures for the real TLS/TCP peers in tests/peers.
+
+Fixtures
+--------
+``pki`` (session)                   :class:`tests.peers.Pki` (RSA, ECDSA P-256, P-384 leaves)
+``tls12_flight`` (session)          canned TLS 1.2 ServerHello..ServerHelloDone bytes
+``openssl_server_factory``          ``factory(**OpenSSLServer kwargs) -> started OpenSSLServer``
+``nginx_factory``                   ``factory(**NginxServer kwargs) -> started NginxServer``
+``python_tls_server_factory``       ``factory(context_factory=None) -> started PythonTLSServer``
+``peer_stack``                      an ``ExitStack``: ``peer_stack.enter_context(ResetAfterHello())``
+``drop_lab`` (module)               a started :class:`tests.peers.DropLab` (root only)
+
+Everything a fixture starts is stopped (by PID) at teardown, also when the test fails.
+
+Missing tools
+-------------
+``@pytest.mark.requires_bin("nginx", "curl")`` and the factories check that binaries
+exist.  Locally a missing one *skips* the test; in CI (env ``CI=true``) it *fails* it,
+because .ci/run -> ``make test`` -> ``make setup`` installs them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.peers import (
+    DropLab,
+    NginxServer,
+    OpenSSLServer,
+    Pki,
+    PythonTLSServer,
+    load_tls12_flight,
+    make_pki,
+    stream_module_path,
+)
+from tests.peers.netns import unavailable_reason
+from tests.peers.python_server import ContextFactory
+
+INSTALL_HINT = {
+    "openssl": "openssl",
+    "nginx": "nginx-light libnginx-mod-stream",
+    "curl": "curl",
+    "ip": "iproute2",
+    "nft": "nftables",
+    "gnutls-cli": "gnutls-bin",
+    "haproxy": "haproxy",
+    "tcpdump": "tcpdump",
+    "nmap": "nmap",
+}
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def missing(reason: str) -> None:
+    """Skip locally, fail in CI (where `make setup` should have installed everything)."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: tools are installed by `make setup`)", pytrace=False)
+    pytest.skip(reason)
+
+
+def need_bins(*names: str) -> None:
+    for name in names:
+        if shutil.which(name) is None:
+            hint = INSTALL_HINT.get(name, name)
+            missing(f"`{name}` not found (apt-get install {hint})")
+
+
+def need_nginx_stream() -> None:
+    need_bins("nginx")
+    if stream_module_path() is None:
+        missing("nginx has no stream module (apt-get install libnginx-mod-stream)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "requires_bin(*names): skip (fail when CI=true) unless these binaries are on PATH",
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers("requires_bin"):
+        need_bins(*marker.args)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"), ecdsa384=True)
+
+
+@pytest.fixture(scope="session")
+def tls12_flight() -> bytes:
+    return load_tls12_flight()
+
+
+@pytest.fixture
+def openssl_server_factory(pki: Pki) -> Iterator[Callable[..., OpenSSLServer]]:
+    need_bins("openssl")
+    started: list[OpenSSLServer] = []
+
+    def factory(**kwargs: Any) -> OpenSSLServer:
+        srv = OpenSSLServer(pki, **kwargs)
+        started.append(srv)
+        return srv.start()
+
+    try:
+        yield factory
+    finally:
+        for srv in reversed(started):
+            srv.stop()
+
+
+@pytest.fixture
+def nginx_factory(pki: Pki) -> Iterator[Callable[..., NginxServer]]:
+    need_nginx_stream()
+    started: list[NginxServer] = []
+
+    def factory(**kwargs: Any) -> NginxServer:
+        srv = NginxServer(pki, **kwargs)
+        started.append(srv)
+        return srv.start()
+
+    try:
+        yield factory
+    finally:
+        for srv in reversed(started):
+            srv.stop()
+
+
+@pytest.fixture
+def python_tls_server_factory(pki: Pki) -> Iterator[Callable[..., PythonTLSServer]]:
+    started: list[PythonTLSServer] = []
+
+    def factory(context_factory: ContextFactory | None = None, **kwargs: Any) -> PythonTLSServer:
+        srv = PythonTLSServer(pki, context_factory, **kwargs)
+        started.append(srv)
+        return srv.start()
+
+    try:
+        yield factory
+    finally:
+        for srv in reversed(started):
+            srv.stop()
+
+
+@pytest.fixture
+def peer_stack() -> Iterator[contextlib.ExitStack]:
+    with contextlib.ExitStack() as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def drop_lab() -> Iterator[DropLab]:
+    need_bins("ip", "nft")
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with DropLab() as lab:
+        yield lab
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
