@@ -100,8 +100,10 @@ def load_policy(name: str = POLICY_NAME, catalog: str = POLICY_CATALOG) -> Polic
     raise KeyError(f"{name} is not in {catalog}")
 
 
-_SSL_VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
-                 "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+# catalog protocol names -> ssl module versions (the catalogs spell TLS 1.0 both ways)
+_SSL_VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.0": ssl.TLSVersion.TLSv1,
+                 "TLSv1.1": ssl.TLSVersion.TLSv1_1, "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+                 "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 
 
 def backend_context(policy: Policy, certs: list[tuple[Path, Path]]) -> ssl.SSLContext:
@@ -287,7 +289,7 @@ async def read_hello(reader: asyncio.StreamReader
             break
         try:
             chunk = await asyncio.wait_for(reader.read(HELLO_MAX_BYTES - len(buf)), remaining)
-        except (TimeoutError, OSError):
+        except (asyncio.TimeoutError, TimeoutError, OSError):  # distinct before 3.11
             break
         if not chunk:
             break
@@ -369,7 +371,7 @@ class Listeners:
             try:
                 b_reader, b_writer = await asyncio.wait_for(
                     asyncio.open_connection(LOOPBACK, self.backend_port), IO_TIMEOUT_S)
-            except (TimeoutError, OSError):
+            except (asyncio.TimeoutError, TimeoutError, OSError):
                 abort_with_rst(writer)  # no healthy target: the client sees a reset
                 return
             try:

@@ -8,7 +8,6 @@ known, so a killed run keeps everything measured so far.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -77,37 +76,46 @@ async def resolve_targets(targets: list[Target], all_addresses: bool) -> list[En
     return out
 
 
-def _jobs(endpoints: list[Endpoint], profiles: list[Profile], repeat: int
-          ) -> Iterator[tuple[Endpoint, Profile, int]]:
+def _jobs(profiles: list[Profile], repeat: int) -> Iterator[tuple[Profile, int]]:
     # repeats outermost: a flapping endpoint shows up spread over the run, not in one block
     for r in range(repeat):
-        for ep in endpoints:
-            for p in profiles:
-                yield ep, p, r
+        for p in profiles:
+            yield p, r
 
 
 async def run(endpoints: list[Endpoint], profiles: list[Profile], opts: EngineOptions,
               on_result: Callable[[AttemptResult], None]) -> int:
-    """Run every attempt; returns how many ran. Cancel the task to stop early."""
-    jobs = _jobs(endpoints, profiles, opts.repeat)
-    ids = itertools.count(1)
-    limiter = RateLimiter(opts.rate)
-    per_target: dict[Endpoint, asyncio.Semaphore] = {
-        ep: asyncio.Semaphore(max(1, opts.per_target)) for ep in endpoints}
-    done = 0
+    """Run every attempt; returns how many ran. Cancel the task to stop early.
 
-    async def worker() -> None:
+    Each endpoint gets its own workers (its per-target cap) pulling from its own job
+    list, and every attempt also takes a slot of the global cap: a slow or silent
+    endpoint then holds only its own slots, never the workers of the others.
+    """
+    limiter = RateLimiter(opts.rate)
+    global_slots = asyncio.Semaphore(max(1, opts.concurrency))
+    done = 0
+    per_ep = len(profiles) * opts.repeat
+
+    def numbered(index: int) -> Iterator[tuple[int, Profile, int]]:
+        # ids follow the job order (endpoint, repeat, profile) so reports can sort on them
+        for k, (p, r) in enumerate(_jobs(profiles, opts.repeat)):
+            yield index * per_ep + k + 1, p, r
+
+    async def worker(ep: Endpoint, jobs: Iterator[tuple[int, Profile, int]]) -> None:
         nonlocal done
-        for ep, profile, rep in jobs:
-            async with per_target[ep]:
+        for aid, profile, rep in jobs:
+            async with global_slots:
                 await limiter.wait()
-                result = await attempt(next(ids), ep, profile, rep, opts)
+                result = await attempt(aid, ep, profile, rep, opts)
             done += 1
             on_result(result)
 
-    total = len(endpoints) * len(profiles) * opts.repeat
-    n = max(1, min(opts.concurrency, total))
-    await asyncio.gather(*(worker() for _ in range(n)))
+    workers = []
+    for index, ep in enumerate(endpoints):
+        it = numbered(index)
+        n = max(1, min(opts.per_target, per_ep, opts.concurrency))
+        workers += [worker(ep, it) for _ in range(n)]
+    await asyncio.gather(*workers)
     return done
 
 

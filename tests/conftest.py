@@ -7,7 +7,7 @@ Fixtures
 ``openssl_server_factory``          ``factory(**OpenSSLServer kwargs) -> started OpenSSLServer``
 ``nginx_factory``                   ``factory(**NginxServer kwargs) -> started NginxServer``
 ``python_tls_server_factory``       ``factory(context_factory=None) -> started PythonTLSServer``
-``peer_stack``                      an ``ExitStack``: ``peer_stack.enter_context(ResetAfterHello())``
+``peer_stack``                      ``ExitStack``: ``peer_stack.enter_context(ResetAfterHello())``
 ``drop_lab`` (module)               a started :class:`tests.peers.DropLab` (root only)
 
 Everything a fixture starts is stopped (by PID) at teardown, also when the test fails.

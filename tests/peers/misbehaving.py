@@ -37,7 +37,9 @@ _HTTP_400_BODY = (
 )
 HTTP_400 = (
     b"HTTP/1.1 400 Bad Request\r\nServer: nginx\r\nContent-Type: text/html\r\n"
-    b"Content-Length: " + str(len(_HTTP_400_BODY)).encode() + b"\r\nConnection: close\r\n\r\n"
+    b"Content-Length: "
+    + str(len(_HTTP_400_BODY)).encode()
+    + b"\r\nConnection: close\r\n\r\n"
     + _HTTP_400_BODY
 )
 
@@ -289,7 +291,9 @@ class BannerListener(LoopListener):
 
     banner: bytes = b""
 
-    def __init__(self, *, banner: bytes | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, *, banner: bytes | None = None, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         super().__init__(host=host, port=port)
         if banner is not None:
             self.banner = banner

@@ -48,11 +48,18 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-
 CANDIDATE_NETS = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
 _ROUTE_TYPES = {
-    "unicast", "local", "broadcast", "multicast", "anycast", "unreachable", "blackhole",
-    "prohibit", "throw", "nat",
+    "unicast",
+    "local",
+    "broadcast",
+    "multicast",
+    "anycast",
+    "unreachable",
+    "blackhole",
+    "prohibit",
+    "throw",
+    "nat",
 }
 HANG_PORT = 443
 DROP_SYN_PORT = 8443
@@ -145,8 +152,8 @@ def _used_networks() -> list[ipaddress.IPv4Network]:
     used = []
     for line in _run("ip", "-4", "route", "show", "table", "all", check=False).stdout.splitlines():
         parts = line.split()
-        dest = parts[1] if parts and parts[0] in _ROUTE_TYPES else (
-            parts[0] if parts else "default"
+        dest = (
+            parts[1] if parts and parts[0] in _ROUTE_TYPES else (parts[0] if parts else "default")
         )
         if dest == "default" or not dest[0].isdigit():
             continue
@@ -258,7 +265,11 @@ class DropLab:
             _run("ip", "netns", "exec", self.ns, "sysctl", "-q", "-w", f"{key}={val}", check=False)
         r = subprocess.run(
             ["ip", "netns", "exec", self.ns, "nft", "-f", "-"],
-            input=_nft_rules(), capture_output=True, text=True, timeout=30, check=False,
+            input=_nft_rules(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
         if r.returncode != 0:
             raise RuntimeError(f"nft failed: {r.stderr.strip()}\n{_nft_rules()}")
@@ -266,9 +277,22 @@ class DropLab:
         out = open(Path(self._tmp.name) / "listener.log", "ab")  # noqa: SIM115 - for Popen
         try:
             self._listener = subprocess.Popen(
-                ["ip", "netns", "exec", self.ns, sys.executable, "-u", "-c", _LISTENER,
-                 str(HANG_PORT), str(DROP_SYN_PORT), str(UNREACHABLE_PORT)],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    self.ns,
+                    sys.executable,
+                    "-u",
+                    "-c",
+                    _LISTENER,
+                    str(HANG_PORT),
+                    str(DROP_SYN_PORT),
+                    str(UNREACHABLE_PORT),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         finally:
             out.close()
@@ -285,14 +309,13 @@ class DropLab:
 
     def close(self) -> None:
         p, self._listener = self._listener, None
-        if p is not None:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
+        if p is not None and p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
         if self._created:
             _run("ip", "netns", "del", self.ns, check=False)
             self._created = False

@@ -57,11 +57,12 @@ _LOG_FIELDS = (
     '"protocol":"$ssl_protocol","cipher":"$ssl_cipher","curve":"$prb_ssl_curve",'
     '"sni":"$ssl_server_name","reused":"$ssl_session_reused"'
 )
+_STREAM_FIELDS = (
+    '"bytes_received":"$bytes_received","bytes_sent":"$bytes_sent","session_time":"$session_time"'
+)
 # $ssl_curve segfaults nginx 1.22 when evaluated for a failed handshake: only look at it
 # when a cipher was negotiated (map values are evaluated lazily, for the matching key).
-_CURVE_MAP = (
-    'map $ssl_cipher $prb_ssl_curve { "" ""; "(NONE)" ""; "-" ""; default $ssl_curve; }'
-)
+_CURVE_MAP = 'map $ssl_cipher $prb_ssl_curve { "" ""; "(NONE)" ""; "-" ""; default $ssl_curve; }'
 
 
 @dataclass
@@ -232,9 +233,7 @@ class NginxServer:
             f"{name}_temp_path {d / name};"
             for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
         )
-        http_log = (
-            "log_format prb_http escape=json '{" + _LOG_FIELDS + ',"request":"$request"}\';'
-        )
+        http_log = "log_format prb_http escape=json '{" + _LOG_FIELDS + ',"request":"$request"}\';'
         if self.mode == "stream":
             http_server = f"""
     server {{
@@ -245,7 +244,7 @@ class NginxServer:
             stream = f"""
 stream {{
     {_CURVE_MAP}
-    log_format prb_stream escape=json '{{{_LOG_FIELDS},"bytes_received":"$bytes_received","bytes_sent":"$bytes_sent","session_time":"$session_time"}}';
+    log_format prb_stream escape=json '{{{_LOG_FIELDS},{_STREAM_FIELDS}}}';
     server {{
         listen {self.host}:{self.port} ssl;
         access_log {d / "handshakes.log"} prb_stream;
@@ -291,10 +290,20 @@ http {{
             self.http_port = free_port(self.host) if self.mode == "stream" else 0
             conf = self.dir / "nginx.conf"
             conf.write_text(self.config())
-            argv = [self.nginx, "-p", str(self.dir), "-c", str(conf), "-e", str(self.dir / "error.log")]
+            argv = [
+                self.nginx,
+                "-p",
+                str(self.dir),
+                "-c",
+                str(conf),
+                "-e",
+                str(self.dir / "error.log"),
+            ]
             test = subprocess.run([*argv, "-t"], capture_output=True, text=True, check=False)
             if test.returncode != 0:
-                raise RuntimeError(f"nginx -t failed:\n{test.stderr}\n--- config:\n{conf.read_text()}")
+                raise RuntimeError(
+                    f"nginx -t failed:\n{test.stderr}\n--- config:\n{conf.read_text()}"
+                )
             out = open(self.dir / "stderr.log", "ab")  # noqa: SIM115 - handed to Popen
             try:
                 self._proc = subprocess.Popen(

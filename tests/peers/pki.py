@@ -150,7 +150,9 @@ def make_pki(dir: str | Path, *, ecdsa384: bool = False) -> Pki:
             ),
             critical=True,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     _write_key(d / "ca.key", ca_key)

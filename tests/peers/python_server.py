@@ -64,7 +64,9 @@ class PythonTLSServer:
         if self.context.sni_callback is None:
             self.context.sni_callback = self._on_sni
 
-    def _on_sni(self, _sock: ssl.SSLObject | ssl.SSLSocket, name: str | None, _ctx: ssl.SSLContext) -> None:
+    def _on_sni(
+        self, _sock: ssl.SSLObject | ssl.SSLSocket, name: str | None, _ctx: ssl.SSLContext
+    ) -> None:
         with self._lock:
             self._sni.append(name)
 
@@ -85,7 +87,7 @@ class PythonTLSServer:
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 break

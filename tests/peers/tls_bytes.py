@@ -50,8 +50,10 @@ def records(data: bytes) -> Iterator[tuple[int, int, bytes]]:
     """(content_type, version, payload) of each *complete* record in ``data``."""
     i = 0
     while i + 5 <= len(data):
-        ctype, ver, length = data[i], int.from_bytes(data[i + 1 : i + 3], "big"), int.from_bytes(
-            data[i + 3 : i + 5], "big"
+        ctype, ver, length = (
+            data[i],
+            int.from_bytes(data[i + 1 : i + 3], "big"),
+            int.from_bytes(data[i + 3 : i + 5], "big"),
         )
         if i + 5 + length > len(data):
             return
@@ -116,16 +118,19 @@ def record_tls12_flight(pki: object, openssl: str = "openssl") -> bytes:
     from .openssl_server import OpenSSLServer  # local import: avoid a cycle
 
     hello = client_hello(max_version=ssl.TLSVersion.TLSv1_2)
-    with OpenSSLServer(
-        pki,  # type: ignore[arg-type]
-        cert="rsa",
-        ciphers="ECDHE-RSA-AES128-GCM-SHA256",
-        min_protocol="TLSv1.2",
-        max_protocol="TLSv1.2",
-        trace=False,
-        extra=["-no_ticket"],
-        openssl=openssl,
-    ) as srv, socket.create_connection((srv.host, srv.port), timeout=5) as s:
+    with (
+        OpenSSLServer(
+            pki,  # type: ignore[arg-type]
+            cert="rsa",
+            ciphers="ECDHE-RSA-AES128-GCM-SHA256",
+            min_protocol="TLSv1.2",
+            max_protocol="TLSv1.2",
+            trace=False,
+            extra=["-no_ticket"],
+            openssl=openssl,
+        ) as srv,
+        socket.create_connection((srv.host, srv.port), timeout=5) as s,
+    ):
         s.sendall(hello)
         return read_until_hello_done(s)
 

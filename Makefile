@@ -1,0 +1,65 @@
+# Entry points: `make demo`, `make test` (what .ci/run runs), `make lint`, `make bench`.
+# `make setup` is idempotent: it installs Debian packages only when a tool is missing and
+# (re)creates the venv only when it is missing or pyproject.toml changed.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.prober-installed
+
+# Real peers the integration tests run against (tests/peers) and tools they use.
+APT_PACKAGES  := openssl ca-certificates curl nginx-light libnginx-mod-stream haproxy \
+                 gnutls-bin iproute2 nftables tcpdump nmap coreutils
+REQUIRED_BINS := openssl curl nginx haproxy gnutls-cli ip nft tcpdump nmap stdbuf
+STREAM_MODULE := /usr/lib/nginx/modules/ngx_stream_module.so
+
+.PHONY: setup system-deps venv test lint demo bench
+
+setup: system-deps venv
+
+system-deps:
+	@missing=""; \
+	for b in $(REQUIRED_BINS); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	[ -e $(STREAM_MODULE) ] || missing="$$missing $(STREAM_MODULE)"; \
+	if [ -z "$$missing" ]; then echo "setup: system tools present"; exit 0; fi; \
+	echo "setup: missing:$$missing -> apt-get install $(APT_PACKAGES)"; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; \
+	elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; \
+	else echo "setup: need root to install: $(APT_PACKAGES)" >&2; exit 1; fi; \
+	nginx_up() { [ -s /run/nginx.pid ] && $$SUDO kill -0 "$$(cat /run/nginx.pid)" 2>/dev/null; }; \
+	was_up=no; if nginx_up; then was_up=yes; fi; \
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		$(APT_PACKAGES) >/dev/null || exit 1; \
+	if [ $$was_up = no ] && nginx_up; then \
+		echo "setup: stopping the system nginx the package install started (tests run their own)"; \
+		$$SUDO service nginx stop >/dev/null 2>&1 || true; \
+		if nginx_up; then $$SUDO kill "$$(cat /run/nginx.pid)" || true; fi; \
+	fi; \
+	for b in $(REQUIRED_BINS); do command -v $$b >/dev/null 2>&1 || { echo "setup: $$b still missing" >&2; exit 1; }; done; \
+	[ -e $(STREAM_MODULE) ] || { echo "setup: $(STREAM_MODULE) still missing" >&2; exit 1; }
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+# pytest exit code 5 means "no tests collected": a test run that ran nothing is a failure.
+test: setup
+	@set +e; $(PY) -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
+	exit $$rc
+
+lint: venv
+	$(VENV)/bin/ruff check prober tests bench
+	$(VENV)/bin/mypy
+
+demo: setup
+	$(PY) -m prober.demo
+
+bench: setup
+	$(PY) bench/run.py
