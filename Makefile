@@ -49,8 +49,10 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # pytest exit code 5 means "no tests collected": a test run that ran nothing is a failure.
+# PYTEST_ARGS narrows a local run, e.g. `make test PYTEST_ARGS=tests/test_peers.py`.
+PYTEST_ARGS ?=
 test: setup
-	@set +e; $(PY) -m pytest -q; rc=$$?; \
+	@set +e; $(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$rc
 

@@ -138,6 +138,15 @@ def joined(chunks: list[object]) -> bytes:
     return b"".join(c for c in chunks if isinstance(c, bytes))
 
 
+def eventually(pred: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -233,7 +242,7 @@ def test_openssl_tls10_only_needs_seclevel0(
     assert "CONNECTION ESTABLISHED" not in s_client(srv.port, "-tls1_2")
     hs = srv.wait_handshakes(1)
     assert len(hs) == 1 and hs[0][0] == "TLSv1"
-    assert srv.errors() >= 2
+    assert eventually(lambda: srv.errors() >= 2), srv.log()
 
 
 def test_openssl_tls13_only_rejects_tls12_client(
@@ -424,7 +433,7 @@ def test_nginx_http_mode_and_cpu(nginx_factory: Callable[..., NginxServer], pki:
         ).stdout
         == "ok\n"
     )
-    for _ in range(40):
+    for _ in range(80):  # RSA-2048 signatures: ~1 ms of server CPU each
         tls_connect(srv.port, pki, max_version=ssl.TLSVersion.TLSv1_2)
     sessions = srv.wait_sessions(1)
     assert [(s.request, s.protocol, s.sni) for s in sessions] == [
@@ -453,8 +462,8 @@ def test_python_server(python_tls_server_factory: Callable[..., PythonTLSServer]
     assert tls_connect(srv12.port, pki)[0] == "TLSv1.2"
     with pytest.raises(ssl.SSLError):
         tls_connect(srv12.port, pki, min_version=ssl.TLSVersion.TLSv1_3)
-    time.sleep(0.1)
-    assert [h[0] for h in srv12.handshakes()] == ["TLSv1.2"] and len(srv12.errors()) == 1
+    assert eventually(lambda: len(srv12.errors()) == 1)
+    assert [h[0] for h in srv12.handshakes()] == ["TLSv1.2"]
 
 
 # -- misbehaving listeners -------------------------------------------------------------
@@ -607,9 +616,12 @@ def test_drop_lab_hello_never_acked(drop_lab: DropLab) -> None:
         with pytest.raises(TimeoutError):
             s.recv(100)
         assert _outq(s) == len(HELLO)  # every byte still waiting for its ACK
-    time.sleep(0.1)
-    kinds = [e[0] for e in drop_lab.events() if e[1] == drop_lab.hang_port]
-    assert "accept" in kinds and "data" not in kinds
+
+    def kinds() -> list[str]:
+        return [e[0] for e in drop_lab.events() if e[1] == drop_lab.hang_port]
+
+    assert eventually(lambda: "accept" in kinds())
+    assert "data" not in kinds()
 
 
 @pytest.mark.root

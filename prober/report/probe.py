@@ -70,7 +70,7 @@ def table(results: list[AttemptResult], info: RunInfo) -> str:
         sni = ep.target.sni
         n = sum(1 for r in results if r.target == ep.target.label and r.address == ep.address)
         lines.append(f"{ep.target.label} → {where} (SNI {sni or 'none'}), from {local}, "
-                     f"{n} attempts in {elapsed:.1f} s")
+                     f"{n} attempt{'s' if n != 1 else ''} in {elapsed:.1f} s")
     if not info.complete:
         lines.append("INTERRUPTED: the table holds the attempts that finished")
     lines.append("")
@@ -86,6 +86,6 @@ def table(results: list[AttemptResult], info: RunInfo) -> str:
     headers = ["profile", "outcome", "detail", "median ms"]
     if multi:
         headers.insert(0, "endpoint")
-    lines.append(tabulate(rows, headers=headers, tablefmt="plain",
+    lines.append(tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True,
                           colalign=("left",) * (len(headers) - 1) + ("right",)))
     return "\n".join(lines)
