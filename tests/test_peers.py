@@ -662,3 +662,9 @@ def test_drop_lab_cleanup(drop_lab: DropLab) -> None:
     assert ns not in netns and gone(pid)
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
     assert lab.host_if not in links
+
+
+def test_drop_lab_skips_when_not_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(pytest.skip.Exception, match="needs root"), DropLab():
+        pass
