@@ -82,7 +82,8 @@ def _rebuild_matches(raw: bytes) -> None:
         assert again.records()[:3] == raw[:3]
 
 
-@pytest.mark.parametrize("short,raw", _published_hellos(), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("short,raw", _published_hellos(),
+                         ids=lambda v: v if isinstance(v, str) else "")
 def test_published_hellos_rebuild_byte_identical(short: str, raw: bytes) -> None:
     _rebuild_matches(raw)
 

@@ -284,11 +284,12 @@ class FlightReader:
             return self._hello_retry(msg, chosen, ext)
         f.version, f.suite, f.compression = version, chosen, comp
         f.server_extensions = [t for t, _ in exts]
-        if max(offered_versions) == 0x0304 and version < 0x0304:
-            if random[-8:] == DOWNGRADE_TLS12:
-                f.downgrade_sentinel = "TLSv1.2"
-            elif random[-8:] == DOWNGRADE_TLS11:
-                f.downgrade_sentinel = "TLSv1.1"
+        # RFC 8446 4.1.3: a server able to do more than it negotiated says so in its
+        # random; reported whatever we offered, it tells what the server could do
+        if version == 0x0303 and random[-8:] == DOWNGRADE_TLS12:
+            f.downgrade_sentinel = "TLSv1.2"
+        elif version < 0x0303 and random[-8:] == DOWNGRADE_TLS11:
+            f.downgrade_sentinel = "TLSv1.1"
         if version != 0x0304:
             self._extensions_tls12(ext)
             self._transcript += msg

@@ -12,10 +12,10 @@ How the server's own view of each connection is read
   connection).  -> :meth:`OpenSSLServer.handshakes`.
 * ``-trace`` (to stdout, run under ``stdbuf -oL`` so it is written line by line; with
   ``-msgfile`` OpenSSL would buffer it in 8 KiB blocks): every TLS message sent or
-  received, decoded.  The
-  ``ServerHello`` (and HelloRetryRequest) the server *sent* shows its choice even when
-  the client drops the connection right after reading it (a ClientHello-replaying
-  prober never completes a TLS 1.2 handshake, so ``-brief`` never prints it).
+  received, decoded.  The ``ServerHello`` (and HelloRetryRequest) the server *sent*
+  shows its choice even when the client drops the connection right after reading it (a
+  ClientHello-replaying prober never completes a TLS 1.2 handshake, so ``-brief`` never
+  prints it).
   -> :meth:`OpenSSLServer.server_hellos`.
 
 ``-www`` is not used: it reports Protocol/Cipher only in its HTTP status page, i.e. only
