@@ -12,11 +12,15 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from prober.net import tcpinfo
 from prober.wire.clienthello import BuiltHello
 from prober.wire.serverflight import Flight, FlightReader
+
+T = TypeVar("T")
 
 # how the read phase ended
 END_COMPLETE = "complete"  # the flight reader is done (complete, alert, not-tls, bad)
@@ -94,8 +98,8 @@ async def run_attempt(address: str, port: int, family: int, built: BuiltHello, *
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            await asyncio.wait_for(loop.sock_connect(sock, (address, port)), dl.connect)
-        except (asyncio.TimeoutError, TimeoutError):
+            await _with_deadline(loop.sock_connect(sock, (address, port)), dl.connect)
+        except TimeoutError:
             obs.connect_error = CONNECT_TIMEOUT
             return obs
         except ConnectionRefusedError as e:
@@ -191,18 +195,22 @@ async def _exchange(loop: asyncio.AbstractEventLoop, sock: socket.socket, obs: O
 
 if sys.version_info >= (3, 11):
 
-    async def _recv(loop: asyncio.AbstractEventLoop, sock: socket.socket, wait: float) -> bytes:
+    async def _with_deadline(aw: Awaitable[T], wait: float) -> T:
         # asyncio.timeout schedules one timer; wait_for would also create a task
         async with asyncio.timeout(wait):
-            return await loop.sock_recv(sock, 65536)
+            return await aw
 
 else:  # pragma: no cover - Python 3.10
 
-    async def _recv(loop: asyncio.AbstractEventLoop, sock: socket.socket, wait: float) -> bytes:
+    async def _with_deadline(aw: Awaitable[T], wait: float) -> T:
         try:
-            return await asyncio.wait_for(loop.sock_recv(sock, 65536), wait)
+            return await asyncio.wait_for(aw, wait)
         except asyncio.TimeoutError:
             raise TimeoutError from None
+
+
+async def _recv(loop: asyncio.AbstractEventLoop, sock: socket.socket, wait: float) -> bytes:
+    return await _with_deadline(loop.sock_recv(sock, 65536), wait)
 
 
 def _check_ack(sock: socket.socket, obs: Observation, t0: float) -> None:

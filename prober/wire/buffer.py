@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 
 class DecodeError(ValueError):
     """Bytes that do not follow the structure they claim to have."""
@@ -75,5 +77,12 @@ def vec(data: bytes, len_width: int) -> bytes:
     return len(data).to_bytes(len_width, "big") + data
 
 
+_FORMATS = {1: "B", 2: "H", 4: "I"}
+
+
 def int_list(values: list[int], item_width: int, len_width: int) -> bytes:
+    fmt = _FORMATS.get(item_width)
+    if fmt is not None:
+        # one struct call instead of a to_bytes per item: hellos carry 100+ suites
+        return vec(struct.pack(f"!{len(values)}{fmt}", *values), len_width)
     return vec(b"".join(v.to_bytes(item_width, "big") for v in values), len_width)
