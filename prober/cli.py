@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import sys
 import time
+from dataclasses import dataclass
 from typing import IO, Any, NoReturn
 
 EXIT_OK = 0
@@ -80,7 +82,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     po = sub.add_parser("outcomes", help="the outcome taxonomy")
     po.set_defaults(func=cmd_outcomes)
+    hooks = Commands(top=sub, profiles=psub)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(hooks)
     return p
+
+
+@dataclass
+class Commands:
+    """Where command modules attach their sub-commands (``register(hooks)``).
+
+    A command module keeps its top level light (argparse only) and imports what it
+    needs inside its handler: every module here is imported at each start.
+    """
+
+    top: Any  # argparse._SubParsersAction for `prober COMMAND`
+    profiles: Any  # the same for `prober profiles ACTION`
+
+
+# one line per command module, each defining register(hooks: Commands) -> None
+COMMAND_MODULES: tuple[str, ...] = (
+    # issue 4: policy
+    # issue 3: profiles capture / from-pcap
+    # issue 6: logs
+    # issue 6: whatif
+    # issue 6: check
+)
 
 
 def _usage(p: argparse.ArgumentParser) -> int:

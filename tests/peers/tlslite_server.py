@@ -22,6 +22,7 @@ import datetime as _dt
 import ipaddress
 import socket
 import threading
+import warnings
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -33,11 +34,14 @@ from cryptography.x509.oid import NameOID
 
 IMPORT_ERROR: str | None
 try:
-    from tlslite import HandshakeSettings, TLSConnection, X509CertChain, parsePEMKey
-    from tlslite.constants import GroupName
-    from tlslite.handshakesettings import CURVE_NAMES
+    with warnings.catch_warnings():
+        # tlslite/__init__ imports its asyncore integration (DeprecationWarning on 3.11)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from tlslite import HandshakeSettings, TLSConnection, X509CertChain, parsePEMKey
+        from tlslite.constants import GroupName
+        from tlslite.handshakesettings import CURVE_NAMES
 except ImportError as e:  # pragma: no cover - depends on the environment
-    IMPORT_ERROR = f"tlslite-ng is not importable ({e}); pip install tlslite-ng"
+    IMPORT_ERROR = f"tlslite-ng is not importable ({e}); pip install -e '.[dev]'"
 else:
     IMPORT_ERROR = None
 

@@ -1,0 +1,1 @@
+"""Effective policy: enumeration, catalog matching, what-if simulation."""
