@@ -69,7 +69,7 @@ def _entry(e: dict[str, Any]) -> NamedPolicy:
 
 @cache
 def all_policies() -> tuple[NamedPolicy, ...]:
-    out = []
+    out: list[NamedPolicy] = []
     for f in CATALOG_FILES:
         text = resources.files("prober.data").joinpath(f"policies/{f}").read_text(encoding="utf-8")
         out.extend(_entry(e) for e in json.loads(text)["policies"])
