@@ -208,6 +208,8 @@ class AttemptResult:
                 neg["ocsp_stapled"] = True
             if f.cert_request:
                 neg["certificate_request"] = True
+            if f.certificate_compression:
+                neg["certificate_compression"] = f.certificate_compression
             out["negotiated"] = neg
             if f.alert is not None:
                 out["alert"] = {"description": alert_name(f.alert), "code": f.alert,

@@ -131,12 +131,6 @@ def test_firefox_137_hello_negotiates_x25519mlkem768(
     assert rec.hrr_group is None
 
 
-@pytest.mark.xfail(
-    reason="prober/wire/serverflight.py does not decode CompressedCertificate (handshake "
-    "type 25, RFC 8879): the flight decrypts and Finished verifies, but no certificate "
-    "is reported",
-    strict=False,
-)
 def test_firefox_137_compressed_certificate_is_reported(
     tmp_path: Path, tlslite_factory: Callable[..., TlsliteServer]
 ) -> None:
@@ -147,6 +141,7 @@ def test_firefox_137_compressed_certificate_is_reported(
     assert a["negotiated"]["decrypted"] is True
     assert "compressed_certificate" in a["server_messages"]
     assert isinstance(a.get("certificate"), dict) and a["certificate"]
+    assert a["negotiated"]["certificate_compression"] in ("zlib", "brotli", "zstd")
 
 
 def test_hello_retry_request_to_x25519mlkem768(

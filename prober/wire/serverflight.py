@@ -55,6 +55,7 @@ class Flight:
     certificates: list[bytes] = field(default_factory=list)
     dh_bits: int | None = None
     cert_request: bool = False
+    certificate_compression: str | None = None
     ocsp_stapled: bool = False
     secure_renegotiation: bool | None = None
     extended_master_secret: bool | None = None
@@ -236,6 +237,8 @@ class FlightReader:
             raise _Bad(f"plaintext {name} after a TLS 1.3 ServerHello")
         if mtype == HandshakeType.CERTIFICATE:
             self._certificate(r, tls13)
+        elif mtype == HandshakeType.COMPRESSED_CERTIFICATE:
+            self._compressed_certificate(r)
         elif mtype == HandshakeType.SERVER_KEY_EXCHANGE:
             self._server_key_exchange(r)
         elif mtype == HandshakeType.CERTIFICATE_REQUEST:
@@ -381,6 +384,18 @@ class FlightReader:
             if tls13:
                 lst.pull_vector(2)
 
+    def _compressed_certificate(self, r: Reader) -> None:
+        """RFC 8879: browsers offer it, so servers answering browser profiles use it."""
+        algorithm = r.pull_u16()
+        length = r.pull_u24()
+        data = r.pull_vector(3)
+        plain = _decompress(algorithm, data, length)
+        if plain is None:
+            self.flight.certificate_compression = f"algorithm {algorithm} (not decoded)"
+            return
+        self.flight.certificate_compression = {1: "zlib", 2: "brotli", 3: "zstd"}[algorithm]
+        self._certificate(Reader(plain), tls13=True)
+
     def _server_key_exchange(self, r: Reader) -> None:
         f = self.flight
         cs = suite(f.suite or -1)
@@ -426,6 +441,35 @@ class FlightReader:
             return
         f.suite = common[0]
         f.status = COMPLETE
+
+
+def _decompress(algorithm: int, data: bytes, length: int) -> bytes | None:
+    """Decompress a certificate message; None when the codec is not available here."""
+    # a bomb guard: the sender states the size and RFC 8879 caps it at 2^24 bytes
+    if length > MAX_FLIGHT_BYTES:
+        raise _Bad(f"compressed certificate claims {length} bytes")
+    try:
+        if algorithm == 1:
+            import zlib
+
+            out = zlib.decompressobj().decompress(data, length)
+        elif algorithm == 2:
+            import brotli
+
+            out = brotli.decompress(data)
+        elif algorithm == 3:
+            import zstandard
+
+            out = zstandard.ZstdDecompressor().decompress(data, max_output_size=length)
+        else:
+            return None
+    except ImportError:
+        return None
+    except Exception as e:  # each codec raises its own error type on corrupt input
+        raise _Bad(f"compressed certificate does not decompress: {e}") from e
+    if len(out) != length:
+        raise _Bad("compressed certificate length mismatch")
+    return bytes(out)
 
 
 def _alpn_choice(body: bytes) -> str | None:
