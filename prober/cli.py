@@ -106,7 +106,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     # issue 3: profiles capture / from-pcap
     # issue 6: logs
     # issue 6: whatif
-    # issue 6: check
+    "prober.check.command",  # issue 6: check
 )
 
 

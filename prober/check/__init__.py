@@ -1,0 +1,1 @@
+"""CI gate: expectations about an endpoint, checked against a live run."""

@@ -1,0 +1,143 @@
+"""The expectations file: what must hold for an endpoint (YAML, schema 1).
+
+Every error names the file, the entry and the bad value, so a broken file in a
+pipeline says what to fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prober.outcome import OUTCOMES
+
+EXPECT_SCHEMA = 1
+_TOP = {"schema", "profiles", "min_version", "forbidden_suites", "required_groups",
+        "certificate", "policy", "no_findings", "repeat", "timeout"}
+
+
+class ExpectationError(ValueError):
+    """An expectations file that cannot be used; the message names the problem."""
+
+
+@dataclass
+class OutcomeRule:
+    profiles: list[str]
+    allow: list[str]
+    # a detail the outcome must carry, e.g. the alert description
+    detail: str | None = None
+
+
+@dataclass
+class Expectations:
+    path: str
+    profiles: list[OutcomeRule] = field(default_factory=list)
+    min_version: str | None = None
+    forbidden_suites: list[str] = field(default_factory=list)
+    required_groups: list[str] = field(default_factory=list)
+    certificate_valid_days: int | None = None
+    policy_equals: str | None = None
+    policy_no_weaker_than: str | None = None
+    no_findings: list[str] = field(default_factory=list)
+    repeat: int = 1
+    timeout: float = 5.0
+
+
+def _list(where: str, v: Any) -> list[str]:
+    if isinstance(v, str):
+        return [v]
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ExpectationError(f"{where}: expected a name or a list of names, got {v!r}")
+    return list(v)
+
+
+def parse(doc: Any, where: str) -> Expectations:
+    from prober.wire import registry as reg
+
+    if not isinstance(doc, dict):
+        raise ExpectationError(f"{where}: an expectations file holds one mapping")
+    unknown = set(doc) - _TOP
+    if unknown:
+        raise ExpectationError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    if doc.get("schema", EXPECT_SCHEMA) != EXPECT_SCHEMA:
+        raise ExpectationError(f"{where}: schema {doc.get('schema')!r} is not {EXPECT_SCHEMA}")
+    exp = Expectations(path=where)
+    for i, rule in enumerate(doc.get("profiles") or []):
+        at = f"{where}: profiles[{i}]"
+        if not isinstance(rule, dict) or "profiles" not in rule or "allow" not in rule:
+            raise ExpectationError(f"{at}: needs 'profiles' and 'allow'")
+        extra = set(rule) - {"profiles", "allow", "detail"}
+        if extra:
+            raise ExpectationError(f"{at}: unknown field(s) {', '.join(sorted(extra))}")
+        allow = _list(f"{at}.allow", rule["allow"])
+        bad = [o for o in allow if o not in OUTCOMES]
+        if bad:
+            raise ExpectationError(f"{at}.allow: {', '.join(bad)} is not an outcome "
+                                   f"({', '.join(OUTCOMES)})")
+        exp.profiles.append(OutcomeRule(_list(f"{at}.profiles", rule["profiles"]), allow,
+                                        rule.get("detail")))
+    if "min_version" in doc:
+        try:
+            exp.min_version = reg.version_name(reg.version_value(str(doc["min_version"])))
+        except KeyError:
+            raise ExpectationError(f"{where}: min_version: unknown version "
+                                   f"{doc['min_version']!r}") from None
+    exp.forbidden_suites = _list(f"{where}: forbidden_suites", doc.get("forbidden_suites", []))
+    for s in exp.forbidden_suites:
+        if "*" not in s:
+            try:
+                reg.suite_value(s)
+            except KeyError:
+                raise ExpectationError(f"{where}: forbidden_suites: unknown cipher suite "
+                                       f"{s!r}") from None
+    exp.required_groups = _list(f"{where}: required_groups", doc.get("required_groups", []))
+    for g in exp.required_groups:
+        try:
+            reg.group_value(g)
+        except KeyError:
+            raise ExpectationError(f"{where}: required_groups: unknown group {g!r}") from None
+    cert = doc.get("certificate") or {}
+    if not isinstance(cert, dict) or set(cert) - {"valid_days"}:
+        raise ExpectationError(f"{where}: certificate: only 'valid_days' is understood")
+    if "valid_days" in cert:
+        exp.certificate_valid_days = _int(f"{where}: certificate.valid_days", cert["valid_days"])
+    pol = doc.get("policy") or {}
+    if not isinstance(pol, dict) or set(pol) - {"equals", "no_weaker_than"}:
+        raise ExpectationError(f"{where}: policy: give 'equals' and/or 'no_weaker_than'")
+    exp.policy_equals = pol.get("equals")
+    exp.policy_no_weaker_than = pol.get("no_weaker_than")
+    if exp.policy_equals or exp.policy_no_weaker_than:
+        from prober.policy.catalog import CatalogError, get
+
+        for name in filter(None, (exp.policy_equals, exp.policy_no_weaker_than)):
+            try:
+                get(name)
+            except CatalogError as e:
+                raise ExpectationError(f"{where}: policy: {e}") from None
+    exp.no_findings = _list(f"{where}: no_findings", doc.get("no_findings", []))
+    exp.repeat = _int(f"{where}: repeat", doc.get("repeat", 1))
+    try:
+        exp.timeout = float(doc.get("timeout", 5.0))
+    except (TypeError, ValueError):
+        raise ExpectationError(f"{where}: timeout: a number of seconds") from None
+    return exp
+
+
+def _int(where: str, v: Any) -> int:
+    if not isinstance(v, int) or v < 0:
+        raise ExpectationError(f"{where}: expected a non-negative integer, got {v!r}")
+    return v
+
+
+def load(path: str | Path) -> Expectations:
+    import yaml
+
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ExpectationError(f"{p}: cannot read: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ExpectationError(f"{p}: not valid YAML: {e}".splitlines()[0]) from None
+    return parse(doc, str(p))
