@@ -11,8 +11,8 @@ STAMP  := $(VENV)/.prober-installed
 
 # Real peers the integration tests run against (tests/peers) and tools they use.
 APT_PACKAGES  := openssl ca-certificates curl nginx-light libnginx-mod-stream haproxy \
-                 gnutls-bin iproute2 nftables tcpdump nmap coreutils
-REQUIRED_BINS := openssl curl nginx haproxy gnutls-cli ip nft tcpdump nmap stdbuf
+                 gnutls-bin iproute2 nftables tcpdump nmap coreutils tshark
+REQUIRED_BINS := openssl curl nginx haproxy gnutls-cli ip nft tcpdump nmap stdbuf tshark editcap mergecap
 STREAM_MODULE := /usr/lib/nginx/modules/ngx_stream_module.so
 
 .PHONY: setup system-deps venv test lint demo bench

@@ -103,10 +103,12 @@ class Commands:
 # one line per command module, each defining register(hooks: Commands) -> None
 COMMAND_MODULES: tuple[str, ...] = (
     # issue 4: policy
-    # issue 3: profiles capture / from-pcap
+    "prober.profiles.from_pcap",  # issue 3: profiles from-pcap
+    # issue 3: profiles capture
     # issue 6: logs
     # issue 6: whatif
     "prober.check.command",  # issue 6: check
+    # issue 5: diagnose, diff
 )
 
 

@@ -53,6 +53,9 @@ INSTALL_HINT = {
     "haproxy": "haproxy",
     "tcpdump": "tcpdump",
     "nmap": "nmap",
+    "tshark": "tshark",
+    "editcap": "tshark",
+    "mergecap": "tshark",
 }
 
 

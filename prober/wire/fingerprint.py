@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 
 from prober.wire.buffer import Reader
-from prober.wire.clienthello import ClientHello, decode_alpn
+from prober.wire.clienthello import ClientHello
 from prober.wire.constants import ExtensionType
 from prober.wire.registry import GREASE_VALUES
 
@@ -59,18 +59,21 @@ def ja4_parts(ch: ClientHello) -> tuple[str, str, str]:
     alpn_body = ch.extension(ExtensionType.ALPN)
     alpn = "00"
     if alpn_body is not None:
-        protos = decode_alpn(alpn_body)
-        if protos and protos[0]:
-            first = protos[0]
-            a, b = first[0], first[-1]
-            alpn = a + b if a.isalnum() and b.isalnum() and a.isascii() and b.isascii() else (
-                first.encode()[:1].hex()[0] + first.encode()[-1:].hex()[-1])
+        lst = Reader(alpn_body).sub(2)
+        first = lst.pull_vector(1) if not lst.eof() else b""
+        if first:
+            # JA4: the first and last characters when both are ASCII alphanumerics,
+            # else the first and last hex digits of the raw value
+            a, b = first[:1], first[-1:]
+            alpn = (a + b).decode() if (a + b).isalnum() and (a + b).isascii() else (
+                a.hex()[0] + b.hex()[1])
     part_a = f"t{ver}{sni}{min(len(suites), 99):02d}{min(len(exts), 99):02d}{alpn}"
     part_b = ",".join(f"{c:04x}" for c in sorted(suites))
     sorted_exts = sorted(e for e in exts
                          if e not in (ExtensionType.SERVER_NAME, ExtensionType.ALPN))
     part_c = ",".join(f"{e:04x}" for e in sorted_exts)
-    sigs = _u16s(ch.extension(ExtensionType.SIGNATURE_ALGORITHMS))
+    sigs = [s for s in _u16s(ch.extension(ExtensionType.SIGNATURE_ALGORITHMS))
+            if s not in GREASE_VALUES]
     if sigs:
         part_c += "_" + ",".join(f"{s:04x}" for s in sigs)
     return part_a, part_b, part_c

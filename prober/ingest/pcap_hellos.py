@@ -1,0 +1,197 @@
+"""Captured ClientHellos grouped into client profiles.
+
+Two hellos belong to one profile when they have the same JA4 and the same bytes once
+the parts that differ on every connection are blanked: random, session id contents,
+key share values, SNI, padding length (it follows the SNI's), PSK identities/binders
+and session ticket contents. What a group remembers about where it was seen is bounded
+(``MAX_TRACKED`` distinct values per field), so a capture of millions of connections
+keeps a small footprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from prober.profiles.importer import doc_from_hello, slug
+from prober.wire.buffer import u16, vec
+from prober.wire.clienthello import (
+    ClientHello,
+    SSLv2Hello,
+    decode_key_share_client,
+    decode_server_name,
+)
+from prober.wire.constants import ExtensionType
+from prober.wire.fingerprint import ja3, ja4
+
+MAX_TRACKED = 10_000
+SHOWN = 20  # values of each kind written into a profile's extra
+
+_BLANKED = (ExtensionType.SERVER_NAME, ExtensionType.PADDING, ExtensionType.PRE_SHARED_KEY)
+
+
+@dataclass(frozen=True)
+class SeenHello:
+    raw: bytes
+    hello: ClientHello | SSLv2Hello
+    client: str
+    client_port: int
+    server: str
+    server_port: int
+    ts: float
+    source: str  # the capture file
+
+    @property
+    def sni(self) -> str | None:
+        if isinstance(self.hello, SSLv2Hello):
+            return None
+        body = self.hello.extension(ExtensionType.SERVER_NAME)
+        if body is None:
+            return None
+        try:
+            return decode_server_name(body)
+        except ValueError:
+            return None
+
+
+def fingerprint(hello: ClientHello | SSLv2Hello) -> str:
+    """JA4, or for an SSLv2 hello (which JA4 does not cover) a hash of its cipher specs."""
+    if isinstance(hello, ClientHello):
+        return ja4(hello)
+    specs = ",".join(f"{s:06x}" for s in hello.cipher_specs)
+    return f"sslv2_{hello.version:04x}_{hashlib.sha256(specs.encode()).hexdigest()[:12]}"
+
+
+def template_digest(hello: ClientHello | SSLv2Hello) -> str:
+    """A hash of the hello's bytes with the per-connection parts blanked."""
+    if isinstance(hello, SSLv2Hello):
+        blank = replace(hello, session_id=b"", challenge=b"")
+        return hashlib.sha256(blank.encode()).hexdigest()
+    exts: list[tuple[int, bytes]] | None = None
+    if hello.extensions is not None:
+        exts = []
+        for t, body in hello.extensions:
+            if t in _BLANKED:
+                body = b""
+            elif t == ExtensionType.KEY_SHARE:
+                try:
+                    body = b"".join(u16(g) + u16(len(k)) for g, k in decode_key_share_client(body))
+                except ValueError:
+                    pass
+            elif t == ExtensionType.SESSION_TICKET and body:
+                body = b"\x01"
+            exts.append((t, body))
+    blank_hello = replace(hello, random=bytes(32), session_id=bytes(len(hello.session_id)),
+                          extensions=exts)
+    return hashlib.sha256(vec(blank_hello.encode(), 3)).hexdigest()
+
+
+class _Bounded(Counter[Any]):
+    """A Counter that stops learning new keys at MAX_TRACKED (old keys keep counting)."""
+
+    overflow = False
+
+    def see(self, key: Any) -> None:
+        if key in self or len(self) < MAX_TRACKED:
+            self[key] += 1
+        else:
+            self.overflow = True
+
+
+@dataclass
+class HelloGroup:
+    fingerprint: str
+    digest: str
+    first: SeenHello  # the hello the profile is made from
+    count: int = 0
+    clients: _Bounded = field(default_factory=_Bounded)
+    server_ports: _Bounded = field(default_factory=_Bounded)
+    sni: _Bounded = field(default_factory=_Bounded)  # "" counts hellos without SNI
+    sources: _Bounded = field(default_factory=_Bounded)
+    first_seen: float = float("inf")
+    last_seen: float = float("-inf")
+    name: str = ""
+
+    @property
+    def ja3(self) -> str | None:
+        h = self.first.hello
+        return ja3(h) if isinstance(h, ClientHello) else None
+
+    def add(self, seen: SeenHello) -> None:
+        self.count += 1
+        self.clients.see(seen.client)
+        self.server_ports.see(seen.server_port)
+        self.sni.see(seen.sni or "")
+        self.sources.see(seen.source)
+        self.first_seen = min(self.first_seen, seen.ts)
+        self.last_seen = max(self.last_seen, seen.ts)
+
+    def top_sni(self) -> list[str]:
+        return [s for s, _ in self.sni.most_common() if s]
+
+
+class Grouper:
+    def __init__(self) -> None:
+        self._groups: dict[tuple[str, str], HelloGroup] = {}
+
+    def add(self, seen: SeenHello) -> None:
+        key = (fingerprint(seen.hello), template_digest(seen.hello))
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = HelloGroup(key[0], key[1], seen)
+        group.add(seen)
+
+    def groups(self) -> list[HelloGroup]:
+        """Most seen first; each with a unique profile name."""
+        out = sorted(self._groups.values(), key=lambda g: (-g.count, g.fingerprint, g.digest))
+        assign_names(out)
+        return out
+
+
+def assign_names(groups: list[HelloGroup]) -> None:
+    """JA4 plus the most common SNI; a numeric suffix where two groups would collide."""
+    used: set[str] = set()
+    for g in groups:
+        sni = g.top_sni()
+        base = g.fingerprint + (f"-{slug(sni[0])[:60].strip('-')}" if sni else "")
+        name, n = base, 1
+        while name in used:
+            n += 1
+            name = f"{base}-{n}"
+        used.add(name)
+        g.name = name
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def profile_doc(g: HelloGroup) -> dict[str, Any]:
+    files = [os.path.basename(s) for s, _ in g.sources.most_common()]
+    n_clients = len(g.clients)
+    doc = doc_from_hello(
+        g.first.raw, name=g.name, origin="imported",
+        description=(f"{g.count} ClientHello{'s' if g.count != 1 else ''} from {n_clients} "
+                     f"client address{'es' if n_clients != 1 else ''} in a capture"),
+        source="pcap: " + ", ".join(files[:SHOWN]))
+    doc["extra"].update(_facts(g, files))
+    return doc
+
+
+def _facts(g: HelloGroup, files: list[str]) -> dict[str, Any]:
+    return {
+        "count": g.count,
+        "client_ips": [ip for ip, _ in g.clients.most_common(SHOWN)],
+        "client_ip_count": len(g.clients),
+        "client_ips_overflow": g.clients.overflow,
+        "server_ports": sorted(p for p, _ in g.server_ports.most_common(SHOWN)),
+        "sni": g.top_sni()[:SHOWN],
+        "hellos_without_sni": g.sni.get("", 0),
+        "first_seen": iso(g.first_seen),
+        "last_seen": iso(g.last_seen),
+        "files": files[:SHOWN],
+    }
