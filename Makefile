@@ -65,3 +65,4 @@ demo: setup
 
 bench: setup
 	$(PY) bench/run.py
+	$(PY) bench/logs.py

@@ -105,8 +105,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     # issue 4: policy
     "prober.profiles.from_pcap",  # issue 3: profiles from-pcap
     # issue 3: profiles capture
-    # issue 6: logs
-    # issue 6: whatif
+    "prober.ingest.logs_command",  # issue 6: logs
+    "prober.policy.whatif_command",  # issue 6: whatif
     "prober.check.command",  # issue 6: check
     # issue 5: diagnose, diff
 )
