@@ -51,7 +51,10 @@ $(STAMP): pyproject.toml
 # pytest exit code 5 means "no tests collected": a test run that ran nothing is a failure.
 # PYTEST_ARGS narrows a local run, e.g. `make test PYTEST_ARGS=tests/test_peers.py`.
 PYTEST_ARGS ?=
+# The deploy gate runs first (prober check against the demo endpoint, exactly as a
+# user's pipeline would), then the test suite; pytest's summary stays the last line.
 test: setup
+	bash .ci/gate.sh
 	@set +e; $(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$rc

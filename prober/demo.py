@@ -521,10 +521,58 @@ def run_demo(out_dir: Path) -> int:
     return 0
 
 
+def serve(port_file: Path | None) -> int:
+    """Keep the demo endpoint up until SIGTERM/Ctrl-C: the target of the project's own CI
+    gate (`prober check` against it, as a user's pipeline would check their endpoint)."""
+    import signal
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    policy = load_policy()
+    backend: Backend | None = None
+    listeners: Listeners | None = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="prober-demo-") as tmp:
+            certs = make_certificates(Path(tmp))
+            backend = Backend(backend_context(policy, certs))
+            backend.start()
+            listeners = Listeners(backend.port)
+            listeners.start()
+        line = f"FRONT={listeners.front_port}\nSILENT={listeners.silent_port}\n"
+        if port_file is not None:
+            tmp_file = port_file.with_suffix(".tmp")
+            tmp_file.write_text(line)
+            tmp_file.replace(port_file)
+        print(f"demo endpoint ({policy.name}) on {LOOPBACK}:{listeners.front_port}, silent "
+              f"listener on {LOOPBACK}:{listeners.silent_port}; SIGTERM or Ctrl-C stops it",
+              flush=True)
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        try:
+            if listeners is not None:
+                listeners.stop()
+        finally:
+            if backend is not None:
+                backend.stop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    if argv:
-        print("usage: python -m prober.demo  (no arguments; writes out/ in the current "
-              "directory)", file=sys.stderr)
+    args = list(argv or [])
+    if args and args[0] == "serve":
+        port_file = None
+        if len(args) == 3 and args[1] == "--port-file":
+            port_file = Path(args[2])
+        elif len(args) != 1:
+            print("usage: python -m prober.demo serve [--port-file FILE]", file=sys.stderr)
+            return 2
+        return serve(port_file)
+    if args:
+        print("usage: python -m prober.demo [serve [--port-file FILE]]  (without arguments: "
+              "the demo; writes out/ in the current directory)", file=sys.stderr)
         return 2
     try:
         return run_demo(Path("out"))
