@@ -11,11 +11,11 @@ STAMP  := $(VENV)/.prober-installed
 
 # Real peers the integration tests run against (tests/peers) and tools they use.
 APT_PACKAGES  := openssl ca-certificates curl nginx-light libnginx-mod-stream haproxy \
-                 gnutls-bin iproute2 nftables tcpdump nmap coreutils tshark
-REQUIRED_BINS := openssl curl nginx haproxy gnutls-cli ip nft tcpdump nmap stdbuf tshark editcap mergecap
+                 gnutls-bin iproute2 nftables iptables tcpdump nmap coreutils tshark
+REQUIRED_BINS := openssl curl nginx haproxy gnutls-cli ip nft iptables tcpdump nmap stdbuf tshark editcap mergecap
 STREAM_MODULE := /usr/lib/nginx/modules/ngx_stream_module.so
 
-.PHONY: setup system-deps venv test lint demo bench
+.PHONY: setup system-deps venv test lint demo bench lab-up lab-down
 
 setup: system-deps venv
 
@@ -69,3 +69,10 @@ demo: setup
 bench: setup
 	$(PY) bench/run.py
 	$(PY) bench/logs.py
+
+# The network-namespace lab of docs/lab.md (root only): every failure mode, to try by hand.
+lab-up: setup
+	$(PY) scripts/lab.py up
+
+lab-down:
+	$(PY) scripts/lab.py down

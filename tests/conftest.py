@@ -54,6 +54,7 @@ INSTALL_HINT = {
     "tcpdump": "tcpdump",
     "nmap": "nmap",
     "tshark": "tshark",
+    "iptables": "iptables",
     "editcap": "tshark",
     "mergecap": "tshark",
 }
@@ -174,3 +175,7 @@ def drop_lab() -> Iterator[DropLab]:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+# the namespace lab (tests/lab), shared by every module that asks for `lab`
+from tests.lab.fixtures import lab  # noqa: E402, F401
