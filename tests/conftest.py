@@ -168,8 +168,8 @@ def drop_lab() -> Iterator[DropLab]:
     reason = unavailable_reason()
     if reason:
         pytest.skip(reason)
-    with DropLab() as lab:
-        yield lab
+    with DropLab() as drop:
+        yield drop
 
 
 @pytest.fixture(scope="session")
