@@ -102,7 +102,7 @@ class Commands:
 
 # one line per command module, each defining register(hooks: Commands) -> None
 COMMAND_MODULES: tuple[str, ...] = (
-    # issue 4: policy
+    "prober.policy.command",  # issue 4: policy
     "prober.profiles.from_pcap",  # issue 3: profiles from-pcap
     # issue 3: profiles capture
     "prober.ingest.logs_command",  # issue 6: logs

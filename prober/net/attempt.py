@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-import sys
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -152,6 +151,9 @@ async def _exchange(loop: asyncio.AbstractEventLoop, sock: socket.socket, obs: O
     _check_ack(sock, obs, t0)
     deadline = time.monotonic() + dl.read
     polls = iter(_ACK_POLL)
+    # one pending read at a time, kept across ACK polls: cancelling a read whose data
+    # has already arrived would lose the server's bytes
+    pending: asyncio.Future[bytes] | None = None
     try:
         while True:
             remaining = deadline - time.monotonic()
@@ -161,12 +163,16 @@ async def _exchange(loop: asyncio.AbstractEventLoop, sock: socket.socket, obs: O
             # until the hello is seen ACKed, wake up now and then to ask TCP_INFO
             poll = next(polls, 0.5) if obs.acked is None else None
             wait = min(remaining, poll) if poll is not None else remaining
-            try:
-                data = await _recv(loop, sock, wait)
-            except TimeoutError:
+            if pending is None:
+                pending = asyncio.ensure_future(loop.sock_recv(sock, 65536))
+            done, _ = await asyncio.wait({pending}, timeout=wait)
+            if not done:
                 if poll is not None:
                     _check_ack(sock, obs, t0)
                 continue
+            fut, pending = pending, None
+            try:
+                data = fut.result()
             except OSError as e:
                 obs.end, obs.end_errno = END_RST, e.errno
                 break
@@ -190,27 +196,20 @@ async def _exchange(loop: asyncio.AbstractEventLoop, sock: socket.socket, obs: O
                 obs.end = END_COMPLETE
                 break
     finally:
+        if pending is not None:
+            pending.cancel()
         _note_tcp(sock, obs, t0)
 
 
-if sys.version_info >= (3, 11):
-
-    async def _with_deadline(aw: Awaitable[T], wait: float) -> T:
-        # asyncio.timeout schedules one timer; wait_for would also create a task
-        async with asyncio.timeout(wait):
-            return await aw
-
-else:  # pragma: no cover - Python 3.10
-
-    async def _with_deadline(aw: Awaitable[T], wait: float) -> T:
-        try:
-            return await asyncio.wait_for(aw, wait)
-        except asyncio.TimeoutError:
-            raise TimeoutError from None
-
-
-async def _recv(loop: asyncio.AbstractEventLoop, sock: socket.socket, wait: float) -> bytes:
-    return await _with_deadline(loop.sock_recv(sock, 65536), wait)
+async def _with_deadline(aw: Awaitable[T], wait: float) -> T:
+    """``aw`` or TimeoutError; unlike a cancelling timeout, a result that is ready when
+    the deadline fires is kept, not thrown away."""
+    fut = asyncio.ensure_future(aw)
+    done, _ = await asyncio.wait({fut}, timeout=wait)
+    if fut in done:
+        return fut.result()
+    fut.cancel()
+    raise TimeoutError
 
 
 def _check_ack(sock: socket.socket, obs: Observation, t0: float) -> None:

@@ -1,0 +1,131 @@
+"""What a policy scan offers: candidate suites per version (in bundles), candidate groups,
+and the strength notes of a suite. Pure functions over the registries."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from prober.profiles import families
+from prober.wire import registry as reg
+
+LEGACY_VERSIONS = ("TLSv1.2", "TLSv1.1", "TLSv1.0", "SSLv3")
+# newest first, as in ObservedPolicy.versions
+ALL_VERSIONS = ("TLSv1.3", *LEGACY_VERSIONS, "SSLv2")
+# some servers and middleboxes fail hellos with more than 128 suites
+BUNDLE_CAP = 128
+# the key exchanges nearly every deployed server uses; their suites go in the first
+# bundle, so the usual policy is enumerated in one bundle and needs no merge
+_COMMON_KX = {"ECDHE", "DHE", "RSA"}
+
+RSA_SIGALGS = ["rsa_pss_rsae_sha256", "rsa_pss_rsae_sha384", "rsa_pss_rsae_sha512",
+               "rsa_pkcs1_sha256", "rsa_pkcs1_sha384", "rsa_pkcs1_sha512"]
+ECDSA_SIGALGS = ["ecdsa_secp256r1_sha256", "ecdsa_secp384r1_sha384", "ecdsa_secp521r1_sha512"]
+
+
+def _strength_key(c: reg.CipherSuite) -> tuple[bool, bool, int, int]:
+    # the same order as the generated version profiles: strongest first
+    return (not c.forward_secret, not c.aead, -(c.enc_bits or 0), c.value)
+
+
+@cache
+def suite_candidates(version: str) -> tuple[int, ...]:
+    """Every registry suite a certificate-based or anonymous server could pick at ``version``
+    (code points: two registry entries may share a name)."""
+    if version == "TLSv1.3":
+        return tuple(reg.suite_value(n) for n in families._tls13_suites())
+    cands = [c for c in reg.all_suites()
+             if version in c.tls_versions and not c.scsv
+             and c.kx in families._KX and c.auth in families._AUTH]
+    cands.sort(key=_strength_key)
+    return tuple(c.value for c in cands)
+
+
+@cache
+def bundles(version: str, cap: int = BUNDLE_CAP) -> tuple[tuple[int, ...], ...]:
+    """The candidates of ``version`` cut into hellos of at most ``cap`` suites, the
+    commonly deployed key exchanges first: bundle 0 alone holds what nearly every server
+    accepts, so the others usually cost one refused hello each and no merge."""
+    cands = suite_candidates(version)
+    common = [v for v in cands if _kx(v) in _COMMON_KX]
+    rare = [v for v in cands if _kx(v) not in _COMMON_KX]
+    out: list[tuple[int, ...]] = []
+    for part in (common, rare):
+        out += [tuple(part[i:i + cap]) for i in range(0, len(part), cap)]
+    # fold a small tail into the bundle before it when both fit one hello
+    merged: list[tuple[int, ...]] = []
+    for b in out:
+        if merged and len(merged[-1]) + len(b) <= cap:
+            merged[-1] = merged[-1] + b
+        else:
+            merged.append(b)
+    return tuple(merged)
+
+
+def _kx(value: int) -> str:
+    cs = reg.suite(value)
+    return (cs.kx or "") if cs else ""
+
+
+def candidate_index(version: str) -> dict[int, int]:
+    """Position of each candidate in the canonical (strongest-first) order."""
+    return {v: i for i, v in enumerate(suite_candidates(version))}
+
+
+@cache
+def tls13_groups() -> tuple[str, ...]:
+    """Every group a TLS 1.3 server could select (named in supported_groups)."""
+    return tuple(g.name for g in reg.all_groups() if g.tls13_usable)
+
+
+@cache
+def tls12_ecdhe_groups() -> tuple[str, ...]:
+    """Every elliptic curve a TLS 1.2 ECDHE server could select."""
+    return tuple(g.name for g in reg.all_groups() if g.kind == "ecdhe" and g.value <= 0x1E)
+
+
+def is_ecdhe(value: int) -> bool:
+    return _kx(value) == "ECDHE"
+
+
+def auth_of(value: int) -> str | None:
+    cs = reg.suite(value)
+    return cs.auth if cs else None
+
+
+def strength_notes(value: int, version: str) -> list[str]:
+    """Why a suite is weak, in the words operators search for (empty: nothing to say)."""
+    cs = reg.suite(value) if version != "SSLv2" else reg.sslv2_spec(value)
+    if cs is None:
+        return ["unknown suite"]
+    if version == "SSLv2":
+        return ["SSLv2"]
+    notes: list[str] = []
+    kx, auth, enc = cs.kx or "", cs.auth or "", cs.enc or ""
+    name = cs.name
+    if "EXPORT" in kx or "EXPORT" in name:
+        notes.append("export")
+    if enc in ("NULL", "None") or "_NULL_" in name:
+        notes.append("NULL")
+    if auth == "anon":
+        notes.append("anon")
+    if enc == "RC4":
+        notes.append("RC4")
+    if enc in ("3DES", "DES", "RC2", "IDEA"):
+        notes.append(enc if enc != "3DES" else "3DES")
+    if version != "TLSv1.3" and not cs.aead and name.endswith("_SHA") and enc not in (
+            "NULL", "RC4"):
+        notes.append("CBC-SHA1")
+    if name.endswith("_MD5"):
+        notes.append("MD5")
+    if version != "TLSv1.3" and not cs.forward_secret and auth != "anon":
+        notes.append("no FS")
+    return notes
+
+
+def suite_label(value: int, version: str) -> tuple[str, str]:
+    """(IANA name, OpenSSL name) of a suite; SSLv2 cipher specs have their own registry."""
+    if version == "SSLv2":
+        spec = reg.sslv2_spec(value)
+        return (spec.name if spec else f"0x{value:06X}",
+                (spec.openssl_name or "") if spec else "")
+    return reg.suite_name(value), reg.suite_openssl_name(value) or ""

@@ -1,0 +1,208 @@
+"""Rendering a policy scan: the report people read and the JSON document machines read."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from typing import Any
+
+from prober.policy.candidates import ALL_VERSIONS, strength_notes, suite_label
+from prober.policy.scan import PolicyScan
+from prober.wire import registry as reg
+
+POLICY_SCHEMA = "prober.policy/1"
+_COUNT_ORDER = ("suites", "versions", "groups", "extras", "sanity")
+
+
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _suite_value(name: str, version: str) -> int | None:
+    if version == "SSLv2":
+        for v, spec in reg._index().sslv2.items():
+            if spec.name == name:
+                return v
+        return None
+    try:
+        return reg.suite_value(name)
+    except KeyError:
+        return None
+
+
+def suite_rows(scan: PolicyScan, version: str) -> list[dict[str, Any]]:
+    out = []
+    for name in scan.policy.suites.get(version, []):
+        v = _suite_value(name, version)
+        iana, openssl = suite_label(v, version) if v is not None else (name, "")
+        out.append({"iana": iana, "openssl": openssl or None,
+                    "notes": strength_notes(v, version) if v is not None else []})
+    return out
+
+
+def _order_words(scan: PolicyScan, version: str) -> str:
+    n = len(scan.policy.suites.get(version, []))
+    verdict = scan.policy.server_order.get(version)
+    what = f"{n} suite{'s' if n != 1 else ''}"
+    if n < 2:
+        return what
+    if verdict is True:
+        return f"{what}, server order"
+    if verdict is False:
+        return f"{what}, client order (the server follows the client; listed in our offer order)"
+    return f"{what}, order not determined"
+
+
+def _yes_no(v: bool | None, yes: str = "yes", no: str = "no", unknown: str = "unknown") -> str:
+    return unknown if v is None else yes if v else no
+
+
+def _connections_line(scan: PolicyScan) -> str:
+    c = scan.connections
+    parts = [f"{k} {c.get(k, 0)}" for k in _COUNT_ORDER]
+    return (f"connections: {c.get('total', 0)} ({', '.join(parts)}); suite enumeration "
+            f"{c.get('suites', 0)} vs ideal {scan.ideal_suite_connections} "
+            "(accepted suites + 1 per accepted version)")
+
+
+def table(scan: PolicyScan) -> str:
+    from tabulate import tabulate
+
+    obs = scan.policy
+    lines = [f"{scan.target} → {scan.address or 'unresolved'} (SNI {scan.sni or 'none'}): "
+             f"{', '.join(obs.versions) or 'no version accepted'}; "
+             f"{scan.connections.get('total', 0)} connections in {scan.elapsed:.2f} s",
+             _connections_line(scan)]
+    if not scan.reliable:
+        lines.append("NOT RELIABLE: the endpoint misbehaved during the scan (see WARNINGS); "
+                     "do not read this as its policy")
+    for v in obs.versions:
+        lines += ["", f"{v} — {_order_words(scan, v)}"]
+        rows = [[i, r["iana"], r["openssl"] or "", ", ".join(r["notes"])]
+                for i, r in enumerate(suite_rows(scan, v), 1)]
+        lines.append(tabulate(rows, headers=["#", "IANA", "OpenSSL", "notes"],
+                              tablefmt="plain", disable_numparse=True))
+    off = [v for v in ALL_VERSIONS if v not in obs.versions]
+    if off:
+        lines += ["", f"not accepted: {', '.join(off)}"]
+
+    lines += ["", "GROUPS"]
+    rows = []
+    for v, groups in (("TLSv1.3", obs.groups_tls13), ("TLSv1.2", obs.groups_tls12)):
+        if groups is None:
+            continue
+        order = scan.group_server_order.get(v)
+        how = ("server order" if order else "client order" if order is False
+               else "order not determined") if len(groups) > 1 else ""
+        extra = ""
+        if v == "TLSv1.3":
+            extra = f"HelloRetryRequest {_yes_no(scan.hello_retry_request, 'used', 'not used')}"
+        label = "TLS 1.3" if v == "TLSv1.3" else "TLS 1.2 ECDHE"
+        rows.append([label, ", ".join(groups) or "none", "; ".join(x for x in (how, extra) if x)])
+    lines.append(tabulate(rows, tablefmt="plain") if rows else "none determined")
+
+    f = scan.features
+    lines += ["", "FEATURES"]
+    fb = f.get("fallback_scsv")
+    alpn = f.get("alpn")
+    rows = [
+        ["TLS_FALLBACK_SCSV", _yes_no(fb, "supported (inappropriate_fallback)", "not supported",
+                                       "not determined (needs two versions)")],
+        ["secure renegotiation", _yes_no(f.get("secure_renegotiation"), unknown="n/a")],
+        ["extended master secret", _yes_no(f.get("extended_master_secret"), unknown="n/a")],
+        ["session ticket", _yes_no(f.get("session_ticket"), unknown="n/a")],
+        ["OCSP stapling", _yes_no(f.get("ocsp_stapling"), unknown="not visible (TLS 1.3 only)"
+                                  if "TLSv1.3" in obs.versions else "n/a")],
+        ["ALPN", f"chose {alpn} of h2, http/1.1" if alpn else
+         "none chosen of h2, http/1.1" if "alpn_offered" in f else "n/a"],
+    ]
+    lines.append(tabulate(rows, tablefmt="plain"))
+
+    lines += ["", "CERTIFICATES"]
+    rows = []
+    for c in scan.certificates:
+        key = f"{c.get('key_type', '?')} {c.get('key_bits', '')}".strip()
+        rows.append([key, c.get("subject", ""), _expiry(c.get("not_after")),
+                     ", ".join(c.get("versions", [])), "SNI " + ", ".join(c.get("sni", []))])
+    lines.append(tabulate(rows, tablefmt="plain") if rows else "none seen")
+    if scan.sni_dependent is not None:
+        lines.append("SNI-dependent chain: " + _yes_no(scan.sni_dependent))
+
+    lines += ["", "INTOLERANCE"]
+    rows = [[k, _yes_no(v.get("tolerated"), "ok", "BREAKS", "-"), v.get("detail", "")]
+            for k, v in scan.intolerance.items()]
+    lines.append(tabulate(rows, tablefmt="plain", disable_numparse=True))
+
+    lines += ["", "POLICY MATCH"]
+    if scan.catalog is not None:
+        # one nearest policy per line: each carries its own exact difference
+        lines += [_wrap(t) for t in scan.catalog.text().split(" | ")]
+    else:
+        lines.append("not matched: the scan is not reliable" if not scan.reliable
+                     else "no version accepted: nothing to match")
+    lines += [_wrap(c.text()) for c in scan.compliance]
+
+    if scan.deep is not None:
+        lines += ["", "DEEP (sslyze)"]
+        checks = scan.deep.get("checks") or {}
+        rows = [[k, _yes_no(v.get("ok"), "ok", "PROBLEM", "-"), v.get("verdict", "")]
+                for k, v in checks.items()]
+        lines.append(tabulate(rows, tablefmt="plain", disable_numparse=True) if rows
+                     else str(scan.deep.get("error", "no result")))
+
+    if scan.warnings:
+        lines += ["", "WARNINGS"] + [_wrap(f"- {w}") for w in scan.warnings]
+    return "\n".join(lines)
+
+
+def _wrap(text: str, width: int = 100) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width, subsequent_indent="  ", break_on_hyphens=False,
+                                   break_long_words=False)) or text
+
+
+def _expiry(not_after: str | None) -> str:
+    if not not_after:
+        return ""
+    try:
+        t = dt.datetime.fromisoformat(not_after)
+    except ValueError:
+        return f"expires {not_after}"
+    days = (t - dt.datetime.now(dt.timezone.utc)).days
+    when = f"in {days} days" if days >= 0 else f"EXPIRED {-days} days ago"
+    return f"expires {t.date().isoformat()} ({when})"
+
+
+def document(scan: PolicyScan) -> dict[str, Any]:
+    from prober import __version__
+
+    obs = scan.policy
+    return {
+        "schema": POLICY_SCHEMA,
+        "tool": {"name": "prober", "version": __version__},
+        "vantage": {"hostname": socket.gethostname(),
+                    "started_at": _iso(scan.started), "finished_at": _iso(scan.finished)},
+        "target": {"target": scan.target, "host": scan.host, "port": scan.port,
+                   "address": scan.address, "sni": scan.sni},
+        "complete": scan.complete,
+        "reliable": scan.reliable,
+        "elapsed_s": round(scan.elapsed, 3),
+        "policy": obs.to_json(),
+        "suites": {v: suite_rows(scan, v) for v in obs.versions},
+        "groups": {"tls13": obs.groups_tls13, "tls12": obs.groups_tls12,
+                   "server_order": scan.group_server_order,
+                   "hello_retry_request": scan.hello_retry_request},
+        "features": scan.features,
+        "certificates": scan.certificates,
+        "sni_dependent": scan.sni_dependent,
+        "intolerance": scan.intolerance,
+        "sanity": scan.sanity,
+        "connections": {**scan.connections, "ideal_suites": scan.ideal_suite_connections,
+                        "bundles": scan.bundles},
+        "catalog": scan.catalog.to_json() if scan.catalog is not None else None,
+        "mozilla_compliance": [c.to_json() for c in scan.compliance],
+        "deep": scan.deep,
+        "warnings": scan.warnings,
+        "attempts": [a.to_json() for a in scan.attempts],
+    }

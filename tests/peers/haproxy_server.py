@@ -1,0 +1,177 @@
+"""HAProxy as a TLS test peer: a ``mode tcp`` frontend that terminates TLS with a given
+policy, logs each session (with the negotiated protocol and cipher) and closes.
+
+``ciphers``/``ciphersuites``/``curves``/``min_version``/``max_version`` become the
+``bind`` options of the same names (``ssl-min-ver``/``ssl-max-ver``);
+``prefer_client_ciphers=True`` adds ``prefer-client-ciphers`` (HAProxy's default is the
+server's order). ``cert`` is ``"rsa"``, ``"ecdsa"`` or ``"both"`` (two ``crt`` files on
+one bind: HAProxy picks by the client's signature algorithms). Runs in the foreground
+(``-db``), so :meth:`stop` ends exactly the process it started, by PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+from .pki import Pki
+from .ports import free_port, wait_listening
+
+CertKind = Literal["rsa", "ecdsa", "both"]
+_LOG_FORMAT = "%ci:%cp %sslv %sslc"
+
+
+@dataclass
+class HaproxySession:
+    client: str
+    protocol: str  # "-" when no handshake completed
+    cipher: str
+
+
+class HaproxyServer:
+    def __init__(self, pki: Pki, *, ciphers: str | None = None, ciphersuites: str | None = None,
+                 curves: str | None = None, min_version: str | None = None,
+                 max_version: str | None = None, prefer_client_ciphers: bool = False,
+                 cert: CertKind = "rsa", host: str = "127.0.0.1",
+                 haproxy: str = "haproxy") -> None:
+        self.pki = pki
+        self.ciphers = ciphers
+        self.ciphersuites = ciphersuites
+        self.curves = curves
+        self.min_version = min_version
+        self.max_version = max_version
+        self.prefer_client_ciphers = prefer_client_ciphers
+        self.cert = cert
+        self.host = host
+        self.haproxy = shutil.which(haproxy) or haproxy
+        self.port = 0
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def dir(self) -> Path:
+        assert self._tmp is not None, "server not started"
+        return Path(self._tmp.name)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def _crt_files(self) -> list[Path]:
+        kinds = ["ecdsa", "rsa"] if self.cert == "both" else [self.cert]
+        out = []
+        for kind in kinds:
+            c, k = self.pki.cert_key(kind)
+            pem = self.dir / f"{kind}.pem"  # HAProxy wants certificate and key in one file
+            pem.write_bytes(c.read_bytes() + k.read_bytes())
+            out.append(pem)
+        return out
+
+    def config(self) -> str:
+        bind = [f"bind {self.host}:{self.port} ssl"]
+        bind += [f"crt {p}" for p in self._crt_files()]
+        for opt, val in (("ssl-min-ver", self.min_version), ("ssl-max-ver", self.max_version),
+                         ("ciphers", self.ciphers), ("ciphersuites", self.ciphersuites),
+                         ("curves", self.curves)):
+            if val is not None:
+                bind.append(f"{opt} {val}")
+        if self.prefer_client_ciphers:
+            bind.append("prefer-client-ciphers")
+        return f"""# written by tests/peers/haproxy_server.py
+global
+    nbthread 1
+defaults
+    mode tcp
+    no option tcp-smart-accept
+    timeout connect 5s
+    timeout client 10s
+    timeout server 10s
+frontend policy
+    {" ".join(bind)}
+    log stdout format raw local0 info
+    log-format "{_LOG_FORMAT}"
+    tcp-request content reject
+"""
+
+    def start(self, timeout: float = 10.0) -> HaproxyServer:
+        self._tmp = tempfile.TemporaryDirectory(prefix="prb-haproxy-")
+        for _attempt in range(3):  # free_port() can race with another process
+            self.port = free_port(self.host)
+            cfg = self.dir / "haproxy.cfg"
+            cfg.write_text(self.config())
+            check = subprocess.run([self.haproxy, "-c", "-q", "-f", str(cfg)],
+                                   capture_output=True, text=True, check=False)
+            if check.returncode != 0:
+                raise RuntimeError(f"haproxy rejects its config:\n{check.stdout}{check.stderr}"
+                                   f"\n{cfg.read_text()}")
+            out = open(self.dir / "haproxy.log", "ab")  # noqa: SIM115 - handed to Popen
+            try:
+                self._proc = subprocess.Popen([self.haproxy, "-db", "-f", str(cfg)],
+                                              stdout=out, stderr=subprocess.STDOUT,
+                                              stdin=subprocess.DEVNULL, cwd=self.dir)
+            finally:
+                out.close()
+            try:
+                wait_listening(self.host, self.port, timeout, alive=self._proc)
+                return self
+            except RuntimeError:
+                self._reap()
+                if "Address already in use" not in self.log():
+                    raise RuntimeError(f"haproxy failed:\n{self.log()}") from None
+        raise RuntimeError(f"haproxy could not bind a port:\n{self.log()}")
+
+    def _reap(self) -> None:
+        p, self._proc = self._proc, None
+        if p is None:
+            return
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+
+    def stop(self) -> None:
+        self._reap()
+
+    def __enter__(self) -> HaproxyServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self._reap()
+
+    def log(self) -> str:
+        try:
+            return (self.dir / "haproxy.log").read_text(errors="replace")
+        except (OSError, AssertionError):
+            return ""
+
+    def sessions(self) -> list[HaproxySession]:
+        """One entry per logged session (``protocol`` "-" when no handshake completed)."""
+        out = []
+        for line in self.log().splitlines():
+            parts = line.split()
+            if len(parts) == 3 and ":" in parts[0]:
+                out.append(HaproxySession(parts[0], parts[1], parts[2]))
+        return out
+
+    def wait_sessions(self, n: int, timeout: float = 5.0) -> list[HaproxySession]:
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.sessions()
+            if len(s) >= n or time.monotonic() >= deadline:
+                return s
+            time.sleep(0.02)
