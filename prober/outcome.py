@@ -208,6 +208,10 @@ class AttemptResult:
                 neg["ocsp_stapled"] = True
             if f.cert_request:
                 neg["certificate_request"] = True
+            if f.signature_scheme is not None:
+                from prober.wire.registry import sig_name
+
+                neg["signature_scheme"] = sig_name(f.signature_scheme)
             if f.certificate_compression:
                 neg["certificate_compression"] = f.certificate_compression
             out["negotiated"] = neg

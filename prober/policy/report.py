@@ -116,6 +116,8 @@ def table(scan: PolicyScan) -> str:
         ["ALPN", f"chose {alpn} of h2, http/1.1" if alpn else
          "none chosen of h2, http/1.1" if "alpn_offered" in f else "n/a"],
     ]
+    for version, schemes in sorted((f.get("signature_schemes") or {}).items(), reverse=True):
+        rows.append([f"signatures seen ({version})", ", ".join(schemes)])
     lines.append(tabulate(rows, tablefmt="plain"))
 
     lines += ["", "CERTIFICATES"]

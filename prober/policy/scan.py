@@ -125,6 +125,7 @@ def assemble(plan: Planner, ep: Endpoint, results: list[AttemptResult], *, start
     if incomplete:
         warnings.append(f"incomplete: {', '.join(incomplete)}")
     features = _features(plan, obs)
+    features["signature_schemes"] = _signature_schemes(results)
     certs, sni_dep = _certificates(plan, results)
     return PolicyScan(
         target=ep.target.label, host=ep.target.host, port=ep.target.port, address=ep.address,
@@ -140,6 +141,25 @@ def assemble(plan: Planner, ep: Endpoint, results: list[AttemptResult], *, start
         ideal_suite_connections=ideal,
         bundles={v: [len(b) for b in bundles(v)] for v in plan.elims},
         warnings=warnings, attempts=sorted(results, key=lambda r: r.id))
+
+
+def _signature_schemes(results: list[AttemptResult]) -> dict[str, list[str]]:
+    """Per version, the schemes the server signed with, most used first.
+
+    What a server picks depends on its certificate and on what each hello offered, so
+    this is what was seen, not the server's whole list.
+    """
+    from collections import Counter
+
+    from prober.wire.registry import sig_name, version_name
+
+    seen: dict[str, Counter[str]] = {}
+    for r in results:
+        f = r.obs.flight if r.obs is not None else None
+        if f is None or f.signature_scheme is None or f.version is None:
+            continue
+        seen.setdefault(version_name(f.version), Counter())[sig_name(f.signature_scheme)] += 1
+    return {v: [n for n, _ in c.most_common()] for v, c in seen.items()}
 
 
 def _reply_json(r: Reply | None) -> dict[str, Any] | None:

@@ -56,6 +56,8 @@ class Flight:
     dh_bits: int | None = None
     cert_request: bool = False
     certificate_compression: str | None = None
+    # the scheme the server signed with (TLS 1.2 ServerKeyExchange, TLS 1.3 CertificateVerify)
+    signature_scheme: int | None = None
     ocsp_stapled: bool = False
     secure_renegotiation: bool | None = None
     extended_master_secret: bool | None = None
@@ -245,6 +247,8 @@ class FlightReader:
             f.cert_request = True
         elif mtype == HandshakeType.CERTIFICATE_STATUS:
             f.ocsp_stapled = True
+        elif mtype == HandshakeType.CERTIFICATE_VERIFY and tls13:
+            f.signature_scheme = r.pull_u16()
         elif mtype == HandshakeType.ENCRYPTED_EXTENSIONS:
             self._extensions(r.sub(2), encrypted_extensions=True)
         elif mtype == HandshakeType.SERVER_HELLO_DONE and not tls13:
@@ -401,15 +405,25 @@ class FlightReader:
         cs = suite(f.suite or -1)
         kx = (cs.kx or "") if cs else ""
         if "ECDH" in kx:
-            if r.pull_u8() == 3:
-                group = r.pull_u16()
-                offered = self.built.spec.offered_groups()
-                if offered and group not in offered:
-                    raise _Bad(f"ServerKeyExchange uses group 0x{group:04x}, not offered")
-                f.group = group
+            if r.pull_u8() != 3:
+                return  # explicit curves: nothing more to read reliably
+            group = r.pull_u16()
+            offered = self.built.spec.offered_groups()
+            if offered and group not in offered:
+                raise _Bad(f"ServerKeyExchange uses group 0x{group:04x}, not offered")
+            f.group = group
+            r.pull_vector(1)
         elif "DH" in kx:
             p = r.pull_vector(2).lstrip(b"\x00")
             f.dh_bits = len(p) * 8
+            r.pull_vector(2)
+            r.pull_vector(2)
+        else:
+            return
+        # TLS 1.2 names the signature scheme before the signature (RFC 5246 7.4.3)
+        signed = cs is not None and "anon" not in (cs.auth or "anon")
+        if f.version == 0x0303 and signed and r.remaining() >= 2:
+            f.signature_scheme = r.pull_u16()
 
     def _sslv2_server_hello(self) -> None:
         f = self.flight
