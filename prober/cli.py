@@ -108,7 +108,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "prober.ingest.logs_command",  # issue 6: logs
     "prober.policy.whatif_command",  # issue 6: whatif
     "prober.check.command",  # issue 6: check
-    # issue 5: diagnose, diff
+    "prober.diagnose.command",  # issue 5: diagnose, diff
 )
 
 
