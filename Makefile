@@ -46,6 +46,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m compileall -q prober
 	@touch $@
 
 # pytest exit code 5 means "no tests collected": a test run that ran nothing is a failure.
@@ -69,6 +70,7 @@ demo: setup
 bench: setup
 	$(PY) bench/run.py
 	$(PY) bench/logs.py
+	$(PY) bench/policy.py
 
 # The network-namespace lab of docs/lab.md (root only): every failure mode, to try by hand.
 lab-up: setup

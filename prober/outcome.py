@@ -106,7 +106,9 @@ def _negotiated(f: sf.Flight) -> str:
         parts.append(group_name(f.group))
     if f.alpn:
         parts.append(f"ALPN {f.alpn}")
-    if f.hrr_group is not None:
+    if f.stopped_at_hrr:
+        parts.append(f"HRR for {group_name(f.hrr_group or 0)} (stopped there, as asked)")
+    elif f.hrr_group is not None:
         parts.append("after HRR")
     if f.decrypted is False:
         parts.append("(flight not decrypted)")

@@ -27,8 +27,12 @@ listed as ``consistent`` when everything they do document agrees.
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any, Literal
 
 from prober.policy.catalog import NamedPolicy, all_policies
@@ -529,22 +533,95 @@ class ComplianceVerdict:
                 "notes": list(self.notes), "error": self.error, "text": self.text()}
 
 
+# sslyze's profile loader turns the ANSI X9.62 curve names of the Mozilla JSON into SECG
+# names; done the same way here so the sets equal what its checker compares against
+_MOZILLA_CURVE_TO_SECG = {"prime256v1": "secp256r1", "prime192v1": "secp192r1"}
+
+
+@dataclass(frozen=True)
+class _MozillaLevel:
+    """The parts of one level of the Mozilla profile that an observed policy can show."""
+
+    tls_versions: frozenset[str]
+    ciphersuites: frozenset[str]
+    ciphers_iana: frozenset[str]
+    tls_curves: frozenset[str]
+    server_preferred_order: bool
+
+
+@cache  # one search per process: every run checks three levels against the same file
+def _sslyze_files() -> tuple[Path, Path]:
+    """(sslyze's package directory, the Mozilla profile JSON its checker reads), found
+    without importing sslyze: ``import sslyze`` (or any submodule, whose parent package
+    runs first) loads every plugin, nassl and pydantic models, ~0.4 s of CPU that
+    ``prober policy`` would pay at every run for one JSON file."""
+    spec = importlib.util.find_spec("sslyze")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise ModuleNotFoundError("No module named 'sslyze'", name="sslyze")
+    pkg = Path(locations[0])
+    folder = pkg / "mozilla_tls_profile"
+    # the checker names its file in a class attribute (``_JSON_PROFILE_PATH = ... /
+    # "5.7.json"``): read that name from its source rather than run it
+    try:
+        code = (folder / "tls_config_checker.py").read_text(encoding="utf-8")
+    except OSError:
+        code = ""
+    m = re.search(r"_JSON_PROFILE_PATH\s*=[^\n]*[\"']([^\"'/]+\.json)[\"']", code)
+    path = folder / m.group(1) if m else None
+    if path is None or not path.is_file():
+        # else the newest profile shipped (by version number: "5.10" is after "5.7")
+        shipped = sorted(folder.glob("*.json"), key=lambda f: _version_tuple(f.stem))
+        if not shipped:
+            raise FileNotFoundError(f"no Mozilla profile JSON in {folder}")
+        path = shipped[-1]
+    return pkg, path
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", text))
+
+
+@cache
+def _sslyze_version(pkg: Path) -> str:
+    # what ``sslyze.__version__.__version__`` holds, read without executing the package
+    try:
+        m = re.search(r"^__version__\s*=\s*[\"']([^\"']+)[\"']",
+                      (pkg / "__version__.py").read_text(encoding="utf-8"), re.M)
+    except OSError:
+        m = None
+    if m:
+        return m.group(1)
+    from importlib.metadata import version
+
+    return version("sslyze")
+
+
 def sslyze_mozilla_profile() -> tuple[str, str, dict[str, Any]]:
     """(version, where it was read, the raw JSON) of the Mozilla profile sslyze ships and
     its checker uses."""
     import json
-    from pathlib import Path
 
-    from sslyze.__version__ import __version__ as sslyze_version
-    from sslyze.mozilla_tls_profile import tls_config_checker as checker
-
-    path = getattr(checker.MozillaTlsConfiguration, "_JSON_PROFILE_PATH", None)
-    if not isinstance(path, Path) or not path.is_file():
-        # the attribute is private: fall back to the one JSON file next to the checker
-        path = sorted(Path(checker.__file__).parent.glob("*.json"))[-1]
+    pkg, path = _sslyze_files()
     doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    source = f"sslyze {sslyze_version} {path.parent.name}/{path.name}"
+    source = f"sslyze {_sslyze_version(pkg)} {path.parent.name}/{path.name}"
     return str(doc["version"]), source, doc
+
+
+def _mozilla_level(doc: dict[str, Any], level: str) -> _MozillaLevel:
+    """One level of the profile, with the fields and curve names sslyze's loader gives."""
+    try:
+        cfg = doc["configurations"][level]
+        return _MozillaLevel(
+            tls_versions=frozenset(map(str, cfg["tls_versions"])),
+            ciphersuites=frozenset(map(str, cfg["ciphersuites"])),
+            ciphers_iana=frozenset(map(str, cfg["ciphers"]["iana"])),
+            tls_curves=frozenset(_MOZILLA_CURVE_TO_SECG.get(str(c), str(c))
+                                 for c in cfg["tls_curves"]),
+            server_preferred_order=bool(cfg["server_preferred_order"]))
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"sslyze's Mozilla profile has no usable {level!r} level: {e!r}") \
+            from None
 
 
 def mozilla_compliance(obs: ObservedPolicy,
@@ -552,13 +629,8 @@ def mozilla_compliance(obs: ObservedPolicy,
     """``obs`` against sslyze's bundled Mozilla profile, checked the way sslyze's checker
     checks a scan: anything accepted beyond the profile is an issue (supporting fewer
     suites or curves is compliant)."""
-    from sslyze.mozilla_tls_profile.tls_config_checker import (
-        MozillaTlsConfiguration,
-        TlsConfigurationEnum,
-    )
-
-    version, source, _doc = sslyze_mozilla_profile()
-    cfg = MozillaTlsConfiguration.get(TlsConfigurationEnum(level))
+    version, source, doc = sslyze_mozilla_profile()
+    cfg = _mozilla_level(doc, level)
     issues: dict[str, str] = {}
     versions = [v for v in sorted(obs.versions, key=_version_rank)
                 if _SSLYZE_VERSION.get(v, v) not in cfg.tls_versions]
@@ -572,7 +644,7 @@ def mozilla_compliance(obs: ObservedPolicy,
     if extra13:
         issues["ciphersuites"] = f"TLS 1.3 suites {', '.join(extra13)} accepted"
     legacy = [s for v, names in obs.suites.items() if v != TLS13 for s in names]
-    extra = [s for s in dict.fromkeys(legacy) if s not in cfg.ciphers.iana]
+    extra = [s for s in dict.fromkeys(legacy) if s not in cfg.ciphers_iana]
     if extra:
         issues["ciphers"] = f"suites {', '.join(map(suite_label, extra))} accepted"
     allowed = {_group_key(c) for c in cfg.tls_curves}

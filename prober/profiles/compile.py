@@ -163,7 +163,7 @@ def compile_hello(doc: dict[str, Any]) -> HelloSpec:
     if not isinstance(doc, dict):
         raise ProfileError("hello: expected a mapping")
     known = {"record_version", "version", "cipher_suites", "compression", "session_id",
-             "extensions", "sslv2", "grease"}
+             "extensions", "sslv2", "grease", "stop_after_hrr"}
     unknown = set(doc) - known
     if unknown:
         raise ProfileError(f"hello: unknown field(s) {', '.join(sorted(unknown))}")
@@ -190,7 +190,8 @@ def compile_hello(doc: dict[str, Any]) -> HelloSpec:
     comps = [int(c) for c in _as_list("hello.compression", doc.get("compression", [0]))]
     return HelloSpec(record_version=0x0002 if sslv2 else record_version, legacy_version=version,
                      cipher_suites=suites, compression_methods=comps,
-                     extensions=None if sslv2 else exts, session_id=session_id, sslv2=sslv2)
+                     extensions=None if sslv2 else exts, session_id=session_id, sslv2=sslv2,
+                     stop_after_hrr=bool(doc.get("stop_after_hrr", False)))
 
 
 def _sslv2_spec(v: Any) -> int:

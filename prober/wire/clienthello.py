@@ -222,6 +222,8 @@ class HelloSpec:
     extensions: list[ExtSpec] | None = field(default_factory=list)
     session_id: str = "random"  # "random" (32 bytes), "empty", or hex
     sslv2: bool = False
+    # end the attempt at a HelloRetryRequest (it already says what the server chose)
+    stop_after_hrr: bool = False
 
     def ext(self, ext_type: int) -> ExtSpec | None:
         for e in self.extensions or ():

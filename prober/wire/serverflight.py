@@ -58,6 +58,8 @@ class Flight:
     certificate_compression: str | None = None
     # the scheme the server signed with (TLS 1.2 ServerKeyExchange, TLS 1.3 CertificateVerify)
     signature_scheme: int | None = None
+    # the attempt asked to stop at a HelloRetryRequest and did
+    stopped_at_hrr: bool = False
     ocsp_stapled: bool = False
     secure_renegotiation: bool | None = None
     extended_master_secret: bool | None = None
@@ -349,6 +351,11 @@ class FlightReader:
             raise _Bad(f"HelloRetryRequest with non-TLS 1.3 suite 0x{chosen:04x}")
         f.hrr_group = group
         f.messages[-1] = "hello_retry_request"
+        if self.built.spec.stop_after_hrr:
+            f.version, f.suite = 0x0304, chosen
+            f.stopped_at_hrr = True
+            f.status = COMPLETE
+            return b""
         cookie_body = ext.get(ExtensionType.COOKIE)
         cookie = Reader(cookie_body).pull_vector(2) if cookie_body is not None else None
         self._retried = True
