@@ -91,3 +91,35 @@ def test_bad_expectations_exit_2_one_line(tmp_path: Path, text: str, needle: str
 def test_missing_expectations_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "127.0.0.1:1", "--expect", "/nonexistent/x.yaml"]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_policy_and_findings_expectations(tmp_path: Path, modern_nginx: Any,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.peers.misbehaving import SilentReader
+
+    exp = tmp_path / "expect.yaml"
+    exp.write_text("schema: 1\ntimeout: 1\n"
+                   "policy: {equals: ELBSecurityPolicy-FS-1-2-Res-2020-10,\n"
+                   "         no_weaker_than: ELBSecurityPolicy-2016-08}\n"
+                   "no_findings: [silent-proxy]\n")
+    out = tmp_path / "check.json"
+    # nginx with ECDHE+AESGCM:ECDHE+CHACHA20, TLS 1.2+1.3: not the FS-1-2-Res policy (it adds
+    # TLS 1.3 and ChaCha20), but nothing weaker than 2016-08 either
+    rc = main(["check", f"127.0.0.1:{modern_nginx.port}", "--expect", str(exp),
+               "--json", str(out)])
+    verdicts = {v["expectation"]: v for v in json.loads(out.read_text())["verdicts"]}
+    assert rc == 1
+    eq = verdicts["policy equals ELBSecurityPolicy-FS-1-2-Res-2020-10"]
+    assert not eq["passed"] and "TLS 1.3" in eq["message"]
+    weaker = verdicts["policy no weaker than ELBSecurityPolicy-2016-08"]
+    assert weaker["passed"] is False  # TLS 1.3 and its suites are beyond 2016-08
+    assert "TLSv1.3" in weaker["message"] or "TLS 1.3" in weaker["message"]
+    assert verdicts["no finding silent-proxy"]["passed"] is True
+    capsys.readouterr()
+    with SilentReader() as silent:
+        rc = main(["check", f"127.0.0.1:{silent.port}", "--expect", str(exp),
+                   "--json", str(out)])
+    verdicts = {v["expectation"]: v for v in json.loads(out.read_text())["verdicts"]}
+    assert rc == 1
+    hang = verdicts["no finding silent-proxy"]
+    assert not hang["passed"] and "ACKs the ClientHello" in hang["message"]

@@ -55,10 +55,6 @@ def cmd_check(args: argparse.Namespace) -> int:
                     profiles.append(p)
     except (ExpectationError, ProfileError, TargetError) as e:
         raise UsageError(str(e)) from None
-    if exp.policy_equals or exp.policy_no_weaker_than or exp.no_findings:
-        missing = _unavailable(exp)
-        if missing:
-            raise UsageError(f"{args.expect}: {missing}")
     opts = engine.EngineOptions(repeat=exp.repeat, concurrency=args.concurrency,
                                 deadlines=Deadlines(exp.timeout, exp.timeout))
     results: list[Any] = []
@@ -71,15 +67,28 @@ def cmd_check(args: argparse.Namespace) -> int:
         return eps
 
     holder: dict[str, Any] = {}
+    scans: dict[Any, Any] = {}
+    findings: dict[Any, list[dict[str, Any]]] = {}
 
     async def main() -> None:
-        holder["eps"] = await go()
+        holder["eps"] = eps = await go()
+        for ep in eps:
+            if ep.address is None:
+                continue
+            if exp.policy_equals or exp.policy_no_weaker_than:
+                scans[ep] = await _policy_scan(ep, opts.deadlines)
+            if exp.no_findings:
+                findings[ep] = await _diagnose(ep, opts.deadlines)
 
     _run_loop(main())
     verdicts = []
     for ep in holder["eps"]:
         mine = [r for r in results if r.target == ep.target.label and r.address == ep.address]
         verdicts += ev.evaluate(exp, ep.target.label, mine, sets)
+        if ep in scans:
+            verdicts += ev.policy_verdicts(exp, ep.target.label, scans[ep])
+        if ep in findings:
+            verdicts += ev.finding_verdicts(exp, ep.target.label, findings[ep])
     elapsed = time.monotonic() - t0
     _print(verdicts, args.quiet)
     if args.junit:
@@ -95,9 +104,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if all(v.passed for v in verdicts) else EXIT_FAILED
 
 
-def _unavailable(exp: Any) -> str | None:
-    return ("policy and no_findings expectations need `prober policy` / `prober diagnose`, "
-            "which this build does not have yet")
+async def _policy_scan(ep: Any, deadlines: Any) -> Any:
+    from prober.policy.enumerate import enumerate_policy
+
+    return await enumerate_policy(ep, deadlines=deadlines)
+
+
+async def _diagnose(ep: Any, deadlines: Any) -> list[dict[str, Any]]:
+    from prober.diagnose import plan, report
+
+    state = plan.PlanState()
+    opts = plan.PlanOptions(deadlines=deadlines)
+    await plan.execute(ep, opts, state, lambda _step: None)
+    doc = report.document(state, ep, report.RunMeta(started=time.time(),
+                                                    finished=time.time()))
+    found: list[dict[str, Any]] = doc["findings"]
+    return found
 
 
 def _print(verdicts: list[Any], quiet: bool) -> None:

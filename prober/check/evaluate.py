@@ -176,3 +176,47 @@ def _suite(r: AttemptResult) -> str | None:
     from prober.wire.registry import suite_name
 
     return suite_name(r.obs.flight.suite)
+
+
+def policy_verdicts(exp: Expectations, target: str, scan: Any) -> list[Verdict]:
+    """``policy.equals`` / ``policy.no_weaker_than`` against a `prober policy` scan."""
+    from prober.policy.catalog import get
+    from prober.policy.match import diff_policies
+
+    out: list[Verdict] = []
+    obs = scan.policy
+    unreliable = [] if scan.reliable else [
+        "the policy scan is NOT RELIABLE: " + "; ".join(scan.warnings[:2])]
+    if exp.policy_equals:
+        named = get(exp.policy_equals)
+        diff = diff_policies(obs, named, a_name="observed", b_name=named.name)
+        ok = diff.equal and scan.reliable
+        msg = (f"equals {named.name}" if diff.equal
+               else f"differs from {named.name}: observed = {diff.text()}")
+        out.append(Verdict(target, f"policy equals {named.name}", ok, msg, unreliable))
+    if exp.policy_no_weaker_than:
+        named = get(exp.policy_no_weaker_than)
+        diff = diff_policies(obs, named, a_name="observed", b_name=named.name)
+        extra = [*(diff.protocols.plus if diff.protocols else ()),
+                 *(diff.tls13_suites.plus if diff.tls13_suites else ()),
+                 *(diff.suites.plus if diff.suites else ())]
+        ok = not extra and scan.reliable
+        msg = (f"accepts nothing beyond {named.name}" if not extra
+               else f"accepts {len(extra)} thing(s) {named.name} does not: "
+                    + ", ".join(extra[:8]) + (" …" if len(extra) > 8 else ""))
+        out.append(Verdict(target, f"policy no weaker than {named.name}", ok, msg,
+                           unreliable + [f"not compared: {k}: {v}"
+                                         for k, v in diff.not_compared.items()]))
+    return out
+
+
+def finding_verdicts(exp: Expectations, target: str, findings: list[dict[str, Any]]
+                     ) -> list[Verdict]:
+    """``no_findings``: none of the listed finding ids in a `prober diagnose` run."""
+    out = []
+    for fid in exp.no_findings:
+        hits = [f for f in findings if f.get("id") == fid]
+        out.append(Verdict(target, f"no finding {fid}", not hits,
+                           f"{fid}: {hits[0].get('cause', '')}" if hits else f"no {fid}",
+                           [e for f in hits for e in f.get("evidence", [])][:10]))
+    return out
