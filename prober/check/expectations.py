@@ -131,13 +131,6 @@ def _int(where: str, v: Any) -> int:
 
 
 def load(path: str | Path) -> Expectations:
-    import yaml
+    from prober.yamlfile import read_yaml
 
-    p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ExpectationError(f"{p}: cannot read: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise ExpectationError(f"{p}: not valid YAML: {e}".splitlines()[0]) from None
-    return parse(doc, str(p))
+    return parse(read_yaml(path, ExpectationError), str(path))

@@ -93,17 +93,11 @@ def load_policy_file(path: str | Path) -> NamedPolicy:
     """A candidate policy written by the user, in the catalog's own entry format
     (YAML or JSON): name, protocols, tls13_ciphersuites, ciphers (OpenSSL or IANA
     names), groups."""
-    import yaml
-
     from prober.wire import registry as reg
+    from prober.yamlfile import read_yaml
 
     p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise CatalogError(f"{p}: cannot read: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise CatalogError(f"{p}: not valid YAML/JSON: {e}".splitlines()[0]) from None
+    doc = read_yaml(p, CatalogError)
     if not isinstance(doc, dict) or "name" not in doc:
         raise CatalogError(f"{p}: a policy file is a mapping with at least 'name'")
     entry = dict(doc)

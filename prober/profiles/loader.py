@@ -31,15 +31,9 @@ def search_path() -> list[Path]:
 
 
 def _read_yaml(path: Path) -> Any:
-    import yaml
+    from prober.yamlfile import read_yaml
 
-    try:
-        with path.open(encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
-    except OSError as e:
-        raise ProfileError(f"{path}: cannot read: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise ProfileError(f"{path}: not valid YAML: {e}".splitlines()[0]) from None
+    return read_yaml(path, ProfileError)
 
 
 def profile_from_doc(doc: Any, where: str) -> Profile:
