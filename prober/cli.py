@@ -104,7 +104,7 @@ class Commands:
 COMMAND_MODULES: tuple[str, ...] = (
     "prober.policy.command",  # issue 4: policy
     "prober.profiles.from_pcap",  # issue 3: profiles from-pcap
-    # issue 3: profiles capture
+    "prober.profiles.capture_command",  # issue 3: profiles capture
     "prober.ingest.logs_command",  # issue 6: logs
     "prober.policy.whatif_command",  # issue 6: whatif
     "prober.check.command",  # issue 6: check
