@@ -362,6 +362,14 @@ class Listeners:
             task.add_done_callback(self._tasks.discard)
 
     async def _front(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await self._front_conn(reader, writer)
+        except asyncio.CancelledError:
+            # cancelled at shutdown: end quietly (asyncio logs a cancelled handler task)
+            writer.close()
+
+    async def _front_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+                          ) -> None:
         self._track()
         try:
             data, hello = await read_hello(reader)
@@ -396,7 +404,8 @@ class Listeners:
             # reading keeps the window open, so the kernel ACKs the hello: hang-acked
             while await reader.read(65536):
                 pass
-        except OSError:
+        except (OSError, asyncio.CancelledError):
+            # cancelled at shutdown: end quietly (asyncio logs a cancelled handler task)
             pass
         finally:
             writer.close()
