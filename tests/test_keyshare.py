@@ -1,8 +1,8 @@
 """Key shares: every group round-trips against an independent server side.
 
 The server side never goes through prober.wire.keyshare: ECDH uses
-cryptography's key objects directly, FFDHE uses cryptography's DH (the client
-side is pure-Python pow), and ML-KEM uses kyber-py's encapsulation.
+cryptography's key objects directly, FFDHE uses cryptography's DH with its own
+key pair, and ML-KEM uses kyber-py's encapsulation.
 """
 
 from __future__ import annotations
