@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import json
 import sys
@@ -239,6 +238,8 @@ def _run_loop(coro: Any) -> None:
     try:
         import uvloop
     except ImportError:
+        import asyncio
+
         asyncio.run(coro)
         return
     uvloop.run(coro)
