@@ -284,7 +284,8 @@ def test_flapping(lab: Lab) -> None:
         lab.flapper.up()
     doc = run_.result()
     o = outcomes(doc)["tls1.2-only"]
-    assert set(o) == {"ok", "refused"}, doc["_table"]
+    # an attempt caught in flight when the server goes down is reset, the rest are refused
+    assert {"ok", "refused"} <= set(o) <= {"ok", "refused", "reset"}, doc["_table"]
     ordered = [a["outcome"] for a in sorted(doc["attempts"], key=lambda a: a["started_at"])]
     assert ordered[0] == ordered[-1] == "ok", ordered  # up, down, up again
     assert lab.flapper.is_up
