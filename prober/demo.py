@@ -20,6 +20,7 @@ the expected one, 1 when one differs or the demo could not run, 130 on Ctrl-C.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shlex
 import socket
@@ -29,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -477,9 +478,10 @@ def check(doc_path: Path, expect: dict[str, Expect]) -> list[str]:
     return problems
 
 
-def run_demo(out_dir: Path) -> int:
-    t0 = time.monotonic()
-    policy = load_policy()
+@contextlib.contextmanager
+def demo_endpoint(policy: Policy) -> Iterator[Listeners]:
+    """The backend enforcing ``policy`` and, in front of it, the ALB-like front and the
+    silent listener; stopped in reverse order, each step even if an earlier one fails."""
     backend: Backend | None = None
     listeners: Listeners | None = None
     try:
@@ -490,6 +492,20 @@ def run_demo(out_dir: Path) -> int:
             backend.start()
             listeners = Listeners(backend.port)
             listeners.start()
+        yield listeners
+    finally:
+        try:
+            if listeners is not None:
+                listeners.stop()
+        finally:
+            if backend is not None:
+                backend.stop()
+
+
+def run_demo(out_dir: Path) -> int:
+    t0 = time.monotonic()
+    policy = load_policy()
+    with demo_endpoint(policy) as listeners:
         out_dir.mkdir(parents=True, exist_ok=True)
         front_json, silent_json = out_dir / "demo.json", out_dir / "demo-silent.json"
 
@@ -508,14 +524,6 @@ def run_demo(out_dir: Path) -> int:
         silent_argv += ["--timeout", str(SILENT_TIMEOUT_S), "--json", str(silent_json)]
         run_prober(silent_argv, "silent listener: accepts the connection, reads the "
                    "ClientHello, never answers (like a middlebox that swallows it)")
-    finally:
-        # stop in reverse order of starting; each step runs even if an earlier one fails
-        try:
-            if listeners is not None:
-                listeners.stop()
-        finally:
-            if backend is not None:
-                backend.stop()
 
     problems = check(front_json, FRONT_EXPECT) + check(silent_json, SILENT_EXPECT)
     elapsed = time.monotonic() - t0
@@ -538,35 +546,26 @@ def serve(port_file: Path | None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     policy = load_policy()
-    backend: Backend | None = None
-    listeners: Listeners | None = None
     try:
-        with tempfile.TemporaryDirectory(prefix="prober-demo-") as tmp:
-            certs = make_certificates(Path(tmp))
-            backend = Backend(backend_context(policy, certs))
-            backend.start()
-            listeners = Listeners(backend.port)
-            listeners.start()
-        line = f"FRONT={listeners.front_port}\nSILENT={listeners.silent_port}\n"
-        if port_file is not None:
-            tmp_file = port_file.with_suffix(".tmp")
-            tmp_file.write_text(line)
-            tmp_file.replace(port_file)
-        print(f"demo endpoint ({policy.name}) on {LOOPBACK}:{listeners.front_port}, silent "
-              f"listener on {LOOPBACK}:{listeners.silent_port}; SIGTERM or Ctrl-C stops it",
-              flush=True)
-        while not stop.wait(0.5):
-            pass
+        with demo_endpoint(policy) as listeners:
+            _serve_until(stop, listeners, policy, port_file)
     except KeyboardInterrupt:
         pass
-    finally:
-        try:
-            if listeners is not None:
-                listeners.stop()
-        finally:
-            if backend is not None:
-                backend.stop()
     return 0
+
+
+def _serve_until(stop: threading.Event, listeners: Listeners, policy: Policy,
+                 port_file: Path | None) -> None:
+    line = f"FRONT={listeners.front_port}\nSILENT={listeners.silent_port}\n"
+    if port_file is not None:
+        tmp_file = port_file.with_suffix(".tmp")
+        tmp_file.write_text(line)
+        tmp_file.replace(port_file)
+    print(f"demo endpoint ({policy.name}) on {LOOPBACK}:{listeners.front_port}, silent "
+          f"listener on {LOOPBACK}:{listeners.silent_port}; SIGTERM or Ctrl-C stops it",
+          flush=True)
+    while not stop.wait(0.5):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 
@@ -27,7 +28,7 @@ class Target:
 
     @property
     def host_is_ip(self) -> bool:
-        return _is_ip(self.host)
+        return is_ip(self.host)
 
     @property
     def sni(self) -> str | None:
@@ -36,7 +37,9 @@ class Target:
         return None if self.host_is_ip else self.host
 
 
-def _is_ip(text: str) -> bool:
+@lru_cache(maxsize=1 << 16)
+def is_ip(text: str) -> bool:
+    """Whether ``text`` is an IP address (cached: run loops and log readers ask a lot)."""
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -63,16 +66,16 @@ def parse_target(text: str, default_port: int = 443) -> Target:
             if not rest.startswith(":"):
                 raise TargetError(f"target {text!r}: expected ':PORT' after ']'")
             port = _port(text, rest[1:])
-        if not _is_ip(host):
+        if not is_ip(host):
             raise TargetError(f"target {text!r}: {host!r} is not an IPv6 address")
     elif t.count(":") == 1:
         host, p = t.split(":")
         port = _port(text, p)
-    elif t.count(":") > 1 and not _is_ip(t):
+    elif t.count(":") > 1 and not is_ip(t):
         raise TargetError(f"target {text!r}: write IPv6 with a port as [addr]:port")
     if not host:
         raise TargetError(f"target {text!r}: no host")
-    if not _is_ip(host):
+    if not is_ip(host):
         try:
             host.encode("idna")
         except UnicodeError:
@@ -95,6 +98,6 @@ def read_targets_file(path: str) -> list[str]:
 
 
 def with_overrides(t: Target, address: str | None, sni: str | None) -> Target:
-    if address is not None and not _is_ip(address):
+    if address is not None and not is_ip(address):
         raise TargetError(f"--address {address!r} is not an IP address")
     return replace(t, address=address or t.address, sni_override=sni)

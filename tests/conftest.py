@@ -40,6 +40,7 @@ from tests.peers import (
     make_pki,
     stream_module_path,
 )
+from tests.peers.factory import started_peers
 from tests.peers.netns import unavailable_reason
 from tests.peers.python_server import ContextFactory
 
@@ -109,51 +110,24 @@ def tls12_flight() -> bytes:
 @pytest.fixture
 def openssl_server_factory(pki: Pki) -> Iterator[Callable[..., OpenSSLServer]]:
     need_bins("openssl")
-    started: list[OpenSSLServer] = []
-
-    def factory(**kwargs: Any) -> OpenSSLServer:
-        srv = OpenSSLServer(pki, **kwargs)
-        started.append(srv)
-        return srv.start()
-
-    try:
+    with started_peers(lambda **kw: OpenSSLServer(pki, **kw)) as factory:
         yield factory
-    finally:
-        for srv in reversed(started):
-            srv.stop()
 
 
 @pytest.fixture
 def nginx_factory(pki: Pki) -> Iterator[Callable[..., NginxServer]]:
     need_nginx_stream()
-    started: list[NginxServer] = []
-
-    def factory(**kwargs: Any) -> NginxServer:
-        srv = NginxServer(pki, **kwargs)
-        started.append(srv)
-        return srv.start()
-
-    try:
+    with started_peers(lambda **kw: NginxServer(pki, **kw)) as factory:
         yield factory
-    finally:
-        for srv in reversed(started):
-            srv.stop()
 
 
 @pytest.fixture
 def python_tls_server_factory(pki: Pki) -> Iterator[Callable[..., PythonTLSServer]]:
-    started: list[PythonTLSServer] = []
+    def make(context_factory: ContextFactory | None = None, **kw: Any) -> PythonTLSServer:
+        return PythonTLSServer(pki, context_factory, **kw)
 
-    def factory(context_factory: ContextFactory | None = None, **kwargs: Any) -> PythonTLSServer:
-        srv = PythonTLSServer(pki, context_factory, **kwargs)
-        started.append(srv)
-        return srv.start()
-
-    try:
+    with started_peers(make) as factory:
         yield factory
-    finally:
-        for srv in reversed(started):
-            srv.stop()
 
 
 @pytest.fixture

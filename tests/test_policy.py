@@ -147,20 +147,11 @@ def dhparam(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def haproxy_factory(pki: Pki) -> Any:
     from tests.conftest import need_bins
+    from tests.peers.factory import started_peers
 
     need_bins("haproxy")
-    started: list[HaproxyServer] = []
-
-    def factory(**kwargs: Any) -> HaproxyServer:
-        srv = HaproxyServer(pki, **kwargs)
-        started.append(srv)
-        return srv.start()
-
-    try:
+    with started_peers(lambda **kw: HaproxyServer(pki, **kw)) as factory:
         yield factory
-    finally:
-        for srv in reversed(started):
-            srv.stop()
 
 
 def start(case: Case, request: pytest.FixtureRequest, dhparam: Path) -> Any:

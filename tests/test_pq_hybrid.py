@@ -43,20 +43,15 @@ def _require(group: str) -> None:
 
 @pytest.fixture
 def tlslite_factory() -> Iterator[Callable[..., TlsliteServer]]:
-    started: list[TlsliteServer] = []
+    from tests.peers.factory import started_peers
 
-    def factory(groups: list[str], **kwargs: Any) -> TlsliteServer:
+    def make(groups: list[str], **kwargs: Any) -> TlsliteServer:
         for g in groups:
             _require(g)
-        srv = TlsliteServer(groups, **kwargs)
-        started.append(srv)
-        return srv.start()
+        return TlsliteServer(groups, **kwargs)
 
-    try:
+    with started_peers(make) as factory:
         yield factory
-    finally:
-        for srv in reversed(started):
-            srv.stop()
 
 
 def _probe(tmp_path: Path, port: int, profile: str) -> dict[str, Any]:

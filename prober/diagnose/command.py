@@ -96,27 +96,9 @@ def _check_args(args: argparse.Namespace) -> None:
         raise _usage("--sni and --no-sni exclude each other")
 
 
-def _open_out(path: str) -> Any:
-    try:
-        return open(path, "w", encoding="utf-8")
-    except OSError as e:
-        raise _usage(f"cannot write {path!r}: {e.strerror}") from None
-
-
-def _run_loop(coro: Any) -> None:
-    import asyncio
-
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(coro)
-        return
-    uvloop.run(coro)
-
-
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from prober import engine
-    from prober.cli import EXIT_INTERRUPTED, EXIT_OK
+    from prober.cli import EXIT_INTERRUPTED, EXIT_OK, _open_out, _run_loop
     from prober.diagnose import capture as cap_mod
     from prober.diagnose import plan, report
     from prober.net.attempt import Deadlines
@@ -216,7 +198,7 @@ def _load(path: str) -> dict[str, Any]:
 def cmd_diff(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from prober.cli import EXIT_OK
+    from prober.cli import EXIT_OK, _open_out
     from prober.diagnose import diff
 
     a, b = _load(args.a), _load(args.b)

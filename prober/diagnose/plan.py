@@ -50,7 +50,7 @@ from prober.diagnose.findings import (
     Seen,
 )
 from prober.engine import Endpoint, EngineOptions, RateLimiter, attempt
-from prober.net.attempt import Deadlines
+from prober.net.attempt import Deadlines, abort
 from prober.outcome import AttemptResult
 from prober.profiles.model import Profile, TransportSpec
 from prober.wire.clienthello import ExtSpec, HelloSpec, KeyShareSpec, build, ext_u16_list
@@ -470,7 +470,7 @@ async def connect_and_wait(ep: Endpoint, wait: float, connect_timeout: float) ->
             return Control("fin", c_ms, waited)
         return Control("banner", c_ms, waited, banner_of(data) or data[:16].hex())
     finally:
-        _abort(sock)
+        abort(sock)
 
 
 # --- idle timeout ----------------------------------------------------------------------------
@@ -565,12 +565,12 @@ def idle_probe(address: str, port: int, family: int, sni: str | None, wait_s: fl
             pass
         tls = ctx.wrap_socket(raw, server_hostname=sni)
     except (OSError, ssl.SSLError) as e:
-        _abort(raw)
+        abort(raw)
         return IdleProbe(wait_s, "error", f"no established TLS connection: {e}")
     try:
         return _idle_then_poke(tls, wait_s, stop)
     finally:
-        _abort(tls)
+        abort(tls)
 
 
 def _idle_then_poke(tls: Any, wait_s: float, stop: Any) -> IdleProbe:
@@ -616,17 +616,6 @@ def _idle_then_poke(tls: Any, wait_s: float, stop: Any) -> IdleProbe:
     if acked_at is not None:
         return IdleProbe(wait_s, "alive", "the byte was ACKed")
     return IdleProbe(wait_s, "blackholed", f"the byte was not ACKed within {ACK_WAIT_S:.0f} s")
-
-
-def _abort(sock: socket.socket) -> None:
-    """Close with RST (SO_LINGER 0), as the engine does: no TIME_WAIT left behind."""
-    import struct
-
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
-    sock.close()
 
 
 TCP_CLOSE = 7  # linux/tcp_states.h: what a socket is in after an RST (CLOSE_WAIT after FIN)

@@ -6,25 +6,15 @@ parser reads the fields it knows and ignores any that follow.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from functools import lru_cache
 
 from prober.ingest import logs_formats, logs_reasons
 from prober.ingest.logs_records import Conn, Item, Malformed
+from prober.targets import is_ip
 
 # a token is a run of unquoted characters and "quoted strings" (which may hold spaces)
 _TOKEN = re.compile(r'(?:[^ "]|"[^"]*")+')
-
-
-@lru_cache(maxsize=1 << 16)
-def valid_ip(text: str) -> bool:
-    # cached: a log holds few distinct clients, and ipaddress is slow per line
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def split_hostport(text: str) -> tuple[str, str]:
@@ -33,7 +23,7 @@ def split_hostport(text: str) -> tuple[str, str]:
         host, sep, port = text[1:].partition("]:")
     else:
         host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not valid_ip(host):
+    if not sep or not port.isdigit() or not is_ip(host):
         raise Malformed(f"{text!r} is not address:port")
     return host, port
 
@@ -86,7 +76,7 @@ class AlbConnectionLog:
         if not (f[cp].isdigit() and f[lp].isdigit()):
             raise Malformed("client_port/listener_port are not numbers")
         ip = f[ipi]
-        if not valid_ip(ip):
+        if not is_ip(ip):
             raise Malformed(f"client_ip {ip[:60]!r} is not an IP address")
         proto, cipher, status = f[pi], f[ci], f[si]
         if status == "Success":

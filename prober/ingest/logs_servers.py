@@ -12,8 +12,9 @@ import re
 
 from prober.ingest import logs_formats
 from prober.ingest import logs_reasons as R
-from prober.ingest.logs_aws import split_hostport, valid_ip
+from prober.ingest.logs_aws import split_hostport
 from prober.ingest.logs_records import Conn, Item, Malformed
+from prober.targets import is_ip
 
 # --- Go --------------------------------------------------------------------------------
 
@@ -77,7 +78,7 @@ class NginxErrorLog:
         if "while SSL handshaking" not in msg and not any(n in msg for n in _NGINX_TLS):
             return "nginx line not about a TLS handshake"
         c = _NGINX_CLIENT.search(msg)
-        if not c or not valid_ip(c.group(1)):
+        if not c or not is_ip(c.group(1)):
             raise Malformed("TLS handshake line without a valid 'client: ADDRESS'")
         e = R.OPENSSL_ERROR.search(msg)
         # the OpenSSL error says it all; otherwise nginx's words up to the context part
@@ -125,7 +126,7 @@ class HaproxyLog:
                 return "HAProxy line without a client (start-up, notices)"
             raise Malformed("no 'ADDRESS:PORT [dd/Mon/yyyy:HH:MM:SS.mmm]' client part")
         ip = m.group(1).strip("[]")
-        if not valid_ip(ip):
+        if not is_ip(ip):
             raise Malformed(f"client {ip[:60]!r} is not an IP address")
         rest = m.group(4)
         legacy = _HAPROXY_LEGACY.match(rest)

@@ -117,10 +117,10 @@ async def run_attempt(address: str, port: int, family: int, built: BuiltHello, *
         return obs
     finally:
         obs.t_end = time.monotonic() - t0
-        _abort(sock)
+        abort(sock)
 
 
-def _abort(sock: socket.socket) -> None:
+def abort(sock: socket.socket) -> None:
     # RST instead of FIN: no TIME_WAIT left behind by thousands of short probes
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

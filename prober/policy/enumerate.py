@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import ipaddress
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +23,7 @@ from prober.policy.planner import Planner
 from prober.policy.scan import PolicyScan, assemble
 from prober.profiles.compile import compile_hello
 from prober.profiles.model import Profile
+from prober.targets import is_ip
 from prober.wire import registry as reg
 from prober.wire.constants import alert_name
 
@@ -44,7 +44,7 @@ def reply_of(r: AttemptResult) -> Reply:
 
         d = describe(f.certificates[0])
         cert_sha, cert_key = d.get("sha256"), d.get("key_type")
-        dns = tuple(n for n in d.get("san") or () if not _is_ip(n))
+        dns = tuple(n for n in d.get("san") or () if not is_ip(n))
         if d.get("curve"):
             try:
                 curve = reg.group_name(reg.group_value(str(d["curve"])))
@@ -63,14 +63,6 @@ def reply_of(r: AttemptResult) -> Reply:
         extended_master_secret=f.extended_master_secret,
         session_ticket=f.session_ticket, ocsp_stapled=f.ocsp_stapled, alpn=f.alpn,
         detail=r.detail)
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _endpoint_for(ep: Endpoint, probe: Probe) -> tuple[Endpoint, bool]:
