@@ -531,8 +531,10 @@ def rule_fallback(run: RunView, ctx: _Ctx) -> list[Finding]:
                and a.meta.get("fallback_version") in a.meta.get("accepted", ())]
     if refused:
         versions = ", ".join(sorted({str(a.meta["fallback_version"]) for a in refused}))
+        # RFC 7507 requires this refusal, so it is a note for whoever reads the server's
+        # 'inappropriate fallback' log lines, not a fault of the path or the server
         out.append(Finding(
-            INAPPROPRIATE_FALLBACK, LOW,
+            INAPPROPRIATE_FALLBACK, INFO,
             f"The endpoint still accepts {versions} but answers a client falling back to it "
             "(TLS_FALLBACK_SCSV) with alert inappropriate_fallback: old clients that retry "
             "after a failed first handshake are refused, and the server logs 'inappropriate "
