@@ -31,17 +31,10 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from types import TracebackType
 
-from tests.lab.netns import (
-    LabError,
-    delete_netns,
-    exec_argv,
-    in_netns,
-    list_netns,
-    pid_alive,
-    run,
-)
+from tests.lab.netns import LabError, delete_netns, exec_argv, in_netns, list_netns, run
+from tests.peers.lifecycle import Peer, pid_alive
+from tests.peers.netns import netns_unavailable
 
 NETWORK = "203.0.113.0/24"
 CLIENT_ADDR = "203.0.113.1"
@@ -54,17 +47,7 @@ _OWNED = re.compile(r"prb-bench(\d+)-(cli|srv)")
 
 def why_unavailable() -> str | None:
     """Why the namespaces cannot be built here (None when they can)."""
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, veth, nftables)"
-    import shutil
-
-    for binary in ("ip", "nft"):
-        if shutil.which(binary) is None:
-            return f"needs `{binary}` (apt-get install iproute2 nftables)"
-    r = run(["ip", "netns", "list"], check=False)
-    if r.returncode != 0:
-        return f"`ip netns` unavailable: {r.stderr.strip()}"
-    return None
+    return netns_unavailable("the SYN-counting network")
 
 
 def cleanup_stale() -> list[str]:
@@ -79,7 +62,7 @@ def cleanup_stale() -> list[str]:
     return removed
 
 
-class SynCounterNet:
+class SynCounterNet(Peer):
     """See the module docstring. Use as a context manager; ``watch(port)`` before the
     traffic, ``syns(port)`` for the count so far."""
 
@@ -92,20 +75,13 @@ class SynCounterNet:
         self._ports: list[int] = []
 
     # -- lifecycle ----------------------------------------------------------------------
-    def __enter__(self) -> SynCounterNet:
+    def start(self) -> SynCounterNet:
         reason = why_unavailable()
         if reason:
             raise LabError(reason)
-        try:
+        with self._stopped_on_failure():
             self._setup()
-        except BaseException:
-            self.close()
-            raise
         return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def _setup(self) -> None:
         cleanup_stale()
@@ -142,7 +118,7 @@ class SynCounterNet:
             if out.returncode == 0:
                 raise LabError(f"{ns} routes 192.0.2.1: {out.stdout.strip()!r}")
 
-    def close(self) -> None:
+    def stop(self) -> None:
         # deleting a namespace takes its veth end with it; delete_netns also kills what
         # still runs inside (only servers this benchmark started there)
         for ns in reversed(self._created):

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,33 +33,71 @@ from tests.peers.pki import make_pki  # noqa: E402
 PY = sys.executable
 
 
-def measure(argv: list[str]) -> tuple[float, int, int, str]:
-    """Run argv in a fresh helper so its peak RSS is its own: (wall s, rss kB, rc, stdout)."""
+def measure(argv: list[str]) -> Run:
+    """Run argv in a fresh helper so that its peak RSS and CPU time are its own."""
     code = (
         "import json,resource,subprocess,sys,time;"
         "t=time.monotonic();p=subprocess.run(sys.argv[1:],capture_output=True,text=True);"
         "w=time.monotonic()-t;"
-        "print(json.dumps({'wall':w,'rss':resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,"
+        "u=resource.getrusage(resource.RUSAGE_CHILDREN);"
+        "print(json.dumps({'wall':w,'rss':u.ru_maxrss,'cpu':u.ru_utime+u.ru_stime,"
         "'rc':p.returncode,'out':p.stdout[-20000:],'err':p.stderr[-2000:]}))"
     )
     res = subprocess.run([PY, "-c", code, *argv], capture_output=True, text=True, check=True)
     d = json.loads(res.stdout)
     if d["rc"] not in (0,):
         print(f"  ! {' '.join(argv[:4])}... exited {d['rc']}: {d['err'].strip()[-300:]}")
-    return d["wall"], d["rss"], d["rc"], d["out"]
+    return Run(d["wall"], d["rss"], d["cpu"], d["rc"], d["out"])
+
+
+@dataclass
+class Run:
+    wall: float
+    rss_kb: int
+    cpu_s: float  # user + system of the process, start-up included
+    rc: int
+    out: str
+
+
+@dataclass
+class Row:
+    run: str
+    connections: int
+    ok: int | None
+    wall: float
+    in_run: float  # connections/s between the first and the last connection
+    client_cpu_ms: float | None  # per connection, start-up excluded where known
+    server_cpu_ms: float  # nginx CPU per connection
+    rss_kb: int | None
+
+    @property
+    def ceiling(self) -> float:
+        """Connections/s one nginx worker could serve at the CPU cost measured."""
+        return 1000 / max(self.server_cpu_ms, 1e-6)
+
+
+def _startup_cpu() -> float:
+    """CPU seconds `prober probe` spends before and after its attempts (imports, set-up,
+    one attempt), taken off the runs' totals so that the per-attempt cost is the loop's."""
+    with SilentReader() as silent:
+        run = measure([PY, "-m", "prober", "probe", f"127.0.0.1:{silent.port}", "-p",
+                       "tls1.2-only", "--timeout", "0.01", "-q"])
+    return run.cpu_s
 
 
 def bench_rate(attempts: int, concurrency: int) -> None:
+    startup = _startup_cpu()
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         pki = make_pki(Path(tmp))
         with NginxServer(pki, cert="ecdsa", protocols="TLSv1.2 TLSv1.3",
                          worker_processes=1) as ngx:
             target = f"127.0.0.1:{ngx.port}"
-            rows = []
+            flight_bytes = 0
             for profile in ("tls1.3-only", "tls1.2-only"):
                 cpu0, n0 = ngx.cpu_seconds(), len(ngx.sessions())
                 jsonl = Path(tmp) / f"{profile}.jsonl"
-                wall, rss, _rc, _ = measure([
+                run = measure([
                     PY, "-m", "prober", "probe", target, "-p", profile, "-n", str(attempts),
                     "-c", str(concurrency), "--per-target", str(concurrency), "-q",
                     "--jsonl", str(jsonl)])
@@ -67,52 +106,75 @@ def bench_rate(attempts: int, concurrency: int) -> None:
                 first = min(x["started_at"] for x in lines)
                 last = max(x["started_at"] + (x["timings_ms"]["total"] or 0) / 1000
                            for x in lines)
+                flight_bytes = min(x.get("server_bytes", 0) for x in lines)
                 time.sleep(0.3)
-                cpu = ngx.cpu_seconds() - cpu0
                 sessions = len(ngx.sessions()) - n0
-                rows.append((f"prober probe -p {profile}", attempts, ok, wall,
-                             attempts / (last - first), attempts / wall, sessions,
-                             cpu / max(sessions, 1) * 1e3, rss))
+                rows.append(Row(f"prober probe -p {profile}", attempts, ok, run.wall,
+                                attempts / (last - first),
+                                (run.cpu_s - startup) / attempts * 1e3,
+                                (ngx.cpu_seconds() - cpu0) / max(sessions, 1) * 1e3,
+                                run.rss_kb))
+            # the same TLS 1.2 exchange by the barest asyncio client (no parsing, no
+            # records, no TCP_INFO): what any Python prober pays for the I/O alone
             cpu0, n0 = ngx.cpu_seconds(), len(ngx.sessions())
-            wall, rss, _rc, _ = measure([PY, "-m", "sslyze", "--sslv2", "--sslv3", "--tlsv1",
-                                         "--tlsv1_1", "--tlsv1_2", "--tlsv1_3", target])
+            run = measure([PY, str(Path(__file__).with_name("bare_client.py")), "127.0.0.1",
+                           str(ngx.port), str(attempts), str(concurrency), str(flight_bytes)])
+            bare = json.loads(run.out)
+            time.sleep(0.3)
+            sessions = len(ngx.sessions()) - n0
+            rows.append(Row("bare asyncio client, tls1.2-only (floor)", attempts, bare["ok"],
+                            run.wall, bare["rate"], bare["cpu_s"] / attempts * 1e3,
+                            (ngx.cpu_seconds() - cpu0) / max(sessions, 1) * 1e3, run.rss_kb))
+            cpu0, n0 = ngx.cpu_seconds(), len(ngx.sessions())
+            run = measure([PY, "-m", "sslyze", "--sslv2", "--sslv3", "--tlsv1", "--tlsv1_1",
+                           "--tlsv1_2", "--tlsv1_3", target])
             time.sleep(0.5)
             scan = ngx.sessions()[n0:]
-            sessions = len(scan)
-            cpu = ngx.cpu_seconds() - cpu0
-            span = max(s.msec for s in scan) - min(s.msec for s in scan)
-            rows.append(("sslyze full cipher-suite scan", sessions, None, wall, sessions / span,
-                         sessions / wall, sessions, cpu / max(sessions, 1) * 1e3, rss))
-        from tabulate import tabulate
+            span = max(x.msec for x in scan) - min(x.msec for x in scan)
+            rows.append(Row("sslyze full cipher-suite scan", len(scan), None, run.wall,
+                            len(scan) / span, None,
+                            (ngx.cpu_seconds() - cpu0) / max(len(scan), 1) * 1e3, run.rss_kb))
+    _print_rate(rows)
 
-        print("\n## Handshake rate against one nginx (ECDSA P-256, TLS 1.2 + 1.3, 1 worker)\n")
-        print(tabulate(
-            [[r[0], r[1], "" if r[2] is None else r[2], f"{r[3]:.2f}",
-              "" if r[4] is None else f"{r[4]:.0f}", f"{r[5]:.0f}", r[6], f"{r[7]:.3f}",
-              f"{r[8] / 1024:.0f}"] for r in rows],
-            headers=["run", "attempts", "ok", "wall s", "attempts/s in run",
-                     "conn/s whole process", "server sessions", "nginx CPU ms/handshake",
-                     "peak RSS MB"], tablefmt="github"))
-        prober_rate = max(r[4] or 0 for r in rows[:-1])
-        sslyze_rate = rows[-1][4] or 0.0
-        limit = 1000 / max(rows[0][7], 1e-6)
-        print(f"\nIn-run rates (from the server's session log for sslyze, from the attempts' "
-              f"own timestamps for prober): prober {prober_rate:.0f} attempts/s vs sslyze "
-              f"{sslyze_rate:.0f} conn/s "
-              f"= {prober_rate / max(sslyze_rate, 1e-6):.1f}x (target 4x); one nginx worker "
-              f"could serve ~{limit:.0f} TLS 1.3 handshakes/s at the CPU cost measured.")
+
+def _print_rate(rows: list[Row]) -> None:
+    from tabulate import tabulate
+
+    print("\n## Handshake rate against one nginx (ECDSA P-256, TLS 1.2 + 1.3, 1 worker)\n")
+    print(tabulate(
+        [[r.run, r.connections, "" if r.ok is None else r.ok, f"{r.wall:.2f}",
+          f"{r.in_run:.0f}", f"{r.connections / r.wall:.0f}",
+          "" if r.client_cpu_ms is None else f"{r.client_cpu_ms:.3f}",
+          f"{r.server_cpu_ms:.3f}", f"{r.ceiling:.0f}",
+          "" if r.rss_kb is None else f"{r.rss_kb / 1024:.0f}"] for r in rows],
+        headers=["run", "connections", "ok", "wall s", "conn/s in run",
+                 "conn/s whole process", "client CPU ms/conn", "nginx CPU ms/conn",
+                 "nginx ceiling conn/s", "peak RSS MB"], tablefmt="github"))
+    prober = [r for r in rows if r.run.startswith("prober")]
+    sslyze = rows[-1]
+    best = max(prober, key=lambda r: r.in_run)
+    print(f"\nIn-run rates (sslyze from the server's session log, prober from the attempts' "
+          f"own timestamps): prober {best.in_run:.0f} attempts/s ({best.run.split()[-1]}) vs "
+          f"sslyze {sslyze.in_run:.0f} conn/s = {best.in_run / max(sslyze.in_run, 1e-6):.1f}x "
+          f"(target 4x); whole process: {best.connections / best.wall:.0f} vs "
+          f"{sslyze.connections / sslyze.wall:.0f} conn/s = "
+          f"{best.connections / best.wall / max(sslyze.connections / sslyze.wall, 1e-6):.1f}x.")
+    for r in prober:
+        print(f"{r.run}: {r.in_run / r.ceiling:.0%} of what the nginx worker could serve at "
+              f"its measured cost ({r.ceiling:.0f}/s).")
 
 
 def bench_memory(in_flight: int) -> None:
     raise_nofile_limit(in_flight * 2 + 512)
     with SilentReader(backlog=in_flight) as silent:
-        wall, rss, rc, _ = measure([
+        run = measure([
             PY, "-m", "prober", "probe", f"127.0.0.1:{silent.port}", "-p", "tls1.2-only",
             "-n", str(in_flight), "-c", str(in_flight), "--per-target", str(in_flight),
             "--timeout", "5", "-q", "--json", os.devnull])
         peak_open = silent.open_connections
     print(f"\n## {in_flight} attempts in flight against a silent listener\n")
-    print(f"peak RSS {rss / 1024:.0f} MB (target < 300 MB), wall {wall:.1f} s, rc {rc}, "
+    print(f"peak RSS {run.rss_kb / 1024:.0f} MB (target < 300 MB), wall {run.wall:.1f} s, "
+          f"rc {run.rc}, "
           f"listener connections still open at the end: {peak_open}")
 
 

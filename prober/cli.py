@@ -218,13 +218,12 @@ def cmd_probe(args: argparse.Namespace) -> int:
         info.finished = time.time()
         if jsonl is not None:
             jsonl.close()
-    doc = document(results, info)
     if args.json == "-":
-        json.dump(doc, sys.stdout, indent=2)
+        json.dump(document(results, info), sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif json_out is not None:
         with json_out:
-            json.dump(doc, json_out, indent=2)
+            json.dump(document(results, info), json_out, indent=2)
             json_out.write("\n")
     if not args.quiet and args.json != "-":
         print(table(results, info))

@@ -11,13 +11,13 @@ import asyncio
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prober.net.attempt import Deadlines, resolve, run_attempt
 from prober.outcome import DNS_ERROR, AttemptResult, classify
 from prober.profiles.model import Profile
 from prober.targets import Target
-from prober.wire.clienthello import build
+from prober.wire.clienthello import BuiltHello, build
 
 
 @dataclass
@@ -29,6 +29,10 @@ class EngineOptions:
     deadlines: Deadlines | None = None
     all_addresses: bool = False
     fresh_keys: bool = False
+    # each profile's hello, encoded once per SNI and renewed per attempt (see
+    # BuiltHello.renewed); the profile is held so that its id is not reused meanwhile
+    hellos: dict[tuple[int, str | None], tuple[Profile, BuiltHello]] = field(
+        default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,7 @@ async def attempt(aid: int, ep: Endpoint, profile: Profile, rep: int, opts: Engi
                            detail=ep.error or "did not resolve", started_at=time.time())
     if ep.address is None:
         return result
-    built = build(profile.spec, sni, fresh_keys=opts.fresh_keys)
+    built = _hello(profile, sni, opts)
     obs = await run_attempt(ep.address, t.port, ep.family, built,
                             record_sizes=profile.transport.record_sizes,
                             segment_sizes=profile.transport.segment_sizes,
@@ -136,3 +140,13 @@ async def attempt(aid: int, ep: Endpoint, profile: Profile, rep: int, opts: Engi
     c = classify(obs)
     result.outcome, result.detail, result.obs = c.outcome, c.detail, obs
     return result
+
+
+def _hello(profile: Profile, sni: str | None, opts: EngineOptions) -> BuiltHello:
+    if opts.fresh_keys:
+        return build(profile.spec, sni, fresh_keys=True)
+    key = (id(profile), sni)
+    cached = opts.hellos.get(key)
+    if cached is None:
+        cached = opts.hellos[key] = (profile, build(profile.spec, sni))
+    return cached[1].renewed()

@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from prober.wire.clienthello import (
     ClientHello,
     SSLv2Hello,
     build,
+    decode_client_hello,
     read_client_hello,
     record_version_of,
     spec_from_hello,
@@ -103,6 +105,25 @@ def test_generated_profiles_round_trip(name: str) -> None:
     assert p is not None
     built = build(p.spec, "demo.test")
     _rebuild_matches(built.records())
+
+
+@pytest.mark.parametrize("name", ["tls1.2-only", "tls1.3-only", "sslv2-only", "chrome-101-win10",
+                                  "chromium-156.0.8078.79"])
+def test_renewed_hello_differs_only_in_random_and_session_id(name: str) -> None:
+    from prober.profiles.loader import resolve
+
+    p = families.generated(name) or resolve(name)[0]
+    first = build(p.spec, "demo.test")
+    again = first.renewed()
+    if first.hello is None:  # SSLv2: the challenge is all that varies
+        assert len(again.message) == len(first.message) and again.message != first.message
+        return
+    a, b = decode_client_hello(first.message), decode_client_hello(again.message)
+    assert a.random != b.random and b.random == again.hello.random
+    assert (a.session_id == b.session_id) == (p.spec.session_id != "random")
+    assert len(b.session_id) == len(a.session_id)
+    assert replace(b, random=a.random, session_id=a.session_id) == a
+    assert again.key_shares is first.key_shares
 
 
 def _capture_hello(cmd: list[str]) -> bytes:

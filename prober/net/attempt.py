@@ -8,12 +8,13 @@ kernel's TCP_INFO says about the ClientHello being ACKed.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import struct
 import time
-from collections.abc import Awaitable
-from dataclasses import dataclass, field
-from typing import TypeVar
+from collections.abc import Awaitable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar, cast
 
 from prober.net import tcpinfo
 from prober.wire.clienthello import BuiltHello
@@ -68,7 +69,6 @@ class Observation:
     tcp_retransmits: int | None = None
     tcp_rtt_us: int | None = None
     extra_sends: int = 0
-    timeline: list[tuple[float, str, int]] = field(default_factory=list)
 
 
 def _segments(data: bytes, sizes: list[int]) -> list[bytes]:
@@ -92,12 +92,12 @@ async def run_attempt(address: str, port: int, family: int, built: BuiltHello, *
     loop = asyncio.get_running_loop()
     obs = Observation(address=address, port=port)
     t0 = time.monotonic()
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    conn = _Connection(obs, FlightReader(built), t0)
     try:
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            await _with_deadline(loop.sock_connect(sock, (address, port)), dl.connect)
+            await _with_deadline(loop.create_connection(
+                lambda: conn, address, port, family=family, proto=socket.IPPROTO_TCP),
+                dl.connect)
         except TimeoutError:
             obs.connect_error = CONNECT_TIMEOUT
             return obs
@@ -109,96 +109,179 @@ async def run_attempt(address: str, port: int, family: int, built: BuiltHello, *
             obs.connect_errno = e.errno
             obs.connect_error = CONNECT_UNREACHABLE
             return obs
-        obs.t_connect = time.monotonic() - t0
-        local = sock.getsockname()
-        obs.local_address, obs.local_port = local[0], local[1]
-        await _exchange(loop, sock, obs, built, record_sizes or [], segment_sizes or [],
-                        pause_ms, dl, t0)
+        await conn.exchange(loop, built.records(record_sizes or []), segment_sizes or [],
+                            pause_ms, dl.read)
         return obs
     finally:
         obs.t_end = time.monotonic() - t0
-        abort(sock)
+        conn.close()
 
 
 def abort(sock: socket.socket) -> None:
     # RST instead of FIN: no TIME_WAIT left behind by thousands of short probes
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
     except OSError:
         pass
     sock.close()
 
 
-async def _exchange(loop: asyncio.AbstractEventLoop, sock: socket.socket, obs: Observation,
-                    built: BuiltHello, record_sizes: list[int], segment_sizes: list[int],
-                    pause_ms: float, dl: Deadlines, t0: float) -> None:
-    wire = built.records(record_sizes)
-    obs.hello_bytes = len(wire)
-    reader = FlightReader(built)
-    obs.flight = reader.flight
-    try:
+_LINGER_RST = struct.pack("ii", 1, 0)
+
+
+class _Connection(asyncio.Protocol):
+    """The callbacks of one attempt's connection.
+
+    A protocol rather than awaited reads: the event loop hands over bytes without a
+    future, a task wake-up or a cancelled read per segment, which is most of what an
+    attempt costs besides the handshake itself.  The attempt keeps its own duplicate of
+    the socket so that TCP_INFO can still be read after the transport has given up on a
+    reset connection, and so that the final close is a RST whoever closes first.
+    """
+
+    def __init__(self, obs: Observation, reader: FlightReader, t0: float) -> None:
+        self.obs = obs
+        self.reader = reader
+        self.t0 = t0
+        obs.flight = reader.flight
+        self.transport: asyncio.Transport | None = None
+        self.sock: socket.socket | None = None
+        self.sending = True
+        # what the server says, and whether it closed, before the whole hello was out:
+        # taken in after sending, as a client that writes and then reads sees it
+        self.early = bytearray()
+        self.early_end: tuple[str, int | None] | None = None
+        self.ended: asyncio.Future[None] | None = None
+        self.timers: list[asyncio.TimerHandle] = []
+        self.closed = False
+
+    # -- protocol callbacks ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        obs = self.obs
+        obs.t_connect = time.monotonic() - self.t0
+        # uvloop's transports do not subclass asyncio.Transport, but have its methods
+        self.transport = cast(asyncio.Transport, transport)
+        raw = transport.get_extra_info("socket")
+        self.sock = socket.socket(raw.family, socket.SOCK_STREAM, 0, os.dup(raw.fileno()))
+        local = transport.get_extra_info("sockname")
+        obs.local_address, obs.local_port = local[0], local[1]
+
+    def data_received(self, data: bytes) -> None:
+        obs = self.obs
+        if obs.end is not None:
+            return
+        if obs.t_first_byte is None:
+            obs.t_first_byte = time.monotonic() - self.t0
+        if self.sending:
+            # what a server says before it has our hello (a banner) is read after it,
+            # as a blocking client would
+            self.early += data
+            return
+        self._feed(data)
+
+    def eof_received(self) -> bool:
+        self._end(END_FIN)
+        return True  # the attempt closes, with a RST
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if isinstance(exc, OSError):
+            self._end(END_RST, exc.errno)
+        else:
+            self._end(END_FIN)
+
+    # -- the attempt ----------------------------------------------------------------
+
+    async def exchange(self, loop: asyncio.AbstractEventLoop, wire: bytes,
+                       segment_sizes: list[int], pause_ms: float, read_s: float) -> None:
+        obs = self.obs
+        obs.hello_bytes = len(wire)
+        self.ended = loop.create_future()
+        transport = self.transport
+        assert transport is not None
         for i, seg in enumerate(_segments(wire, segment_sizes)):
             if i and pause_ms:
                 await asyncio.sleep(pause_ms / 1000)
-            await loop.sock_sendall(sock, seg)
-    except OSError as e:
-        obs.send_error = e.strerror or str(e)
-        # a send fails only when the peer has reset the connection already
-        obs.end, obs.end_errno = END_RST, e.errno
-        _note_tcp(sock, obs, t0)
-        return
-    obs.t_sent = time.monotonic() - t0
-    _check_ack(sock, obs, t0)
-    deadline = time.monotonic() + dl.read
-    polls = iter(_ACK_POLL)
-    # one pending read at a time, kept across ACK polls: cancelling a read whose data
-    # has already arrived would lose the server's bytes
-    pending: asyncio.Future[bytes] | None = None
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                obs.end = END_TIMEOUT
-                break
-            # until the hello is seen ACKed, wake up now and then to ask TCP_INFO
-            poll = next(polls, 0.5) if obs.acked is None else None
-            wait = min(remaining, poll) if poll is not None else remaining
-            if pending is None:
-                pending = asyncio.ensure_future(loop.sock_recv(sock, 65536))
-            done, _ = await asyncio.wait({pending}, timeout=wait)
-            if not done:
-                if poll is not None:
-                    _check_ack(sock, obs, t0)
-                continue
-            fut, pending = pending, None
-            try:
-                data = fut.result()
-            except OSError as e:
-                obs.end, obs.end_errno = END_RST, e.errno
-                break
-            now = time.monotonic() - t0
-            if not data:
-                obs.end = END_FIN
-                obs.timeline.append((now, "fin", 0))
-                break
-            obs.timeline.append((now, "recv", len(data)))
-            if obs.t_first_byte is None:
-                obs.t_first_byte = now
-            reply = reader.feed(data)
-            if reply:
-                obs.extra_sends += 1
-                try:
-                    await loop.sock_sendall(sock, reply)
-                except OSError as e:
-                    obs.end, obs.end_errno = END_RST, e.errno
-                    break
-            if reader.flight.done:
-                obs.end = END_COMPLETE
-                break
-    finally:
-        if pending is not None:
-            pending.cancel()
-        _note_tcp(sock, obs, t0)
+            if transport.is_closing():
+                # the peer reset the connection before the whole hello was out
+                obs.send_error = "connection reset by the peer while sending"
+                self.sending = False
+                self._end(END_RST, self.early_end[1] if self.early_end else None)
+                return
+            transport.write(seg)
+        obs.t_sent = time.monotonic() - self.t0
+        self.sending = False
+        if self.early:
+            self._feed(bytes(self.early))
+        if self.early_end is not None:
+            self._end(*self.early_end)
+        if obs.end is None:
+            self._poll_ack(loop, iter(_ACK_POLL))
+            self.timers.append(loop.call_later(read_s, self._end, END_TIMEOUT))
+            await self.ended
+
+    def close(self) -> None:
+        # what the transport reports from now on is our own close
+        self.closed = True
+        for t in self.timers:
+            t.cancel()
+        if self.obs.t_connect is not None:
+            self._note_tcp()
+        if self.transport is not None:
+            self.transport.abort()
+        if self.sock is not None:
+            abort(self.sock)
+            self.sock = None
+
+    def _feed(self, data: bytes) -> None:
+        reply = self.reader.feed(data)
+        if reply and self.transport is not None and not self.transport.is_closing():
+            self.obs.extra_sends += 1
+            self.transport.write(reply)
+        if self.reader.flight.done:
+            self._end(END_COMPLETE)
+
+    def _end(self, how: str, errno: int | None = None) -> None:
+        obs = self.obs
+        if obs.end is not None or self.closed:
+            return
+        if self.sending:
+            self.early_end = self.early_end or (how, errno)
+            return
+        obs.end, obs.end_errno = how, errno
+        if self.ended is not None and not self.ended.done():
+            self.ended.set_result(None)
+
+    def _poll_ack(self, loop: asyncio.AbstractEventLoop, polls: Iterator[float]) -> None:
+        # until the hello is seen ACKed, look at TCP_INFO now and then (dense at first)
+        if self.obs.end is not None or self.obs.acked:
+            return
+        self._check_ack()
+        if not self.obs.acked:
+            self.timers.append(loop.call_later(next(polls, 0.5), self._poll_ack, loop, polls))
+
+    def _check_ack(self) -> None:
+        info = tcpinfo.read(self.sock) if self.sock is not None else None
+        if info is not None and info.all_acked:
+            self.obs.acked = True
+            self.obs.t_acked = time.monotonic() - self.t0
+
+    def _note_tcp(self) -> None:
+        obs = self.obs
+        info = tcpinfo.read(self.sock) if self.sock is not None else None
+        if info is None:
+            return
+        obs.tcp_unacked = info.unacked
+        obs.tcp_retransmits = info.total_retrans
+        obs.tcp_rtt_us = info.rtt_us
+        if info.all_acked and obs.acked is None:
+            obs.acked = True
+            if obs.t_acked is None:
+                # the ACK came with or before the server's first bytes
+                obs.t_acked = obs.t_first_byte if obs.t_first_byte is not None else (
+                    time.monotonic() - self.t0)
+        elif not info.all_acked:
+            obs.acked = False
 
 
 async def _with_deadline(aw: Awaitable[T], wait: float) -> T:
@@ -210,30 +293,6 @@ async def _with_deadline(aw: Awaitable[T], wait: float) -> T:
         return fut.result()
     fut.cancel()
     raise TimeoutError
-
-
-def _check_ack(sock: socket.socket, obs: Observation, t0: float) -> None:
-    info = tcpinfo.read(sock)
-    if info is not None and info.all_acked:
-        obs.acked = True
-        obs.t_acked = time.monotonic() - t0
-
-
-def _note_tcp(sock: socket.socket, obs: Observation, t0: float) -> None:
-    info = tcpinfo.read(sock)
-    if info is None:
-        return
-    obs.tcp_unacked = info.unacked
-    obs.tcp_retransmits = info.total_retrans
-    obs.tcp_rtt_us = info.rtt_us
-    if info.all_acked and obs.acked is None:
-        obs.acked = True
-        if obs.t_acked is None:
-            # the ACK came with or before the server's first bytes
-            obs.t_acked = obs.t_first_byte if obs.t_first_byte is not None else (
-                time.monotonic() - t0)
-    elif not info.all_acked:
-        obs.acked = False
 
 
 async def resolve(host: str, port: int, *, all_addresses: bool = False

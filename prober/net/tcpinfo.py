@@ -7,13 +7,6 @@ import struct
 from dataclasses import dataclass
 
 _TCP_INFO = getattr(socket, "TCP_INFO", 11)
-# struct tcp_info (linux/tcp.h): 8 u8 fields, then u32 rto .. reordering
-_LAYOUT = struct.Struct("=8B21I")
-_FIELDS_U32 = ("rto", "ato", "snd_mss", "rcv_mss", "unacked", "sacked", "lost", "retrans",
-               "fackets", "last_data_sent", "last_ack_sent", "last_data_recv", "last_ack_recv",
-               "pmtu", "rcv_ssthresh", "rtt", "rttvar", "snd_ssthresh", "snd_cwnd", "advmss",
-               "reordering")
-_NOTSENT = struct.Struct("=I")
 _NOTSENT_OFFSET = 144
 
 
@@ -34,6 +27,15 @@ class TcpInfo:
         return self.unacked == 0 and self.notsent_bytes == 0
 
 
+# the fields read, at their offsets in struct tcp_info (linux/tcp.h): state, retransmits (u8);
+# unacked, last_ack_recv, rtt (u32); total_retrans (u32); bytes_acked, bytes_received (u64)
+_STATE = struct.Struct("=BxB")
+_U32S = struct.Struct("=I")
+_OFF_UNACKED, _OFF_LAST_ACK_RECV, _OFF_RTT, _OFF_TOTAL_RETRANS = 24, 56, 68, 100
+_U64S = struct.Struct("=2Q")
+_OFF_BYTES_ACKED = 120
+
+
 def read(sock: socket.socket) -> TcpInfo | None:
     """TCP_INFO of a socket, or None where the platform does not provide it."""
     try:
@@ -42,13 +44,11 @@ def read(sock: socket.socket) -> TcpInfo | None:
         return None
     if len(raw) < 136:  # kernels before 4.1 lack bytes_acked
         return None
-    vals = _LAYOUT.unpack_from(raw)
-    u8s, u32s = vals[:8], vals[8:29]
-    rcv_rtt_space_total = struct.unpack_from("=3I", raw, 92)
-    named = dict(zip(_FIELDS_U32, u32s, strict=True))
-    bytes_acked, bytes_received = struct.unpack_from("=2Q", raw, 120)
-    notsent = _NOTSENT.unpack_from(raw, _NOTSENT_OFFSET)[0] if len(raw) >= 148 else 0
-    return TcpInfo(state=u8s[0], retransmits=u8s[2], unacked=named["unacked"],
-                   rtt_us=named["rtt"], total_retrans=rcv_rtt_space_total[2],
+    state, retransmits = _STATE.unpack_from(raw)
+    u32 = _U32S.unpack_from
+    bytes_acked, bytes_received = _U64S.unpack_from(raw, _OFF_BYTES_ACKED)
+    notsent = u32(raw, _NOTSENT_OFFSET)[0] if len(raw) >= 148 else 0
+    return TcpInfo(state=state, retransmits=retransmits, unacked=u32(raw, _OFF_UNACKED)[0],
+                   rtt_us=u32(raw, _OFF_RTT)[0], total_retrans=u32(raw, _OFF_TOTAL_RETRANS)[0],
                    bytes_acked=bytes_acked, bytes_received=bytes_received,
-                   notsent_bytes=notsent, last_ack_recv_ms=named["last_ack_recv"])
+                   notsent_bytes=notsent, last_ack_recv_ms=u32(raw, _OFF_LAST_ACK_RECV)[0])

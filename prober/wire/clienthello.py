@@ -270,6 +270,22 @@ class BuiltHello:
     key_shares: dict[int, KeyShare]
     sni: str | None
 
+    def renewed(self) -> BuiltHello:
+        """The same hello with a new random (and a new session id where the spec asks
+        for a random one): what the next attempt of a profile sends when key shares may
+        be reused.  Encoding once and patching those bytes keeps a long run from
+        re-encoding an identical hello thousands of times."""
+        h = self.hello
+        if h is None:  # SSLv2: its challenge is the whole variable part; build anew
+            return build(self.spec, self.sni)
+        random = os.urandom(32)
+        sid = os.urandom(32) if self.spec.session_id == "random" else h.session_id
+        # header (4) + legacy_version (2), then random, session id length, session id
+        msg = b"".join((self.message[:6], random, self.message[38:39], sid,
+                        self.message[39 + len(sid):]))
+        hello = replace(h, random=random, session_id=sid)
+        return BuiltHello(self.spec, hello, msg, self.key_shares, self.sni)
+
     def records(self, split: list[int] | None = None) -> bytes:
         """The hello framed as TLS records; ``split`` gives the sizes of the first fragments."""
         if self.spec.sslv2:

@@ -78,6 +78,8 @@ class Flight:
         return self.status != PENDING
 
 
+_MESSAGE_NAMES = {int(t): t.name.lower() for t in HandshakeType}
+
 _PRINTABLE = re.compile(rb"[^\x20-\x7e]+")
 
 
@@ -227,10 +229,7 @@ class FlightReader:
 
     def _message(self, mtype: int, msg: bytes, r: Reader, encrypted: bool) -> bytes:
         f = self.flight
-        try:
-            name = HandshakeType(mtype).name.lower()
-        except ValueError:
-            name = f"handshake_{mtype}"
+        name = _MESSAGE_NAMES.get(mtype) or f"handshake_{mtype}"
         f.messages.append(name)
         if mtype == HandshakeType.SERVER_HELLO:
             return self._server_hello(msg, r)

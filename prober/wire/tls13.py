@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
+from functools import cache, cached_property
 from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -125,6 +126,14 @@ def message_hash(hash_name: str, client_hello1: bytes) -> bytes:
     return bytes([_HANDSHAKE_MESSAGE_HASH]) + len(digest).to_bytes(3, "big") + digest
 
 
+@cache
+def _derived_early(hash_name: str) -> bytes:
+    """Derive-Secret(Early Secret, "derived", ""): without a PSK the same for every
+    handshake of a hash, so computed once."""
+    zeros = bytes(_hash_len(hash_name))
+    return derive_secret(hkdf_extract(zeros, zeros, hash_name), b"derived", b"", hash_name)
+
+
 class _Aead(Protocol):
     def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes: ...
 
@@ -158,45 +167,52 @@ class HandshakeDecryptor:
         self.hash_name, key_len, iv_len = params
         self.hash_len = _hash_len(self.hash_name)
         h = self.hash_name
-        zeros = bytes(self.hash_len)
-
-        self.early_secret = hkdf_extract(zeros, zeros, h)
-        self.handshake_secret = hkdf_extract(
-            derive_secret(self.early_secret, b"derived", b"", h), shared_secret, h
-        )
+        self.key_len, self.iv_len = key_len, iv_len
+        self.handshake_secret = hkdf_extract(_derived_early(h), shared_secret, h)
         self.client_handshake_traffic_secret = derive_secret(
             self.handshake_secret, b"c hs traffic", transcript, h
         )
         self.server_handshake_traffic_secret = derive_secret(
             self.handshake_secret, b"s hs traffic", transcript, h
         )
-        # Cheap to compute now and what the application traffic secrets hang off,
-        # should a caller want to go on past the server's Finished.
-        self.master_secret = hkdf_extract(
-            derive_secret(self.handshake_secret, b"derived", b"", h), zeros, h
-        )
-
         self.server_write_key = hkdf_expand_label(
             self.server_handshake_traffic_secret, b"key", b"", key_len, h
         )
         self.server_write_iv = hkdf_expand_label(
             self.server_handshake_traffic_secret, b"iv", b"", iv_len, h
         )
-        self.client_write_key = hkdf_expand_label(
-            self.client_handshake_traffic_secret, b"key", b"", key_len, h
-        )
-        self.client_write_iv = hkdf_expand_label(
-            self.client_handshake_traffic_secret, b"iv", b"", iv_len, h
-        )
         self._aead, self._tag_len = _aead(suite, self.server_write_key)
         # Number of server records opened so far under the handshake key.
         self.sequence_number = 0
 
+    # what a caller going on past the server's Finished needs; a probe stops there, so
+    # these are derived on first use (each is HMACs a probe would otherwise pay for)
+    @cached_property
+    def early_secret(self) -> bytes:
+        zeros = bytes(self.hash_len)
+        return hkdf_extract(zeros, zeros, self.hash_name)
+
+    @cached_property
+    def master_secret(self) -> bytes:
+        h = self.hash_name
+        return hkdf_extract(derive_secret(self.handshake_secret, b"derived", b"", h),
+                            bytes(self.hash_len), h)
+
+    @cached_property
+    def client_write_key(self) -> bytes:
+        return hkdf_expand_label(self.client_handshake_traffic_secret, b"key", b"",
+                                 self.key_len, self.hash_name)
+
+    @cached_property
+    def client_write_iv(self) -> bytes:
+        return hkdf_expand_label(self.client_handshake_traffic_secret, b"iv", b"",
+                                 self.iv_len, self.hash_name)
+
     def _nonce(self) -> bytes:
         # RFC 8446 5.3: the 64-bit sequence number, left-padded to iv_length, XOR iv.
         iv = self.server_write_iv
-        seq = self.sequence_number.to_bytes(len(iv), "big")
-        return bytes(a ^ b for a, b in zip(iv, seq, strict=True))
+        n = len(iv)
+        return (int.from_bytes(iv, "big") ^ self.sequence_number).to_bytes(n, "big")
 
     def decrypt_record(self, header: bytes, payload: bytes) -> tuple[int, bytes]:
         """Open one TLSCiphertext from the server.
