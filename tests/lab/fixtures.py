@@ -45,4 +45,4 @@ def lab() -> Iterator[Lab]:
         yield built
     finally:
         _shared = None
-        built.close()
+        built.stop()

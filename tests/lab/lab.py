@@ -31,10 +31,10 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from prober.demo import load_policy
+from tests.peers.lifecycle import Peer, poll_until, stop_process
 from tests.peers.nginx_server import NginxServer, NginxSession
 from tests.peers.ports import free_port
 
@@ -71,7 +71,6 @@ from .services import (
     AlbFront,
     AsyncHost,
     InterceptingProxy,
-    LabNginx,
     NearTerminator,
     RecordWiseTLSServer,
     SilentProxy,
@@ -97,6 +96,14 @@ _LEGACY_CIPHERS = "HIGH:!aNULL:!MD5:@SECLEVEL=0"  # OpenSSL 3 refuses TLS < 1.2 
 
 def _sysctl(ns: str, *settings: str, check: bool = True) -> None:
     run([*exec_argv(ns), "sysctl", "-q", "-w", *settings], check=check)
+
+
+def _start_nginx(server: NginxServer) -> None:
+    # a LabError is what scripts/lab.py reports as a message rather than a traceback
+    try:
+        server.start()
+    except RuntimeError as e:
+        raise LabError(f"nginx on {server.host}:{server.port}: {e}") from None
 
 
 @dataclass
@@ -156,7 +163,7 @@ class Flapper:
     thread (starting nginx enters the server namespace); ``tick()`` toggles on a
     schedule when the lab runs by itself."""
 
-    def __init__(self, lab: Lab, server: LabNginx) -> None:
+    def __init__(self, lab: Lab, server: NginxServer) -> None:
         self.lab, self.server = lab, server
         self.auto = False
         self._next = 0.0
@@ -174,7 +181,7 @@ class Flapper:
     def up(self) -> None:
         if not self.server.running:
             with in_netns(self.lab.ns("server")):
-                self.server.start()
+                _start_nginx(self.server)
             self.toggles.append((time.time(), True))
 
     def start_auto(self) -> None:
@@ -217,7 +224,7 @@ class ProbeRun:
         return doc
 
 
-class Lab:
+class Lab(Peer):
     """See the module docstring.
 
     Attributes: ``params`` (:class:`LabParams`), ``scenarios`` (name -> :class:`Scenario`),
@@ -291,13 +298,6 @@ class Lab:
         return self.workdir / "intercept-ca" / "ca.pem"
 
     # -- lifecycle --------------------------------------------------------------------
-    def __enter__(self) -> Lab:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
     def start(self) -> Lab:
         reason = unavailable_reason()
         if reason:
@@ -310,18 +310,15 @@ class Lab:
         # here; the name carries the owner's pid so a killed run's leftovers can go
         self._tmp = tempfile.TemporaryDirectory(prefix=f"{self.prefix}work-")
         os.chmod(self._tmp.name, 0o755)  # nginx workers read certificates from here
-        try:
+        with self._stopped_on_failure():
             self._build_topology()
             self._verify_routes()
             self._start_services()
             self._load_rules()
             self._wait_reachable()
-        except BaseException:
-            self.close()
-            raise
         return self
 
-    def close(self) -> None:
+    def stop(self) -> None:
         """Stop everything the lab started and delete its namespaces.  Idempotent, and
         every step runs even when an earlier one fails."""
         steps: list[Any] = []
@@ -343,6 +340,8 @@ class Lab:
             with contextlib.suppress(Exception):
                 self._tmp.cleanup()
             self._tmp = None
+
+    close = stop  # what scripts/lab.py calls
 
     # -- topology ---------------------------------------------------------------------
     def _build_topology(self) -> None:
@@ -425,13 +424,15 @@ class Lab:
                     raise LabError(f"{ns} has a route to {outside}: {r_out.stdout.strip()}")
 
     # -- services ---------------------------------------------------------------------
-    def _nginx(self, key: str, address: str, **kwargs: Any) -> LabNginx:
+    def _nginx(self, key: str, address: str, **kwargs: Any) -> NginxServer:
         kwargs.setdefault("protocols", "TLSv1.2 TLSv1.3")
         assert self._ca is not None
         kwargs.setdefault("port", SERVICE_PORT)
-        srv = LabNginx(self._ca.pki(key), host=address, workdir=self.workdir, **kwargs)
+        # in the lab's directory, so it goes with the lab
+        srv = NginxServer(self._ca.pki(key), host=address, dir=self.workdir / f"nginx-{key}",
+                          **kwargs)
         self.servers[key] = srv
-        srv.start()
+        _start_nginx(srv)
         return srv
 
     def _start_services(self) -> None:
@@ -462,9 +463,7 @@ class Lab:
                                   ciphers=":".join(policy.ciphers), cert="both")
             self.alb_front = AlbFront(backend.port, sc["policy-reset"].address, SERVICE_PORT)
             self.alb_front.start()
-        flapping = self.servers["flapping"]
-        assert isinstance(flapping, LabNginx)
-        self.flapper = Flapper(self, flapping)
+        self.flapper = Flapper(self, self.servers["flapping"])
 
         # mtu-blackhole: a server that writes the ServerHello in a segment of its own
         self._server_host = AsyncHost(self.ns("server")).start()
@@ -603,21 +602,14 @@ table ip prblab {{
             proc = subprocess.Popen(argv, stdout=fo, stderr=fe)
         cap = Capture(proc, out, err)
         try:
-            deadline = time.monotonic() + 10
-            while b"listening on" not in err.read_bytes():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise LabError(f"tcpdump did not start: {err.read_text()}")
-                time.sleep(0.02)
+            poll_until(lambda: b"listening on" in err.read_bytes() or proc.poll() is not None,
+                       10)
+            if b"listening on" not in err.read_bytes():
+                raise LabError(f"tcpdump did not start: {err.read_text()}")
             yield cap
             time.sleep(0.2)  # let the last packets reach the file
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)  # tcpdump flushes and exits
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
+            stop_process(proc, signal.SIGINT)  # on SIGINT tcpdump flushes and exits
             cap._packets = parse_tcpdump(out.read_text(errors="replace"))
 
     def sessions(self, server: str) -> list[NginxSession]:

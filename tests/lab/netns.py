@@ -24,9 +24,12 @@ import signal
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from tests.peers.lifecycle import pid_alive as pid_alive  # scripts/lab.py imports it here
+from tests.peers.lifecycle import poll_until
+from tests.peers.netns import NETNS_TOOLS, netns_unavailable
 
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = Path("/run/netns")
@@ -111,16 +114,6 @@ def list_netns() -> list[str]:
     return [line.split()[0] for line in r.stdout.splitlines() if line.split()]
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def netns_pids(ns: str) -> list[int]:
     """PIDs of processes whose network namespace is ``ns`` (all started by a lab)."""
     r = run(["ip", "netns", "pids", ns], check=False)
@@ -134,9 +127,7 @@ def kill_pids(pids: Sequence[int], *, grace: float = 3.0) -> None:
     for p in targets:
         with contextlib.suppress(ProcessLookupError):
             os.kill(p, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(pid_alive(p) for p in targets):
-        time.sleep(0.05)
+    poll_until(lambda: not any(pid_alive(p) for p in targets), grace, step=0.05)
     for p in targets:
         with contextlib.suppress(ProcessLookupError):
             os.kill(p, signal.SIGKILL)
@@ -179,13 +170,6 @@ def cleanup_stale(manual_owner_alive: bool | None = None) -> list[str]:
 
 def unavailable_reason() -> str | None:
     """Why the lab can't be built here (None when it can)."""
-    if os.geteuid() != 0:
-        return "the netns lab needs root (network namespaces, veth, nftables)"
-    for binary, pkg in (("ip", "iproute2"), ("nft", "nftables"), ("iptables", "iptables"),
-                        ("nginx", "nginx-light libnginx-mod-stream"), ("tcpdump", "tcpdump")):
-        if shutil.which(binary) is None:
-            return f"the netns lab needs `{binary}` (apt-get install {pkg})"
-    r = run(["ip", "netns", "list"], check=False)
-    if r.returncode != 0:
-        return f"`ip netns` unavailable: {r.stderr.strip()}"
-    return None
+    return netns_unavailable("the netns lab", (*NETNS_TOOLS, ("iptables", "iptables"),
+                                               ("nginx", "nginx-light libnginx-mod-stream"),
+                                               ("tcpdump", "tcpdump")))

@@ -1,6 +1,6 @@
-"""The programs that run inside the lab: nginx on a fixed port, and the middleboxes
-written in Python (an ALB-like front, a silent proxy, a TCP-terminating relay, a
-TLS-intercepting proxy).
+"""The programs written in Python that run inside the lab: the middleboxes (an ALB-like
+front, a silent proxy, a TCP-terminating relay, a TLS-intercepting proxy) and a server
+that writes record by record.  (The lab's nginx servers are :class:`tests.peers.NginxServer`.)
 
 Each middlebox runs on an :class:`AsyncHost`, an asyncio loop on a thread that was
 started inside one lab namespace: the thread, and every socket its loop creates
@@ -16,75 +16,22 @@ import contextlib
 import socket
 import ssl
 import struct
-import subprocess
-import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 from prober.demo import Listeners
-from tests.peers.nginx_server import NginxServer
-from tests.peers.pki import Pki
-from tests.peers.ports import free_port, wait_listening
 
 from .netns import LabError, current_netns_inode, in_netns
 
 T = TypeVar("T")
+S = TypeVar("S", bound="AsyncService")
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 SO_ORIGINAL_DST = 80  # linux/netfilter_ipv4.h: where a REDIRECTed connection was headed
 IO_TIMEOUT_S = 10.0  # bounds every blocking step of the middleboxes (connect, stop)
 RELAY_CHUNK = 65536
-
-
-class LabNginx(NginxServer):
-    """:class:`tests.peers.NginxServer` on a fixed port.
-
-    The lab gives every scenario its own address with the service on 443, and the
-    flapping server must come back on the same port; NginxServer picks a free port on
-    every start, so this subclass redoes ``start`` with the port given.  Restarting keeps
-    the same directory, so the handshake log spans every run of the server.
-    """
-
-    def __init__(self, pki: Pki, *, port: int, workdir: Path | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(pki, **kwargs)
-        self.fixed_port = port
-        self.workdir = workdir  # where its directory goes (the lab's, so it is cleaned)
-
-    def start(self, timeout: float = 10.0) -> LabNginx:
-        if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="nginx-", dir=self.workdir)
-        self.port = self.fixed_port
-        # the internal plain-HTTP server behind the stream proxy: same host, any port
-        # (the namespace is ours alone, so nothing races for it)
-        self.http_port = free_port(self.host) if self.mode == "stream" else 0
-        conf = self.dir / "nginx.conf"
-        conf.write_text(self.config())
-        argv = [self.nginx, "-p", str(self.dir), "-c", str(conf), "-e",
-                str(self.dir / "error.log")]
-        test = subprocess.run([*argv, "-t"], capture_output=True, text=True, check=False,
-                              timeout=30)
-        if test.returncode != 0:
-            raise LabError(f"nginx -t failed:\n{test.stderr}\n--- config:\n{conf.read_text()}")
-        with open(self.dir / "stderr.log", "ab") as out:
-            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                          stderr=subprocess.STDOUT)
-        try:
-            wait_listening(self.host, self.port, timeout, alive=self._proc)
-            if self.http_port:
-                wait_listening(self.host, self.http_port, timeout, alive=self._proc)
-            self._wait_workers(timeout)
-        except (RuntimeError, TimeoutError):
-            self._reap()
-            raise LabError(f"nginx on {self.host}:{self.port} failed:\n{self.error_log()}"
-                           ) from None
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
 
 class AsyncHost:
@@ -295,19 +242,31 @@ class TlsServerStream:
 # -- the middleboxes ---------------------------------------------------------------------
 
 
-class SilentProxy:
+class AsyncService:
+    """Serves :meth:`_handle` on ``address:port`` of an :class:`AsyncHost` (every address
+    of its namespace by default: the router's REDIRECT targets)."""
+
+    def __init__(self, host: AsyncHost, port: int, address: str = "0.0.0.0") -> None:
+        self.host, self.port, self.address = host, port, address
+        self.accepted = 0
+
+    def start(self: S) -> S:
+        self.host.call(self.host.listen(self._handle, self.address, self.port))
+        return self
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class SilentProxy(AsyncService):
     """Field case 3: a transparent proxy on the router that accepts the connection (the
     router's kernel answers the SYN and ACKs the ClientHello), never forwards anything,
     and closes with FIN ``fin_after_s`` after the connection opened."""
 
     def __init__(self, host: AsyncHost, port: int, fin_after_s: float) -> None:
-        self.host, self.port, self.fin_after_s = host, port, fin_after_s
-        self.accepted = 0
+        super().__init__(host, port)
+        self.fin_after_s = fin_after_s
         self.bytes_swallowed = 0
-
-    def start(self) -> SilentProxy:
-        self.host.call(self.host.listen(self._handle, "0.0.0.0", self.port))
-        return self
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
@@ -328,19 +287,15 @@ class SilentProxy:
                 pass
 
 
-class NearTerminator:
+class NearTerminator(AsyncService):
     """A working transparent TCP proxy on the router: it completes the TCP handshake
     itself, then relays to the original destination over a path ``delay_ms`` long each
     way.  (The kernel here has no netem, so the far path is the relay holding every
     chunk back.)  TCP answers come from one hop away, the TLS answer much later."""
 
     def __init__(self, host: AsyncHost, port: int, delay_ms: float) -> None:
-        self.host, self.port, self.delay_s = host, port, delay_ms / 1000.0
-        self.accepted = 0
-
-    def start(self) -> NearTerminator:
-        self.host.call(self.host.listen(self._handle, "0.0.0.0", self.port))
-        return self
+        super().__init__(host, port)
+        self.delay_s = delay_ms / 1000.0
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
@@ -353,7 +308,7 @@ class NearTerminator:
         await relay(reader, writer, up_r, up_w, self.delay_s)
 
 
-class InterceptingProxy:
+class InterceptingProxy(AsyncService):
     """A TLS-intercepting proxy on the router (a corporate "SSL inspection" box): it
     terminates TLS with a certificate from its own CA, then opens its own TLS
     connection to the original destination (verifying the real server against the lab
@@ -361,11 +316,10 @@ class InterceptingProxy:
 
     def __init__(self, host: AsyncHost, port: int, cert: Path, key: Path,
                  upstream_ca: Path) -> None:
-        self.host, self.port = host, port
+        super().__init__(host, port)
         self.server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.server_ctx.load_cert_chain(cert, key)
         self.client_ctx = ssl.create_default_context(cafile=str(upstream_ca))
-        self.accepted = 0
         self.sni_seen: list[str | None] = []
         # SNI of each handshake in progress, by its SSLObject (the handler gets the same
         # object back from the transport)
@@ -377,10 +331,6 @@ class InterceptingProxy:
             self._sni.clear()
         self._sni[id(obj)] = name
         self.sni_seen.append(name)
-
-    def start(self) -> InterceptingProxy:
-        self.host.call(self.host.listen(self._handle, "0.0.0.0", self.port))
-        return self
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         tls = TlsServerStream(self.server_ctx, reader, writer)
@@ -442,7 +392,7 @@ class AlbFront(Listeners):
 _HTTP_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
 
 
-class RecordWiseTLSServer:
+class RecordWiseTLSServer(AsyncService):
     """A TLS 1.2/1.3 server that sends every TLS record with a send() of its own.
 
     OpenSSL servers (nginx, s_server) buffer a whole flight and write it at once, so the
@@ -455,15 +405,10 @@ class RecordWiseTLSServer:
 
     def __init__(self, host: AsyncHost, address: str, port: int, cert: Path,
                  key: Path) -> None:
-        self.host, self.address, self.port = host, address, port
+        super().__init__(host, port, address)
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(cert, key)
-        self.accepted = 0
         self.handshakes = 0
-
-    def start(self) -> RecordWiseTLSServer:
-        self.host.call(self.host.listen(self._handle, self.address, self.port))
-        return self
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1

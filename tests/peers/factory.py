@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-
-class Peer(Protocol):
-    def start(self) -> Any: ...
-
-    def stop(self) -> None: ...
-
+from .lifecycle import Peer
 
 P = TypeVar("P", bound=Peer)
 

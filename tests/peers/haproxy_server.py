@@ -11,18 +11,14 @@ one bind: HAProxy picks by the client's signature algorithms). Runs in the foreg
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import subprocess
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 
+from .lifecycle import ProcessPeer, wait_count
 from .pki import Pki
-from .ports import free_port, wait_listening
 
 CertKind = Literal["rsa", "ecdsa", "both"]
 _LOG_FORMAT = "%ci:%cp %sslv %sslc"
@@ -35,12 +31,16 @@ class HaproxySession:
     cipher: str
 
 
-class HaproxyServer:
+class HaproxyServer(ProcessPeer):
+    program = "haproxy"
+    startup_log = ("haproxy.log",)
+
     def __init__(self, pki: Pki, *, ciphers: str | None = None, ciphersuites: str | None = None,
                  curves: str | None = None, min_version: str | None = None,
                  max_version: str | None = None, prefer_client_ciphers: bool = False,
                  cert: CertKind = "rsa", host: str = "127.0.0.1",
                  haproxy: str = "haproxy") -> None:
+        super().__init__(host)
         self.pki = pki
         self.ciphers = ciphers
         self.ciphersuites = ciphersuites
@@ -49,20 +49,7 @@ class HaproxyServer:
         self.max_version = max_version
         self.prefer_client_ciphers = prefer_client_ciphers
         self.cert = cert
-        self.host = host
         self.haproxy = shutil.which(haproxy) or haproxy
-        self.port = 0
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def dir(self) -> Path:
-        assert self._tmp is not None, "server not started"
-        return Path(self._tmp.name)
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
 
     def _crt_files(self) -> list[Path]:
         kinds = ["ecdsa", "rsa"] if self.cert == "both" else [self.cert]
@@ -100,64 +87,18 @@ frontend policy
     tcp-request content reject
 """
 
-    def start(self, timeout: float = 10.0) -> HaproxyServer:
-        self._tmp = tempfile.TemporaryDirectory(prefix="prb-haproxy-")
-        for _attempt in range(3):  # free_port() can race with another process
-            self.port = free_port(self.host)
-            cfg = self.dir / "haproxy.cfg"
-            cfg.write_text(self.config())
-            check = subprocess.run([self.haproxy, "-c", "-q", "-f", str(cfg)],
-                                   capture_output=True, text=True, check=False)
-            if check.returncode != 0:
-                raise RuntimeError(f"haproxy rejects its config:\n{check.stdout}{check.stderr}"
-                                   f"\n{cfg.read_text()}")
-            out = open(self.dir / "haproxy.log", "ab")  # noqa: SIM115 - handed to Popen
-            try:
-                self._proc = subprocess.Popen([self.haproxy, "-db", "-f", str(cfg)],
-                                              stdout=out, stderr=subprocess.STDOUT,
-                                              stdin=subprocess.DEVNULL, cwd=self.dir)
-            finally:
-                out.close()
-            try:
-                wait_listening(self.host, self.port, timeout, alive=self._proc)
-                return self
-            except RuntimeError:
-                self._reap()
-                if "Address already in use" not in self.log():
-                    raise RuntimeError(f"haproxy failed:\n{self.log()}") from None
-        raise RuntimeError(f"haproxy could not bind a port:\n{self.log()}")
-
-    def _reap(self) -> None:
-        p, self._proc = self._proc, None
-        if p is None:
-            return
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-
-    def stop(self) -> None:
-        self._reap()
-
-    def __enter__(self) -> HaproxyServer:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self._reap()
+    def _launch(self) -> None:
+        cfg = self.dir / "haproxy.cfg"
+        cfg.write_text(self.config())
+        check = subprocess.run([self.haproxy, "-c", "-q", "-f", str(cfg)],
+                               capture_output=True, text=True, check=False, timeout=30)
+        if check.returncode != 0:
+            raise RuntimeError(f"haproxy rejects its config:\n{check.stdout}{check.stderr}"
+                               f"\n{cfg.read_text()}")
+        self._spawn([self.haproxy, "-db", "-f", str(cfg)], "haproxy.log")
 
     def log(self) -> str:
-        try:
-            return (self.dir / "haproxy.log").read_text(errors="replace")
-        except (OSError, AssertionError):
-            return ""
+        return self._read("haproxy.log")
 
     def sessions(self) -> list[HaproxySession]:
         """One entry per logged session (``protocol`` "-" when no handshake completed)."""
@@ -169,9 +110,4 @@ frontend policy
         return out
 
     def wait_sessions(self, n: int, timeout: float = 5.0) -> list[HaproxySession]:
-        deadline = time.monotonic() + timeout
-        while True:
-            s = self.sessions()
-            if len(s) >= n or time.monotonic() >= deadline:
-                return s
-            time.sleep(0.02)
+        return wait_count(self.sessions, n, timeout)

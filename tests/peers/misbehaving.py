@@ -23,9 +23,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Literal
 
+from .lifecycle import Peer
 from .tls_bytes import first_record_complete, load_tls12_flight
 
 SSH_BANNER = b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"
@@ -63,7 +63,7 @@ def raise_nofile_limit(want: int) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-class LoopListener:
+class LoopListener(Peer):
     """Base class: accept on 127.0.0.1:<free port>, dispatch events to hooks."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, backlog: int = 128) -> None:
@@ -236,17 +236,6 @@ class LoopListener:
                     s.close()
         if self._sel is not None:
             self._sel.close()
-
-    def __enter__(self) -> LoopListener:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class ResetAfterHello(LoopListener):

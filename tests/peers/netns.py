@@ -40,13 +40,13 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
+
+from .lifecycle import Peer, pid_alive, poll_until, stop_process
 
 CANDIDATE_NETS = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
 _ROUTE_TYPES = {
@@ -124,27 +124,26 @@ def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return r
 
 
-def unavailable_reason() -> str | None:
-    """Why a DropLab can't run here (None when it can)."""
+NETNS_TOOLS = (("ip", "iproute2"), ("nft", "nftables"))
+
+
+def netns_unavailable(who: str, tools: Sequence[tuple[str, str]] = NETNS_TOOLS) -> str | None:
+    """Why ``who`` can't build network namespaces here (None when it can); ``tools``:
+    the (binary, Debian package) it needs."""
     if os.geteuid() != 0:
-        return "DropLab needs root (network namespaces, veth, nftables)"
-    for binary in ("ip", "nft"):
+        return f"{who} needs root (network namespaces, veth, nftables)"
+    for binary, package in tools:
         if shutil.which(binary) is None:
-            return f"DropLab needs `{binary}` (apt-get install iproute2 nftables)"
+            return f"{who} needs `{binary}` (apt-get install {package})"
     r = _run("ip", "netns", "list", check=False)
     if r.returncode != 0:
         return f"`ip netns` unavailable: {r.stderr.strip()}"
     return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def unavailable_reason() -> str | None:
+    """Why a DropLab can't run here (None when it can)."""
+    return netns_unavailable("DropLab")
 
 
 def _used_networks() -> list[ipaddress.IPv4Network]:
@@ -187,13 +186,13 @@ def cleanup_stale() -> list[str]:
     for line in r.stdout.splitlines():
         name = line.split()[0] if line.split() else ""
         m = re.fullmatch(r"prb-(\d+)-[0-9a-f]+", name)
-        if m and not _pid_alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             _run("ip", "netns", "del", name, check=False)
             removed.append(name)
     return removed
 
 
-class DropLab:
+class DropLab(Peer):
     """See the module docstring.  Attributes: ``addr`` (the namespace side, NET.2),
     ``host_addr`` (NET.1), ``network``, ``ns`` (namespace name), ``hang_port`` (443),
     ``drop_syn_port`` (8443), ``unreachable_port`` (9443), ``listener_pid``."""
@@ -219,26 +218,15 @@ class DropLab:
         self.host_addr = ""
 
     # -- lifecycle --------------------------------------------------------------------
-    def __enter__(self) -> DropLab:
+    def start(self) -> DropLab:
         reason = unavailable_reason()
         if reason:
             import pytest  # only here: the lab is usable outside pytest too
 
             pytest.skip(reason)
-        try:
+        with self._stopped_on_failure():
             self._setup()
-        except BaseException:
-            self.close()
-            raise
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _setup(self) -> None:
         cleanup_stale()
@@ -274,48 +262,27 @@ class DropLab:
         if r.returncode != 0:
             raise RuntimeError(f"nft failed: {r.stderr.strip()}\n{_nft_rules()}")
         self._tmp = tempfile.TemporaryDirectory(prefix="prb-droplab-")
-        out = open(Path(self._tmp.name) / "listener.log", "ab")  # noqa: SIM115 - for Popen
-        try:
-            self._listener = subprocess.Popen(
-                [
-                    "ip",
-                    "netns",
-                    "exec",
-                    self.ns,
-                    sys.executable,
-                    "-u",
-                    "-c",
-                    _LISTENER,
-                    str(HANG_PORT),
-                    str(DROP_SYN_PORT),
-                    str(UNREACHABLE_PORT),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        finally:
-            out.close()
+        argv = ["ip", "netns", "exec", self.ns, sys.executable, "-u", "-c", _LISTENER,
+                str(HANG_PORT), str(DROP_SYN_PORT), str(UNREACHABLE_PORT)]
+        with open(Path(self._tmp.name) / "listener.log", "ab") as out:
+            self._listener = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                              stderr=subprocess.STDOUT)
         self.listener_pid = self._listener.pid  # `ip netns exec` execs: same pid
-        deadline = time.monotonic() + 10
-        while "ready" not in self.listener_log():
-            if self._listener.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"namespace listener did not start: {self.listener_log()}")
-            time.sleep(0.02)
-        _wait_link_up(self)
+        listener = self._listener
+        poll_until(lambda: "ready" in self.listener_log() or listener.poll() is not None, 10)
+        if "ready" not in self.listener_log():
+            raise RuntimeError(f"namespace listener did not start: {self.listener_log()}")
+        # the host end of the veth up with carrier (both ends up), so the first test's
+        # SYN isn't lost
+        poll_until(lambda: _link_up(self.host_if), 5)
         route = _run("ip", "-4", "-o", "route", "get", self.addr).stdout
         if f"dev {self.host_if} " not in route + " ":
             raise RuntimeError(f"{self.addr} is not routed through {self.host_if}: {route!r}")
 
-    def close(self) -> None:
+    def stop(self) -> None:
         p, self._listener = self._listener, None
-        if p is not None and p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+        if p is not None:
+            stop_process(p)
         if self._created:
             _run("ip", "netns", "del", self.ns, check=False)
             self._created = False
@@ -346,12 +313,6 @@ class DropLab:
         return _run("ip", "netns", "exec", self.ns, "nft", "list", "ruleset").stdout
 
 
-def _wait_link_up(lab: DropLab) -> None:
-    """Wait until the host end of the veth is up with carrier (both ends up), so the
-    first test's SYN isn't lost."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        r = _run("ip", "-o", "link", "show", lab.host_if, check=False)
-        if "LOWER_UP" in r.stdout and "state UP" in r.stdout:
-            return
-        time.sleep(0.02)
+def _link_up(interface: str) -> bool:
+    r = _run("ip", "-o", "link", "show", interface, check=False)
+    return "LOWER_UP" in r.stdout and "state UP" in r.stdout

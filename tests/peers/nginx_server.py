@@ -39,13 +39,11 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
+from .lifecycle import ProcessPeer, children, poll_until, ppid, proc_stat, wait_count
 from .pki import Pki
 from .ports import free_port, wait_listening
 
@@ -138,7 +136,7 @@ def stream_module_path(nginx: str = "nginx") -> str | None:
     return str(mod) if mod.exists() else None
 
 
-class NginxServer:
+class NginxServer(ProcessPeer):
     """An nginx master + workers with a config of its own in a temp dir.
 
     ``protocols``/``ciphers``/``ecdh_curve``/``prefer_server_ciphers`` become
@@ -146,9 +144,15 @@ class NginxServer:
     ``conf_commands`` become ``ssl_conf_command KEY VALUE;`` (e.g.
     ``{"Ciphersuites": "TLS_AES_128_GCM_SHA256"}`` for TLS 1.3 suites);
     ``cert="both"`` serves RSA and ECDSA certificates side by side.
+    ``port``: the TLS port (default: a free one at each start); ``dir``: where the
+    config and logs go (default: a temp dir of its own).  Either way a restart keeps
+    the directory, so the logs span every run.
     Attributes: ``host``, ``port`` (the TLS port), ``http_port`` (internal plain HTTP,
     stream mode), ``pid`` (master), ``dir``.
     """
+
+    program = "nginx"
+    startup_log = ("error.log", "stderr.log")
 
     def __init__(
         self,
@@ -166,8 +170,11 @@ class NginxServer:
         handshake_timeout: float = 60.0,
         extra_ssl: str = "",
         host: str = "127.0.0.1",
+        port: int = 0,
+        dir: str | Path | None = None,
         nginx: str = "nginx",
     ) -> None:
+        super().__init__(host, port=port, dir=dir)
         self.pki = pki
         self.protocols = protocols
         self.ciphers = ciphers
@@ -180,23 +187,10 @@ class NginxServer:
         self.worker_connections = worker_connections
         self.handshake_timeout = handshake_timeout
         self.extra_ssl = extra_ssl
-        self.host = host
         self.nginx = shutil.which(nginx) or nginx
-        self.port = 0
         self.http_port = 0
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
 
     # -- config -----------------------------------------------------------------------
-    @property
-    def dir(self) -> Path:
-        assert self._tmp is not None, "server not started"
-        return Path(self._tmp.name)
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
     @property
     def handshake_log_path(self) -> Path:
         return self.dir / ("handshakes.log" if self.mode == "stream" else "access.log")
@@ -283,77 +277,38 @@ http {{
 """
 
     # -- lifecycle --------------------------------------------------------------------
-    def start(self, timeout: float = 10.0) -> NginxServer:
-        self._tmp = tempfile.TemporaryDirectory(prefix="prb-nginx-")
-        for _attempt in range(3):  # free_port() can race with another process
-            self.port = free_port(self.host)
-            self.http_port = free_port(self.host) if self.mode == "stream" else 0
-            conf = self.dir / "nginx.conf"
-            conf.write_text(self.config())
-            argv = [
-                self.nginx,
-                "-p",
-                str(self.dir),
-                "-c",
-                str(conf),
-                "-e",
-                str(self.dir / "error.log"),
-            ]
-            test = subprocess.run([*argv, "-t"], capture_output=True, text=True, check=False)
-            if test.returncode != 0:
-                raise RuntimeError(
-                    f"nginx -t failed:\n{test.stderr}\n--- config:\n{conf.read_text()}"
-                )
-            out = open(self.dir / "stderr.log", "ab")  # noqa: SIM115 - handed to Popen
-            try:
-                self._proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
-                )
-            finally:
-                out.close()
-            try:
-                wait_listening(self.host, self.port, timeout, alive=self._proc)
-                if self.http_port:
-                    wait_listening(self.host, self.http_port, timeout, alive=self._proc)
-                self._wait_workers(timeout)
-                return self
-            except RuntimeError:
-                self._reap()
-                if "Address already in use" not in self.error_log():
-                    raise RuntimeError(f"nginx failed to start:\n{self.error_log()}") from None
-        raise RuntimeError(f"nginx could not bind a port:\n{self.error_log()}")
+    def _launch(self) -> None:
+        # the internal plain-HTTP server behind the stream proxy: same host, any port
+        self.http_port = free_port(self.host) if self.mode == "stream" else 0
+        conf = self.dir / "nginx.conf"
+        conf.write_text(self.config())
+        argv = [self.nginx, "-p", str(self.dir), "-c", str(conf), "-e",
+                str(self.dir / "error.log")]
+        test = subprocess.run([*argv, "-t"], capture_output=True, text=True, check=False,
+                              timeout=30)
+        if test.returncode != 0:
+            raise RuntimeError(f"nginx -t failed:\n{test.stderr}\n--- config:\n{conf.read_text()}")
+        self._spawn(argv, "stderr.log")
 
-    def _wait_workers(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.worker_pids()) < self.worker_processes:
-            if time.monotonic() >= deadline:
-                raise TimeoutError("nginx workers did not start")
-            time.sleep(0.02)
+    def _wait_ready(self, timeout: float) -> None:
+        super()._wait_ready(timeout)
+        if self.http_port:
+            wait_listening(self.host, self.http_port, timeout, alive=self._proc)
+        if not poll_until(lambda: len(self.worker_pids()) >= self.worker_processes, timeout):
+            raise TimeoutError("nginx workers did not start")
 
     def worker_pids(self) -> list[int]:
         if self._proc is None:
             return []
-        return _children(self._proc.pid)
-
-    def _reap(self) -> None:
-        p, self._proc = self._proc, None
-        if p is None:
-            return
-        workers = _children(p.pid)
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)  # fast shutdown: master stops its workers
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-        for w in workers:  # normally gone already; never leave an orphan worker behind
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                if _ppid(w) in (p.pid, 1):
-                    os.kill(w, signal.SIGKILL)
+        return children(self._proc.pid)
 
     def stop(self) -> None:
-        self._reap()
+        master, workers = self.pid, self.worker_pids()
+        super().stop()  # SIGTERM is nginx's fast shutdown: the master stops its workers
+        for w in workers:  # normally gone already; never leave an orphan worker behind
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if ppid(w) in (master, 1):
+                    os.kill(w, signal.SIGKILL)
 
     def reload(self) -> None:
         """Rewrite the config from the current attributes and SIGHUP the master."""
@@ -361,36 +316,16 @@ http {{
         (self.dir / "nginx.conf").write_text(self.config())
         old = set(self.worker_pids())
         self._proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def replaced() -> bool:
             now = set(self.worker_pids())
-            if now and not (now & old):
-                return
-            time.sleep(0.02)
+            return bool(now) and not (now & old)
 
-    def __enter__(self) -> NginxServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self._reap()
+        poll_until(replaced, 10)
 
     # -- what the server saw ----------------------------------------------------------
     def error_log(self) -> str:
-        try:
-            return (self.dir / "error.log").read_text(errors="replace") + (
-                self.dir / "stderr.log"
-            ).read_text(errors="replace")
-        except (OSError, AssertionError):
-            return ""
+        return self._read(*self.startup_log)
 
     def sessions(self) -> list[NginxSession]:
         """Every logged session (stream mode: each TCP connection, handshake or not;
@@ -414,12 +349,7 @@ http {{
     def wait_sessions(self, n: int, timeout: float = 5.0) -> list[NginxSession]:
         """Wait until at least ``n`` sessions are logged (a line is written when the
         connection ends); return them all."""
-        deadline = time.monotonic() + timeout
-        while True:
-            s = self.sessions()
-            if len(s) >= n or time.monotonic() >= deadline:
-                return s
-            time.sleep(0.02)
+        return wait_count(self.sessions, n, timeout)
 
     def cpu_seconds(self) -> float:
         """utime+stime of the master and its live workers, plus the master's
@@ -428,41 +358,11 @@ http {{
             return 0.0
         tick = os.sysconf("SC_CLK_TCK")
         total = 0
-        master = _stat_fields(self._proc.pid)
+        master = proc_stat(self._proc.pid)
         if master:
             total += sum(int(x) for x in master[11:15])  # utime stime cutime cstime
         for w in self.worker_pids():
-            f = _stat_fields(w)
+            f = proc_stat(w)
             if f:
                 total += int(f[11]) + int(f[12])
         return total / tick
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/PID/stat after the ``(comm)``: index 0 is ``state`` (field 3)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()
-
-
-def _ppid(pid: int) -> int:
-    f = _stat_fields(pid)
-    return int(f[1]) if f else -1
-
-
-def _children(pid: int) -> list[int]:
-    kids: set[int] = set()
-    task_dir = Path(f"/proc/{pid}/task")
-    try:
-        for t in task_dir.iterdir():
-            with contextlib.suppress(OSError):
-                kids.update(int(x) for x in (t / "children").read_text().split())
-    except OSError:
-        pass
-    if not kids:  # kernel without CONFIG_PROC_CHILDREN: scan /proc
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and _ppid(int(entry.name)) == pid:
-                kids.add(int(entry.name))
-    return sorted(kids)

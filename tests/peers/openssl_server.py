@@ -27,19 +27,14 @@ legacy policy needs ``@SECLEVEL=0`` in ``ciphers`` (and a legacy client needs it
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shutil
 import subprocess
-import tempfile
-import time
 from dataclasses import dataclass
-from pathlib import Path
-from types import TracebackType
 from typing import Literal
 
+from .lifecycle import ProcessPeer, wait_count
 from .pki import Pki
-from .ports import free_port, wait_listening
 
 CertKind = Literal["rsa", "ecdsa", "ecdsa384", "both"]
 
@@ -124,7 +119,7 @@ def parse_brief(text: str) -> list[tuple[str, str]]:
     return out
 
 
-class OpenSSLServer:
+class OpenSSLServer(ProcessPeer):
     """``openssl s_server -brief -trace`` on ``127.0.0.1:<free port>``.
 
     Parameters map to s_server options: ``ciphers`` -> ``-cipher`` (TLS <= 1.2, append
@@ -135,6 +130,9 @@ class OpenSSLServer:
     ``-cert/-key`` (``"both"`` adds the ECDSA pair as ``-dcert/-dkey``), ``extra`` is
     appended verbatim.
     """
+
+    program = "s_server"
+    startup_log = ("server.log",)
 
     def __init__(
         self,
@@ -152,11 +150,8 @@ class OpenSSLServer:
         host: str = "127.0.0.1",
         openssl: str = "openssl",
     ) -> None:
+        super().__init__(host)
         self.pki = pki
-        self.host = host
-        self.port = 0
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
         self.argv_tail: list[str] = []
         if cert == "both":
             self.argv_tail += ["-cert", str(pki.rsa_cert), "-key", str(pki.rsa_key)]
@@ -180,80 +175,16 @@ class OpenSSLServer:
         self.openssl = shutil.which(openssl) or openssl
 
     # -- lifecycle --------------------------------------------------------------------
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
-    @property
-    def dir(self) -> Path:
-        assert self._tmp is not None, "server not started"
-        return Path(self._tmp.name)
-
-    def start(self, timeout: float = 10.0) -> OpenSSLServer:
-        self._tmp = tempfile.TemporaryDirectory(prefix="prb-s_server-")
-        for _attempt in range(3):  # free_port() can race with another process
-            self.port = free_port(self.host)
-            argv = [self.openssl, "s_server", "-accept", f"{self.host}:{self.port}", "-brief"]
-            if self.trace:
-                argv.append("-trace")
-            argv += self.argv_tail
-            stdbuf = shutil.which("stdbuf")
-            self.argv = [stdbuf, "-oL", *argv] if stdbuf else argv
-            err = open(self.dir / "server.log", "ab")  # noqa: SIM115 - handed to Popen
-            out = open(self.dir / "trace.log", "ab")  # noqa: SIM115 - handed to Popen
-            try:
-                self._proc = subprocess.Popen(
-                    self.argv,
-                    stdin=subprocess.PIPE,  # kept open: EOF on stdin would end a session
-                    stdout=out,  # -trace output and the data clients send
-                    stderr=err,  # -brief summaries, ERROR + reasons
-                    cwd=self.dir,
-                )
-            finally:
-                err.close()
-                out.close()
-            try:
-                wait_listening(self.host, self.port, timeout, alive=self._proc)
-                return self
-            except RuntimeError:
-                self._reap()
-                if "Address already in use" not in self.brief_log():
-                    raise RuntimeError(f"s_server failed: {argv}\n{self.brief_log()}") from None
-        raise RuntimeError(f"s_server could not bind a port:\n{self.brief_log()}")
-
-    def _reap(self) -> None:
-        p, self._proc = self._proc, None
-        if p is None:
-            return
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-        if p.stdin:
-            with contextlib.suppress(OSError):
-                p.stdin.close()
-
-    def stop(self) -> None:
-        self._reap()
-        # keep the temp dir until the object goes away so log() still works after stop()
-
-    def __enter__(self) -> OpenSSLServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self._reap()
+    def _launch(self) -> None:
+        argv = [self.openssl, "s_server", "-accept", f"{self.host}:{self.port}", "-brief"]
+        if self.trace:
+            argv.append("-trace")
+        argv += self.argv_tail
+        stdbuf = shutil.which("stdbuf")
+        self.argv = [stdbuf, "-oL", *argv] if stdbuf else argv
+        # stdout: -trace output and the data clients send; stderr: -brief summaries,
+        # ERROR + reasons; stdin kept open: EOF on it would end a session
+        self._spawn(self.argv, "trace.log", "server.log", stdin=subprocess.PIPE)
 
     # -- what the server saw ----------------------------------------------------------
     def log(self) -> str:
@@ -262,16 +193,10 @@ class OpenSSLServer:
         return self.brief_log() + self.trace_log()
 
     def brief_log(self) -> str:
-        try:
-            return (self.dir / "server.log").read_text(errors="replace")
-        except (OSError, AssertionError):
-            return ""
+        return self._read("server.log")
 
     def trace_log(self) -> str:
-        try:
-            return (self.dir / "trace.log").read_text(errors="replace")
-        except (OSError, AssertionError):
-            return ""
+        return self._read("trace.log")
 
     def handshakes(self) -> list[tuple[str, str]]:
         """(protocol, OpenSSL cipher name) of each completed handshake, in order."""
@@ -287,17 +212,7 @@ class OpenSSLServer:
 
     def wait_handshakes(self, n: int, timeout: float = 5.0) -> list[tuple[str, str]]:
         """Wait until at least ``n`` completed handshakes were printed; return them all."""
-        deadline = time.monotonic() + timeout
-        while True:
-            hs = self.handshakes()
-            if len(hs) >= n or time.monotonic() >= deadline:
-                return hs
-            time.sleep(0.02)
+        return wait_count(self.handshakes, n, timeout)
 
     def wait_server_hellos(self, n: int, timeout: float = 5.0) -> list[ServerHello]:
-        deadline = time.monotonic() + timeout
-        while True:
-            sh = self.server_hellos()
-            if len(sh) >= n or time.monotonic() >= deadline:
-                return sh
-            time.sleep(0.02)
+        return wait_count(self.server_hellos, n, timeout)

@@ -10,11 +10,9 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-import threading
-import time
 from collections.abc import Callable
-from types import TracebackType
 
+from .lifecycle import ThreadedServer, wait_count
 from .pki import Pki
 
 ContextFactory = Callable[[Pki], ssl.SSLContext]
@@ -31,7 +29,7 @@ def default_context(pki: Pki) -> ssl.SSLContext:
 _RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
 
 
-class PythonTLSServer:
+class PythonTLSServer(ThreadedServer):
     """``PythonTLSServer(pki, context_factory)``: stdlib-ssl server on 127.0.0.1.
 
     Attributes: ``host``, ``port``, ``context``.  ``handshakes()`` -> list of
@@ -39,6 +37,8 @@ class PythonTLSServer:
     ``sni()`` -> server names seen (None when absent); ``errors()`` -> failed-handshake
     exceptions as strings.
     """
+
+    thread_name = "pytls"
 
     def __init__(
         self,
@@ -48,19 +48,13 @@ class PythonTLSServer:
         host: str = "127.0.0.1",
         handshake_timeout: float = 10.0,
     ) -> None:
+        super().__init__(host)
         self.pki = pki
-        self.host = host
-        self.port = 0
         self.handshake_timeout = handshake_timeout
         self.context = (context_factory or default_context)(pki)
-        self._lock = threading.Lock()
         self._handshakes: list[tuple[str, str]] = []
         self._errors: list[str] = []
         self._sni: list[str | None] = []
-        self._stop = threading.Event()
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._conns: set[socket.socket] = set()
         if self.context.sni_callback is None:
             self.context.sni_callback = self._on_sni
 
@@ -69,31 +63,6 @@ class PythonTLSServer:
     ) -> None:
         with self._lock:
             self._sni.append(name)
-
-    def start(self) -> PythonTLSServer:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((self.host, 0))
-        s.listen(128)
-        s.settimeout(0.2)
-        self._sock = s
-        self.port = s.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, name=f"pytls-{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def _serve(self) -> None:
-        assert self._sock is not None
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-            with self._lock:
-                self._conns.add(conn)
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn: socket.socket) -> None:
         try:
@@ -120,31 +89,6 @@ class PythonTLSServer:
             with self._lock:
                 self._conns.discard(conn)
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
-        if self._thread is not None:
-            self._thread.join(5)
-        with self._lock:
-            conns = list(self._conns)
-            self._conns.clear()
-        for c in conns:
-            with contextlib.suppress(OSError):
-                c.close()
-
-    def __enter__(self) -> PythonTLSServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def handshakes(self) -> list[tuple[str, str]]:
         with self._lock:
             return list(self._handshakes)
@@ -158,9 +102,4 @@ class PythonTLSServer:
             return list(self._sni)
 
     def wait_handshakes(self, n: int, timeout: float = 5.0) -> list[tuple[str, str]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            hs = self.handshakes()
-            if len(hs) >= n or time.monotonic() >= deadline:
-                return hs
-            time.sleep(0.01)
+        return wait_count(self.handshakes, n, timeout, step=0.01)

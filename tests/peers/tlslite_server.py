@@ -21,16 +21,16 @@ import contextlib
 import datetime as _dt
 import ipaddress
 import socket
-import threading
 import warnings
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+
+from .lifecycle import ThreadedServer
 
 IMPORT_ERROR: str | None
 try:
@@ -221,7 +221,7 @@ def _server_hellos(sent: bytes) -> list[dict[str, Any]]:
     return out
 
 
-class TlsliteServer:
+class TlsliteServer(ThreadedServer):
     """``TlsliteServer(groups, key_shares=None, cert="rsa")``: tlslite-ng TLS 1.3 server.
 
     ``groups``: IANA (``X25519MLKEM768``) or tlslite (``x25519mlkem768``) names, the only
@@ -232,6 +232,10 @@ class TlsliteServer:
     Attributes: ``host``, ``port``.  ``handshakes()`` -> list of :class:`Handshake`.
     Serves any number of connections, one thread each; ``stop()`` joins every thread.
     """
+
+    thread_name = "tlslite"
+    backlog = 64
+    join_handlers = True
 
     def __init__(
         self,
@@ -245,8 +249,7 @@ class TlsliteServer:
     ) -> None:
         if IMPORT_ERROR is not None:
             raise RuntimeError(IMPORT_ERROR)
-        self.host = host
-        self.port = 0
+        super().__init__(host)
         self.handshake_timeout = handshake_timeout
         self.groups = [_tlslite_group(g) for g in groups]
         shares = groups if key_shares is None else key_shares
@@ -258,13 +261,7 @@ class TlsliteServer:
         self._chain.parsePemList(cert_pem)
         self._key = parsePEMKey(key_pem, private=True, implementations=["python"])
         self.settings = self._settings()
-        self._lock = threading.Lock()
         self._handshakes: list[Handshake] = []
-        self._stop = threading.Event()
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._workers: list[threading.Thread] = []
-        self._conns: set[socket.socket] = set()
 
     def _settings(self) -> Any:
         s = HandshakeSettings()
@@ -278,35 +275,6 @@ class TlsliteServer:
             # brotli, zstd) gets a CompressedCertificate (zlib here) instead of Certificate
             s.certificate_compression_send = []
         return s.validate()
-
-    def start(self) -> TlsliteServer:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((self.host, 0))
-        s.listen(64)
-        s.settimeout(0.2)
-        self._sock = s
-        self.port = s.getsockname()[1]
-        self._thread = threading.Thread(
-            target=self._serve, name=f"tlslite-{self.port}", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def _serve(self) -> None:
-        assert self._sock is not None
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-            with self._lock:
-                self._conns.add(conn)
-                t = threading.Thread(target=self._handle, args=(conn,), daemon=True)
-                self._workers.append(t)
-            t.start()
 
     def _handle(self, conn: socket.socket) -> None:
         rec = Handshake()
@@ -350,35 +318,6 @@ class TlsliteServer:
                 self._conns.discard(conn)
             with contextlib.suppress(OSError):
                 conn.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
-        if self._thread is not None:
-            self._thread.join(5)
-        with self._lock:
-            conns = list(self._conns)
-            workers = list(self._workers)
-        for c in conns:
-            with contextlib.suppress(OSError):
-                c.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                c.close()
-        for t in workers:
-            t.join(5)
-
-    def __enter__(self) -> TlsliteServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def handshakes(self) -> list[Handshake]:
         with self._lock:
