@@ -1,0 +1,169 @@
+"""The steps of the diagnostic plan against one endpoint.
+
+Order, and why:
+
+1. a sanity probe (a broad TLS 1.0-1.3 hello), so a run that starts against a dead
+   endpoint says so;
+2. the version sweep (SSLv3 ... TLS 1.3, each ``sweep_repeat`` times, repeats spread
+   over the step so two backends behind a round-robin balancer both show up), with the
+   connect-and-wait control alongside;
+3. everything built on the known-good profile chosen from the sweep (the newest version
+   that succeeded): N repeats from distinct source ports, no SNI / an unrelated SNI,
+   the size ladder, the hello split over TLS records and over two TCP segments, and
+   TLS_FALLBACK_SCSV one version below the newest accepted one;
+4. bisection of the size at which hellos start failing, when the ladder shows one;
+5. the idle-timeout measurement (only with ``--idle-timeout``);
+6. the sanity probe again, so a run during which the endpoint went away says so.
+
+The hello variants are built as profiles in ``variants`` (pure); running them goes
+through the engine's ``attempt`` (``runner``); the rules never see anything but the
+results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+
+from prober.diagnose.findings import (
+    STEP_BISECT,
+    STEP_FALLBACK,
+    STEP_REPEAT,
+    STEP_SANITY_FIRST,
+    STEP_SANITY_LAST,
+    STEP_SIZE,
+    STEP_SNI,
+    STEP_SWEEP,
+    SWEEP_VERSIONS,
+    Seen,
+)
+from prober.diagnose.plan.control import connect_and_wait
+from prober.diagnose.plan.idle import measure_idle
+from prober.diagnose.plan.runner import Job, PlanOptions, PlanState, Runner, seen
+from prober.diagnose.plan.variants import (
+    KNOWN_GOOD,
+    SANITY,
+    bisect_bounds,
+    bisect_profile,
+    choose_reference,
+    fallback_profile,
+    fallback_versions,
+    sanity_profile,
+    size_profiles,
+    split_profiles,
+    sweep_profiles,
+)
+from prober.engine import Endpoint
+from prober.outcome import AttemptResult
+
+# bisection stops when the boundary is known to this many bytes
+BISECT_RESOLUTION = 16
+# how often the fragmentation variants run (twice: one lost packet is not a pattern)
+SPLIT_REPEAT = 2
+
+
+async def execute(ep: Endpoint, opts: PlanOptions, state: PlanState,
+                  say: Callable[[str], None] = lambda s: None,
+                  on_result: Callable[[AttemptResult], None] | None = None) -> None:
+    """Run the whole plan against one endpoint, filling ``state`` as it goes."""
+    run = Runner(opts, state, on_result)
+
+    # the control waits as long as a hello may: it runs alongside the whole plan
+    wait = opts.control_wait if opts.control_wait is not None else opts.deadlines.read
+    control = asyncio.create_task(connect_and_wait(ep, wait, opts.deadlines.connect))
+    try:
+        await _main_steps(run, ep, opts, state, say)
+        state.control = await control
+    finally:
+        control.cancel()
+    if opts.idle_max:
+        say(f"idle timeout, up to {opts.idle_max:.0f} s")
+        state.idle = await measure_idle(ep, opts.idle_max, opts.deadlines.connect)
+
+    say("sanity probe again")
+    await run.run([Job(STEP_SANITY_LAST, sanity_profile(f"{SANITY}@last"), ep)])
+    state.steps_done.append(STEP_SANITY_LAST)
+
+
+async def _main_steps(run: Runner, ep: Endpoint, opts: PlanOptions, state: PlanState,
+                      say: Callable[[str], None]) -> None:
+    sni = ep.target.sni
+    say("sanity probe and connect-and-wait control")
+    await run.run([Job(STEP_SANITY_FIRST, sanity_profile(f"{SANITY}@first"), ep)])
+    state.steps_done.append(STEP_SANITY_FIRST)
+
+    sweep_jobs = [Job(STEP_SWEEP, p, ep, r) for r in range(opts.sweep_repeat)
+                  for p in sweep_profiles()]
+    say(f"version sweep ({len(sweep_jobs)} attempts)")
+    sweep = await run.run(sweep_jobs)
+    state.steps_done.append(STEP_SWEEP)
+
+    ref_name, why = choose_reference(seen(sweep))
+    if ref_name == SANITY:
+        ref = sanity_profile(KNOWN_GOOD)
+        suite = _negotiated_suite(state.results, f"{SANITY}@first")
+    else:
+        ref = replace(next(p for p in sweep_profiles() if p.name == ref_name), name=KNOWN_GOOD)
+        suite = _negotiated_suite(sweep, ref_name)
+    state.reference = {"profile": ref_name, "reason": why}
+    tag = {"reference": ref_name}
+    repeats = [Job(STEP_REPEAT, ref, ep, i, dict(tag)) for i in range(opts.repeat)]
+    variants = [Job(STEP_SNI, replace(ref, name="sni:none", sni=False), ep, 0,
+                    {**tag, "sni_variant": "none"}),
+                Job(STEP_SNI, replace(ref, name="sni:unrelated", sni=True),
+                    _sni_endpoint(ep, opts.unrelated_sni), 0, {**tag, "sni_variant": "unrelated"})]
+    sizes = size_profiles(ref, suite, sni)
+    variants += [Job(STEP_SIZE, p, ep, 0, {**tag, **m}) for p, m in sizes]
+    for step, p, m in split_profiles(ref, sni):
+        variants += [Job(step, p, ep, i, {**tag, **m}) for i in range(SPLIT_REPEAT)]
+    # versions every sweep attempt got: a version only one of two backends takes is no
+    # base for a fallback probe (the intermittent rule reports that)
+    by_version: dict[str, set[str]] = {}
+    for a in seen(sweep):
+        by_version.setdefault(SWEEP_VERSIONS[a.profile], set()).add(a.outcome)
+    accepted = sorted(v for v, o in by_version.items() if o == {"ok"})
+    variants += [Job(STEP_FALLBACK, fallback_profile(v, name), ep, 0,
+                     {"fallback_version": v, "accepted": accepted})
+                 for name, v in fallback_versions(accepted)]
+    batch = interleave(repeats, variants)
+    say(f"known-good {ref_name} ×{opts.repeat}, SNI, size ladder, fragmentation, fallback "
+        f"({len(batch)} attempts)")
+    done = await run.run(batch)
+    state.steps_done.append(STEP_REPEAT)
+
+    bounds = bisect_bounds([a for a in seen(done) if a.step == STEP_SIZE])
+    steps = 0
+    while bounds is not None and steps < opts.bisect_steps:
+        lo, hi = bounds
+        if hi - lo <= BISECT_RESOLUTION:
+            break
+        mid = (lo + hi) // 2
+        say(f"bisecting the breaking size: {lo}..{hi} bytes")
+        (r,) = await run.run([Job(STEP_BISECT, bisect_profile(ref, suite, mid), ep, 0,
+                                  {**tag, "size_target": mid})])
+        a = Seen.from_json(r.to_json())
+        if not a.connected:
+            break
+        bounds = (a.hello_bytes, hi) if a.answered else (lo, a.hello_bytes)
+        steps += 1
+    state.steps_done.append(STEP_BISECT)
+
+
+def interleave(a: list[Job], b: list[Job]) -> list[Job]:
+    """Spread the repeats among the variants, so a flap mid-step hits both."""
+    out: list[Job] = []
+    for i in range(max(len(a), len(b))):
+        out += a[i:i + 1] + b[i:i + 1]
+    return out
+
+
+def _sni_endpoint(ep: Endpoint, sni: str) -> Endpoint:
+    return replace(ep, target=replace(ep.target, sni_override=sni))
+
+
+def _negotiated_suite(results: list[AttemptResult], profile: str) -> int | None:
+    for r in results:
+        if r.profile == profile and r.outcome == "ok" and r.obs and r.obs.flight:
+            return r.obs.flight.suite
+    return None

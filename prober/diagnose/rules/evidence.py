@@ -1,0 +1,110 @@
+"""What the rules' evidence is made of: which attempts to read, their figures (median,
+round trip, main outcome) and the words for them.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+from prober.diagnose.findings import (
+    STEP_REPEAT,
+    STEP_SWEEP,
+    SWEEP_PROFILES,
+    SWEEP_VERSIONS,
+    RunView,
+    Seen,
+)
+
+
+def ms(v: float | None) -> str:
+    if v is None:
+        return "?"
+    return f"{v:.2f} ms" if v < 1 else f"{v:.1f} ms"
+
+
+def _accepted(atts: list[Seen]) -> bool:
+    """The server chose this version: a full handshake, or a ServerHello whose flight then
+    stalled (a path problem, not a refusal)."""
+    return any(a.outcome == "ok" or (a.outcome == "partial" and a.version) for a in atts)
+
+
+def id_list(atts: Iterable[Seen]) -> str:
+    """'ids 1-4, 9' for a set of attempts."""
+    ids = sorted({a.id for a in atts})
+    parts: list[str] = []
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        parts.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
+        i = j + 1
+    word = "id" if len(ids) == 1 else "ids"
+    return f"{word} {', '.join(parts)}" if parts else "no attempt"
+
+
+def counts(atts: list[Seen]) -> str:
+    c = Counter(a.outcome for a in atts)
+    return ", ".join(f"{o} {n}/{len(atts)}" for o, n in c.most_common())
+
+
+def median(vals: Iterable[float | None]) -> float | None:
+    v = [x for x in vals if x is not None]
+    return statistics.median(v) if v else None
+
+
+def round_trip_ms(atts: Iterable[Seen]) -> float | None:
+    """The TCP round trip: the smallest kernel RTT (TCP_INFO) of the attempts, else the
+    fastest connect. The kernel's figure is immune to a busy client; the connect time is
+    not, and its minimum at least errs towards "the server could answer that fast"."""
+    atts = list(atts)
+    kernel = [a.rtt_us / 1000 for a in atts if a.rtt_us]
+    if kernel:
+        return min(kernel)
+    return min((a.connect_ms for a in atts if a.connect_ms is not None), default=None)
+
+
+def _mostly(atts: list[Seen], pred: Callable[[Seen], bool], share: float = 0.8) -> bool:
+    return bool(atts) and sum(1 for a in atts if pred(a)) >= max(1, share * len(atts))
+
+
+def _how(outcome: str) -> str:
+    return {"reset": "reset (RST)", "eof": "closed (FIN)", "hang-acked":
+            "ACKed and never answered", "hang-unacked": "dropped (never ACKed)"}.get(
+                outcome, outcome)
+
+
+def _main_outcome(atts: list[Seen]) -> str:
+    return Counter(a.outcome for a in atts).most_common(1)[0][0]
+
+
+def _sweep(run: RunView) -> list[tuple[str, list[Seen]]]:
+    """(version, attempts) of the version sweep, newest version first."""
+    out = []
+    for prof in reversed(SWEEP_PROFILES):
+        atts = [a for a in run.of_profile(prof) if a.step == STEP_SWEEP]
+        if atts:
+            out.append((SWEEP_VERSIONS[prof], atts))
+    return out
+
+
+def _unchecked_ttl(run: RunView, what: str) -> list[str]:
+    if run.capture == "ok":
+        return []
+    why = "no --capture" if run.capture is None else run.capture
+    return [f"{what}: not compared ({why})"]
+
+
+def _reference(run: RunView) -> list[Seen]:
+    return run.of_step(STEP_REPEAT)
+
+
+def _split_text(a: Seen) -> str:
+    if a.meta.get("record_sizes"):
+        return f"first records {a.meta['record_sizes']} bytes"
+    if a.meta.get("segment_sizes"):
+        return (f"first segment {a.meta['segment_sizes'][0]} bytes, then "
+                f"{a.meta.get('pause_ms', 0):.0f} ms pause")
+    return a.profile

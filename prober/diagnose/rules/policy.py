@@ -1,0 +1,147 @@
+"""What the endpoint refuses on purpose: versions refused with a TLS alert or with a
+TCP RST/FIN (a balancer's security policy), every hello cut, and the summary of the
+versions it accepts (info).
+"""
+
+from __future__ import annotations
+
+from prober.diagnose.findings import (
+    CUT,
+    HIGH,
+    INFO,
+    LOW,
+    MEDIUM,
+    POLICY,
+    POLICY_ALERT,
+    POLICY_RESET,
+    Finding,
+    RunView,
+)
+from prober.diagnose.rules.context import _Ctx
+from prober.diagnose.rules.evidence import (
+    _accepted,
+    _main_outcome,
+    _mostly,
+    _sweep,
+    _unchecked_ttl,
+    counts,
+    id_list,
+    median,
+    ms,
+)
+from prober.diagnose.rules.ttl import _ttl_lines
+
+MODERN = ("TLSv1.2", "TLSv1.3")
+
+
+def rule_policy(run: RunView, ctx: _Ctx) -> list[Finding]:
+    # versions whose every attempt another rule explained (an SNI filter) say nothing here
+    sweep = [(v, x) for v, x in _sweep(run) if ctx.free(x) or any(a.answered for a in x)]
+    if not sweep:
+        return []
+    out: list[Finding] = []
+    answered_any = any(a.answered for _, atts in sweep for a in atts)
+    alerted = [(v, atts) for v, atts in sweep if all(a.outcome == "alert" for a in atts)]
+    modern = [(v, atts) for v, atts in alerted if v in MODERN]
+    if modern:
+        atts = [a for _, x in modern for a in x]
+        names = ", ".join(v for v, _ in modern)
+        alerts = ", ".join(sorted({a.alert or "?" for a in atts}))
+        accepted = [v for v, x in sweep if _accepted(x)]
+        tail = (f"clients that offer only {names} fail; the server accepts "
+                f"{', '.join(accepted)}" if accepted else "no version offered was accepted")
+        out.append(Finding(
+            POLICY_ALERT, HIGH,
+            f"The server refuses {names} with a TLS alert ({alerts}): a policy, not a fault; "
+            f"{tail}.",
+            f"If those clients matter, allow {names} in the server's TLS policy; `prober "
+            f"policy {run.target}` lists the suites and the closest named policy.",
+            evidence=[f"{v}: {counts(x)} ({x[0].detail}; {id_list(x)})" for v, x in alerted],
+            attempts=[a.id for a in atts], figures={"versions": [v for v, _ in modern]}))
+        ctx.claim(atts)
+    cut = [(v, atts) for v, atts in sweep if _mostly(atts, lambda a: a.outcome in CUT, 1.0)]
+    if cut and answered_any:
+        atts = [a for _, x in cut for a in x]
+        names = ", ".join(v for v, _ in cut)
+        how = "RST" if _main_outcome(atts) == "reset" else "FIN"
+        after = median(a.after_hello_ms() for a in atts)
+        acked = " (the hello was ACKed)" if all(a.acked for a in atts) else ""
+        ev = [f"{v}: {counts(x)}, {how} {ms(median(a.after_hello_ms() for a in x))} after "
+              f"the ClientHello ({id_list(x)})" for v, x in cut]
+        cut_versions = {v for v, _ in cut}
+        ev.append("other versions are answered: " + ", ".join(
+            f"{v} {counts(x)}" for v, x in sweep if v not in cut_versions))
+        ev += _ttl_lines(atts)
+        out.append(Finding(
+            POLICY_RESET, HIGH,
+            f"The endpoint refuses {names} with a TCP {how} instead of a TLS alert, "
+            f"{ms(after)} after the ClientHello{acked}, as a cloud load balancer (AWS ALB) "
+            "does: clients see 'connection reset by peer'.",
+            f"Clients limited to {names} need an upgrade, or a security policy that still "
+            "allows them; the balancer's connection logs (not its access logs) list the "
+            "failed handshakes.",
+            evidence=ev, attempts=[a.id for a in atts],
+            figures={"versions": [v for v, _ in cut], "rst_after_ms": after},
+            unchecked=_unchecked_ttl(run, "TTL of the RST vs the SYN-ACK")))
+        ctx.claim(atts)
+    return out
+
+
+def rule_all_cut(run: RunView, ctx: _Ctx) -> list[Finding]:
+    """Every ClientHello is cut, whatever it says: no version, SNI or size passes."""
+    conn = [a for a in run.attempts if a.connected]
+    if len(conn) < 3 or any(a.answered for a in conn) or not all(a.outcome in CUT
+                                                                for a in conn):
+        return []
+    free = ctx.free(conn)
+    if len(free) < len(conn):
+        return []  # another rule (an injected RST, an SNI filter) names the cause
+    ctx.claim(free)
+    how = "RST" if _main_outcome(conn) == "reset" else "FIN"
+    return [Finding(
+        POLICY_RESET, MEDIUM if len(conn) >= 5 else LOW,
+        f"Every ClientHello is answered with a TCP {how} ({len(conn)}/{len(conn)}: all "
+        "versions, with and without SNI, every size): the service refuses these clients "
+        "before TLS, or it is not a TLS service.",
+        "Check that this port serves TLS; if it does, look at what sits in front of it "
+        "(balancer listener policy, firewall) and at its logs for these connections.",
+        evidence=[f"{counts(conn)} ({id_list(conn)}); {how} "
+                  f"{ms(median(a.after_hello_ms() for a in conn))} after the ClientHello",
+                  *_ttl_lines(conn)],
+        attempts=[a.id for a in conn],
+        unchecked=_unchecked_ttl(run, "TTL of the RST vs the SYN-ACK"))]
+
+
+def rule_policy_summary(run: RunView, ctx: _Ctx) -> list[Finding]:
+    sweep = _sweep(run)
+    # nothing answered: there is no policy to speak of, only the findings above
+    if not any(a.answered or _accepted([a]) for _, x in sweep for a in x):
+        return []
+    ok = [(v, x) for v, x in sweep if _accepted(x)]
+    refused = [(v, x) for v, x in sweep if not _accepted(x)]
+    parts = []
+    if ok:
+        # a version only some attempts got (two backends, a flap) says so
+        parts.append("accepts " + ", ".join(
+            v if all(a.outcome == "ok" for a in x) else
+            f"{v} ({sum(1 for a in x if a.outcome == 'ok')}/{len(x)})" for v, x in ok))
+    else:
+        parts.append("accepts none of SSLv3 … TLSv1.3")
+    by_how: dict[str, list[str]] = {}
+    for v, x in refused:
+        main = _main_outcome(x)
+        how = f"alert {x[0].alert}" if main == "alert" and x[0].alert else {
+            "reset": "RST", "eof": "FIN", "hang-acked": "no answer",
+            "hang-unacked": "dropped"}.get(main, main)
+        by_how.setdefault(how, []).append(v)
+    if by_how:
+        parts.append("refuses " + "; ".join(f"{', '.join(vs)} ({how})"
+                                           for how, vs in by_how.items()))
+    ev = [f"{v}: {counts(x)} — {next((a.detail for a in x if a.outcome == 'ok'), x[0].detail)}"
+          f" ({id_list(x)})" for v, x in sweep]
+    return [Finding(
+        POLICY, INFO, "; ".join(parts) + ".",
+        f"`prober policy {run.target}` for the suites, groups and the closest named policy.",
+        evidence=ev, attempts=[a.id for _, x in sweep for a in x],
+        figures={"accepted": [v for v, _ in ok], "refused": {v: _main_outcome(x)
+                                                             for v, x in refused}})]
