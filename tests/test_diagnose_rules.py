@@ -400,7 +400,7 @@ def test_inappropriate_fallback() -> None:
     assert "inappropriate-fallback" not in ids(view(atts))  # TLS 1.1 was not accepted
     atts[-1]["accepted"] = ["TLSv1.1", "TLSv1.2", "TLSv1.3"]
     f = {f.id: f for f in rules.evaluate(view(atts))}["inappropriate-fallback"]
-    assert f.confidence == "info" and "still accepts TLSv1.1" in f.cause
+    assert f.confidence == "low" and "still accepts TLSv1.1" in f.cause
 
 
 def test_mtu_blackhole_pure() -> None:

@@ -149,7 +149,11 @@ def catalog(p: LabParams) -> tuple[Scenario, ...]:
                  "the router balances connections over two nginx by a hash of the client's "
                  f"address and port (nftables jhash DNAT): {BACKEND_A} allows TLS 1.1, "
                  f"{BACKEND_B} does not; their certificates differ (CN backend-a / backend-b)",
-                 ("-p", "tls1.1-only", "-p", "tls1.2-only", "--repeat", "10")),
+                 ("-p", "tls1.1-only", "-p", "tls1.2-only", "--repeat", "10"),
+                 # true of backend A when the version sweep's TLS 1.1 hello lands there: it
+                 # accepts TLS 1.1 yet refuses a client falling back to it (the fallback
+                 # scenario)
+                 also=("inappropriate-fallback",)),
         Scenario("intercepting-proxy", _s(24), "tls-interception",
                  "client2's connections are redirected to a TLS-intercepting proxy on the router "
                  "whose certificate comes from its own CA (prober lab intercept CA); client1 "

@@ -7,7 +7,6 @@ from __future__ import annotations
 from prober.diagnose.findings import (
     HIGH,
     INAPPROPRIATE_FALLBACK,
-    INFO,
     LOW,
     STEP_FALLBACK,
     Finding,
@@ -41,10 +40,8 @@ def rule_fallback(run: RunView, ctx: _Ctx) -> list[Finding]:
                and a.meta.get("fallback_version") in a.meta.get("accepted", ())]
     if refused:
         versions = ", ".join(sorted({str(a.meta["fallback_version"]) for a in refused}))
-        # RFC 7507 requires this refusal, so it is a note for whoever reads the server's
-        # 'inappropriate fallback' log lines, not a fault of the path or the server
         out.append(Finding(
-            INAPPROPRIATE_FALLBACK, INFO,
+            INAPPROPRIATE_FALLBACK, LOW,
             f"The endpoint still accepts {versions} but answers a client falling back to it "
             "(TLS_FALLBACK_SCSV) with alert inappropriate_fallback: old clients that retry "
             "after a failed first handshake are refused, and the server logs 'inappropriate "
