@@ -136,7 +136,7 @@ def make_certificates(directory: Path) -> list[tuple[Path, Path]]:
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     out = []
     keys: list[tuple[str, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey]] = [
         ("rsa", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
@@ -290,7 +290,7 @@ async def read_hello(reader: asyncio.StreamReader
             break
         try:
             chunk = await asyncio.wait_for(reader.read(HELLO_MAX_BYTES - len(buf)), remaining)
-        except (asyncio.TimeoutError, TimeoutError, OSError):  # distinct before 3.11
+        except (TimeoutError, OSError):  # distinct before 3.11
             break
         if not chunk:
             break
@@ -380,7 +380,7 @@ class Listeners:
             try:
                 b_reader, b_writer = await asyncio.wait_for(
                     asyncio.open_connection(LOOPBACK, self.backend_port), IO_TIMEOUT_S)
-            except (asyncio.TimeoutError, TimeoutError, OSError):
+            except (TimeoutError, OSError):
                 abort_with_rst(writer)  # no healthy target: the client sees a reset
                 return
             try:

@@ -136,7 +136,7 @@ def evaluate(exp: Expectations, target: str, results: list[AttemptResult],
 
 def _certificate_verdict(days: int, target: str, results: list[AttemptResult],
                          now: dt.datetime | None) -> Verdict:
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     need = now + dt.timedelta(days=days)
     seen: dict[str, tuple[str, str]] = {}
     for r in results:

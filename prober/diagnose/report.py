@@ -69,7 +69,7 @@ def _iso(t: float | None) -> str | None:
 
     if t is None:
         return None
-    return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="milliseconds")
 
 
 # --- the matrix --------------------------------------------------------------------------

@@ -218,7 +218,7 @@ def _iso(t: str | None) -> str | None:
     if t is None:
         return None
     if t.isdigit():
-        return dt.datetime.fromtimestamp(int(t), dt.timezone.utc).isoformat().replace(
+        return dt.datetime.fromtimestamp(int(t), dt.UTC).isoformat().replace(
             "+00:00", "Z")
     if len(t) == 19 and t[4] == "/":
         return t.replace("/", "-").replace(" ", "T")

@@ -14,7 +14,7 @@ import hashlib
 import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from prober.profiles.importer import doc_from_hello, slug
@@ -167,7 +167,7 @@ def assign_names(groups: list[HelloGroup]) -> None:
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
 
 def profile_doc(g: HelloGroup) -> dict[str, Any]:

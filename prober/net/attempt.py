@@ -12,15 +12,13 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import cast
 
 from prober.net import tcpinfo
 from prober.wire.clienthello import BuiltHello
 from prober.wire.serverflight import Flight, FlightReader
-
-T = TypeVar("T")
 
 # how the read phase ended
 END_COMPLETE = "complete"  # the flight reader is done (complete, alert, not-tls, bad)
@@ -95,9 +93,11 @@ async def run_attempt(address: str, port: int, family: int, built: BuiltHello, *
     conn = _Connection(obs, FlightReader(built), t0)
     try:
         try:
-            await _with_deadline(loop.create_connection(
-                lambda: conn, address, port, family=family, proto=socket.IPPROTO_TCP),
-                dl.connect)
+            # a connection made just as the deadline fires is closed by the cancellation
+            # and counted as a timeout: the deadline is the user's, not a guess
+            async with asyncio.timeout(dl.connect):
+                await loop.create_connection(lambda: conn, address, port, family=family,
+                                             proto=socket.IPPROTO_TCP)
         except TimeoutError:
             obs.connect_error = CONNECT_TIMEOUT
             return obs
@@ -282,17 +282,6 @@ class _Connection(asyncio.Protocol):
                     time.monotonic() - self.t0)
         elif not info.all_acked:
             obs.acked = False
-
-
-async def _with_deadline(aw: Awaitable[T], wait: float) -> T:
-    """``aw`` or TimeoutError; unlike a cancelling timeout, a result that is ready when
-    the deadline fires is kept, not thrown away."""
-    fut = asyncio.ensure_future(aw)
-    done, _ = await asyncio.wait({fut}, timeout=wait)
-    if fut in done:
-        return fut.result()
-    fut.cancel()
-    raise TimeoutError
 
 
 async def resolve(host: str, port: int, *, all_addresses: bool = False

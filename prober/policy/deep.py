@@ -148,7 +148,7 @@ def _deployment(d: Any) -> dict[str, Any]:
     chain = d.received_certificate_chain
     leaf = describe(chain[0].public_bytes(Encoding.DER))
     not_after = chain[0].not_valid_after_utc
-    leaf["days_left"] = (not_after - _dt.datetime.now(_dt.timezone.utc)).days
+    leaf["days_left"] = (not_after - _dt.datetime.now(_dt.UTC)).days
     trust = [{"store": p.trust_store.name, "version": p.trust_store.version,
               "trusted": p.was_validation_successful, "error": p.validation_error}
              for p in d.path_validation_results]

@@ -15,7 +15,7 @@ _COUNT_ORDER = ("suites", "versions", "groups", "extras", "sanity")
 
 
 def _iso(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _suite_value(name: str, version: str) -> int | None:
@@ -171,7 +171,7 @@ def _expiry(not_after: str | None) -> str:
         t = dt.datetime.fromisoformat(not_after)
     except ValueError:
         return f"expires {not_after}"
-    days = (t - dt.datetime.now(dt.timezone.utc)).days
+    days = (t - dt.datetime.now(dt.UTC)).days
     when = f"in {days} days" if days >= 0 else f"EXPIRED {-days} days ago"
     return f"expires {t.date().isoformat()} ({when})"
 

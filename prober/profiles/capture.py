@@ -254,7 +254,7 @@ class CaptureBook:
 
 
 def _iso(t: float) -> str:
-    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.fromtimestamp(t, _dt.UTC).isoformat(timespec="seconds")
 
 
 def capture_doc(group: CaptureGroup, info: ClientInfo, *, mode: str,
@@ -352,7 +352,7 @@ async def serve(opts: ListenOptions, on_hello: Callable[[CapturedHello], None],
             handlers.add(task)
         try:
             await asyncio.wait_for(one(reader, writer), opts.connection_timeout)
-        except (asyncio.TimeoutError, OSError, DecodeError, ssl.SSLError):
+        except (TimeoutError, OSError, DecodeError, ssl.SSLError):
             pass  # a client that goes away or stalls ends only its own connection
         finally:
             writer.close()
@@ -367,7 +367,7 @@ async def serve(opts: ListenOptions, on_hello: Callable[[CapturedHello], None],
         on_listening(str(bound[0]), int(bound[1]))
     try:
         await asyncio.wait_for(enough.wait(), opts.timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     finally:
         server.close()
@@ -483,7 +483,7 @@ def _self_signed(kind: str, host: str) -> tuple[bytes, bytes]:
     for a in {"127.0.0.1", "::1", host}:
         with contextlib.suppress(ValueError):
             sans.append(x509.IPAddress(ipaddress.ip_address(a)))
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = _dt.datetime.now(_dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - _dt.timedelta(hours=1))

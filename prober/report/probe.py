@@ -34,7 +34,7 @@ def vantage(results: list[AttemptResult]) -> dict[str, Any]:
 def _iso(t: float | None) -> str | None:
     if t is None:
         return None
-    return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="milliseconds")
 
 
 def document(results: list[AttemptResult], info: RunInfo) -> dict[str, Any]:

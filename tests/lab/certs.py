@@ -56,7 +56,7 @@ class LabCA:
 
     def __post_init__(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         self.key = ec.generate_private_key(ec.SECP256R1())
         name = _name(self.org, self.cn)
         self.cert = (
@@ -91,7 +91,7 @@ class LabCA:
         name (``*.lab.test``) and address; ``extra_names`` more DNS names make it as big
         as the multi-name certificates real sites send."""
         key = self._key(kind)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         sans: list[x509.GeneralName] = [x509.DNSName(LAB_DOMAIN),
                                         x509.DNSName(f"*.{LAB_DOMAIN}")]
         sans += [x509.DNSName(f"www{i}.{label}.{LAB_DOMAIN}") for i in range(extra_names)]

@@ -76,7 +76,7 @@ class AsyncHost:
                 task.add_done_callback(self._tasks.discard)
             try:
                 await handler(reader, writer)
-            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+            except (TimeoutError, OSError, asyncio.IncompleteReadError):
                 pass  # a client going away mid-relay is the normal end in a prober lab
             finally:
                 writer.close()
@@ -189,7 +189,7 @@ class TlsServerStream:
     async def _fill(self) -> bool:
         try:
             data = await asyncio.wait_for(self.reader.read(RELAY_CHUNK), IO_TIMEOUT_S)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             return False
         if not data:
             return False
@@ -275,7 +275,7 @@ class SilentProxy(AsyncService):
         while (left := deadline - loop.time()) > 0:
             try:
                 data = await asyncio.wait_for(reader.read(RELAY_CHUNK), left)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
             if not data:
                 return  # the client gave up first
@@ -302,7 +302,7 @@ class NearTerminator(AsyncService):
         dst = original_dst(writer)
         try:
             up_r, up_w = await asyncio.wait_for(asyncio.open_connection(*dst), IO_TIMEOUT_S)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             abort(writer)
             return
         await relay(reader, writer, up_r, up_w, self.delay_s)
@@ -343,7 +343,7 @@ class InterceptingProxy(AsyncService):
             up_r, up_w = await asyncio.wait_for(asyncio.open_connection(
                 dst_ip, dst_port, ssl=self.client_ctx, server_hostname=name or dst_ip),
                 IO_TIMEOUT_S)
-        except (OSError, asyncio.TimeoutError, ssl.SSLError):
+        except (TimeoutError, OSError, ssl.SSLError):
             abort(writer)
             return
 

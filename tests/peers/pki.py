@@ -124,7 +124,7 @@ def make_pki(dir: str | Path, *, ecdsa384: bool = False) -> Pki:
     ECDSA P-384) under ``dir``.  Leaf ``*_cert`` files hold leaf + CA (a chain)."""
     d = Path(dir)
     d.mkdir(parents=True, exist_ok=True)
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = _dt.datetime.now(_dt.UTC)
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (

@@ -98,7 +98,7 @@ def self_signed(kind: str = "rsa") -> tuple[str, str]:
     else:
         raise ValueError(f"unknown key kind {kind!r}")
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tlslite-ng test peer")])
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = _dt.datetime.now(_dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
