@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="connect to this address instead of resolving the target's name")
     pr.add_argument("--all-addresses", action="store_true",
                     help="probe every address the name resolves to")
+    pr.add_argument("--fresh-keys", action="store_true",
+                    help="a new key pair (and a newly encoded hello) for every attempt; by "
+                         "default each group's key pair is made once per run")
     pr.add_argument("--json", metavar="FILE|-", help="write the JSON document (- = stdout)")
     pr.add_argument("--jsonl", metavar="FILE",
                     help="stream one JSON line per attempt as it finishes")
@@ -178,7 +181,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
                           read=args.read_timeout or args.timeout)
     opts = engine.EngineOptions(repeat=args.repeat, concurrency=args.concurrency,
                                 per_target=args.per_target, rate=args.rate,
-                                deadlines=deadlines, all_addresses=args.all_addresses)
+                                deadlines=deadlines, all_addresses=args.all_addresses,
+                                fresh_keys=args.fresh_keys)
     jsonl = _open_out(args.jsonl) if args.jsonl else None
     json_out = _open_out(args.json) if args.json and args.json != "-" else None
     _raise_fd_limit(args.concurrency)

@@ -219,3 +219,49 @@ def test_profiles_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA" in out and "ECDHE-RSA-AES256-SHA" in out
     assert main(["profiles", "list", "--set", "java"]) == 0
     assert "java-8u442" in capsys.readouterr().out
+
+
+def _hellos_sent(tmp_path: Path, *args: str) -> list[Any]:
+    """The ClientHellos `prober probe` sends to a listener that records them and closes."""
+    from prober.wire.clienthello import read_client_hello
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(10)
+    got: list[Any] = []
+
+    def serve() -> None:
+        for _ in range(3):
+            conn, _ = srv.accept()
+            with conn:
+                conn.settimeout(5)
+                buf = b""
+                while True:
+                    try:
+                        got.append(read_client_hello(buf))
+                        break
+                    except ValueError:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        buf += chunk
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    with srv:
+        probe(tmp_path, f"127.0.0.1:{srv.getsockname()[1]}", "-p", "tls1.3-only", "-n", "3",
+              "-c", "1", "-t", "2", *args)
+        t.join(10)
+    return got
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_each_attempt_new_random_keys_only_with_fresh_keys(tmp_path: Path, fresh: bool) -> None:
+    from prober.wire.clienthello import decode_key_share_client
+    from prober.wire.constants import ExtensionType
+
+    hellos = _hellos_sent(tmp_path, *(["--fresh-keys"] if fresh else []))
+    assert len(hellos) == 3
+    assert len({h.random for h in hellos}) == 3
+    shares = {bytes(decode_key_share_client(h.extension(ExtensionType.KEY_SHARE) or b"")[0][1])
+              for h in hellos}
+    assert len(shares) == (3 if fresh else 1)
