@@ -169,11 +169,9 @@ class HandshakeDecryptor:
         h = self.hash_name
         self.key_len, self.iv_len = key_len, iv_len
         self.handshake_secret = hkdf_extract(_derived_early(h), shared_secret, h)
-        self.client_handshake_traffic_secret = derive_secret(
-            self.handshake_secret, b"c hs traffic", transcript, h
-        )
-        self.server_handshake_traffic_secret = derive_secret(
-            self.handshake_secret, b"s hs traffic", transcript, h
+        self._transcript_hash = transcript_hash(h, transcript)
+        self.server_handshake_traffic_secret = hkdf_expand_label(
+            self.handshake_secret, b"s hs traffic", self._transcript_hash, self.hash_len, h
         )
         self.server_write_key = hkdf_expand_label(
             self.server_handshake_traffic_secret, b"key", b"", key_len, h
@@ -191,6 +189,11 @@ class HandshakeDecryptor:
     def early_secret(self) -> bytes:
         zeros = bytes(self.hash_len)
         return hkdf_extract(zeros, zeros, self.hash_name)
+
+    @cached_property
+    def client_handshake_traffic_secret(self) -> bytes:
+        return hkdf_expand_label(self.handshake_secret, b"c hs traffic", self._transcript_hash,
+                                 self.hash_len, self.hash_name)
 
     @cached_property
     def master_secret(self) -> bytes:
