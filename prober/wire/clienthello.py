@@ -269,6 +269,9 @@ class BuiltHello:
     message: bytes  # handshake message (TLS) or the whole SSLv2 record
     key_shares: dict[int, KeyShare]
     sni: str | None
+    # the groups of the key_share entries sent, placeholders included (None: read them
+    # from the hello)
+    share_groups: tuple[int, ...] | None = None
 
     def renewed(self) -> BuiltHello:
         """The same hello with a new random (and a new session id where the spec asks
@@ -284,7 +287,7 @@ class BuiltHello:
         msg = b"".join((self.message[:6], random, self.message[38:39], sid,
                         self.message[39 + len(sid):]))
         hello = replace(h, random=random, session_id=sid)
-        return BuiltHello(self.spec, hello, msg, self.key_shares, self.sni)
+        return BuiltHello(self.spec, hello, msg, self.key_shares, self.sni, self.share_groups)
 
     def records(self, split: list[int] | None = None) -> bytes:
         """The hello framed as TLS records; ``split`` gives the sizes of the first fragments."""
@@ -335,6 +338,7 @@ def build(spec: HelloSpec, sni: str | None, *, fresh_keys: bool = False,
     from prober.wire import keyshare as ks
 
     keys: dict[int, KeyShare] = {}
+    share_groups: list[int] = []
     exts: list[tuple[int, bytes]] = []
     pad_index: int | None = None
     for e in spec.extensions or ():
@@ -356,6 +360,7 @@ def build(spec: HelloSpec, sni: str | None, *, fresh_keys: bool = False,
                     continue
                 keys[s.group] = k
                 entries.append((s.group, k.public))
+            share_groups += [g for g, _ in entries]
             exts.append((e.type, ext_key_share(entries)))
         elif e.pad_to is not None or e.pad_len is not None:
             pad_index = len(exts)
@@ -380,7 +385,7 @@ def build(spec: HelloSpec, sni: str | None, *, fresh_keys: bool = False,
             # pad so that the hello in a single record is pad_to bytes on the wire
             missing = max(0, pad_spec.pad_to - (len(hello.encode()) + 5))
             hello.extensions[pad_index] = (hello.extensions[pad_index][0], b"\x00" * missing)
-    return BuiltHello(spec, hello, hello.encode(), keys, sni)
+    return BuiltHello(spec, hello, hello.encode(), keys, sni, tuple(share_groups))
 
 
 def retry_hello(first: BuiltHello, group: int, cookie: bytes | None) -> BuiltHello:
