@@ -193,6 +193,236 @@ def test_nlb_access_log(tmp_path: Path) -> None:
                            R.PROTOCOL_VERSION: (1, 1)}
 
 
+# --- Classic ELB access log, CloudFront standard log -------------------------------------
+
+CLB = "aws_classic_elb_access_log"
+CF = "aws_cloudfront_standard_log"
+CF_FIELDS = tuple(f["name"] for f in sorted(FORMATS[CF]["fields"], key=lambda f: f["pos"]))
+TCP_CONN = "connection on a TCP/SSL listener without TLS fields"
+NO_TLS = "request on a listener without TLS"
+CF_HEADER = "CloudFront header line (#Version, #Fields)"
+CF_PLAIN = "request over plain HTTP (no TLS)"
+
+
+def elb_line(client: str, cipher: str, protocol: str, *, tcp: bool = False,
+             request: str = "GET https://www.example.com:443/a b HTTP/1.1",
+             t: str = "2024-03-30T18:30:00.123456Z") -> str:
+    """A Classic ELB access-log line; ``tcp``: a TCP/SSL listener's, whose request fields
+    are dashes."""
+    http = {} if tcp else {"elb_status_code": "200", "backend_status_code": "200"}
+    return build_line(
+        CLB, time=t, elb="my-loadbalancer", client_port=client, backend_port="10.0.0.1:80",
+        request_processing_time="0.000086", backend_processing_time="0.001048",
+        response_processing_time="0.001337", received_bytes="0", sent_bytes="57",
+        request="- - - " if tcp else request,
+        user_agent="-" if tcp else "Mozilla/5.0 (X11; Linux x86_64) curl/8.0",
+        ssl_cipher=cipher, ssl_protocol=protocol, **http)
+
+
+def cf_header(fields: tuple[str, ...] = CF_FIELDS) -> list[str]:
+    version = example_lines(CF)[0]
+    assert version == "#Version: 1.0"
+    return [version, "#Fields: " + " ".join(fields)]
+
+
+def cf_line(ip: str, protocol: str, cipher: str, *, scheme: str = "https",
+            fields: tuple[str, ...] = CF_FIELDS, time: str = "18:40:00", xff: str = "-") -> str:
+    """The JSON's HTTPS example line with another viewer, protocol and cipher, its fields
+    in the order ``fields``."""
+    example = next(line for line in example_lines(CF) if not line.startswith("#"))
+    values = dict(zip(CF_FIELDS, example.split("\t"), strict=True))
+    values.update({"c-ip": ip, "cs-protocol": scheme, "ssl-protocol": protocol,
+                   "ssl-cipher": cipher, "date": "2024-03-30", "time": time,
+                   "x-forwarded-for": xff})
+    return "\t".join(values[name] for name in fields)
+
+
+def clients(s: LogSummary) -> dict[str, int]:
+    return {c.ip: c.connections for c in s.population.clients()}
+
+
+def test_classic_elb_access_log(tmp_path: Path) -> None:
+    gcm = "ECDHE-RSA-AES128-GCM-SHA256"
+    lines = ([elb_line("192.0.2.10:5000", gcm, "TLSv1.2")] * 4
+             + [elb_line("2001:db8::10:5001", gcm, "TLSv1.2")] * 2  # IPv6, no brackets
+             + [elb_line("[2001:db8::11]:5002", "ECDHE-RSA-AES256-GCM-SHA384", "TLSv1.2")]
+             + [elb_line("198.51.100.20:5003", "ECDHE-RSA-AES128-SHA", "TLSv1")] * 2
+             # SSL listener: TLS fields, request fields dashes
+             + [elb_line("198.51.100.21:5004", "ECDHE-RSA-AES256-SHA", "TLSv1.1", tcp=True)] * 3
+             + [elb_line("198.51.100.22:5005", "-", "-", tcp=True)]  # TCP listener
+             + [elb_line("198.51.100.23:5006", "-", "-",
+                         request="GET http://www.example.com:80/ HTTP/1.1")])  # HTTP listener
+    corrupt = [lines[0][:60], elb_line("300.1.2.3:5007", "AES128-SHA", "TLSv1.2"),
+               access_line("192.0.2.9:1", "AES128-SHA", "TLSv1.2")]
+    first = write(tmp_path / "elb_a.log", lines[:5] + corrupt[:1] + lines[5:], gz=True)
+    second = write(tmp_path / "elb_b.log", example_lines(CLB) + corrupt[1:])
+    s = read_logs([first, second])
+
+    assert [(f.format, f.compressed, f.lines, f.connections, f.malformed, f.units)
+            for f in s.files] == [("classic-elb", True, 15, 12, 1, "requests"),
+                                  ("classic-elb", False, 5, 2, 2, "requests")]
+    assert s.files[0].skipped == {TCP_CONN: 1, NO_TLS: 1}
+    assert s.files[1].skipped == {TCP_CONN: 1}
+    pop = s.population
+    assert (pop.total_connections, pop.failed_connections, pop.client_ips) == (14, 0, 6)
+    assert groups(s) == {
+        ("TLSv1.2", gcm): (6, 0, 2),
+        ("TLSv1.1", "ECDHE-RSA-AES256-SHA"): (3, 0, 1),
+        ("TLSv1.0", "ECDHE-RSA-AES128-SHA"): (2, 0, 1),  # logged as TLSv1
+        ("TLSv1.2", "ECDHE-RSA-AES256-GCM-SHA384"): (1, 0, 1),
+        ("TLSv1.2", "DHE-RSA-AES128-SHA"): (1, 0, 1),  # the AWS examples
+        ("TLSv1.2", "ECDHE-ECDSA-AES128-GCM-SHA256"): (1, 0, 1),
+    }
+    assert clients(s) == {"192.0.2.10": 4, "2001:db8::10": 2, "2001:db8::11": 1,
+                          "198.51.100.20": 2, "198.51.100.21": 3, "192.168.131.39": 2}
+    assert s.failures == []
+    assert s.malformed_total == 3
+    assert [(Path(e.path).name, e.line) for e in s.malformed] == [
+        ("elb_a.log", 6), ("elb_b.log", 4), ("elb_b.log", 5)]
+    assert s.malformed[0].why == "3 fields, a Classic ELB access-log line has at least 15"
+    assert s.malformed[1].why == "'300.1.2.3:5007' is not address:port"
+    assert s.malformed[2].why == "time 'https' is not ISO 8601"  # an ALB access-log line
+    assert (s.files[0].first, s.files[1].first) == ("2024-03-30T18:30:00.123456Z",
+                                                    "2015-05-13T23:39:43.945958Z")
+
+
+def test_cloudfront_standard_log(tmp_path: Path) -> None:
+    gcm = "ECDHE-RSA-AES128-GCM-SHA256"
+    body = ([cf_line("203.0.113.1", "TLSv1.3", "TLS_AES_128_GCM_SHA256")] * 5
+            + [cf_line("2001:db8::20", "TLSv1.2", gcm, scheme="wss")] * 3
+            + [cf_line("203.0.113.2", "TLSv1.2", gcm, xff="")]  # an empty field
+            + [cf_line("198.51.100.30", "-", "-", scheme="http")] * 2)
+    first = write(tmp_path / "E2EXAMPLE.2024-03-30-18.a.gz", [
+        *cf_header(), *body[:5], "\t".join(body[0].split("\t")[:9]), *body[5:],
+        cf_line("not-an-ip", "TLSv1.2", gcm), body[0].replace("\t", " ")], gz=True)
+
+    # another field order: the #Fields line decides it
+    order = CF_FIELDS[::-1]
+    second = write(tmp_path / "E2EXAMPLE.2024-03-30-19.b", [
+        *cf_header(order),
+        *[cf_line("198.51.100.31", "TLSv1.1", "ECDHE-RSA-AES128-SHA", fields=order,
+                  time=f"19:0{i}:00") for i in range(4)],
+        *[cf_line("2001:db8::21", "TLSv1.3", "TLS_CHACHA20_POLY1305_SHA256", fields=order,
+                  time="19:30:00")] * 2,
+        cf_line("198.51.100.32", "-", "-", scheme="http", fields=order),
+        cf_line("198.51.100.33", "TLSv1.2", gcm),  # the documented order: wrong here
+        "#Fields: date time c-ip",
+        "2024-03-30\t19:40:00\t192.0.2.1",
+    ])
+    third = write(tmp_path / "aws-doc.log", [*example_lines(CF), "#Remark: not CloudFront"])
+    s = read_logs([first, second, third])
+
+    assert [(f.format, f.compressed, f.lines, f.connections, f.malformed, f.units)
+            for f in s.files] == [("cloudfront", True, 16, 9, 3, "requests"),
+                                  ("cloudfront", False, 12, 6, 2, "requests"),
+                                  ("cloudfront", False, 5, 1, 1, "requests")]
+    assert [dict(f.skipped) for f in s.files] == [{CF_HEADER: 2, CF_PLAIN: 2},
+                                                  {CF_HEADER: 3, CF_PLAIN: 1},
+                                                  {CF_HEADER: 2, CF_PLAIN: 1}]
+    assert groups(s) == {
+        ("TLSv1.3", "TLS_AES_128_GCM_SHA256"): (5, 0, 1),
+        ("TLSv1.2", gcm): (5, 0, 3),
+        ("TLSv1.1", "ECDHE-RSA-AES128-SHA"): (4, 0, 1),
+        ("TLSv1.3", "TLS_CHACHA20_POLY1305_SHA256"): (2, 0, 1),
+    }
+    assert clients(s) == {"203.0.113.1": 5, "2001:db8::20": 3, "203.0.113.2": 1,
+                          "198.51.100.31": 4, "2001:db8::21": 2, "192.0.2.100": 1}
+    assert [(Path(e.path).name, e.line, e.why) for e in s.malformed] == [
+        ("E2EXAMPLE.2024-03-30-18.a.gz", 8, "9 tab-separated fields, the #Fields line names 33"),
+        ("E2EXAMPLE.2024-03-30-18.a.gz", 15, "c-ip 'not-an-ip' is not an IP address"),
+        ("E2EXAMPLE.2024-03-30-18.a.gz", 16, "1 tab-separated fields, the #Fields line names 33"),
+        ("E2EXAMPLE.2024-03-30-19.b", 10, "date '-' is not YYYY-MM-DD"),
+        ("E2EXAMPLE.2024-03-30-19.b", 12, "the #Fields line has no ssl-protocol, ssl-cipher"),
+        ("aws-doc.log", 5, "a # line that is not #Version or #Fields"),
+    ]
+    assert s.malformed_total == 6
+    assert [(f.first, f.last) for f in s.files] == [
+        ("2024-03-30T18:40:00Z", "2024-03-30T18:40:00Z"),
+        ("2024-03-30T19:00:00Z", "2024-03-30T19:30:00Z"),
+        ("2019-12-04T21:02:31Z", "2019-12-04T21:02:31Z")]
+
+
+def test_detection_of_aws_formats() -> None:
+    from prober.ingest import logs_detect
+    from prober.ingest.logs_command import FORMAT_CHOICES
+
+    tests = logs_detect.detectors()
+    for key, fmt in (("aws_alb_connection_log", "alb-conn"), ("aws_alb_access_log", "alb-access"),
+                     ("aws_nlb_access_log", "nlb"), (CLB, "classic-elb"), (CF, "cloudfront")):
+        lines = example_lines(key)
+        assert logs_detect.detect(lines) == fmt, key
+        # no example line of one AWS format looks like another
+        assert {name for line in lines for name, test in tests.items() if test(line)} == {fmt}
+    # the JSON's #Fields line is the documented field list
+    assert example_lines(CF)[1] == cf_header()[1]
+    # corrupt lines first; CloudFront data lines without a header, in another order
+    tcp = elb_line("[2001:db8::1]:80", "-", "-", tcp=True)
+    assert logs_detect.detect(["\x00garbage", "2024-03-30T18:30:00Z x", tcp, tcp]) == (
+        "classic-elb")
+    assert logs_detect.detect(["#", *[cf_line("192.0.2.1", "-", "-", scheme="http",
+                                              fields=CF_FIELDS[::-1])] * 3]) == "cloudfront"
+    assert ("auto", *logs_detect.FORMATS) == FORMAT_CHOICES
+
+
+def test_command_request_logs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    elb = write(tmp_path / "elb.log", [elb_line("192.0.2.1:1", "AES128-SHA", "TLSv1.2"),
+                                       "2024-03-30T18:30:00.123456Z my-loadbalancer"])
+    cf = write(tmp_path / "cf.log", [*cf_header(), cf_line("192.0.2.2", "TLSv1.3",
+                                                           "TLS_AES_256_GCM_SHA384")], gz=True)
+    assert main(["logs", str(elb), str(cf)]) == 0
+    text = capsys.readouterr().out
+    assert ("Classic ELB access logs and CloudFront standard logs have one line per HTTP "
+            "request: their counts are requests, and failed handshakes are not in them. "
+            "Classic ELB TCP/SSL listeners log one line per connection.") in text
+    assert f"{elb}:2: 2 fields, a Classic ELB access-log line has at least 15" in text
+    out = tmp_path / "o.json"
+    assert main(["logs", str(cf), "--format", "cloudfront", "--json", str(out), "-q"]) == 0
+    doc = json.loads(out.read_text())
+    assert [(f["format"], f["units"], f["connections"]) for f in doc["files"]] == [
+        ("cloudfront", "requests", 1)]
+    assert doc["mix"][0]["suite_iana"] == "TLS_AES_256_GCM_SHA384"
+    # the wrong --format: every line malformed, nothing fatal
+    s = read_logs([cf], format="classic-elb")
+    assert (s.malformed_total, s.population.total_connections) == (3, 0)
+    s = read_logs([elb], format="cloudfront")
+    assert (s.malformed_total, s.population.total_connections) == (2, 0)
+
+
+def test_whatif_with_a_cloudfront_log(tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    policy = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    # (protocol, cipher, requests, client IPs)
+    mix = [("TLSv1.3", "TLS_AES_128_GCM_SHA256", 50, 20),  # allowed
+           ("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256", 30, 10),  # allowed
+           ("TLSv1.2", "ECDHE-RSA-AES128-SHA", 8, 4),  # suite not in the policy
+           ("TLSv1.1", "ECDHE-RSA-AES256-SHA", 7, 3),  # protocol not in the policy
+           ("TLSv1", "ECDHE-RSA-AES128-SHA", 5, 2)]
+    lines = cf_header()
+    for gi, (proto, cipher, n, ips) in enumerate(mix):
+        lines += [cf_line(f"2001:db8:{gi}::{1 + i % ips}" if gi % 2 else
+                          f"198.51.{100 + gi}.{1 + i % ips}", proto, cipher) for i in range(n)]
+    lines += [cf_line("203.0.113.9", "-", "-", scheme="http")] * 10  # not TLS clients
+    lines.append("2024-03-30\t18:40:00\tcut short")
+    log = write(tmp_path / "cloudfront.gz", lines, gz=True)
+    out = tmp_path / "whatif.json"
+    assert main(["whatif", "--policy", policy, "--clients", str(log), "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert {c["client"]: (c["status"], c["connections"], c["client_ips"])
+            for c in doc["clients"]} == {
+        "TLSv1.3 / TLS_AES_128_GCM_SHA256": ("works", 50, 20),
+        "TLSv1.2 / ECDHE-RSA-AES128-GCM-SHA256": ("works", 30, 10),
+        "TLSv1.2 / ECDHE-RSA-AES128-SHA": ("fails", 8, 4),
+        "TLSv1.1 / ECDHE-RSA-AES256-SHA": ("fails", 7, 3),
+        "TLSv1.0 / ECDHE-RSA-AES128-SHA": ("fails", 5, 2)}
+    s = doc["summary"]
+    assert (s["connections"], s["connections_breaking"], s["share_breaking"],
+            s["client_ips_breaking"], s["connections_not_simulated"]) == (100, 20, 0.2, 9, 0)
+    assert ("20.0% of the connections in these logs (9 client IPs, TLSv1.2 / "
+            "ECDHE-RSA-AES128-SHA, TLSv1.1 / ECDHE-RSA-AES256-SHA, TLSv1.0 / "
+            f"ECDHE-RSA-AES128-SHA) would fail under {policy}") in text
+
+
 # --- VPC flow logs ---------------------------------------------------------------------
 
 # field case 1 (DESIGN.md): a refused handshake is 3 packets each way, flags 2 / 22;

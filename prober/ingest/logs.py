@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import IO, cast
 
 from prober.ingest import logs_detect, logs_formats
-from prober.ingest.logs_aws import AlbAccessLog, AlbConnectionLog, NlbAccessLog
+from prober.ingest.logs_aws import (
+    AlbAccessLog,
+    AlbConnectionLog,
+    ClassicElbAccessLog,
+    CloudFrontLog,
+    NlbAccessLog,
+)
 from prober.ingest.logs_records import LineParser
 from prober.ingest.logs_servers import GoHttpLog, HaproxyLog, NginxErrorLog
 from prober.ingest.logs_tally import FileStats, LogSummary, Tally
@@ -40,6 +46,10 @@ def make_parser(fmt: str, *, vpc_fields: Sequence[str] | None = None, port: int 
         return AlbAccessLog()
     if fmt == "nlb":
         return NlbAccessLog()
+    if fmt == "classic-elb":
+        return ClassicElbAccessLog()
+    if fmt == "cloudfront":
+        return CloudFrontLog()
     if fmt == "vpc-flow":
         return VpcFlowLog(vpc_fields, port=port, max_packets=max_packets)
     if fmt == "go":
@@ -140,7 +150,7 @@ def read_file(path: str, tally: Tally, *, format: str = "auto",
             stats.lines = len(head)
             return stats
         parser = make_parser(fmt, vpc_fields=vpc_fields, port=port, max_packets=max_packets)
-        if fmt == "alb-access":
+        if fmt in logs_detect.PER_REQUEST:
             stats.units = "requests"
         tally.feed(itertools.chain(head, lines), parser, stats)
     return stats

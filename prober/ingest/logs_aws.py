@@ -1,7 +1,9 @@
-"""AWS load-balancer logs: ALB connection log, ALB access log, NLB access log.
+"""AWS load-balancer and CDN logs: ALB connection log, ALB access log, NLB access log,
+Classic ELB access log, CloudFront standard log.
 
 Field positions come from log_formats.json. AWS only ever appends fields, so each
-parser reads the fields it knows and ignores any that follow.
+parser reads the fields it knows and ignores any that follow; a CloudFront file names
+its fields in its ``#Fields`` line, which then decides the order.
 """
 
 from __future__ import annotations
@@ -172,3 +174,105 @@ class NlbAccessLog:
                         f"incoming_tls_alert {alert} ({alert_name(int(alert))})", t)
         return Conn(ip, proto, cipher, logs_reasons.UNSPECIFIED,
                     "tls_handshake_time is - (the NLB logs no reason)", t)
+
+
+class ClassicElbAccessLog:
+    """One line per HTTP request (HTTP/HTTPS listeners) or per connection (TCP/SSL
+    listeners, whose request fields are ``"- - - "`` and ``-``); ``ssl_cipher`` and
+    ``ssl_protocol`` are written only after a completed negotiation."""
+
+    name = "classic-elb"
+    TCP_REQUEST = '"- - - "'  # what TCP/SSL listeners write as the request
+
+    def __init__(self) -> None:
+        pos = logs_formats.classic_elb_access()
+        self._time = pos["time"]
+        self._client = pos["client:port"]
+        self._request = pos["request"]
+        self._cipher = pos["ssl_cipher"]
+        self._proto = pos["ssl_protocol"]
+        self._min = max(pos.min_fields,
+                        max(self._time, self._client, self._request, self._cipher,
+                            self._proto) + 1)
+
+    def parse(self, line: str) -> Item:
+        f = _TOKEN.findall(line)
+        if len(f) < self._min:
+            raise Malformed(f"{len(f)} fields, a Classic ELB access-log line has at least "
+                            f"{self._min}")
+        t = f[self._time]
+        if not _iso_time(t):
+            raise Malformed(f"time {t[:40]!r} is not ISO 8601")
+        ip, _ = split_hostport(f[self._client])
+        request = f[self._request]
+        if len(request) < 2 or request[0] != '"' or request[-1] != '"':
+            raise Malformed(f"request {request[:40]!r} is not quoted")
+        proto, cipher = f[self._proto], f[self._cipher]
+        if proto == "-" and cipher == "-":
+            if request == self.TCP_REQUEST:
+                return "connection on a TCP/SSL listener without TLS fields"
+            return "request on a listener without TLS"
+        return Conn(ip, _dash(proto), _dash(cipher), None, None, t)
+
+
+class CloudFrontLog:
+    """Tab-separated, one line per viewer request (per connection for WebSocket); the
+    ``#Fields`` line gives the field order of the lines after it, the documented order
+    holds until one is seen. ``ssl-protocol``/``ssl-cipher`` are ``-`` for plain HTTP."""
+
+    name = "cloudfront"
+    NEEDED = ("c-ip", "ssl-protocol", "ssl-cipher")
+    HEADER = "CloudFront header line (#Version, #Fields)"
+
+    def __init__(self) -> None:
+        self.fields: tuple[str, ...] = ()
+        self._use(logs_formats.cloudfront_fields(), exact=False)
+
+    def _use(self, fields: tuple[str, ...], *, exact: bool) -> None:
+        self.fields = fields
+        idx = {name: i for i, name in enumerate(fields)}
+        get = idx.get
+        self._missing = [name for name in self.NEEDED if name not in idx]
+        self._ip, self._proto, self._cipher = (get(n, 0) for n in self.NEEDED)
+        self._date, self._time = get("date"), get("time")
+        # a #Fields line describes its lines exactly; without one, older revisions have
+        # fewer fields: require only up to the ones read
+        read = [i for i in (self._ip, self._proto, self._cipher, self._date, self._time)
+                if i is not None]
+        self._count = len(fields) if exact else None
+        self._min = max(read) + 1
+
+    def parse(self, line: str) -> Item:
+        if line[:1] == "#":
+            if line.startswith("#Fields:"):
+                names = tuple(line[len("#Fields:"):].split())
+                if not names:
+                    raise Malformed("#Fields line without field names")
+                self._use(names, exact=True)
+                return self.HEADER
+            if line.startswith("#Version:"):
+                return self.HEADER
+            raise Malformed("a # line that is not #Version or #Fields")
+        if self._missing:
+            raise Malformed(f"the #Fields line has no {', '.join(self._missing)}")
+        f = line.split("\t")
+        if self._count is not None:
+            if len(f) != self._count:
+                raise Malformed(f"{len(f)} tab-separated fields, the #Fields line names "
+                                f"{self._count}")
+        elif len(f) < self._min:
+            raise Malformed(f"{len(f)} tab-separated fields, a CloudFront line has at least "
+                            f"{self._min}")
+        t = None
+        if self._date is not None:
+            d = f[self._date]
+            if len(d) != 10 or d[4] != "-" or d[7] != "-" or not d[:4].isdigit():
+                raise Malformed(f"date {d[:40]!r} is not YYYY-MM-DD")
+            t = d if self._time is None else f"{d}T{f[self._time]}Z"
+        ip = f[self._ip]
+        if not is_ip(ip):
+            raise Malformed(f"c-ip {ip[:60]!r} is not an IP address")
+        proto, cipher = f[self._proto], f[self._cipher]
+        if proto == "-" and cipher == "-":
+            return "request over plain HTTP (no TLS)"
+        return Conn(ip, _dash(proto), _dash(cipher), None, None, t)

@@ -7,16 +7,18 @@ import json
 import sys
 from typing import Any
 
-FORMAT_CHOICES = ("auto", "alb-conn", "alb-access", "nlb", "vpc-flow", "go", "nginx", "haproxy")
+FORMAT_CHOICES = ("auto", "alb-conn", "alb-access", "nlb", "classic-elb", "cloudfront", "vpc-flow",
+                  "go", "nginx", "haproxy")
 
 
 def register(hooks: Any) -> None:
     p = hooks.top.add_parser(
         "logs", help="summarise clients and handshake failures from logs",
-        description="Read ALB connection/access logs, NLB logs, VPC flow logs and the TLS "
-        "handshake error lines of Go, nginx and HAProxy (plain or gzip, format detected "
-        "per file); summarise clients by IP, protocol and suite, failures by reason, and "
-        "flows that look like failed handshakes.")
+        description="Read ALB connection/access logs, NLB logs, Classic ELB access logs, "
+        "CloudFront standard logs, VPC flow logs and the TLS handshake error lines of Go, "
+        "nginx and HAProxy (plain or gzip, format detected per file); summarise clients "
+        "by IP, protocol and suite, failures by reason, and flows that look like failed "
+        "handshakes.")
     p.add_argument("files", nargs="+", metavar="FILE", help="log files (- = stdin)")
     p.add_argument("--format", default="auto", choices=FORMAT_CHOICES,
                    help="format of every FILE (default: detected per file)")

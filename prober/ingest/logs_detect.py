@@ -13,14 +13,22 @@ from functools import cache
 
 from prober.ingest import logs_formats
 
-FORMATS = ("alb-conn", "alb-access", "nlb", "vpc-flow", "go", "nginx", "haproxy")
+FORMATS = ("alb-conn", "alb-access", "nlb", "classic-elb", "cloudfront", "vpc-flow", "go",
+           "nginx", "haproxy")
+# formats with one line per HTTP request, in which only completed handshakes appear
+PER_REQUEST = {"alb-access": "ALB access logs", "classic-elb": "Classic ELB access logs",
+               "cloudfront": "CloudFront standard logs"}
 VOTES = 20  # matching lines that decide
 SCAN_LINES = 1000  # lines read at most before giving up
 
 _ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z?"
 _ALB_CONN = re.compile(rf"{_ISO} [0-9A-Fa-f.:]+ \d+ \d+ \S+ \S+ \S+ ")
 _NGINX = re.compile(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[[a-z]+\] \d+#\d+: ")
-_HAPROXY = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:.]+):\d+ \[\d\d/\w{3}/\d{4}:[\d:.]+\] ")
+_HOSTPORT = r"(?:\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:.]+):\d+"
+_CLASSIC_ELB = re.compile(rf"{_ISO} \S+ {_HOSTPORT} (?:{_HOSTPORT}|-) -?[\d.]+ -?[\d.]+ -?[\d.]+ ")
+# a data line in any field order: many tabs, one field a date
+_CLOUDFRONT_DATE = re.compile(r"(?:^|\t)\d{4}-\d\d-\d\d(?:\t|$)")
+_HAPROXY = re.compile(rf"{_HOSTPORT} \[\d\d/\w{{3}}/\d{{4}}:[\d:.]+\] ")
 
 
 @cache
@@ -35,6 +43,12 @@ def _nlb() -> re.Pattern[str]:
     kinds = "|".join(enums["type"])
     versions = "|".join(map(re.escape, enums["version"]))
     return re.compile(rf"(?:{kinds}) (?:{versions}) \d{{4}}-")
+
+
+def _cloudfront(line: str) -> bool:
+    if line.startswith(("#Version:", "#Fields:")):
+        return True
+    return line.count("\t") >= 10 and _CLOUDFRONT_DATE.search(line) is not None
 
 
 def _vpc(vpc_fields: int | None) -> Callable[[str], bool]:
@@ -60,6 +74,8 @@ def detectors(vpc_fields: int | None = None) -> dict[str, Callable[[str], bool]]
         "alb-conn": lambda s: _ALB_CONN.match(s) is not None,
         "alb-access": lambda s: _alb_access().match(s) is not None,
         "nlb": lambda s: _nlb().match(s) is not None,
+        "classic-elb": lambda s: _CLASSIC_ELB.match(s) is not None,
+        "cloudfront": _cloudfront,
         "vpc-flow": _vpc(vpc_fields),
         "go": lambda s: "http: TLS handshake error from " in s,
         "nginx": lambda s: _NGINX.match(s) is not None,

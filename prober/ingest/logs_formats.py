@@ -67,6 +67,19 @@ def nlb_access() -> Positions:
 
 
 @cache
+def classic_elb_access() -> Positions:
+    return _positions("aws_classic_elb_access_log", "doc")
+
+
+@cache
+def cloudfront_fields() -> tuple[str, ...]:
+    """CloudFront standard-log field names in the documented order: the order of a file
+    without a ``#Fields`` line."""
+    fields = _format("aws_cloudfront_standard_log")["fields"]
+    return tuple(f["name"] for f in sorted(fields, key=lambda f: f["pos"]))
+
+
+@cache
 def alb_error_codes() -> dict[str, str]:
     """``tls_verify_status`` codes after ``Failed:`` -> what AWS says they mean."""
     codes: dict[str, str] = _format("aws_alb_connection_log")["error_codes"]

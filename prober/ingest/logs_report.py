@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from prober.ingest.logs_detect import PER_REQUEST
 from prober.ingest.logs_tally import FileStats, LineExample, LogSummary
 from prober.ingest.population import group_json, label, percent
 
@@ -59,8 +60,9 @@ def table(s: LogSummary, top: int = 10) -> str:
     if skipped:
         out.append("skipped (not TLS connections): " + ", ".join(
             f"{_n(c)} {why}" for why, c in skipped.most_common()))
-    if any(f.units == "requests" and f.connections for f in s.files):
-        out.append("ALB access logs have one line per HTTP request: their counts are requests.")
+    per_request = {f.format for f in s.files if f.units == "requests" and f.connections}
+    if per_request:
+        out.append(_per_request_note(per_request))
     for f in s.files:
         if f.error:
             out.append(f"{f.path}: {f.error} after line {f.lines}")
@@ -109,6 +111,16 @@ def table(s: LogSummary, top: int = 10) -> str:
                 + (f" (first {shown})" if shown < s.malformed_total else "")]
         out += [f"  {_where(e)}: {e.why}: {_cut(e.text, 80)}" for e in s.malformed]
     return "\n".join(out)
+
+
+def _per_request_note(formats: set[str | None]) -> str:
+    names = [name for fmt, name in PER_REQUEST.items() if fmt in formats]
+    which = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    note = (f"{which} have one line per HTTP request: their counts are requests, and "
+            "failed handshakes are not in them.")
+    if "classic-elb" in formats:
+        note += " Classic ELB TCP/SSL listeners log one line per connection."
+    return note
 
 
 def _file_row(f: FileStats) -> list[str]:

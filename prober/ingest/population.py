@@ -4,7 +4,9 @@ A what-if engine asks it "if every connection of these (protocol, suite) groups 
 how much would that be?" and answers like "3.2% of the connections in these logs (41
 client IPs, TLSv1.1 / ECDHE-RSA-AES256-SHA)". Counts are connections as the logs count
 them: ALB connection logs, NLB logs and server error lines have one line per connection;
-ALB access logs one line per HTTP request (a keep-alive connection counts once per request).
+ALB access logs, Classic ELB access logs and CloudFront standard logs one line per HTTP
+request (a keep-alive connection counts once per request; Classic ELB TCP/SSL listeners
+log one line per connection).
 
 Protocols are registry names (``TLSv1.0`` ... ``TLSv1.3``); suites carry both the IANA
 and the OpenSSL name. A group whose protocol or suite the logs did not show (a failure
