@@ -418,7 +418,7 @@ def test_whatif_with_a_cloudfront_log(tmp_path: Path,
     s = doc["summary"]
     assert (s["connections"], s["connections_breaking"], s["share_breaking"],
             s["client_ips_breaking"], s["connections_not_simulated"]) == (100, 20, 0.2, 9, 0)
-    assert ("20.0% of the connections in these logs (9 client IPs, TLSv1.2 / "
+    assert ("20.0% of the requests in these logs (9 client IPs, TLSv1.2 / "
             "ECDHE-RSA-AES128-SHA, TLSv1.1 / ECDHE-RSA-AES256-SHA, TLSv1.0 / "
             f"ECDHE-RSA-AES128-SHA) would fail under {policy}") in text
 

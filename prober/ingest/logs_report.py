@@ -125,10 +125,10 @@ def _per_request_note(formats: set[str | None]) -> str:
 
 def _file_row(f: FileStats) -> list[str]:
     fmt = f"{f.format or '?'}{' (gzip)' if f.compressed else ''}"
-    counted = (f"{_n(f.connections)} {f.units}" if f.connections or not f.flows else
-               f"{_n(f.flows)} flows")
+    counted = (_plural(f.connections, f.units[:-1]) if f.connections or not f.flows else
+               _plural(f.flows, "flow"))
     if f.connections and f.flows:
-        counted += f", {_n(f.flows)} flows"
+        counted += f", {_plural(f.flows, 'flow')}"
     span = f"{f.first} … {f.last}" if f.first and f.last and f.first != f.last else (f.first or "")
     return [f.path, fmt, _n(f.lines), counted, _n(sum(f.skipped.values())), _n(f.malformed), span]
 

@@ -179,7 +179,8 @@ class Tally:
 
     # -- the summary --------------------------------------------------------------------
     def summary(self, options: dict[str, object] | None = None) -> LogSummary:
-        population = Population()
+        units = sorted({f.units for f in self.files if f.connections})
+        population = Population(" and ".join(units) if units else "connections")
         keys: dict[tuple[str | None, str | None], GroupKey] = {}
         reasons: dict[str, list[int]] = {}
         reason_ips: dict[str, set[str]] = {}

@@ -105,6 +105,7 @@ class Impact:
     total_connections: int
     client_ips: int  # distinct over all the groups
     groups: tuple[ClientGroup, ...]
+    unit: str = "connections"  # what one count is (see Population.unit)
 
     @property
     def share(self) -> float:
@@ -118,7 +119,7 @@ class Impact:
             names += f" and {len(self.groups) - 3} more"
         ips = f"{self.client_ips} client IP{'s' if self.client_ips != 1 else ''}"
         inside = f"{ips}, {names}" if names else ips
-        return f"{percent(self.share)} of the connections in these logs ({inside})"
+        return f"{percent(self.share)} of the {self.unit} in these logs ({inside})"
 
 
 def percent(share: float) -> str:
@@ -132,7 +133,10 @@ def percent(share: float) -> str:
 class Population:
     """Connections per (protocol, suite) group and per client IP."""
 
-    def __init__(self) -> None:
+    def __init__(self, unit: str = "connections") -> None:
+        # what one count is: "connections", "requests" (HTTP access logs), or
+        # "connections and requests" when both kinds of log were read
+        self.unit = unit
         self._cells: dict[GroupKey, dict[str, list[int]]] = {}  # ip -> [connections, failed]
         self.total_connections = 0
         self.failed_connections = 0
@@ -198,7 +202,7 @@ class Population:
         for g in chosen:
             ips.update(self._cells.get(g.key, ()))
         return Impact(sum(g.connections for g in chosen), self.total_connections, len(ips),
-                      tuple(chosen))
+                      tuple(chosen), self.unit)
 
     def clients(self) -> list[Client]:
         """Every client IP, most connections first."""
