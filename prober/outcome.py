@@ -182,7 +182,8 @@ class AttemptResult:
             ("connect", obs.t_connect), ("hello_sent", obs.t_sent), ("hello_acked", obs.t_acked),
             ("first_byte", obs.t_first_byte), ("total", obs.t_end))}
         out["tcp"] = {"acked": obs.acked, "unacked": obs.tcp_unacked,
-                      "retransmits": obs.tcp_retransmits, "rtt_us": obs.tcp_rtt_us}
+                      "retransmits": obs.tcp_retransmits, "rtt_us": obs.tcp_rtt_us,
+                      "snd_mss": obs.tcp_snd_mss}
         if f is not None:
             neg: dict[str, Any] = {}
             if f.version is not None:

@@ -211,7 +211,8 @@ def att(profile: str, outcome: str, step: str | None = None, **kw: Any) -> dict[
         "timings_ms": {"connect": kw.pop("connect", 0.2), "hello_sent": 0.3,
                        "hello_acked": 0.4, "first_byte": kw.pop("first", None),
                        "total": kw.pop("total", 5.0)},
-        "tcp": {"acked": kw.pop("acked", True), "rtt_us": kw.pop("rtt_us", 50)},
+        "tcp": {"acked": kw.pop("acked", True), "rtt_us": kw.pop("rtt_us", 50),
+                "snd_mss": kw.pop("mss", None)},
         "server_bytes": kw.pop("server_bytes", 0),
         "server_messages": kw.pop("messages", []),
     }
@@ -580,6 +581,20 @@ def test_large_hellos_failing_with_a_segmentation_drop_are_not_a_size_drop() -> 
     # below one segment's worth the size is the cause, whatever else is found
     atts = replace_step(atts, "size:1300", outcome="hang-unacked", step="size", bytes=1100)
     assert set(ids(view(atts))) == {"segmentation-drop", "size-drop", "policy"}
+
+
+def test_the_connections_own_mss_tells_size_from_segmentation() -> None:
+    atts = replace_step(healthy(), "segments:split", outcome="hang-unacked", step="segments")
+    for n in (1800, 4000):
+        atts = replace_step(atts, f"size:{n}", outcome="hang-unacked", step="size", bytes=n,
+                            mss=1448)
+    # 1300 bytes fit one 1448-byte segment: failing there is a size limit, not segmentation
+    big = replace_step(atts, "size:1300", outcome="hang-unacked", step="size", bytes=1300,
+                       mss=1448)
+    assert set(ids(view(big))) == {"segmentation-drop", "size-drop", "policy"}
+    # on a path whose MSS is 1220, the 1300-byte hello is two segments: segmentation only
+    small = [{**a, "tcp": {**a["tcp"], "snd_mss": 1220}} for a in big]
+    assert ids(view(small)) == ["segmentation-drop", "policy"]
 
 
 def test_a_stalled_flight_still_shows_the_version_chosen() -> None:

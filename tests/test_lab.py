@@ -106,6 +106,8 @@ def test_healthy(lab: Lab) -> None:
     assert all(c == {"ok": 1} for c in outcomes(doc).values()), doc["_table"]
     issuers = {a["certificate"]["issuer"] for a in doc["attempts"]}
     assert issuers == {"CN=prober lab CA,O=prober lab"}
+    # Ethernet MTU 1500 on the whole path: 1500 - 40 (IPv4 + TCP) - 12 (timestamps)
+    assert {a["tcp"]["snd_mss"] for a in doc["attempts"]} == {1448}, doc["_table"]
 
 
 def test_policy_alert(lab: Lab) -> None:

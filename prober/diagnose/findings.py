@@ -148,6 +148,7 @@ class Seen:
     cert_issuer: str | None = None
     cert_subject: str | None = None
     rtt_us: int | None = None
+    snd_mss: int | None = None  # TCP's send MSS on this connection (TCP_INFO)
     packets: tuple[Packet, ...] | None = None  # None: not captured
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -195,6 +196,7 @@ class Seen:
             server_messages=tuple(d.get("server_messages") or ()),
             cert_sha256=cert.get("sha256"), cert_issuer=cert.get("issuer"),
             cert_subject=cert.get("subject"), rtt_us=tcp.get("rtt_us"),
+            snd_mss=tcp.get("snd_mss"),
             packets=None if pk is None else tuple(Packet.from_json(p) for p in pk),
             meta={k: v for k, v in d.items() if k in known},
         )

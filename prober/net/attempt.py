@@ -66,6 +66,7 @@ class Observation:
     tcp_unacked: int | None = None
     tcp_retransmits: int | None = None
     tcp_rtt_us: int | None = None
+    tcp_snd_mss: int | None = None
     extra_sends: int = 0
 
 
@@ -274,6 +275,7 @@ class _Connection(asyncio.Protocol):
         obs.tcp_unacked = info.unacked
         obs.tcp_retransmits = info.total_retrans
         obs.tcp_rtt_us = info.rtt_us
+        obs.tcp_snd_mss = info.snd_mss or None
         if info.all_acked and obs.acked is None:
             obs.acked = True
             if obs.t_acked is None:

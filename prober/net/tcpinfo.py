@@ -21,6 +21,7 @@ class TcpInfo:
     bytes_received: int
     notsent_bytes: int
     last_ack_recv_ms: int
+    snd_mss: int  # the largest segment this side sends: a hello above it takes two
 
     @property
     def all_acked(self) -> bool:
@@ -31,7 +32,8 @@ class TcpInfo:
 # unacked, last_ack_recv, rtt (u32); total_retrans (u32); bytes_acked, bytes_received (u64)
 _STATE = struct.Struct("=BxB")
 _U32S = struct.Struct("=I")
-_OFF_UNACKED, _OFF_LAST_ACK_RECV, _OFF_RTT, _OFF_TOTAL_RETRANS = 24, 56, 68, 100
+_OFF_SND_MSS, _OFF_UNACKED, _OFF_LAST_ACK_RECV, _OFF_RTT, _OFF_TOTAL_RETRANS = (
+    16, 24, 56, 68, 100)
 _U64S = struct.Struct("=2Q")
 _OFF_BYTES_ACKED = 120
 
@@ -51,4 +53,5 @@ def read(sock: socket.socket) -> TcpInfo | None:
     return TcpInfo(state=state, retransmits=retransmits, unacked=u32(raw, _OFF_UNACKED)[0],
                    rtt_us=u32(raw, _OFF_RTT)[0], total_retrans=u32(raw, _OFF_TOTAL_RETRANS)[0],
                    bytes_acked=bytes_acked, bytes_received=bytes_received,
-                   notsent_bytes=notsent, last_ack_recv_ms=u32(raw, _OFF_LAST_ACK_RECV)[0])
+                   notsent_bytes=notsent, last_ack_recv_ms=u32(raw, _OFF_LAST_ACK_RECV)[0],
+                   snd_mss=u32(raw, _OFF_SND_MSS)[0])

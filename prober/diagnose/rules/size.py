@@ -15,6 +15,7 @@ from prober.diagnose.findings import (
     STEP_SIZE,
     Finding,
     RunView,
+    Seen,
 )
 from prober.diagnose.rules.context import _Ctx
 from prober.diagnose.rules.evidence import (
@@ -29,8 +30,16 @@ from prober.diagnose.rules.evidence import (
 )
 
 # a ClientHello below this always fits one TCP segment (IPv6 minimum MTU 1280, minus
-# headers and options): a size threshold above it can be the second segment instead
+# headers and options): where TCP_INFO gave no MSS, a size threshold above it can be the
+# second segment instead
 ONE_SEGMENT_MIN = 1200
+
+
+def _one_segment_max(attempts: list[Seen]) -> int:
+    """The largest hello these connections sent in one TCP segment: their send MSS
+    (TCP_INFO), else the size every path carries whole."""
+    mss = [a.snd_mss for a in attempts if a.snd_mss]
+    return min(mss) if mss else ONE_SEGMENT_MIN
 
 
 def rule_segmentation(run: RunView, ctx: _Ctx) -> list[Finding]:
@@ -69,7 +78,7 @@ def rule_size(run: RunView, ctx: _Ctx) -> list[Finding]:
     smallest_bad = min(a.hello_bytes for a in failed)
     if largest_ok >= smallest_bad:
         return []  # not a threshold: leave it to the intermittent rule
-    if SEGMENTATION_DROP in ctx.found and smallest_bad > ONE_SEGMENT_MIN:
+    if SEGMENTATION_DROP in ctx.found and smallest_bad > _one_segment_max(failed):
         # a hello this large needs a second segment: the segmentation finding covers it
         ctx.claim(a for a in run.attempts if a.connected and not a.answered
                   and a.hello_bytes >= smallest_bad)
