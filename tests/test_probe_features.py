@@ -22,6 +22,8 @@ from prober.profiles.importer import write_yaml
 from prober.profiles.loader import load_file
 from prober.wire.clienthello import build
 from prober.wire.serverflight import FlightReader
+from tests.peers.lifecycle import poll_until
+from tests.peers.misbehaving import HelloRecorder
 
 
 def probe(tmp_path: Path, *args: str) -> dict[str, Any]:
@@ -225,33 +227,11 @@ def _hellos_sent(tmp_path: Path, *args: str) -> list[Any]:
     """The ClientHellos `prober probe` sends to a listener that records them and closes."""
     from prober.wire.clienthello import read_client_hello
 
-    srv = socket.create_server(("127.0.0.1", 0))
-    srv.settimeout(10)
-    got: list[Any] = []
-
-    def serve() -> None:
-        for _ in range(3):
-            conn, _ = srv.accept()
-            with conn:
-                conn.settimeout(5)
-                buf = b""
-                while True:
-                    try:
-                        got.append(read_client_hello(buf))
-                        break
-                    except ValueError:
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            break
-                        buf += chunk
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    with srv:
-        probe(tmp_path, f"127.0.0.1:{srv.getsockname()[1]}", "-p", "tls1.3-only", "-n", "3",
-              "-c", "1", "-t", "2", *args)
-        t.join(10)
-    return got
+    with HelloRecorder() as srv:
+        probe(tmp_path, f"127.0.0.1:{srv.port}", "-p", "tls1.3-only", "-n", "3", "-c", "1",
+              "-t", "2", *args)
+        poll_until(lambda: len(srv.hellos) >= 3, 5)
+        return [read_client_hello(h) for h in srv.hellos]
 
 
 @pytest.mark.parametrize("fresh", [False, True])

@@ -4,9 +4,7 @@ generated profiles round-trip, and the reply parser never raises on any input.""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,6 +27,8 @@ from prober.wire.clienthello import (
 )
 from prober.wire.constants import ExtensionType
 from prober.wire.serverflight import FlightReader
+from tests.peers.lifecycle import poll_until
+from tests.peers.misbehaving import HelloRecorder
 
 SHARED_CLIENTS = Path(__file__).resolve().parents[1] / "prober" / "data" / "clients.json"
 
@@ -119,6 +119,7 @@ def test_renewed_hello_differs_only_in_random_and_session_id(name: str) -> None:
         assert len(again.message) == len(first.message) and again.message != first.message
         return
     a, b = decode_client_hello(first.message), decode_client_hello(again.message)
+    assert again.hello is not None
     assert a.random != b.random and b.random == again.hello.random
     assert (a.session_id == b.session_id) == (p.spec.session_id != "random")
     assert len(b.session_id) == len(a.session_id)
@@ -128,35 +129,11 @@ def test_renewed_hello_differs_only_in_random_and_session_id(name: str) -> None:
 
 def _capture_hello(cmd: list[str]) -> bytes:
     """Run a real client against a listener that records its first flight, then closes."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    port = srv.getsockname()[1]
-    got: list[bytes] = []
-
-    def accept() -> None:
-        srv.settimeout(10)
-        conn, _ = srv.accept()
-        conn.settimeout(5)
-        buf = b""
-        while True:
-            try:
-                read_client_hello(buf)
-                break
-            except ValueError:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-        got.append(buf)
-        conn.close()
-
-    th = threading.Thread(target=accept)
-    th.start()
-    full = [c.replace("PORT", str(port)) for c in cmd]
-    subprocess.run(full, stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
-    th.join(15)
-    srv.close()
+    with HelloRecorder() as srv:
+        full = [c.replace("PORT", str(srv.port)) for c in cmd]
+        subprocess.run(full, stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+        poll_until(lambda: bool(srv.hellos), 5)
+        got = list(srv.hellos)
     assert got and got[0], f"no hello captured from {cmd[0]}"
     return got[0]
 
@@ -205,7 +182,7 @@ def test_records_and_split() -> None:
     one = built.records()
     split = built.records([10, 20])
     assert len(split) == len(one) + 10  # two extra 5-byte headers
-    assert read_client_hello(split).encode() == built.message  # type: ignore[union-attr]
+    assert read_client_hello(split).encode() == built.message
 
 
 def test_grease_and_scsv_survive() -> None:

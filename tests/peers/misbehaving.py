@@ -253,6 +253,29 @@ class FinAfterHello(LoopListener):
         self.fin(c)
 
 
+class HelloRecorder(LoopListener):
+    """Keeps each connection's whole ClientHello (over as many records and segments as it
+    takes), then closes with FIN: what a client sends first, as bytes."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host=host, port=port)
+        self.hellos: list[bytes] = []
+
+    def on_data(self, c: Conn, data: bytes) -> None:
+        from prober.wire.clienthello import read_client_hello
+
+        if c.hello_seen:
+            return
+        try:
+            read_client_hello(bytes(c.buf))
+        except ValueError:
+            return  # not whole yet
+        c.hello_seen = True
+        with self._lock:
+            self.hellos.append(bytes(c.buf))
+        self.fin(c)
+
+
 class SilentReader(LoopListener):
     """Accepts, reads and discards forever, never writes.  ``backlog`` is the listen
     backlog (the kernel caps it at net.core.somaxconn)."""
