@@ -8,7 +8,11 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from prober.net.attempt import Deadlines
+    from prober.targets import Target
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -152,13 +156,28 @@ def _open_out(path: str) -> IO[str]:
         raise UsageError(f"cannot write {path!r}: {e.strerror}") from None
 
 
+def target_of(text: str, args: argparse.Namespace) -> Target:
+    """TARGET with the --address, --sni and --no-sni options applied (TargetError when
+    bad): how every command that probes named endpoints reads them."""
+    from prober.targets import parse_target, with_overrides
+
+    return with_overrides(parse_target(text), args.address, "" if args.no_sni else args.sni)
+
+
+def deadlines_of(args: argparse.Namespace) -> Deadlines:
+    """-t, --connect-timeout and --read-timeout as one attempt's deadlines."""
+    from prober.net.attempt import Deadlines
+
+    return Deadlines(connect=args.connect_timeout or args.timeout,
+                     read=args.read_timeout or args.timeout)
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
     from prober import engine
-    from prober.net.attempt import Deadlines
     from prober.profiles.loader import resolve_all
     from prober.report.probe import RunInfo, document, table
     from prober.report.progress import Progress
-    from prober.targets import parse_target, read_targets_file, with_overrides
+    from prober.targets import read_targets_file
 
     try:
         raw = list(args.targets)
@@ -166,8 +185,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
             raw += read_targets_file(args.targets_file)
         if not raw:
             raise UsageError("no target given (TARGET... or --targets-file)")
-        sni = "" if args.no_sni else args.sni
-        targets = [with_overrides(parse_target(t), args.address, sni) for t in raw]
+        targets = [target_of(t, args) for t in raw]
         profiles = resolve_all(args.profile)
     except _input_errors() as e:
         raise UsageError(str(e)) from None
@@ -177,8 +195,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
             raise UsageError(f"{name} must be at least {low}, got {value}")
     if args.timeout <= 0 or args.rate < 0:
         raise UsageError("--timeout must be positive and --rate not negative")
-    deadlines = Deadlines(connect=args.connect_timeout or args.timeout,
-                          read=args.read_timeout or args.timeout)
+    deadlines = deadlines_of(args)
     opts = engine.EngineOptions(repeat=args.repeat, concurrency=args.concurrency,
                                 per_target=args.per_target, rate=args.rate,
                                 deadlines=deadlines, all_addresses=args.all_addresses,

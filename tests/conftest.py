@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -153,3 +154,12 @@ def repo_root() -> Path:
 
 # the namespace lab (tests/lab), shared by every module that asks for `lab`
 from tests.lab.fixtures import lab  # noqa: E402, F401
+
+
+@pytest.fixture(scope="session")
+def dhparam(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ffdhe2048 parameters for servers that offer finite-field DHE."""
+    path = tmp_path_factory.mktemp("dh") / "ffdhe2048.pem"
+    subprocess.run(["openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt",
+                    "group:ffdhe2048", "-out", str(path)], check=True, capture_output=True)
+    return path

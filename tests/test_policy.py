@@ -136,14 +136,6 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def dhparam(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("dh") / "ffdhe2048.pem"
-    subprocess.run(["openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt",
-                    "group:ffdhe2048", "-out", str(path)], check=True, capture_output=True)
-    return path
-
-
 @pytest.fixture
 def haproxy_factory(pki: Pki) -> Any:
     from tests.conftest import need_bins

@@ -22,7 +22,7 @@ from prober.profiles.importer import write_yaml
 from prober.profiles.loader import load_file
 from prober.wire.clienthello import build
 from prober.wire.serverflight import FlightReader
-from tests.peers.lifecycle import poll_until
+from tests.peers.lifecycle import wait_count
 from tests.peers.misbehaving import HelloRecorder
 
 
@@ -230,8 +230,7 @@ def _hellos_sent(tmp_path: Path, *args: str) -> list[Any]:
     with HelloRecorder() as srv:
         probe(tmp_path, f"127.0.0.1:{srv.port}", "-p", "tls1.3-only", "-n", "3", "-c", "1",
               "-t", "2", *args)
-        poll_until(lambda: len(srv.hellos) >= 3, 5)
-        return [read_client_hello(h) for h in srv.hellos]
+        return [read_client_hello(h) for h in wait_count(lambda: list(srv.hellos), 3, 5)]
 
 
 @pytest.mark.parametrize("fresh", [False, True])

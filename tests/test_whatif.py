@@ -184,14 +184,6 @@ def run_live(ports: list[int], clients: list[Client]) -> dict[tuple[int, str], A
     return out
 
 
-@pytest.fixture(scope="module")
-def dhparam(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("dh") / "ffdhe2048.pem"
-    subprocess.run(["openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt",
-                    "group:ffdhe2048", "-out", str(path)], check=True, capture_output=True)
-    return path
-
-
 @pytest.mark.timeout(240)
 def test_simulation_agrees_with_real_servers(openssl_server_factory: Any, nginx_factory: Any,
                                              dhparam: Path) -> None:

@@ -27,7 +27,7 @@ from prober.wire.clienthello import (
 )
 from prober.wire.constants import ExtensionType
 from prober.wire.serverflight import FlightReader
-from tests.peers.lifecycle import poll_until
+from tests.peers.lifecycle import wait_count
 from tests.peers.misbehaving import HelloRecorder
 
 SHARED_CLIENTS = Path(__file__).resolve().parents[1] / "prober" / "data" / "clients.json"
@@ -132,8 +132,7 @@ def _capture_hello(cmd: list[str]) -> bytes:
     with HelloRecorder() as srv:
         full = [c.replace("PORT", str(srv.port)) for c in cmd]
         subprocess.run(full, stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
-        poll_until(lambda: bool(srv.hellos), 5)
-        got = list(srv.hellos)
+        got = wait_count(lambda: list(srv.hellos), 1, 5)
     assert got and got[0], f"no hello captured from {cmd[0]}"
     return got[0]
 

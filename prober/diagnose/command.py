@@ -98,20 +98,17 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from prober import engine
-    from prober.cli import EXIT_INTERRUPTED, EXIT_OK, _open_out, _run_loop
+    from prober.cli import EXIT_INTERRUPTED, EXIT_OK, _open_out, _run_loop, deadlines_of, target_of
     from prober.diagnose import capture as cap_mod
     from prober.diagnose import plan, report
-    from prober.net.attempt import Deadlines
-    from prober.targets import TargetError, parse_target, with_overrides
+    from prober.targets import TargetError
 
     _check_args(args)
     try:
-        sni = "" if args.no_sni else args.sni
-        target = with_overrides(parse_target(args.target), args.address, sni)
+        target = target_of(args.target, args)
     except TargetError as e:
         raise _usage(str(e)) from None
-    deadlines = Deadlines(connect=args.connect_timeout or args.timeout,
-                          read=args.read_timeout or args.timeout)
+    deadlines = deadlines_of(args)
     opts = plan.PlanOptions(repeat=args.repeat, sweep_repeat=args.sweep_repeat,
                             deadlines=deadlines, per_target=args.per_target, rate=args.rate,
                             unrelated_sni=args.unrelated_sni, idle_max=args.idle_timeout)

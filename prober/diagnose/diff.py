@@ -9,7 +9,6 @@ path; a different certificate issuer points at interception.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -256,12 +255,9 @@ def text(doc: dict[str, Any]) -> str:
 
 
 def _short(c: dict[str, Any] | None) -> str:
-    if c is None:
-        return "-"
-    n = c["attempts"]
-    if n == 1:
-        return str(c["outcome"])
-    return ", ".join(f"{o} {k}/{n}" for o, k in Counter(c["counts"]).most_common())
+    from prober.diagnose.report import outcome_text
+
+    return "-" if c is None else outcome_text(c)
 
 
 def _cell(c: dict[str, Any] | None) -> str:

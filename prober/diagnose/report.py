@@ -34,15 +34,15 @@ class RunMeta:
 def document(state: PlanState, ep: Endpoint, meta: RunMeta) -> dict[str, Any]:
     from prober import __version__
     from prober.diagnose.rules import evaluate, notes
-    from prober.report.probe import vantage
+    from prober.report.probe import iso_ms, vantage
 
     results = sorted(state.results, key=lambda r: r.id)
     t = ep.target
     doc: dict[str, Any] = {
         "schema": DIAGNOSE_SCHEMA,
         "tool": {"name": "prober", "version": __version__},
-        "vantage": {**vantage(results), "started_at": _iso(meta.started),
-                    "finished_at": _iso(meta.finished)},
+        "vantage": {**vantage(results), "started_at": iso_ms(meta.started),
+                    "finished_at": iso_ms(meta.finished)},
         "complete": meta.complete,
         "target": {"target": t.label, "host": t.host, "port": t.port, "address": ep.address,
                    "sni": t.sni},
@@ -62,14 +62,6 @@ def document(state: PlanState, ep: Endpoint, meta: RunMeta) -> dict[str, Any]:
     doc["summary"] = cells(doc["attempts"])
     doc["elapsed_s"] = round((meta.finished or meta.started) - meta.started, 3)
     return doc
-
-
-def _iso(t: float | None) -> str | None:
-    import datetime as dt
-
-    if t is None:
-        return None
-    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="milliseconds")
 
 
 # --- the matrix --------------------------------------------------------------------------

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from functools import cache
 
+from prober.policy.model import VERSION_ORDER
 from prober.profiles import families
 from prober.wire import registry as reg
 
 LEGACY_VERSIONS = ("TLSv1.2", "TLSv1.1", "TLSv1.0", "SSLv3")
 # newest first, as in ObservedPolicy.versions
-ALL_VERSIONS = ("TLSv1.3", *LEGACY_VERSIONS, "SSLv2")
+ALL_VERSIONS = VERSION_ORDER
 # some servers and middleboxes fail hellos with more than 128 suites
 BUNDLE_CAP = 128
 # the key exchanges nearly every deployed server uses; their suites go in the first

@@ -41,20 +41,19 @@ def register(hooks: Commands) -> None:
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
-    from prober.cli import EXIT_INTERRUPTED, EXIT_OK, UsageError, _open_out, _run_loop
+    from prober.cli import EXIT_INTERRUPTED, EXIT_OK, UsageError, _open_out, _run_loop, target_of
     from prober.engine import resolve_targets
     from prober.net.attempt import Deadlines
     from prober.policy.enumerate import enumerate_policy
     from prober.policy.planner import Planner
     from prober.policy.report import document, table
     from prober.policy.scan import assemble
-    from prober.targets import TargetError, parse_target, with_overrides
+    from prober.targets import TargetError
 
     if args.sni and args.no_sni:
         raise UsageError("--sni and --no-sni exclude each other")
     try:
-        target = with_overrides(parse_target(args.target), args.address,
-                                "" if args.no_sni else args.sni)
+        target = target_of(args.target, args)
     except TargetError as e:
         raise UsageError(str(e)) from None
     if args.timeout <= 0:

@@ -13,7 +13,6 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any
 
 from prober.engine import Endpoint, EngineOptions, attempt
 from prober.net.attempt import Deadlines
@@ -132,7 +131,3 @@ async def enumerate_policy(ep: Endpoint, *, concurrency: int = DEFAULT_CONCURREN
     return assemble(plan, ep, results, started=started, finished=time.time(),
                     complete=complete and not plan.stopped)
 
-
-def scan_endpoint(ep: Endpoint, **kwargs: Any) -> PolicyScan:
-    """Blocking wrapper (for scripts and tests)."""
-    return asyncio.run(enumerate_policy(ep, **kwargs))

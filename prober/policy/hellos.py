@@ -69,12 +69,6 @@ def set_ext(doc: dict[str, Any], name: str, value: Any, *, first: bool = False
     return out
 
 
-def drop_ext(doc: dict[str, Any], name: str) -> dict[str, Any]:
-    out = copy.deepcopy(doc)
-    out["extensions"] = [e for e in out.get("extensions") or [] if _ext_key(e) != name]
-    return out
-
-
 def with_suites(doc: dict[str, Any], suites: list[str]) -> dict[str, Any]:
     out = copy.deepcopy(doc)
     out["cipher_suites"] = list(suites)

@@ -597,6 +597,7 @@ def _sslyze_version(pkg: Path) -> str:
     return version("sslyze")
 
 
+@cache  # three compliance levels per run read the same file
 def sslyze_mozilla_profile() -> tuple[str, str, dict[str, Any]]:
     """(version, where it was read, the raw JSON) of the Mozilla profile sslyze ships and
     its checker uses."""

@@ -182,6 +182,7 @@ class Planner:
 
     def _beats(self, version: str, a: int, b: int) -> bool:
         seen, todo = {a}, [a]
+        winners = self._winner_set(version)
         while todo:
             x = todo.pop()
             for picked, offered in self._picks[version]:
@@ -190,7 +191,7 @@ class Planner:
                 if b in offered:
                     return True
                 # only winners can lead further: a loser never picked beats nothing known
-                todo += [w for w in offered if w not in seen and w in self._winner_set(version)]
+                todo += [w for w in offered if w not in seen and w in winners]
                 seen.update(offered)
         return False
 

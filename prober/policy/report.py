@@ -8,14 +8,11 @@ from typing import Any
 
 from prober.policy.candidates import ALL_VERSIONS, strength_notes, suite_label
 from prober.policy.scan import PolicyScan
+from prober.report.probe import iso_ms
 from prober.wire import registry as reg
 
 POLICY_SCHEMA = "prober.policy/1"
 _COUNT_ORDER = ("suites", "versions", "groups", "extras", "sanity")
-
-
-def _iso(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _suite_value(name: str, version: str) -> int | None:
@@ -184,7 +181,7 @@ def document(scan: PolicyScan) -> dict[str, Any]:
         "schema": POLICY_SCHEMA,
         "tool": {"name": "prober", "version": __version__},
         "vantage": {"hostname": socket.gethostname(),
-                    "started_at": _iso(scan.started), "finished_at": _iso(scan.finished)},
+                    "started_at": iso_ms(scan.started), "finished_at": iso_ms(scan.finished)},
         "target": {"target": scan.target, "host": scan.host, "port": scan.port,
                    "address": scan.address, "sni": scan.sni},
         "complete": scan.complete,

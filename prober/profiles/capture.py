@@ -23,6 +23,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +195,7 @@ class CapturedHello:
     listener: str  # "addr:port" it connected to
     at: float  # time.time() when the hello was complete
 
-    @property
+    @cached_property  # read by naming, keying and fingerprinting: decoded once
     def hello(self) -> ClientHello | SSLv2Hello:
         return read_client_hello(self.raw)
 

@@ -31,7 +31,8 @@ def vantage(results: list[AttemptResult]) -> dict[str, Any]:
     return {"hostname": socket.gethostname(), "local_addresses": local}
 
 
-def _iso(t: float | None) -> str | None:
+def iso_ms(t: float | None) -> str | None:
+    """A time.time() value as ISO 8601 UTC with milliseconds, as every document carries."""
     if t is None:
         return None
     return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="milliseconds")
@@ -47,8 +48,8 @@ def document(results: list[AttemptResult], info: RunInfo) -> dict[str, Any]:
     return {
         "schema": PROBE_SCHEMA,
         "tool": {"name": "prober", "version": __version__},
-        "vantage": {**vantage(results), "started_at": _iso(info.started),
-                    "finished_at": _iso(info.finished)},
+        "vantage": {**vantage(results), "started_at": iso_ms(info.started),
+                    "finished_at": iso_ms(info.finished)},
         "complete": info.complete,
         "options": info.options,
         "targets": targets,

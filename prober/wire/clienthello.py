@@ -269,9 +269,8 @@ class BuiltHello:
     message: bytes  # handshake message (TLS) or the whole SSLv2 record
     key_shares: dict[int, KeyShare]
     sni: str | None
-    # the groups of the key_share entries sent, placeholders included (None: read them
-    # from the hello)
-    share_groups: tuple[int, ...] | None = None
+    # the groups of the key_share entries sent, placeholders and GREASE included
+    share_groups: tuple[int, ...] = ()
 
     def renewed(self) -> BuiltHello:
         """The same hello with a new random (and a new session id where the spec asks

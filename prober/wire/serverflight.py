@@ -327,13 +327,7 @@ class FlightReader:
         return b""
 
     def _sent_key_share_groups(self) -> set[int]:
-        from prober.wire.clienthello import decode_key_share_client
-
-        if self.built.share_groups is not None:
-            return set(self.built.share_groups)
-        assert self.built.hello is not None
-        body = self.built.hello.extension(ExtensionType.KEY_SHARE)
-        return {g for g, _ in decode_key_share_client(body)} if body is not None else set()
+        return set(self.built.share_groups)
 
     def _hello_retry(self, msg: bytes, chosen: int, ext: dict[int, bytes]) -> bytes:
         f = self.flight
@@ -364,8 +358,7 @@ class FlightReader:
         self._transcript = bytearray(message_hash(params[0], bytes(self._transcript)) + msg)
         self._transcript += second.message
         # the rest of the flight is read against the second hello's keys
-        self.built = BuiltHello(self.built.spec, second.hello, second.message,
-                                second.key_shares, second.sni, second.share_groups)
+        self.built = second
         return frame_records(second.message, self.built.spec.record_version)
 
     def _extensions_tls12(self, ext: dict[int, bytes]) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from prober.demo import Listeners
+from prober.demo import Listeners, abort_with_rst
 
 from .netns import LabError, current_netns_inode, in_netns
 
@@ -112,14 +112,6 @@ def original_dst(writer: asyncio.StreamWriter) -> tuple[str, int]:
     raw = sock.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)
     port, packed = struct.unpack_from("!2xH4s", raw)
     return socket.inet_ntoa(packed), int(port)
-
-
-def abort(writer: asyncio.StreamWriter) -> None:
-    """Close with RST (SO_LINGER 0), as a device that drops its state does."""
-    sock = writer.get_extra_info("socket")
-    with contextlib.suppress(OSError, AttributeError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()
 
 
 async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter,
@@ -303,7 +295,7 @@ class NearTerminator(AsyncService):
         try:
             up_r, up_w = await asyncio.wait_for(asyncio.open_connection(*dst), IO_TIMEOUT_S)
         except (TimeoutError, OSError):
-            abort(writer)
+            abort_with_rst(writer)
             return
         await relay(reader, writer, up_r, up_w, self.delay_s)
 
@@ -344,7 +336,7 @@ class InterceptingProxy(AsyncService):
                 dst_ip, dst_port, ssl=self.client_ctx, server_hostname=name or dst_ip),
                 IO_TIMEOUT_S)
         except (TimeoutError, OSError, ssl.SSLError):
-            abort(writer)
+            abort_with_rst(writer)
             return
 
         async def client_to_server() -> None:

@@ -93,8 +93,9 @@ async def _main_steps(run: Runner, ep: Endpoint, opts: PlanOptions, state: PlanS
     await run.run([Job(STEP_SANITY_FIRST, sanity_profile(f"{SANITY}@first"), ep)])
     state.steps_done.append(STEP_SANITY_FIRST)
 
-    sweep_jobs = [Job(STEP_SWEEP, p, ep, r) for r in range(opts.sweep_repeat)
-                  for p in sweep_profiles()]
+    # one Profile per version for all repeats: the engine encodes each hello once
+    sweeping = sweep_profiles()
+    sweep_jobs = [Job(STEP_SWEEP, p, ep, r) for r in range(opts.sweep_repeat) for p in sweeping]
     say(f"version sweep ({len(sweep_jobs)} attempts)")
     sweep = await run.run(sweep_jobs)
     state.steps_done.append(STEP_SWEEP)
@@ -104,7 +105,7 @@ async def _main_steps(run: Runner, ep: Endpoint, opts: PlanOptions, state: PlanS
         ref = sanity_profile(KNOWN_GOOD)
         suite = _negotiated_suite(state.results, f"{SANITY}@first")
     else:
-        ref = replace(next(p for p in sweep_profiles() if p.name == ref_name), name=KNOWN_GOOD)
+        ref = replace(next(p for p in sweeping if p.name == ref_name), name=KNOWN_GOOD)
         suite = _negotiated_suite(sweep, ref_name)
     state.reference = {"profile": ref_name, "reason": why}
     tag = {"reference": ref_name}
