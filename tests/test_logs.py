@@ -815,6 +815,23 @@ frontend fe_errfmt
         ("fe_errfmt~", R.UNSPECIFIED)], key=str)
 
 
+def test_haproxy_packed_code_beats_shared_string() -> None:
+    """HAProxy < 2.8 writes ssl_fc_err_str through OpenSSL's static buffer, so with
+    several threads a line can carry another connection's text; CI once saw a TLS 1.0
+    refusal logged as "no shared cipher" next to its own code 0A000102."""
+    head = "198.51.100.7:40000 [23/Nov/2026:10:00:00.000] fe_errfmt~ 1/1 34/"
+    tail = ('/0/0/0 -/-/- fc_err_str="SSL handshake failure" '
+            'ssl_fc_err_str="error:0A0000C1:SSL routines::no shared cipher"')
+    mixed = HaproxyLog().parse(head + "000000000A000102" + tail)
+    assert isinstance(mixed, Conn) and mixed.failure == R.PROTOCOL_VERSION
+    # without the code the string is all there is, and it is used
+    alone = HaproxyLog().parse(
+        "198.51.100.7:40001 [23/Nov/2026:10:00:00.000] fe_errfmt~ "
+        'fc_err_str="SSL handshake failure" '
+        'ssl_fc_err_str="error:0A0000C1:SSL routines::no shared cipher"')
+    assert isinstance(alone, Conn) and alone.failure == R.NO_SHARED_CIPHER
+
+
 def _reasons_per_line(path: Path) -> list[tuple[str, str | None]]:
     parser = HaproxyLog()
     out = []

@@ -148,10 +148,13 @@ class HaproxyLog:
             if proto and suite and proto != "-":
                 return Conn(ip, proto, suite)
             return "HAProxy traffic line without TLS fields"
-        ssl_text = kv.get("ssl_fc_err_str")
         num = _HAPROXY_ERRFMT.search(rest)
-        if not ssl_text or ssl_text == "-":
-            ssl_text = R.packed_openssl_text(num.group(2)) if num else None
+        # The packed code wins over ssl_fc_err_str: HAProxy < 2.8 formats that string in
+        # OpenSSL's one static buffer, so with nbthread > 1 a line can carry the text of
+        # another thread's failure (haproxy/haproxy#2181); the number is per connection.
+        ssl_text = R.packed_openssl_text(num.group(2)) if num else None
+        if not ssl_text and kv.get("ssl_fc_err_str", "-") != "-":
+            ssl_text = kv["ssl_fc_err_str"]
         if ssl_text:
             return Conn(ip, None, None, R.openssl_reason(ssl_text), ssl_text)
         if fc_text:
