@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -59,8 +60,15 @@ def test_certificate_request_seen(tmp_path: Path, openssl_server_factory: Any) -
         assert "certificate_request" in a["server_messages"]
 
 
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; SCM_TIMESTAMPNS is the same
+
+
 def _recording_listener() -> tuple[socket.socket, list[tuple[float, int]], threading.Thread]:
+    """Accepts one connection and records each chunk read as (arrival time, size).  The
+    time is the kernel's receive timestamp of the data (SO_TIMESTAMPNS), not when this
+    thread got to read it, so a reader late on a loaded machine does not shrink a pause."""
     srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
     chunks: list[tuple[float, int]] = []
@@ -68,13 +76,17 @@ def _recording_listener() -> tuple[socket.socket, list[tuple[float, int]], threa
     def run() -> None:
         srv.settimeout(10)
         conn, _ = srv.accept()
+        conn.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         conn.settimeout(3)
         try:
             while True:
-                data = conn.recv(65536)
+                data, anc, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(16))
                 if not data:
                     break
-                chunks.append((time.monotonic(), len(data)))
+                stamps = [struct.unpack("qq", d[:16]) for lvl, typ, d in anc
+                          if lvl == socket.SOL_SOCKET and typ == _SO_TIMESTAMPNS]
+                at = stamps[0][0] + stamps[0][1] / 1e9 if stamps else float("nan")
+                chunks.append((at, len(data)))  # nan (no timestamp) fails the pause check
         except OSError:
             pass
         conn.close()
