@@ -11,6 +11,7 @@ Needs root; skips with the reason otherwise (see tests/lab/fixtures.py).
 from __future__ import annotations
 
 import fcntl
+import json
 import subprocess
 import sys
 import time
@@ -138,6 +139,8 @@ def test_silent_proxy(lab: Lab) -> None:
         short = lab.start_probe(s.target, "--sni", s.sni, "-p", "tls1.3-only",
                                 "--timeout", "2")
         short_doc, long_doc = short.result(), long.result()
+        cap.wait_for("the silent proxy's FIN",
+                     lambda ps: bool(from_server(ps, s.address, "F.")))
     assert outcomes(short_doc) == {"tls1.3-only": {"hang-acked": 1}}, short_doc["_table"]
     (a,) = long_doc["attempts"]
     assert a["outcome"] == "eof" and a["tcp"]["acked"], long_doc["_table"]
@@ -156,6 +159,8 @@ def test_injected_reset(lab: Lab) -> None:
     s = lab.scenario("injected-reset")
     with lab.capture("client1", f"tcp and host {s.address}") as cap:
         doc = probe(lab, "injected-reset", "-p", "tls1.2-only", "-p", "tls1.3-only")
+        cap.wait_for("two resets", lambda ps: len(
+            [p for p in ps if p.src == s.address and p.flags.startswith("R")]) >= 2)
     assert all(c == {"reset": 1} for c in outcomes(doc).values()), doc["_table"]
     synacks = from_server(cap.packets(), s.address, "S.")
     resets = [p for p in cap.packets() if p.src == s.address and p.flags.startswith("R")]
@@ -169,6 +174,7 @@ def test_sni_reset(lab: Lab) -> None:
     with lab.capture("client1", f"tcp and host {s.address} and tcp[tcpflags] & tcp-rst != 0"
                      ) as cap:
         blocked = probe(lab, "sni-reset", "-p", "tls1.2-only")
+        cap.wait_for("the reset", lambda ps: any(p.src == s.address for p in ps))
     other = lab.probe(s.target, "--sni", "other.lab.test", "-p", "tls1.2-only")
     none = lab.probe(s.target, "--no-sni", "-p", "tls1.2-only")
     # the rule reads one packet at a time: a name cut by a record boundary slips through
@@ -273,15 +279,38 @@ def test_idle_timeout(lab: Lab) -> None:
     assert results == {limit - 2: "ok", limit + 2: "reset"}
 
 
+def _jsonl_until(path: Path, what: str, pred: Any, run_: Any, timeout: float = 30.0) -> None:
+    """Until an attempt line of ``path`` (``--jsonl``) satisfies ``pred``; fails naming
+    ``what`` (with the run's output) when the deadline or the run's end comes first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = []
+        for raw in (path.read_text().splitlines() if path.exists() else []):
+            try:
+                lines.append(json.loads(raw))
+            except ValueError:
+                pass  # the line being written
+        if any(pred(a) for a in lines):
+            return
+        if time.monotonic() >= deadline or run_.proc.poll() is not None:
+            pytest.fail(f"no attempt {what} after {timeout} s; seen: "
+                        f"{[a.get('outcome') for a in lines]}")
+        time.sleep(0.02)
+
+
 def test_flapping(lab: Lab) -> None:
     s = lab.scenario("flapping")
     assert lab.flapper is not None and lab.flapper.is_up
-    run_ = lab.start_probe(s.target, "--sni", s.sni, "-p", "tls1.2-only", "--repeat", "16",
-                           "--rate", "4", "--timeout", "1")
+    jsonl = lab.workdir / f"flapping-{time.monotonic_ns()}.jsonl"
+    run_ = lab.start_probe(s.target, "--sni", s.sni, "-p", "tls1.2-only", "--repeat", "20",
+                           "--rate", "4", "--timeout", "1", "--jsonl", str(jsonl))
+    # down once an attempt has succeeded, up once one was refused: on the run's own
+    # progress, not on fixed sleeps a slow start-up on a loaded machine outlasts
     try:
-        time.sleep(1.2)
+        _jsonl_until(jsonl, "ok before the outage", lambda a: a["outcome"] == "ok", run_)
         lab.flapper.down()
-        time.sleep(1.5)
+        _jsonl_until(jsonl, "refused during the outage",
+                     lambda a: a["outcome"] == "refused", run_)
     finally:
         lab.flapper.up()
     doc = run_.result()

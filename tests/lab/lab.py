@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +156,19 @@ class Capture:
 
     def packets(self) -> list[Packet]:
         return self._packets
+
+    def wait_for(self, what: str, pred: Callable[[list[Packet]], bool],
+                 timeout: float = 10.0) -> None:
+        """Inside the block: until the packets written so far satisfy ``pred``.  tcpdump
+        writes a packet some time after it passed, and on SIGINT it drops what it has not
+        written yet: a test asserting on the *last* packets of an exchange (a reset, a FIN)
+        waits for them here instead of trusting the block's short grace."""
+        def seen() -> bool:
+            return pred(parse_tcpdump(self.out.read_text(errors="replace")))
+
+        if not poll_until(seen, timeout):
+            raise LabError(f"tcpdump did not show {what} within {timeout} s:\n"
+                           f"{self.out.read_text(errors='replace')[-3000:]}")
 
 
 class Flapper:
