@@ -175,6 +175,7 @@ def deadlines_of(args: argparse.Namespace) -> Deadlines:
 def cmd_probe(args: argparse.Namespace) -> int:
     from prober import engine
     from prober.profiles.loader import resolve_all
+    from prober.report.output import emit
     from prober.report.probe import RunInfo, document, table
     from prober.report.progress import Progress
     from prober.targets import read_targets_file
@@ -239,17 +240,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
         info.finished = time.time()
         if jsonl is not None:
             jsonl.close()
-    if args.json == "-":
-        json.dump(document(results, info), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    elif json_out is not None:
-        with json_out:
-            json.dump(document(results, info), json_out, indent=2)
-            json_out.write("\n")
-    if not args.quiet and args.json != "-":
-        print(table(results, info))
-    elif not args.quiet:
-        print(table(results, info), file=sys.stderr)
+    emit(document(results, info) if args.json else None, args.json, json_out,
+         None if args.quiet else table(results, info))
     return rc
 
 

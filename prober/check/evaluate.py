@@ -10,10 +10,11 @@ from typing import Any
 
 from prober.check.expectations import Expectations
 from prober.outcome import OK, AttemptResult
+from prober.profiles.families import VERSION_PROFILES
+from prober.wire.registry import VERSIONS
 
-_VERSION_PROFILES = {"SSLv3": "sslv3-only", "TLSv1.0": "tls1.0-only", "TLSv1.1": "tls1.1-only",
-                     "TLSv1.2": "tls1.2-only", "TLSv1.3": "tls1.3-only"}
-_ORDER = ["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
+_VERSION_PROFILES = {v: p for v, p in VERSION_PROFILES.items() if v != "SSLv2"}
+_ORDER = VERSIONS
 
 
 @dataclass

@@ -203,24 +203,34 @@ def open_capture(address: str, port: int, family: int) -> tuple[Capture | None, 
     return cap, "ok"
 
 
-def packets_of(r: AttemptResult, packets: list[RawPacket], address: str, port: int
-               ) -> list[dict[str, Any]]:
+# (remote address, remote port, local port): the connection a packet belongs to
+_Conn = tuple[str, int, int]
+
+
+def by_connection(packets: list[RawPacket]) -> dict[_Conn, list[tuple[RawPacket, bool]]]:
+    """The packets of each connection, in capture order, with whether each came in: one
+    pass, so matching them to attempts does not rescan the capture per attempt."""
+    out: dict[_Conn, list[tuple[RawPacket, bool]]] = {}
+    for p in packets:
+        sent = (p.dst, p.dport, p.sport)
+        out.setdefault(sent, []).append((p, False))
+        came = (p.src, p.sport, p.dport)
+        if came != sent:  # a packet to itself is only counted as sent
+            out.setdefault(came, []).append((p, True))
+    return out
+
+
+def packets_of(r: AttemptResult, conns: dict[_Conn, list[tuple[RawPacket, bool]]],
+               address: str, port: int) -> list[dict[str, Any]]:
     """The captured packets of one attempt's connection, as JSON."""
     obs = r.obs
     if obs is None or obs.local_port is None:
         return []
-    lport = obs.local_port
     start = r.started_at - 0.05
     end = r.started_at + (obs.t_end or 0.0) + 0.5  # our closing RST comes last
     out = []
-    for p in packets:
+    for p, incoming in conns.get((address, port, obs.local_port), ()):
         if not start <= p.ts <= end:
-            continue
-        if p.dst == address and p.dport == port and p.sport == lport:
-            incoming = False
-        elif p.src == address and p.sport == port and p.dport == lport:
-            incoming = True
-        else:
             continue
         out.append({"t_ms": round((p.ts - r.started_at) * 1000, 3),
                     "dir": "in" if incoming else "out", "flags": p.flags, "ttl": p.ttl,
@@ -232,11 +242,12 @@ def packets_of(r: AttemptResult, packets: list[RawPacket], address: str, port: i
 
 def attach(results: list[AttemptResult], cap: Capture) -> int:
     """Give every attempt its packets (``data["packets"]``); returns how many were kept."""
+    conns = by_connection(cap.packets)
     n = 0
     for r in results:
         if r.address is None:
             continue
-        pk = packets_of(r, cap.packets, str(ipaddress.ip_address(r.address)), r.port)
+        pk = packets_of(r, conns, str(ipaddress.ip_address(r.address)), r.port)
         r.data["packets"] = pk
         n += len(pk)
     return n

@@ -101,6 +101,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     from prober.cli import EXIT_INTERRUPTED, EXIT_OK, _open_out, _run_loop, deadlines_of, target_of
     from prober.diagnose import capture as cap_mod
     from prober.diagnose import plan, report
+    from prober.report.output import emit
     from prober.targets import TargetError
 
     _check_args(args)
@@ -160,20 +161,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         meta.capture["packets"] = cap_mod.attach(state.results, cap)
         meta.capture["dropped"] = cap.dropped
     doc = report.document(state, ep, meta)
-    _emit(doc, args.json, json_out, None if args.quiet else report.text(doc))
+    emit(doc, args.json, json_out, None if args.quiet else report.text(doc))
     return rc
-
-
-def _emit(doc: dict[str, Any], where: str | None, out: Any, rendered: str | None) -> None:
-    if where == "-":
-        json.dump(doc, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    elif out is not None:
-        with out:
-            json.dump(doc, out, indent=2)
-            out.write("\n")
-    if rendered is not None:
-        print(rendered, file=sys.stderr if where == "-" else sys.stdout)
 
 
 def _load(path: str) -> dict[str, Any]:
@@ -197,6 +186,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     from prober.cli import EXIT_OK, _open_out
     from prober.diagnose import diff
+    from prober.report.output import emit
 
     a, b = _load(args.a), _load(args.b)
     la = args.label_a or Path(args.a).stem
@@ -209,5 +199,5 @@ def cmd_diff(args: argparse.Namespace) -> int:
     except (KeyError, ValueError, TypeError) as e:
         raise _usage(f"{args.a} / {args.b}: unexpected content ({type(e).__name__}: {e})"
                      ) from None
-    _emit(doc, args.json, json_out, diff.text(doc))
+    emit(doc, args.json, json_out, diff.text(doc))
     return EXIT_OK

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from prober.profiles.families import VERSION_PROFILES
+
 DIAGNOSE_SCHEMA = "prober.diagnose/1"
 
 # confidence of a finding; "info" is reserved for the policy summary
@@ -65,9 +67,14 @@ STEP_SEGMENTS = "segments"
 STEP_FALLBACK = "fallback"
 STEP_OTHER = "other"
 
-SWEEP_PROFILES = ("sslv3-only", "tls1.0-only", "tls1.1-only", "tls1.2-only", "tls1.3-only")
-SWEEP_VERSIONS = {"sslv3-only": "SSLv3", "tls1.0-only": "TLSv1.0", "tls1.1-only": "TLSv1.1",
-                  "tls1.2-only": "TLSv1.2", "tls1.3-only": "TLSv1.3", "sslv2-only": "SSLv2"}
+# every version profile, as a probe run may hold sslv2-only too
+SWEEP_VERSIONS = {p: v for v, p in VERSION_PROFILES.items()}
+# the diagnose sweep, oldest first: it starts at SSLv3
+SWEEP_PROFILES = tuple(p for p, v in SWEEP_VERSIONS.items() if v != "SSLv2")
+_SWEPT = tuple(SWEEP_VERSIONS[p] for p in SWEEP_PROFILES)
+# newest first: the versions below TLS 1.2 (deprecated by RFC 8996), and the rest
+LEGACY = tuple(reversed(_SWEPT[:_SWEPT.index("TLSv1.2")]))
+MODERN = _SWEPT[_SWEPT.index("TLSv1.2"):]
 
 
 @dataclass

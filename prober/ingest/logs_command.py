@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import Any
 
 FORMAT_CHOICES = ("auto", "alb-conn", "alb-access", "nlb", "classic-elb", "cloudfront", "vpc-flow",
@@ -41,9 +39,10 @@ def register(hooks: Any) -> None:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from prober.cli import EXIT_OK, UsageError
+    from prober.cli import EXIT_OK, UsageError, _open_out
     from prober.ingest.logs import LogInputError, check_vpc_fields, read_logs
     from prober.ingest.logs_report import document, table
+    from prober.report.output import emit
 
     if not 1 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not 1-65535")
@@ -54,24 +53,13 @@ def cmd_logs(args: argparse.Namespace) -> int:
     try:
         fields = check_vpc_fields(args.vpc_fields) if args.vpc_fields else None
         if args.json and args.json != "-":
-            try:
-                out = open(args.json, "w", encoding="utf-8")  # noqa: SIM115 - closed below
-            except OSError as e:
-                raise UsageError(f"cannot write {args.json!r}: {e.strerror}") from None
+            out = _open_out(args.json)
         summary = read_logs(args.files, format=args.format, vpc_fields=fields, port=args.port,
                             max_packets=args.max_packets, max_examples=args.examples)
     except LogInputError as e:
         if out is not None:
             out.close()
         raise UsageError(str(e)) from None
-    doc: dict[str, Any] | None = document(summary) if args.json else None
-    if out is not None:
-        with out:
-            json.dump(doc, out, indent=2)
-            out.write("\n")
-    elif args.json == "-":
-        json.dump(doc, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    if not args.quiet:
-        print(table(summary, args.top), file=sys.stderr if args.json == "-" else sys.stdout)
+    emit(document(summary) if args.json else None, args.json, out,
+         None if args.quiet else table(summary, args.top))
     return EXIT_OK

@@ -9,7 +9,8 @@ from prober.policy.model import VERSION_ORDER
 from prober.profiles import families
 from prober.wire import registry as reg
 
-LEGACY_VERSIONS = ("TLSv1.2", "TLSv1.1", "TLSv1.0", "SSLv3")
+# newest first, between TLS 1.3 (suites of its own) and SSLv2 (cipher specs, not suites)
+LEGACY_VERSIONS = VERSION_ORDER[1:-1]
 # newest first, as in ObservedPolicy.versions
 ALL_VERSIONS = VERSION_ORDER
 # some servers and middleboxes fail hellos with more than 128 suites

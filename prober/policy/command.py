@@ -6,7 +6,6 @@ Only argparse at import time: every command module is imported at each start.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +47,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
     from prober.policy.planner import Planner
     from prober.policy.report import document, table
     from prober.policy.scan import assemble
+    from prober.report.output import emit
     from prober.targets import TargetError
 
     if args.sni and args.no_sni:
@@ -100,17 +100,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
     _name_it(scan)
     if args.deep and rc == EXIT_OK:
         _deep(scan, args.timeout)
-    doc = document(scan)
-    if args.json == "-":
-        json.dump(doc, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        print(table(scan), file=sys.stderr)
-    else:
-        if json_out is not None:
-            with json_out:
-                json.dump(doc, json_out, indent=2)
-                json_out.write("\n")
-        print(table(scan))
+    emit(document(scan), args.json, json_out, table(scan))
     return rc
 
 

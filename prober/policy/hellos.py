@@ -10,7 +10,7 @@ import copy
 from typing import Any
 
 from prober.policy.candidates import suite_candidates
-from prober.profiles.families import LEGACY_GROUPS, legacy_doc, tls13_doc
+from prober.profiles.families import BROAD_VERSIONS, LEGACY_GROUPS, legacy_doc, tls13_doc
 from prober.wire import registry as reg
 
 # brainpool too: a server whose only curves are those must not look ECDHE-less
@@ -44,7 +44,7 @@ def sanity_hello() -> dict[str, Any]:
     for v in ("TLSv1.2", "TLSv1.0"):
         legacy += [s for s in suite_candidates(v)[:60] if s not in legacy]
     doc = tls13_doc(names(suite_candidates("TLSv1.3")), legacy=names(legacy[:118]))
-    return set_ext(doc, "supported_versions", ["TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1.0"])
+    return set_ext(doc, "supported_versions", list(BROAD_VERSIONS))
 
 
 def _ext_key(entry: Any) -> str:

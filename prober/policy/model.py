@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-VERSION_ORDER = ("TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1.0", "SSLv3", "SSLv2")
+from prober.wire.registry import VERSIONS
+
+VERSION_ORDER = tuple(reversed(VERSIONS))
 
 
 @dataclass

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from prober.wire import registry as reg
+
 if TYPE_CHECKING:
     from prober.policy.planner import Planner
 
@@ -102,5 +104,5 @@ class Task:
 
 def older(a: str | None, b: str) -> bool:
     """Whether version ``a`` is older than ``b``."""
-    order = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+    order = reg.VERSIONS
     return a is not None and a in order and order.index(a) < order.index(b)

@@ -171,7 +171,7 @@ def version_range(versions: Iterable[int]) -> str:
         return "none"
     if len(vs) == 1:
         return f"{reg.version_name(vs[0])} only"
-    known = [0x0300, 0x0301, 0x0302, 0x0303, 0x0304]
+    known = [v for v in sorted(reg.VERSION_NAMES) if v >= 0x0300]  # SSLv2 is no neighbour
     if all(v in known for v in vs) and known.index(vs[-1]) - known.index(vs[0]) == len(vs) - 1:
         lo, hi = reg.version_name(vs[0]), reg.version_name(vs[-1])
         if lo.startswith("TLSv") and hi.startswith("TLSv"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +60,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     from prober.cli import EXIT_INTERRUPTED, EXIT_OK, UsageError, _open_out
     from prober.policy import whatif
     from prober.policy.simulate import CandidateError, candidate, predict
+    from prober.report.output import emit
 
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
@@ -110,17 +110,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
         population=given.population, skipped_groups=given.skipped)
     if seen is not None and against is not None:
         rep.notes.append(f"certificate: {seen}, as served by {against.label}")
-    doc = whatif.document(rep)
-    if args.json == "-":
-        json.dump(doc, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        print(whatif.render(rep), file=sys.stderr)
-        return EXIT_OK
-    if json_out is not None:
-        with json_out:
-            json.dump(doc, json_out, indent=2)
-            json_out.write("\n")
-    print(whatif.render(rep))
+    emit(whatif.document(rep), args.json, json_out, whatif.render(rep))
     return EXIT_OK
 
 

@@ -12,8 +12,12 @@ from prober.profiles.compile import ProfileError, compile_hello
 from prober.profiles.model import Profile
 from prober.wire import registry as reg
 
-VERSION_FAMILY = ("sslv2-only", "sslv3-only", "tls1.0-only", "tls1.1-only", "tls1.2-only",
-                  "tls1.3-only")
+# version -> the profile offering it alone ("TLSv1.2" -> "tls1.2-only"), oldest first
+VERSION_PROFILES = {v: v.lower().replace("tlsv", "tls") + "-only" for v in reg.VERSIONS}
+VERSION_FAMILY = tuple(VERSION_PROFILES.values())
+_PROFILE_VERSIONS = {p: v for v, p in VERSION_PROFILES.items()}
+# supported_versions of a broad hello, newest first: SSL hellos have no extensions
+BROAD_VERSIONS = tuple(v for v in reversed(reg.VERSIONS) if v.startswith("TLSv"))
 
 # groups a broad client offers for ECDHE / FFDHE in TLS <= 1.2
 LEGACY_GROUPS = ["x25519", "secp256r1", "secp384r1", "secp521r1", "x448",
@@ -94,9 +98,7 @@ def _tls13_suites() -> list[str]:
 
 
 def version_profile(name: str) -> Profile:
-    version = {"sslv2-only": "SSLv2", "sslv3-only": "SSLv3", "tls1.0-only": "TLSv1.0",
-               "tls1.1-only": "TLSv1.1", "tls1.2-only": "TLSv1.2",
-               "tls1.3-only": "TLSv1.3"}[name]
+    version = _PROFILE_VERSIONS[name]
     if version == "SSLv2":
         specs = [f"0x{v:06X}" for v in sorted(reg._index().sslv2)]
         doc: dict[str, Any] = {"sslv2": True, "version": "SSLv2", "cipher_suites": specs}

@@ -7,8 +7,6 @@ prober/ingest/pcap_hellos.py), written as YAML to --out; a table shows what was 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,12 +34,13 @@ def register(hooks: Commands) -> None:
 
 
 def cmd_from_pcap(args: argparse.Namespace) -> int:
-    from prober.cli import EXIT_OK, UsageError
+    from prober.cli import EXIT_OK, UsageError, _open_out
     from prober.ingest.pcap import CaptureError, import_captures
     from prober.ingest.pcap_hellos import profile_doc
     from prober.profiles.compile import ProfileError
     from prober.profiles.importer import write_yaml
     from prober.profiles.loader import profile_from_doc
+    from prober.report.output import emit
 
     try:
         result = import_captures(args.files)
@@ -63,21 +62,9 @@ def cmd_from_pcap(args: argparse.Namespace) -> int:
         except OSError as e:
             raise UsageError(f"cannot write {str(path)!r}: {e.strerror}") from None
         written.append((g, profile, path))
-    text = render(result, written, out)
-    if args.json:
-        doc = document(result, written)
-        if args.json == "-":
-            json.dump(doc, sys.stdout, indent=2)
-            sys.stdout.write("\n")
-            print(text, file=sys.stderr)
-            return EXIT_OK
-        try:
-            with open(args.json, "w", encoding="utf-8") as fh:
-                json.dump(doc, fh, indent=2)
-                fh.write("\n")
-        except OSError as e:
-            raise UsageError(f"cannot write {args.json!r}: {e.strerror}") from None
-    print(text)
+    json_out = _open_out(args.json) if args.json and args.json != "-" else None
+    emit(document(result, written) if args.json else None, args.json, json_out,
+         render(result, written, out))
     return EXIT_OK
 
 

@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING
 
 from prober.wire.buffer import DecodeError, Reader, int_list, u8, u16, u24, vec
 from prober.wire.constants import ContentType, ExtensionType, HandshakeType
-from prober.wire.registry import GREASE_VALUES
+from prober.wire.registry import GREASE_VALUES, VERSION_NAMES
 
 if TYPE_CHECKING:
     from prober.wire.keyshare import KeyShare
 
 MAX_RECORD = 16384
+# newest first, SSLv2 last: what a hello without supported_versions can be answered with
+_BEFORE_TLS13 = tuple(v for v in sorted(VERSION_NAMES, reverse=True) if v < 0x0304)
 
 
 @dataclass
@@ -239,8 +241,8 @@ class HelloSpec:
             return [v for v in vs if v not in GREASE_VALUES]
         if self.sslv2:
             top = self.legacy_version
-            return [v for v in (0x0303, 0x0302, 0x0301, 0x0300, 0x0002) if v <= top or v == 0x0002]
-        return [v for v in (0x0303, 0x0302, 0x0301, 0x0300) if v <= self.legacy_version]
+            return [v for v in _BEFORE_TLS13 if v <= top or v == 0x0002]
+        return [v for v in _BEFORE_TLS13 if 0x0300 <= v <= self.legacy_version]
 
     def offered_suites(self) -> list[int]:
         """TLS cipher suites a server may choose (SSLv2 specs 0x00XXYY map to XXYY)."""

@@ -24,6 +24,8 @@ VERSION_NAMES: dict[int, str] = {
     0x0303: "TLSv1.2",
     0x0304: "TLSv1.3",
 }
+# oldest first: the one list of versions every other version list is derived from
+VERSIONS: tuple[str, ...] = tuple(VERSION_NAMES[v] for v in sorted(VERSION_NAMES))
 _VERSION_ALIASES: dict[str, int] = {
     "sslv2": 0x0002,
     "ssl2": 0x0002,

@@ -7,9 +7,11 @@ known-good reference, the fallback versions, the bisection bounds).
 from __future__ import annotations
 
 import copy
+from itertools import pairwise
 from typing import Any
 
 from prober.diagnose.findings import (
+    LEGACY,
     STEP_RECORDS,
     STEP_SEGMENTS,
     SWEEP_PROFILES,
@@ -29,14 +31,14 @@ X25519MLKEM768 = 0x11EC
 X25519 = 0x001D
 # a TCP segment split is only meaningful if the peer has to wait for the second part
 SPLIT_PAUSE_MS = 200.0
-LOWER_VERSION = {"TLSv1.3": "tls1.2-only", "TLSv1.2": "tls1.1-only", "TLSv1.1": "tls1.0-only",
-                 "TLSv1.0": "sslv3-only"}
+# a version -> the sweep profile one below it
+LOWER_VERSION = {SWEEP_VERSIONS[hi]: lo for lo, hi in pairwise(SWEEP_PROFILES)}
 
 
 def sanity_profile(name: str) -> Profile:
     """A broad hello (TLS 1.0-1.3, every usual suite): what almost any server answers."""
     from prober.profiles.compile import compile_hello
-    from prober.profiles.families import tls13_doc, version_profile
+    from prober.profiles.families import BROAD_VERSIONS, tls13_doc, version_profile
     from prober.wire import registry as reg
 
     t13 = version_profile("tls1.3-only").spec.cipher_suites
@@ -45,8 +47,7 @@ def sanity_profile(name: str) -> Profile:
                     legacy=[reg.suite_name(v) for v in t12])
     for i, e in enumerate(doc["extensions"]):
         if isinstance(e, dict) and "supported_versions" in e:
-            doc["extensions"][i] = {"supported_versions": ["TLSv1.3", "TLSv1.2", "TLSv1.1",
-                                                           "TLSv1.0"]}
+            doc["extensions"][i] = {"supported_versions": list(BROAD_VERSIONS)}
     return Profile(name=name, spec=compile_hello(doc), origin="generated",
                    description="broad TLS 1.0-1.3 hello (diagnose sanity probe)")
 
@@ -185,7 +186,7 @@ def fallback_versions(accepted: list[str]) -> list[tuple[str, str]]:
         return []
     below = SWEEP_VERSIONS[LOWER_VERSION[newest]]
     out = [("fallback-scsv", below)]
-    for v in ("TLSv1.1", "TLSv1.0", "SSLv3"):
+    for v in LEGACY:
         if v in accepted and v != below and v != newest:
             out.append((f"fallback-scsv@{v}", v))
     return out
@@ -202,6 +203,6 @@ def bisect_bounds(rungs: list[Seen]) -> tuple[int, int] | None:
 
 
 def _newest(versions: list[str]) -> str | None:
-    order = ["SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
+    order = [SWEEP_VERSIONS[p] for p in SWEEP_PROFILES]
     known = [v for v in versions if v in order]
     return max(known, key=order.index) if known else None

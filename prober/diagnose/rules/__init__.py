@@ -16,6 +16,8 @@ from __future__ import annotations
 from prober.diagnose.findings import (
     CONFIDENCE_ORDER,
     FAILED_IDLE,
+    LEGACY,
+    MODERN,
     STEP_FALLBACK,
     STEP_SWEEP,
     Finding,
@@ -23,7 +25,7 @@ from prober.diagnose.findings import (
 )
 from prober.diagnose.rules.context import Rule, _Ctx
 from prober.diagnose.rules.evidence import counts, id_list, median, ms, round_trip_ms
-from prober.diagnose.rules.fallback import LEGACY, rule_fallback
+from prober.diagnose.rules.fallback import rule_fallback
 from prober.diagnose.rules.idle import rule_idle
 from prober.diagnose.rules.interception import (
     TERMINATOR_EXTRA_MS,
@@ -32,7 +34,7 @@ from prober.diagnose.rules.interception import (
     rule_near_terminator,
 )
 from prober.diagnose.rules.intermittent import rule_flapping, rule_intermittent
-from prober.diagnose.rules.policy import MODERN, rule_all_cut, rule_policy, rule_policy_summary
+from prober.diagnose.rules.policy import rule_all_cut, rule_policy, rule_policy_summary
 from prober.diagnose.rules.size import ONE_SEGMENT_MIN, rule_mtu, rule_segmentation, rule_size
 from prober.diagnose.rules.sni import rule_dpi_fragmentation, rule_sni
 from prober.diagnose.rules.ttl import hops, initial_ttl, rst, synack, ttl_compare

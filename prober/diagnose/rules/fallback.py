@@ -7,14 +7,13 @@ from __future__ import annotations
 from prober.diagnose.findings import (
     HIGH,
     INAPPROPRIATE_FALLBACK,
+    LEGACY,
     LOW,
     STEP_FALLBACK,
     Finding,
     RunView,
 )
 from prober.diagnose.rules.context import _Ctx
-
-LEGACY = ("TLSv1.1", "TLSv1.0", "SSLv3")
 
 
 def rule_fallback(run: RunView, ctx: _Ctx) -> list[Finding]:

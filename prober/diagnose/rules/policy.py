@@ -11,6 +11,7 @@ from prober.diagnose.findings import (
     INFO,
     LOW,
     MEDIUM,
+    MODERN,
     POLICY,
     POLICY_ALERT,
     POLICY_RESET,
@@ -30,8 +31,6 @@ from prober.diagnose.rules.evidence import (
     ms,
 )
 from prober.diagnose.rules.ttl import _ttl_lines
-
-MODERN = ("TLSv1.2", "TLSv1.3")
 
 
 def rule_policy(run: RunView, ctx: _Ctx) -> list[Finding]:

@@ -17,6 +17,7 @@ from prober.diagnose.findings import (
     RunView,
     Seen,
 )
+from prober.diagnose.plan import bisect_bounds
 from prober.diagnose.rules.context import _Ctx
 from prober.diagnose.rules.evidence import (
     _how,
@@ -70,14 +71,12 @@ def rule_segmentation(run: RunView, ctx: _Ctx) -> list[Finding]:
 def rule_size(run: RunView, ctx: _Ctx) -> list[Finding]:
     rungs = sorted(run.of_step(STEP_SIZE, STEP_BISECT), key=lambda a: a.hello_bytes)
     rungs = [a for a in rungs if a.connected]
-    passed = [a for a in rungs if a.answered]
-    failed = [a for a in rungs if not a.answered]
-    if not passed or not failed:
-        return []
-    largest_ok = max(a.hello_bytes for a in passed)
-    smallest_bad = min(a.hello_bytes for a in failed)
-    if largest_ok >= smallest_bad:
+    # the threshold the plan bisected on, so the finding names the same bounds
+    bounds = bisect_bounds(rungs)
+    if bounds is None:
         return []  # not a threshold: leave it to the intermittent rule
+    largest_ok, smallest_bad = bounds
+    failed = [a for a in rungs if not a.answered]
     if SEGMENTATION_DROP in ctx.found and smallest_bad > _one_segment_max(failed):
         # a hello this large needs a second segment: the segmentation finding covers it
         ctx.claim(a for a in run.attempts if a.connected and not a.answered
