@@ -184,6 +184,27 @@ def test_capture_sees_the_rst_come_from_the_server() -> None:
 
 
 @pytest.mark.root
+def test_capture_stop_keeps_the_packets_already_on_the_wire() -> None:
+    """stop() right after the last attempt: the resets the kernel has queued for the
+    capture (they come last) are still recorded, not discarded with the thread."""
+    with socket.socket() as lsn:
+        lsn.bind(("127.0.0.1", 0))
+        lsn.listen(64)
+        port = lsn.getsockname()[1]
+        cap, why = capture.open_capture("127.0.0.1", port, socket.AF_INET)
+        if cap is None:
+            pytest.skip(f"--capture unavailable here: {why}")
+        n = 40
+        for _ in range(n):
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            lsn.accept()[0].close()
+        cap.stop()
+    resets = [p for p in cap.packets if "R" in p.flags and p.dport == port]
+    assert len(resets) == n, f"{len(resets)} of {n} resets recorded, {len(cap.packets)} packets"
+
+
+@pytest.mark.root
 def test_drop_lab_unacked_hello_and_dead_port(drop_lab: Any) -> None:
     run = run_steps(endpoint(drop_lab.addr, drop_lab.hang_port),
                     [("repeat", "known-good=tls1.2-only", 3)], timeout=1.0)

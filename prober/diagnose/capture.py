@@ -25,6 +25,10 @@ MAX_PACKETS = 50_000  # whole run; beyond that packets are counted, not kept
 PER_ATTEMPT = 60  # kept per attempt in the JSON
 SNAPLEN = 256  # IP + TCP headers with options fit; payload is not needed
 RCVBUF = 4 << 20
+# after stop(): read until the wire is quiet this long (the resets and FINs of the last
+# attempts are still queued or on their way), and never for more than DRAIN_MAX_S
+DRAIN_QUIET_S = 0.1
+DRAIN_MAX_S = 1.0
 ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
 PACKET_OUTGOING = 4
@@ -159,10 +163,18 @@ class Capture:
         sock = self._sock
         assert sock is not None
         parse = parse_ipv6 if self.v6 else parse_ipv4
-        while not self._stop.is_set():
+        drain_until = 0.0
+        while True:
+            if not drain_until and self._stop.is_set():
+                drain_until = time.monotonic() + DRAIN_MAX_S
+                sock.settimeout(DRAIN_QUIET_S)
+            elif drain_until and time.monotonic() > drain_until:
+                return
             try:
                 data, anc, _flags, addr = sock.recvmsg(SNAPLEN, socket.CMSG_SPACE(16))
             except TimeoutError:
+                if drain_until:
+                    return
                 continue
             except OSError:
                 return
@@ -184,7 +196,7 @@ class Capture:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(2)
+            self._thread.join(DRAIN_MAX_S + 1)
         if self._sock is not None:
             self._sock.close()
             self._sock = None

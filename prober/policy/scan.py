@@ -106,7 +106,9 @@ def assemble(plan: Planner, ep: Endpoint, results: list[AttemptResult], *, start
     ideal = sum(len(obs.suites[v]) + 1 for v in obs.versions if v != "SSLv2") + (
         1 if "SSLv2" in accepted else 0)
 
-    warnings = list(plan.warnings)
+    # sorted: concurrent steps warn in whatever order they finish, and two runs against
+    # the same endpoint should print the same report
+    warnings = sorted(plan.warnings)
     start, end = plan.sanity_start.reply, plan.sanity_end.reply
     consistent = _same(start, end)
     if start is not None and end is not None and not consistent:
