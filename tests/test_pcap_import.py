@@ -42,6 +42,7 @@ from prober.profiles.loader import load_file, resolve
 from prober.wire.buffer import DecodeError
 from prober.wire.clienthello import ClientHello, SSLv2Hello, build, read_client_hello
 from tests.conftest import missing, need_bins
+from tests.peers.lifecycle import poll_until
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -147,7 +148,15 @@ def tcpdump(path: Path, iface: str, bpf: str, *extra: str,
                 raise RuntimeError(f"tcpdump did not start: {err.read_text()}")
             time.sleep(0.02)
         yield
-        time.sleep(0.3)  # the last FINs
+        # the last FINs: tcpdump writes them a while after they passed, and drops what
+        # it has not written on SIGINT; wait until the file has stopped growing
+        sizes = [-1]
+
+        def settled() -> bool:
+            sizes.append(path.stat().st_size if path.exists() else 0)
+            return sizes[-1] == sizes[-2]
+
+        poll_until(settled, 5.0, step=0.15)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)

@@ -22,6 +22,7 @@ from typing import Any
 from scripts.capture import sandbox
 from scripts.capture.clients import Call, Client
 from tests.peers import NginxServer, Pki
+from tests.peers.ports import open_connections
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class Side:
     reached: bool = True  # the real client's connection showed up at the server
     # what the real client printed it negotiated (the helper programs, s_client, curl -v)
     client_view: tuple[str, str] | None = None
+    # the real client's sessions as nginx logged them: status, protocol, cipher, length
+    sessions: list[str] = field(default_factory=list)
 
     def text(self) -> str:
         if self.ok:
@@ -168,9 +171,12 @@ def client_view(output: str) -> tuple[str, str] | None:
     return None
 
 
-# how long a heavy client (browser, JVM) may go on after one failed session before it is
-# stopped: long enough for a raced second connection to finish its handshake
-RACE_GRACE_S = 1.5
+# After a failed session a heavy client (browser, JVM) may still be handshaking on a raced
+# connection (under load, for seconds): it has given up once none of its connections to
+# the server has been open for QUIET_S, and is stopped RACE_LIMIT_S after the failure
+# whatever it does (an idle spare connection would otherwise hold it to its timeout).
+QUIET_S = 1.0
+RACE_LIMIT_S = 10.0
 
 
 def _completed(line: dict[str, Any]) -> bool:
@@ -190,6 +196,7 @@ def run_real(client: Client, server: NginxServer, *, tools: Path, work: Path,
     requests = len(server.requests())
 
     failed_at: list[float] = []
+    quiet_since: list[float] = []
 
     def seen_enough() -> bool:
         # nginx logs a TLS session when it ends (a failed one at once), and the request
@@ -202,9 +209,16 @@ def run_real(client: Client, server: NginxServer, *, tools: Path, work: Path,
             return True
         if not new:
             return False
-        # a failed session: a browser may have a raced connection still handshaking
-        failed_at[:1] = failed_at[:1] or [time.monotonic()]
-        return time.monotonic() - failed_at[0] >= (RACE_GRACE_S if client.heavy else 0.0)
+        if not client.heavy:
+            return True
+        now = time.monotonic()
+        failed_at[:1] = failed_at[:1] or [now]
+        if open_connections(server.port):
+            quiet_since[:] = []
+        else:
+            quiet_since[:1] = quiet_since[:1] or [now]
+        return (bool(quiet_since) and now - quiet_since[0] >= QUIET_S) or (
+            now - failed_at[0] >= RACE_LIMIT_S)
 
     run = sandbox.run_bounded([*prefix, *client.argv(call)], timeout=client.timeout,
                               env=client.run_env(call), cwd=work, log=log, stdin=client.stdin,
@@ -233,6 +247,8 @@ def run_real(client: Client, server: NginxServer, *, tools: Path, work: Path,
         side = Side(False, detail=_client_message(run.output) or "handshake failed")
     if len(lines) > 1:
         side.detail += f"{'; ' if side.detail else ''}{len(lines)} connections"
+    side.sessions = [f"{d.get('status')} {d.get('protocol') or '-'} {d.get('cipher') or '-'} "
+                     f"{d.get('session_time')} s" for d in lines]
     side.client_view = client_view(run.output)
     return side, run.output
 
@@ -346,5 +362,7 @@ def totals(cells: list[Cell]) -> str:
     lines = [f"cells: {len(cells)}, agreeing: {len(cells) - len(bad)} "
              f"(both succeeded with the same version and suite: {ok_ok}; both failed: "
              f"{len(cells) - len(bad) - ok_ok}), disagreeing: {len(bad)}"]
-    lines += [f"  {c.client} × {c.policy}: {c.reason}" for c in bad]
+    lines += [f"  {c.client} × {c.policy}: {c.reason}"
+              + (f" (real client's sessions: {'; '.join(c.real.sessions)})"
+                 if c.real.sessions else "") for c in bad]
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from typing import Any
 
 _PROC_TCP = Path("/proc/net/tcp")
 _TCP_LISTEN = "0A"
+_TCP_OPEN = {"01", "02", "03"}  # ESTABLISHED, SYN_SENT, SYN_RECV
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -19,19 +20,38 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def _proc_sockets() -> list[tuple[str, str, str]] | None:
+    """(local, remote, state) of every IPv4 TCP socket, hex as /proc/net/tcp has them."""
+    try:
+        text = _PROC_TCP.read_text()
+    except OSError:
+        return None
+    return [(f[1], f[2], f[3]) for f in (ln.split() for ln in text.splitlines()[1:])
+            if len(f) > 3]
+
+
 def _proc_listening(host: str, port: int) -> bool | None:
     """Whether /proc/net/tcp shows a LISTEN socket for host:port (None: can't tell)."""
     try:
         packed = socket.inet_aton(host)
-        text = _PROC_TCP.read_text()
     except OSError:
         return None
+    sockets = _proc_sockets()
+    if sockets is None:
+        return None
     want = {f"{int.from_bytes(packed, 'little'):08X}:{port:04X}", f"00000000:{port:04X}"}
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) > 3 and fields[1] in want and fields[3] == _TCP_LISTEN:
-            return True
-    return False
+    return any(local in want and state == _TCP_LISTEN for local, _, state in sockets)
+
+
+def open_connections(port: int) -> int | None:
+    """IPv4 TCP connections to or from ``port`` that are opening or open (either end
+    counts; closing ones do not); None when /proc/net/tcp cannot be read."""
+    sockets = _proc_sockets()
+    if sockets is None:
+        return None
+    suffix = f":{port:04X}"
+    return sum(1 for local, remote, state in sockets if state in _TCP_OPEN and (
+        local.endswith(suffix) or remote.endswith(suffix)))
 
 
 def is_listening(host: str, port: int, *, connect: bool = False) -> bool:
