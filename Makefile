@@ -65,6 +65,7 @@ test: setup
 lint: venv
 	$(VENV)/bin/ruff check prober tests bench scripts
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --explicit-package-bases tests bench scripts
 
 demo: setup
 	$(PY) -m prober.demo

@@ -310,8 +310,8 @@ def test_ja3_agrees_with_tshark_on_real_hellos(real_hellos: Captured) -> None:
                              check=False).stdout.split("\n")[0]
     theirs = {}
     for line in r.stdout.splitlines():
-        port, full, digest = line.split("\t")
-        theirs[int(port)] = (full, digest)
+        port_text, full, digest = line.split("\t")
+        theirs[int(port_text)] = (full, digest)
     assert sorted(theirs) == sorted(ours)
     agree = [p for p, ch in ours.items() if (ja3_string(ch), ja3(ch)) == theirs[p]]
     print(f"\n{version}: JA3 string and hash agree on {len(agree)}/{len(ours)} hellos")

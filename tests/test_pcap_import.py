@@ -361,8 +361,8 @@ def test_prober_profiles_come_back_as_sent(loopback: Loopback) -> None:
         (profile,) = resolve(name)
         want = build(profile.spec, "p.test")
         if want.hello is None:
-            match = [h for h in probed if isinstance(h.hello, SSLv2Hello)]
-            assert len(match) == 1 and match[0].hello.cipher_specs == profile.spec.cipher_suites
+            v2 = [h.hello for h in probed if isinstance(h.hello, SSLv2Hello)]
+            assert len(v2) == 1 and v2[0].cipher_specs == profile.spec.cipher_suites
             continue
         match = [h for h in probed if isinstance(h.hello, ClientHello)
                  and h.hello.cipher_suites == want.hello.cipher_suites

@@ -59,13 +59,10 @@ def openssl_order(string: str | None, version: str, cert: str, dh: bool) -> list
 
 def sslyze_accepted(port: int) -> dict[str, set[str]]:
     """sslyze's own accepted suites per version (its full cipher-suite scan)."""
-    from sslyze import (
-        ScanCommand,
-        Scanner,
-        ServerNetworkLocation,
-        ServerScanRequest,
-        ServerScanStatusEnum,
-    )
+    from sslyze.plugins.scan_commands import ScanCommand
+    from sslyze.scanner.models import ServerScanRequest, ServerScanStatusEnum
+    from sslyze.scanner.scanner import Scanner
+    from sslyze.server_setting import ServerNetworkLocation
 
     fields = {"SSLv2": "ssl_2_0", "SSLv3": "ssl_3_0", "TLSv1.0": "tls_1_0",
               "TLSv1.1": "tls_1_1", "TLSv1.2": "tls_1_2", "TLSv1.3": "tls_1_3"}
@@ -407,7 +404,7 @@ def drive(model: Model, in_flight: int = 4) -> Planner:
     first (replies arrive in any order on a network)."""
     plan = Planner()
     for _ in range(2000):
-        batch = []
+        batch: list[Probe] = []
         while len(batch) < in_flight and (p := plan.next_probe()) is not None:
             batch.append(p)
         if not batch:

@@ -85,7 +85,7 @@ def _group_label(value: int | None) -> str | None:
     name = GroupName.toRepr(value)
     if name is None:
         return f"0x{value:04X}"
-    return _TLSLITE_TO_IANA.get(name, name)
+    return str(_TLSLITE_TO_IANA.get(name, name))
 
 
 def self_signed(kind: str = "rsa") -> tuple[str, str]:
