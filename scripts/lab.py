@@ -38,6 +38,7 @@ from tests.lab.netns import (  # noqa: E402
     LabError,
     cleanup_stale,
     delete_netns,
+    kill_pids,
     list_netns,
     pid_alive,
     unavailable_reason,
@@ -215,13 +216,8 @@ def cmd_down(_args: argparse.Namespace) -> int:
 def _down() -> int:
     state = _read_state()
     pid = _supervisor_pid(state)
-    if pid is not None:
-        os.kill(pid, signal.SIGTERM)  # the supervisor stops its servers, removes the lab
-        deadline = time.monotonic() + DOWN_TIMEOUT_S
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    if pid is not None:  # on SIGTERM the supervisor stops its servers and removes the lab
+        kill_pids([pid], grace=DOWN_TIMEOUT_S)
     # whatever is left (a killed supervisor, a half-built lab) goes too
     for ns in list_netns():
         if ns.startswith(PREFIX_MANUAL):

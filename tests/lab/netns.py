@@ -128,7 +128,7 @@ def kill_pids(pids: Sequence[int], *, grace: float = 3.0) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(p, signal.SIGTERM)
     poll_until(lambda: not any(pid_alive(p) for p in targets), grace, step=0.05)
-    for p in targets:
+    for p in filter(pid_alive, targets):  # only the ones still there: a pid may be reused
         with contextlib.suppress(ProcessLookupError):
             os.kill(p, signal.SIGKILL)
 
