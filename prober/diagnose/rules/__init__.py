@@ -23,7 +23,7 @@ from prober.diagnose.findings import (
     Finding,
     RunView,
 )
-from prober.diagnose.rules.context import Rule, _Ctx
+from prober.diagnose.rules.context import Ctx, Rule
 from prober.diagnose.rules.evidence import counts, id_list, median, ms, round_trip_ms
 from prober.diagnose.rules.fallback import rule_fallback
 from prober.diagnose.rules.idle import rule_idle
@@ -59,7 +59,7 @@ __all__ = [
 
 def evaluate(run: RunView) -> list[Finding]:
     """All findings of a run: problems by confidence, then the info-level policy."""
-    ctx = _Ctx()
+    ctx = Ctx()
     out: list[Finding] = []
     for rule in RULES:
         got = rule(run, ctx)

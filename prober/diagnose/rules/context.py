@@ -14,7 +14,7 @@ from prober.diagnose.findings import Finding, RunView, Seen
 
 
 @dataclass
-class _Ctx:
+class Ctx:
     explained: set[int] = field(default_factory=set)
     found: set[str] = field(default_factory=set)  # ids raised so far
 
@@ -25,4 +25,4 @@ class _Ctx:
         return [a for a in atts if a.id not in self.explained]
 
 
-Rule = Callable[[RunView, _Ctx], list[Finding]]
+Rule = Callable[[RunView, Ctx], list[Finding]]

@@ -8,26 +8,13 @@ import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from prober.diagnose.findings import (
-    STEP_REPEAT,
-    STEP_SWEEP,
-    SWEEP_PROFILES,
-    SWEEP_VERSIONS,
-    RunView,
-    Seen,
-)
+from prober.diagnose.findings import STEP_REPEAT, RunView, Seen
 
 
 def ms(v: float | None) -> str:
     if v is None:
         return "?"
     return f"{v:.2f} ms" if v < 1 else f"{v:.1f} ms"
-
-
-def _accepted(atts: list[Seen]) -> bool:
-    """The server chose this version: a full handshake, or a ServerHello whose flight then
-    stalled (a path problem, not a refusal)."""
-    return any(a.outcome == "ok" or (a.outcome == "partial" and a.version) for a in atts)
 
 
 def id_list(atts: Iterable[Seen]) -> str:
@@ -66,42 +53,32 @@ def round_trip_ms(atts: Iterable[Seen]) -> float | None:
     return min((a.connect_ms for a in atts if a.connect_ms is not None), default=None)
 
 
-def _mostly(atts: list[Seen], pred: Callable[[Seen], bool], share: float = 0.8) -> bool:
+def mostly(atts: list[Seen], pred: Callable[[Seen], bool], share: float = 0.8) -> bool:
     return bool(atts) and sum(1 for a in atts if pred(a)) >= max(1, share * len(atts))
 
 
-def _how(outcome: str) -> str:
+def how_text(outcome: str) -> str:
     return {"reset": "reset (RST)", "eof": "closed (FIN)", "hang-acked":
             "ACKed and never answered", "hang-unacked": "dropped (never ACKed)"}.get(
                 outcome, outcome)
 
 
-def _main_outcome(atts: list[Seen]) -> str:
+def main_outcome(atts: list[Seen]) -> str:
     return Counter(a.outcome for a in atts).most_common(1)[0][0]
 
 
-def _sweep(run: RunView) -> list[tuple[str, list[Seen]]]:
-    """(version, attempts) of the version sweep, newest version first."""
-    out = []
-    for prof in reversed(SWEEP_PROFILES):
-        atts = [a for a in run.of_profile(prof) if a.step == STEP_SWEEP]
-        if atts:
-            out.append((SWEEP_VERSIONS[prof], atts))
-    return out
-
-
-def _unchecked_ttl(run: RunView, what: str) -> list[str]:
+def unchecked_ttl(run: RunView, what: str) -> list[str]:
     if run.capture == "ok":
         return []
     why = "no --capture" if run.capture is None else run.capture
     return [f"{what}: not compared ({why})"]
 
 
-def _reference(run: RunView) -> list[Seen]:
+def reference_attempts(run: RunView) -> list[Seen]:
     return run.of_step(STEP_REPEAT)
 
 
-def _split_text(a: Seen) -> str:
+def split_text(a: Seen) -> str:
     if a.meta.get("record_sizes"):
         return f"first records {a.meta['record_sizes']} bytes"
     if a.meta.get("segment_sizes"):

@@ -13,10 +13,10 @@ from prober.diagnose.findings import (
     Finding,
     RunView,
 )
-from prober.diagnose.rules.context import _Ctx
+from prober.diagnose.rules.context import Ctx
 
 
-def rule_fallback(run: RunView, ctx: _Ctx) -> list[Finding]:
+def rule_fallback(run: RunView, ctx: Ctx) -> list[Finding]:
     out = []
     wrong = [a for a in run.attempts if a.alert == "inappropriate_fallback"
              and a.step != STEP_FALLBACK]

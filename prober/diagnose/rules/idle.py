@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import Counter
 
 from prober.diagnose.findings import FAILED_IDLE, HIGH, IDLE_TIMEOUT, MEDIUM, Finding, RunView
-from prober.diagnose.rules.context import _Ctx
+from prober.diagnose.rules.context import Ctx
 
 
-def rule_idle(run: RunView, ctx: _Ctx) -> list[Finding]:
+def rule_idle(run: RunView, ctx: Ctx) -> list[Finding]:
     if run.idle is None:
         return []
     probes = sorted(run.idle.probes, key=lambda p: p.wait_s)

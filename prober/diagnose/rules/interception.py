@@ -12,9 +12,9 @@ from prober.diagnose.findings import (
     Finding,
     RunView,
 )
-from prober.diagnose.rules.context import _Ctx
-from prober.diagnose.rules.evidence import _unchecked_ttl, id_list, median, ms, round_trip_ms
-from prober.diagnose.rules.ttl import _first, synack, ttl_compare
+from prober.diagnose.rules.context import Ctx
+from prober.diagnose.rules.evidence import id_list, median, ms, round_trip_ms, unchecked_ttl
+from prober.diagnose.rules.ttl import first_packet, synack, ttl_compare
 
 # near-tcp-terminator: the ServerHello must lag the TCP round trip by this much (ms) and
 # by this factor before a device closer than the server is suspected; below that, the
@@ -23,7 +23,7 @@ TERMINATOR_EXTRA_MS = 20.0
 TERMINATOR_FACTOR = 4.0
 
 
-def rule_near_terminator(run: RunView, ctx: _Ctx) -> list[Finding]:
+def rule_near_terminator(run: RunView, ctx: Ctx) -> list[Finding]:
     oks = [a for a in run.attempts if a.outcome == "ok" and a.connect_ms is not None
            and a.first_after_hello_ms() is not None]
     if len(oks) < 3:
@@ -42,7 +42,7 @@ def rule_near_terminator(run: RunView, ctx: _Ctx) -> list[Finding]:
     diffs = []
     for a in oks:
         ref = synack(a)
-        data = _first(a.packets, True, lambda f: "P" in f)
+        data = first_packet(a.packets, True, lambda f: "P" in f)
         if ref is not None and data is not None:
             cmp = ttl_compare(ref, data)
             diffs.append(cmp)
@@ -59,10 +59,10 @@ def rule_near_terminator(run: RunView, ctx: _Ctx) -> list[Finding]:
         "SYN-ACK and ServerHello come from the same distance.",
         evidence=ev, attempts=[a.id for a in oks],
         figures={"round_trip_ms": rtt, "server_hello_ms": first},
-        unchecked=_unchecked_ttl(run, "TTL of the SYN-ACK vs the ServerHello"))]
+        unchecked=unchecked_ttl(run, "TTL of the SYN-ACK vs the ServerHello"))]
 
 
-def rule_interception(run: RunView, ctx: _Ctx) -> list[Finding]:
+def rule_interception(run: RunView, ctx: Ctx) -> list[Finding]:
     certs = [a for a in run.attempts if a.cert_issuer is not None or a.cert_sha256]
     out = []
     if run.expect_issuer:

@@ -17,7 +17,7 @@ from prober.diagnose.findings import (
     RunView,
     Seen,
 )
-from prober.diagnose.rules.context import _Ctx
+from prober.diagnose.rules.context import Ctx
 from prober.diagnose.rules.evidence import counts, id_list
 
 
@@ -39,7 +39,7 @@ def _port_correlation(atts: list[Seen]) -> str | None:
     return None
 
 
-def rule_intermittent(run: RunView, ctx: _Ctx) -> list[Finding]:
+def rule_intermittent(run: RunView, ctx: Ctx) -> list[Finding]:
     skip = (STEP_SANITY_FIRST, STEP_SANITY_LAST, STEP_BISECT)
     cells: dict[str, list[Seen]] = {}
     for a in run.attempts:
@@ -92,7 +92,7 @@ def rule_intermittent(run: RunView, ctx: _Ctx) -> list[Finding]:
                  "port_correlation": corr})]
 
 
-def rule_flapping(run: RunView, ctx: _Ctx) -> list[Finding]:
+def rule_flapping(run: RunView, ctx: Ctx) -> list[Finding]:
     atts = sorted(run.attempts, key=lambda a: (a.started_at, a.id))
     if not atts:
         return []

@@ -15,25 +15,43 @@ from prober.diagnose.findings import (
     POLICY,
     POLICY_ALERT,
     POLICY_RESET,
+    STEP_SWEEP,
+    SWEEP_PROFILES,
+    SWEEP_VERSIONS,
     Finding,
     RunView,
+    Seen,
 )
-from prober.diagnose.rules.context import _Ctx
+from prober.diagnose.rules.context import Ctx
 from prober.diagnose.rules.evidence import (
-    _accepted,
-    _main_outcome,
-    _mostly,
-    _sweep,
-    _unchecked_ttl,
     counts,
     id_list,
+    main_outcome,
     median,
+    mostly,
     ms,
+    unchecked_ttl,
 )
-from prober.diagnose.rules.ttl import _ttl_lines
+from prober.diagnose.rules.ttl import ttl_lines
 
 
-def rule_policy(run: RunView, ctx: _Ctx) -> list[Finding]:
+def _accepted(atts: list[Seen]) -> bool:
+    """The server chose this version: a full handshake, or a ServerHello whose flight then
+    stalled (a path problem, not a refusal)."""
+    return any(a.outcome == "ok" or (a.outcome == "partial" and a.version) for a in atts)
+
+
+def _sweep(run: RunView) -> list[tuple[str, list[Seen]]]:
+    """(version, attempts) of the version sweep, newest version first."""
+    out = []
+    for prof in reversed(SWEEP_PROFILES):
+        atts = [a for a in run.of_profile(prof) if a.step == STEP_SWEEP]
+        if atts:
+            out.append((SWEEP_VERSIONS[prof], atts))
+    return out
+
+
+def rule_policy(run: RunView, ctx: Ctx) -> list[Finding]:
     # versions whose every attempt another rule explained (an SNI filter) say nothing here
     sweep = [(v, x) for v, x in _sweep(run) if ctx.free(x) or any(a.answered for a in x)]
     if not sweep:
@@ -58,11 +76,11 @@ def rule_policy(run: RunView, ctx: _Ctx) -> list[Finding]:
             evidence=[f"{v}: {counts(x)} ({x[0].detail}; {id_list(x)})" for v, x in alerted],
             attempts=[a.id for a in atts], figures={"versions": [v for v, _ in modern]}))
         ctx.claim(atts)
-    cut = [(v, atts) for v, atts in sweep if _mostly(atts, lambda a: a.outcome in CUT, 1.0)]
+    cut = [(v, atts) for v, atts in sweep if mostly(atts, lambda a: a.outcome in CUT, 1.0)]
     if cut and answered_any:
         atts = [a for _, x in cut for a in x]
         names = ", ".join(v for v, _ in cut)
-        how = "RST" if _main_outcome(atts) == "reset" else "FIN"
+        how = "RST" if main_outcome(atts) == "reset" else "FIN"
         after = median(a.after_hello_ms() for a in atts)
         acked = " (the hello was ACKed)" if all(a.acked for a in atts) else ""
         ev = [f"{v}: {counts(x)}, {how} {ms(median(a.after_hello_ms() for a in x))} after "
@@ -70,7 +88,7 @@ def rule_policy(run: RunView, ctx: _Ctx) -> list[Finding]:
         cut_versions = {v for v, _ in cut}
         ev.append("other versions are answered: " + ", ".join(
             f"{v} {counts(x)}" for v, x in sweep if v not in cut_versions))
-        ev += _ttl_lines(atts)
+        ev += ttl_lines(atts)
         out.append(Finding(
             POLICY_RESET, HIGH,
             f"The endpoint refuses {names} with a TCP {how} instead of a TLS alert, "
@@ -81,12 +99,12 @@ def rule_policy(run: RunView, ctx: _Ctx) -> list[Finding]:
             "failed handshakes.",
             evidence=ev, attempts=[a.id for a in atts],
             figures={"versions": [v for v, _ in cut], "rst_after_ms": after},
-            unchecked=_unchecked_ttl(run, "TTL of the RST vs the SYN-ACK")))
+            unchecked=unchecked_ttl(run, "TTL of the RST vs the SYN-ACK")))
         ctx.claim(atts)
     return out
 
 
-def rule_all_cut(run: RunView, ctx: _Ctx) -> list[Finding]:
+def rule_all_cut(run: RunView, ctx: Ctx) -> list[Finding]:
     """Every ClientHello is cut, whatever it says: no version, SNI or size passes."""
     conn = [a for a in run.attempts if a.connected]
     if len(conn) < 3 or any(a.answered for a in conn) or not all(a.outcome in CUT
@@ -96,7 +114,7 @@ def rule_all_cut(run: RunView, ctx: _Ctx) -> list[Finding]:
     if len(free) < len(conn):
         return []  # another rule (an injected RST, an SNI filter) names the cause
     ctx.claim(free)
-    how = "RST" if _main_outcome(conn) == "reset" else "FIN"
+    how = "RST" if main_outcome(conn) == "reset" else "FIN"
     return [Finding(
         POLICY_RESET, MEDIUM if len(conn) >= 5 else LOW,
         f"Every ClientHello is answered with a TCP {how} ({len(conn)}/{len(conn)}: all "
@@ -106,12 +124,12 @@ def rule_all_cut(run: RunView, ctx: _Ctx) -> list[Finding]:
         "(balancer listener policy, firewall) and at its logs for these connections.",
         evidence=[f"{counts(conn)} ({id_list(conn)}); {how} "
                   f"{ms(median(a.after_hello_ms() for a in conn))} after the ClientHello",
-                  *_ttl_lines(conn)],
+                  *ttl_lines(conn)],
         attempts=[a.id for a in conn],
-        unchecked=_unchecked_ttl(run, "TTL of the RST vs the SYN-ACK"))]
+        unchecked=unchecked_ttl(run, "TTL of the RST vs the SYN-ACK"))]
 
 
-def rule_policy_summary(run: RunView, ctx: _Ctx) -> list[Finding]:
+def rule_policy_summary(run: RunView, ctx: Ctx) -> list[Finding]:
     sweep = _sweep(run)
     # nothing answered: there is no policy to speak of, only the findings above
     if not any(a.answered or _accepted([a]) for _, x in sweep for a in x):
@@ -128,7 +146,7 @@ def rule_policy_summary(run: RunView, ctx: _Ctx) -> list[Finding]:
         parts.append("accepts none of SSLv3 … TLSv1.3")
     by_how: dict[str, list[str]] = {}
     for v, x in refused:
-        main = _main_outcome(x)
+        main = main_outcome(x)
         how = f"alert {x[0].alert}" if main == "alert" and x[0].alert else {
             "reset": "RST", "eof": "FIN", "hang-acked": "no answer",
             "hang-unacked": "dropped"}.get(main, main)
@@ -142,5 +160,5 @@ def rule_policy_summary(run: RunView, ctx: _Ctx) -> list[Finding]:
         POLICY, INFO, "; ".join(parts) + ".",
         f"`prober policy {run.target}` for the suites, groups and the closest named policy.",
         evidence=ev, attempts=[a.id for _, x in sweep for a in x],
-        figures={"accepted": [v for v, _ in ok], "refused": {v: _main_outcome(x)
+        figures={"accepted": [v for v, _ in ok], "refused": {v: main_outcome(x)
                                                              for v, x in refused}})]

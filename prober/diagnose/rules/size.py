@@ -18,16 +18,16 @@ from prober.diagnose.findings import (
     Seen,
 )
 from prober.diagnose.plan import bisect_bounds
-from prober.diagnose.rules.context import _Ctx
+from prober.diagnose.rules.context import Ctx
 from prober.diagnose.rules.evidence import (
-    _how,
-    _main_outcome,
-    _mostly,
-    _reference,
-    _split_text,
     counts,
+    how_text,
     id_list,
+    main_outcome,
     median,
+    mostly,
+    reference_attempts,
+    split_text,
 )
 
 # a ClientHello below this always fits one TCP segment (IPv6 minimum MTU 1280, minus
@@ -43,9 +43,9 @@ def _one_segment_max(attempts: list[Seen]) -> int:
     return min(mss) if mss else ONE_SEGMENT_MIN
 
 
-def rule_segmentation(run: RunView, ctx: _Ctx) -> list[Finding]:
-    plain = _reference(run)
-    if not plain or not _mostly(plain, lambda a: a.answered):
+def rule_segmentation(run: RunView, ctx: Ctx) -> list[Finding]:
+    plain = reference_attempts(run)
+    if not plain or not mostly(plain, lambda a: a.answered):
         return []
     out = []
     for prof, words in (("segments:split", "over two TCP segments"),
@@ -63,12 +63,12 @@ def rule_segmentation(run: RunView, ctx: _Ctx) -> list[Finding]:
             "Find the middlebox that reassembles ClientHellos (IPS, SNI proxy, old balancer) "
             "and update or bypass it; hellos above one MSS (~1.4 kB) will break there.",
             evidence=[f"one piece: {counts(plain)} ({id_list(plain)})",
-                      f"split: {counts(x)} — {x[0].detail} ({id_list(x)}; {_split_text(x[0])})"],
+                      f"split: {counts(x)} — {x[0].detail} ({id_list(x)}; {split_text(x[0])})"],
             attempts=[a.id for a in x]))
     return out
 
 
-def rule_size(run: RunView, ctx: _Ctx) -> list[Finding]:
+def rule_size(run: RunView, ctx: Ctx) -> list[Finding]:
     rungs = sorted(run.of_step(STEP_SIZE, STEP_BISECT), key=lambda a: a.hello_bytes)
     rungs = [a for a in rungs if a.connected]
     # the threshold the plan bisected on, so the finding names the same bounds
@@ -82,7 +82,7 @@ def rule_size(run: RunView, ctx: _Ctx) -> list[Finding]:
         ctx.claim(a for a in run.attempts if a.connected and not a.answered
                   and a.hello_bytes >= smallest_bad)
         return []
-    kind = _main_outcome(failed)
+    kind = main_outcome(failed)
     hit = [a for a in run.attempts if a.connected and not a.answered
            and a.hello_bytes >= smallest_bad and a.id not in ctx.explained]
     ctx.claim(hit)
@@ -91,7 +91,7 @@ def rule_size(run: RunView, ctx: _Ctx) -> list[Finding]:
     bisected = [a for a in rungs if a.step == STEP_BISECT]
     return [Finding(
         SIZE_DROP, HIGH if len(failed) >= 2 else MEDIUM,
-        f"ClientHellos of {smallest_bad} bytes and more are {_how(kind)}, {largest_ok} bytes "
+        f"ClientHellos of {smallest_bad} bytes and more are {how_text(kind)}, {largest_ok} bytes "
         f"and less pass: a size-dependent drop on the path; {pq}.",
         "Find the device with a ClientHello size limit (firewall/IPS, old load balancer, "
         "MTU mismatch on a tunnel); meanwhile clients can turn off the post-quantum key share.",
@@ -102,7 +102,7 @@ def rule_size(run: RunView, ctx: _Ctx) -> list[Finding]:
                  "bisection_steps": len(bisected)})]
 
 
-def rule_mtu(run: RunView, ctx: _Ctx) -> list[Finding]:
+def rule_mtu(run: RunView, ctx: Ctx) -> list[Finding]:
     got_bytes = [a for a in run.attempts if a.server_bytes > 0]
     stalled = [a for a in ctx.free(got_bytes) if a.outcome == "partial" and a.end == "timeout"]
     # consistent per profile: a flight larger than the path MTU stalls every time, while

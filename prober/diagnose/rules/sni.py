@@ -15,32 +15,32 @@ from prober.diagnose.findings import (
     Finding,
     RunView,
 )
-from prober.diagnose.rules.context import _Ctx
+from prober.diagnose.rules.context import Ctx
 from prober.diagnose.rules.evidence import (
-    _how,
-    _main_outcome,
-    _mostly,
-    _reference,
-    _split_text,
     counts,
+    how_text,
     id_list,
+    main_outcome,
+    mostly,
+    reference_attempts,
+    split_text,
 )
 
 
-def rule_sni(run: RunView, ctx: _Ctx) -> list[Finding]:
+def rule_sni(run: RunView, ctx: Ctx) -> list[Finding]:
     if not run.sni:
         return []
-    real = [a for a in _reference(run) if a.sni == run.sni]
+    real = [a for a in reference_attempts(run) if a.sni == run.sni]
     variants = run.of_profile("sni:none") + run.of_profile("sni:unrelated")
     fails = [a for a in real if not a.answered and a.connected]
-    if not real or not _mostly(real, lambda a: not a.answered) or not any(
+    if not real or not mostly(real, lambda a: not a.answered) or not any(
             a.answered for a in variants):
         return []
-    kind = _main_outcome(fails)
+    kind = main_outcome(fails)
     if kind in CUT:
         fid, verb = SNI_RESET, "reset" if kind == "reset" else "closed (FIN)"
     elif kind in HUNG:
-        fid, verb = SNI_DROP, _how(kind)
+        fid, verb = SNI_DROP, how_text(kind)
     else:
         return []
     same = [a for a in run.attempts if a.sni == run.sni and a.outcome == kind
@@ -63,12 +63,12 @@ def rule_sni(run: RunView, ctx: _Ctx) -> list[Finding]:
         figures={"sni": run.sni, "failed": len(fails), "of": len(real)})]
 
 
-def rule_dpi_fragmentation(run: RunView, ctx: _Ctx) -> list[Finding]:
-    plain = _reference(run)
+def rule_dpi_fragmentation(run: RunView, ctx: Ctx) -> list[Finding]:
+    plain = reference_attempts(run)
     split_rec = run.of_profile("records:split")
     split_seg = run.of_profile("segments:split")
     # blocked: cut or swallowed (a partial flight is the server answering, not a filter)
-    if not plain or not _mostly(plain, lambda a: a.outcome in CUT | HUNG):
+    if not plain or not mostly(plain, lambda a: a.outcome in CUT | HUNG):
         return []
     passed = [a for a in split_rec + split_seg if a.answered]
     if not passed:
@@ -76,7 +76,7 @@ def rule_dpi_fragmentation(run: RunView, ctx: _Ctx) -> list[Finding]:
     conf = HIGH if split_rec and all(a.answered for a in split_rec) and all(
         not a.answered for a in plain) else MEDIUM
     ev = [f"one record: {counts(plain)} ({id_list(plain)})"]
-    ev += [f"{name}: {counts(x)} ({id_list(x)}; {_split_text(x[0])})"
+    ev += [f"{name}: {counts(x)} ({id_list(x)}; {split_text(x[0])})"
            for name, x in (("split over TLS records", split_rec),
                            ("split over TCP segments", split_seg)) if x]
     ctx.claim(a for a in plain if not a.answered)

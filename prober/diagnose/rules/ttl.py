@@ -19,7 +19,7 @@ def hops(ttl: int) -> int:
     return initial_ttl(ttl) - ttl
 
 
-def _first(packets: tuple[Packet, ...] | None, incoming: bool, pred: Callable[[str], bool]
+def first_packet(packets: tuple[Packet, ...] | None, incoming: bool, pred: Callable[[str], bool]
            ) -> Packet | None:
     for p in packets or ():
         if p.incoming == incoming and pred(p.flags):
@@ -28,11 +28,11 @@ def _first(packets: tuple[Packet, ...] | None, incoming: bool, pred: Callable[[s
 
 
 def synack(a: Seen) -> Packet | None:
-    return _first(a.packets, True, lambda f: "S" in f and "A" in f)
+    return first_packet(a.packets, True, lambda f: "S" in f and "A" in f)
 
 
 def rst(a: Seen) -> Packet | None:
-    return _first(a.packets, True, lambda f: "R" in f)
+    return first_packet(a.packets, True, lambda f: "R" in f)
 
 
 def ttl_compare(p: Packet, ref: Packet) -> tuple[int, str] | None:
@@ -49,14 +49,14 @@ def ttl_compare(p: Packet, ref: Packet) -> tuple[int, str] | None:
                     f"{side} the server")
 
 
-def _ttl_lines(atts: list[Seen], what: str = "RST") -> list[str]:
+def ttl_lines(atts: list[Seen], what: str = "RST") -> list[str]:
     """What the captured TTLs say about where ``what`` came from (empty without capture)."""
     lines = []
     for a in atts:
         ref = synack(a)
         if ref is None:
             continue
-        p = rst(a) if what == "RST" else _first(a.packets, True,
+        p = rst(a) if what == "RST" else first_packet(a.packets, True,
                                                  lambda f: f == "A")
         if p is None:
             continue

@@ -18,16 +18,16 @@ from prober.diagnose.findings import (
     RunView,
     Seen,
 )
-from prober.diagnose.rules.context import _Ctx
+from prober.diagnose.rules.context import Ctx
 from prober.diagnose.rules.evidence import (
-    _unchecked_ttl,
     counts,
     id_list,
     median,
     ms,
     round_trip_ms,
+    unchecked_ttl,
 )
-from prober.diagnose.rules.ttl import _ttl_lines, rst, synack, ttl_compare
+from prober.diagnose.rules.ttl import rst, synack, ttl_compare, ttl_lines
 
 # injected-reset by timing: a RST sooner than this fraction of the TCP round trip cannot
 # come from the server; only judged when the round trip is long enough to measure
@@ -35,7 +35,7 @@ INJECTED_RTT_FRACTION = 0.5
 INJECTED_MIN_RTT_MS = 2.0
 
 
-def rule_silent(run: RunView, ctx: _Ctx) -> list[Finding]:
+def rule_silent(run: RunView, ctx: Ctx) -> list[Finding]:
     conn = [a for a in run.attempts if a.connected]
     out = []
     for outcome, fid in (("hang-acked", SILENT_PROXY), ("hang-unacked", PATH_DROP)):
@@ -70,15 +70,15 @@ def rule_silent(run: RunView, ctx: _Ctx) -> list[Finding]:
             if run.control.outcome == "fin":
                 cause += f"; an idle connection is closed with FIN after " \
                          f"{run.control.waited_ms / 1000:.1f} s"
-        ev += _ttl_lines(hangs, "ACK")
+        ev += ttl_lines(hangs, "ACK")
         out.append(Finding(fid, conf, cause + ".", nxt, evidence=ev,
                            attempts=[a.id for a in hangs],
                            figures={"hung": n, "of": m, "silence_ms": waited},
-                           unchecked=_unchecked_ttl(run, "TTL of the ACK vs the SYN-ACK")))
+                           unchecked=unchecked_ttl(run, "TTL of the ACK vs the SYN-ACK")))
     return out
 
 
-def rule_injected(run: RunView, ctx: _Ctx) -> list[Finding]:
+def rule_injected(run: RunView, ctx: Ctx) -> list[Finding]:
     resets = [a for a in run.attempts if a.outcome == "reset"]
     by_ttl: list[tuple[Seen, int, str]] = []
     by_time: list[tuple[Seen, float, float]] = []
@@ -120,4 +120,4 @@ def rule_injected(run: RunView, ctx: _Ctx) -> list[Finding]:
         "findings above: SNI, version, size); `--capture` from several vantage points and "
         "`prober diff` narrow down where it sits.",
         evidence=ev, attempts=[a.id for a in atts],
-        unchecked=[] if by_ttl else _unchecked_ttl(run, "TTL of the RST vs the SYN-ACK"))]
+        unchecked=[] if by_ttl else unchecked_ttl(run, "TTL of the RST vs the SYN-ACK"))]
