@@ -71,10 +71,11 @@ STEP_OTHER = "other"
 SWEEP_VERSIONS = {p: v for v, p in VERSION_PROFILES.items()}
 # the diagnose sweep, oldest first: it starts at SSLv3
 SWEEP_PROFILES = tuple(p for p, v in SWEEP_VERSIONS.items() if v != "SSLv2")
-_SWEPT = tuple(SWEEP_VERSIONS[p] for p in SWEEP_PROFILES)
+# the sweep's versions, oldest first
+SWEEP_ORDER = tuple(SWEEP_VERSIONS[p] for p in SWEEP_PROFILES)
 # newest first: the versions below TLS 1.2 (deprecated by RFC 8996), and the rest
-LEGACY = tuple(reversed(_SWEPT[:_SWEPT.index("TLSv1.2")]))
-MODERN = _SWEPT[_SWEPT.index("TLSv1.2"):]
+LEGACY = tuple(reversed(SWEEP_ORDER[:SWEEP_ORDER.index("TLSv1.2")]))
+MODERN = SWEEP_ORDER[SWEEP_ORDER.index("TLSv1.2"):]
 
 
 @dataclass

@@ -14,6 +14,7 @@ from prober.diagnose.findings import (
     LEGACY,
     STEP_RECORDS,
     STEP_SEGMENTS,
+    SWEEP_ORDER,
     SWEEP_PROFILES,
     SWEEP_VERSIONS,
     Seen,
@@ -203,6 +204,5 @@ def bisect_bounds(rungs: list[Seen]) -> tuple[int, int] | None:
 
 
 def _newest(versions: list[str]) -> str | None:
-    order = [SWEEP_VERSIONS[p] for p in SWEEP_PROFILES]
-    known = [v for v in versions if v in order]
-    return max(known, key=order.index) if known else None
+    known = [v for v in versions if v in SWEEP_ORDER]
+    return max(known, key=SWEEP_ORDER.index) if known else None
