@@ -36,7 +36,6 @@ from prober.diagnose.findings import (
     STEP_SNI,
     STEP_SWEEP,
     SWEEP_VERSIONS,
-    Seen,
 )
 from prober.diagnose.plan.control import connect_and_wait
 from prober.diagnose.plan.idle import measure_idle
@@ -100,7 +99,8 @@ async def _main_steps(run: Runner, ep: Endpoint, opts: PlanOptions, state: PlanS
     sweep = await run.run(sweep_jobs)
     state.steps_done.append(STEP_SWEEP)
 
-    ref_name, why = choose_reference(seen(sweep))
+    swept = seen(sweep)
+    ref_name, why = choose_reference(swept)
     if ref_name == SANITY:
         ref = sanity_profile(KNOWN_GOOD)
         suite = _negotiated_suite(state.results, f"{SANITY}@first")
@@ -121,7 +121,7 @@ async def _main_steps(run: Runner, ep: Endpoint, opts: PlanOptions, state: PlanS
     # versions every sweep attempt got: a version only one of two backends takes is no
     # base for a fallback probe (the intermittent rule reports that)
     by_version: dict[str, set[str]] = {}
-    for a in seen(sweep):
+    for a in swept:
         by_version.setdefault(SWEEP_VERSIONS[a.profile], set()).add(a.outcome)
     accepted = sorted(v for v, o in by_version.items() if o == {"ok"})
     variants += [Job(STEP_FALLBACK, fallback_profile(v, name), ep, 0,
@@ -141,9 +141,8 @@ async def _main_steps(run: Runner, ep: Endpoint, opts: PlanOptions, state: PlanS
             break
         mid = (lo + hi) // 2
         say(f"bisecting the breaking size: {lo}..{hi} bytes")
-        (r,) = await run.run([Job(STEP_BISECT, bisect_profile(ref, suite, mid), ep, 0,
-                                  {**tag, "size_target": mid})])
-        a = Seen.from_json(r.to_json())
+        (a,) = seen(await run.run([Job(STEP_BISECT, bisect_profile(ref, suite, mid), ep, 0,
+                                       {**tag, "size_target": mid})]))
         if not a.connected:
             break
         bounds = (a.hello_bytes, hi) if a.answered else (lo, a.hello_bytes)
