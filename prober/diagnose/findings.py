@@ -7,6 +7,7 @@ are judged by the same code, with no socket or clock in sight.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -279,6 +280,20 @@ class IdleResult:
     def from_json(cls, d: dict[str, Any]) -> IdleResult:
         return cls(max_s=float(d["max_s"]),
                    probes=tuple(IdleProbe.from_json(p) for p in d.get("probes", [])))
+
+
+def idle_bounds(probes: Iterable[IdleProbe]) -> tuple[float, float] | None:
+    """(lo, hi) of the idle timeout: the longest wait that stayed alive below ``hi``, and
+    the shortest that failed (where the peer closed while idling: when it closed); None
+    when no probe failed. The plan refines this interval, the rule reports it."""
+    probes = list(probes)
+    bad = [p for p in probes if p.result in FAILED_IDLE]
+    if not bad:
+        return None
+    closed = [p.closed_after_s for p in bad if p.closed_after_s is not None]
+    hi = min(closed) if closed else min(p.wait_s for p in bad)
+    lo = max((p.wait_s for p in probes if p.result == "alive" and p.wait_s < hi), default=0.0)
+    return lo, hi
 
 
 @dataclass

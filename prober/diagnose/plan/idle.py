@@ -9,7 +9,7 @@ import socket
 import time
 from typing import Any
 
-from prober.diagnose.findings import FAILED_IDLE, IdleProbe, IdleResult
+from prober.diagnose.findings import FAILED_IDLE, IdleProbe, IdleResult, idle_bounds
 from prober.engine import Endpoint
 from prober.net.attempt import abort
 
@@ -42,11 +42,10 @@ async def measure_idle(ep: Endpoint, max_s: float, connect_timeout: float) -> Id
     as the longest wait needed (not their sum); a second round narrows the interval.
     """
     probes = await _idle_round(ep, idle_waits(max_s), connect_timeout)
-    bad = [p for p in probes if p.result in FAILED_IDLE]
-    if bad and not any(p.closed_after_s is not None for p in bad):
-        hi = min(p.wait_s for p in bad)
-        lo = max((p.wait_s for p in probes if p.result == "alive" and p.wait_s < hi),
-                 default=0.0)
+    bounds = idle_bounds(probes)
+    # a close while idling is timed already: nothing to narrow
+    if bounds is not None and not any(p.closed_after_s is not None for p in probes):
+        lo, hi = bounds
         if hi - lo > 0.5:
             probes += await _idle_round(ep, refine_waits(lo, hi), connect_timeout)
     return IdleResult(max_s, tuple(sorted(probes, key=lambda p: p.wait_s)))

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 
-from prober.diagnose.findings import FAILED_IDLE, HIGH, IDLE_TIMEOUT, MEDIUM, Finding, RunView
+from prober.diagnose.findings import (
+    FAILED_IDLE,
+    HIGH,
+    IDLE_TIMEOUT,
+    MEDIUM,
+    Finding,
+    RunView,
+    idle_bounds,
+)
 from prober.diagnose.rules.context import Ctx
 
 
@@ -12,12 +20,12 @@ def rule_idle(run: RunView, ctx: Ctx) -> list[Finding]:
     if run.idle is None:
         return []
     probes = sorted(run.idle.probes, key=lambda p: p.wait_s)
-    bad = [p for p in probes if p.result in FAILED_IDLE]
-    if not bad:
+    bounds = idle_bounds(probes)
+    if bounds is None:
         return []
-    closed = [p.closed_after_s for p in bad if p.closed_after_s is not None]
-    hi = min(closed) if closed else min(p.wait_s for p in bad)
-    lo = max((p.wait_s for p in probes if p.result == "alive" and p.wait_s < hi), default=0.0)
+    lo, hi = bounds
+    bad = [p for p in probes if p.result in FAILED_IDLE]
+    closed = any(p.closed_after_s is not None for p in bad)
     how = Counter(p.result for p in bad).most_common(1)[0][0]
     if closed:
         cause = (f"The peer closes an established TLS connection after {hi:.1f} s idle "
