@@ -13,9 +13,6 @@ from prober.outcome import OK, AttemptResult
 from prober.profiles.families import VERSION_PROFILES
 from prober.wire.registry import VERSIONS
 
-_VERSION_PROFILES = {v: p for v, p in VERSION_PROFILES.items() if v != "SSLv2"}
-_ORDER = VERSIONS
-
 
 @dataclass
 class Verdict:
@@ -59,8 +56,8 @@ def plan(exp: Expectations) -> dict[str, list[str]]:
     for i, rule in enumerate(exp.profiles):
         needs[f"profiles[{i}]"] = list(rule.profiles)
     if exp.min_version:
-        below = _ORDER[: _ORDER.index(exp.min_version)]
-        needs["min_version"] = [_VERSION_PROFILES[v] for v in below if v in _VERSION_PROFILES]
+        below = VERSIONS[: VERSIONS.index(exp.min_version)]
+        needs["min_version"] = [VERSION_PROFILES[v] for v in below if v != "SSLv2"]
     if exp.forbidden_suites:
         from prober.wire import registry as reg
 
@@ -109,7 +106,7 @@ def evaluate(exp: Expectations, target: str, results: list[AttemptResult],
                     out.append(Verdict(target, title, True, f"{len(rs)}/{len(rs)} {want}"))
     if exp.min_version:
         low = [r for r in results if r.outcome == OK and _version(r) is not None
-               and _ORDER.index(_version(r) or "") < _ORDER.index(exp.min_version)]
+               and VERSIONS.index(_version(r) or "") < VERSIONS.index(exp.min_version)]
         out.append(Verdict(target, f"min_version {exp.min_version}", not low,
                            f"{len(low)} attempts negotiated below {exp.min_version}" if low
                            else f"nothing below {exp.min_version} was accepted",

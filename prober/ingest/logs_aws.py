@@ -225,11 +225,9 @@ class CloudFrontLog:
     HEADER = "CloudFront header line (#Version, #Fields)"
 
     def __init__(self) -> None:
-        self.fields: tuple[str, ...] = ()
         self._use(logs_formats.cloudfront_fields(), exact=False)
 
     def _use(self, fields: tuple[str, ...], *, exact: bool) -> None:
-        self.fields = fields
         idx = {name: i for i, name in enumerate(fields)}
         get = idx.get
         self._missing = [name for name in self.NEEDED if name not in idx]

@@ -36,14 +36,12 @@ class VpcFlowLog:
         self._known = frozenset(logs_formats.vpc_field_names())
         bits = logs_formats.tcp_flag_bits()
         self._fin, self._syn, self._rst = bits["FIN"], bits["SYN"], bits["RST"]
-        self.fields: tuple[str, ...] = ()
         self._use(tuple(fields) if fields else logs_formats.vpc_default_fields())
 
     def is_header(self, tokens: Sequence[str]) -> bool:
         return len(tokens) >= 2 and all(t in self._known for t in tokens)
 
     def _use(self, fields: tuple[str, ...]) -> None:
-        self.fields = fields
         idx = {name: i for i, name in enumerate(fields)}
         self._n = len(fields)
         self._missing = [name for name in REQUIRED if name not in idx]

@@ -11,8 +11,6 @@ from prober.wire import registry as reg
 
 # newest first, between TLS 1.3 (suites of its own) and SSLv2 (cipher specs, not suites)
 LEGACY_VERSIONS = VERSION_ORDER[1:-1]
-# newest first, as in ObservedPolicy.versions
-ALL_VERSIONS = VERSION_ORDER
 # some servers and middleboxes fail hellos with more than 128 suites
 BUNDLE_CAP = 128
 # the key exchanges nearly every deployed server uses; their suites go in the first

@@ -6,7 +6,8 @@ import datetime as dt
 import socket
 from typing import Any
 
-from prober.policy.candidates import ALL_VERSIONS, strength_notes, suite_label
+from prober.policy.candidates import strength_notes, suite_label
+from prober.policy.model import VERSION_ORDER
 from prober.policy.scan import PolicyScan
 from prober.report.probe import iso_ms
 from prober.wire import registry as reg
@@ -79,7 +80,7 @@ def table(scan: PolicyScan) -> str:
                 for i, r in enumerate(suite_rows(scan, v), 1)]
         lines.append(tabulate(rows, headers=["#", "IANA", "OpenSSL", "notes"],
                               tablefmt="plain", disable_numparse=True))
-    off = [v for v in ALL_VERSIONS if v not in obs.versions]
+    off = [v for v in VERSION_ORDER if v not in obs.versions]
     if off:
         lines += ["", f"not accepted: {', '.join(off)}"]
 

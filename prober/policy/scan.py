@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from prober.policy.candidates import ALL_VERSIONS, bundles, suite_label
+from prober.policy.candidates import bundles, suite_label
 from prober.policy.model import VERSION_ORDER, ObservedPolicy
 from prober.policy.plan import PURPOSES, SUITES, VERSIONS, Probe, Reply
 
@@ -230,7 +230,7 @@ def _certificates(plan: Planner, results: list[AttemptResult]
         if label not in entry["sni"]:
             entry["sni"].append(label)
         sni_of.setdefault(r.profile, sha)
-    order = {v: i for i, v in enumerate(ALL_VERSIONS)}
+    order = {v: i for i, v in enumerate(VERSION_ORDER)}
     for e in by_sha.values():
         e["versions"].sort(key=lambda v: order.get(v, 99))
     probe = next((n for n in ("cert/no-sni", "cert/sni") if n in sni_of), None)

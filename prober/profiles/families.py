@@ -163,7 +163,7 @@ def sweep_cipher_names() -> list[str]:
     """``cipher:`` profiles for every suite a certificate-based server could pick."""
     names = [f"cipher:{c}" for c in _tls13_suites()]
     seen = set()
-    for version in ("TLSv1.2", "TLSv1.1", "TLSv1.0", "SSLv3"):
+    for version in reversed(reg.VERSIONS[1:-1]):  # TLS 1.2 down to SSLv3
         for c in _version_suites(version):
             if c not in seen:
                 seen.add(c)
