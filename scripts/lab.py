@@ -271,7 +271,7 @@ def cmd_serve(_args: argparse.Namespace) -> int:
         print(f"lab: {e}", flush=True)
         return 1
     finally:
-        lab.close()
+        lab.stop()
         published = _read_state()
         if published and published.get("pid") == os.getpid():
             with contextlib.suppress(FileNotFoundError):

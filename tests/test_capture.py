@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -39,6 +40,8 @@ from prober.wire.clienthello import (
 from prober.wire.constants import ExtensionType
 from prober.wire.fingerprint import ja3, ja4
 from prober.wire.serverflight import FlightReader
+from tests.peers.factory import started_peers
+from tests.peers.lifecycle import Peer, poll_until, stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -143,31 +146,37 @@ def test_hello_key_sees_one_client_configuration() -> None:
 # --- the listener, through the CLI, with real clients --------------------------------------
 
 
-class Listener:
-    """`prober profiles capture` in a child process on 127.0.0.1:<any port>."""
+class Listener(Peer):
+    """`prober profiles capture` in a child process on 127.0.0.1:<any port> (the one it
+    says it listens on)."""
 
     def __init__(self, tmp: Path, *args: str) -> None:
         self.out = tmp / f"out-{time.monotonic_ns()}"
         self.err = tmp / f"err-{time.monotonic_ns()}.txt"
         self.stdout = tmp / f"stdout-{time.monotonic_ns()}.txt"
-        argv = [sys.executable, "-m", "prober", "profiles", "capture", "--listen",
-                "127.0.0.1:0", "--out", str(self.out), "--timeout", "20", *args]
+        self.argv = [sys.executable, "-m", "prober", "profiles", "capture", "--listen",
+                     "127.0.0.1:0", "--out", str(self.out), "--timeout", "20", *args]
+        self.port = 0
+
+    def start(self) -> Listener:
         with self.err.open("wb") as e, self.stdout.open("wb") as o:
-            self.proc = subprocess.Popen(argv, stdout=o, stderr=e, cwd=REPO)
-        deadline = time.monotonic() + 15
-        while not (m := re.search(r"listening on 127\.0\.0\.1:(\d+)", self.err.read_text())):
-            assert self.proc.poll() is None and time.monotonic() < deadline, self.err.read_text()
-            time.sleep(0.02)
+            self.proc = subprocess.Popen(self.argv, stdout=o, stderr=e, cwd=REPO)
+
+        def said_port() -> re.Match[str] | None:
+            return re.search(r"listening on 127\.0\.0\.1:(\d+)", self.err.read_text())
+
+        poll_until(lambda: bool(said_port()) or self.proc.poll() is not None, 15)
+        m = said_port()
+        assert m is not None, self.err.read_text()
         self.port = int(m.group(1))
+        return self
 
     def finish(self) -> tuple[int, str, str]:
         rc = self.proc.wait(25)
         return rc, self.stdout.read_text(), self.err.read_text()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_process(self.proc, signal.SIGKILL)
 
     def profile(self, name: str) -> tuple[Any, dict[str, Any]]:
         path = self.out / f"{name}.yaml"
@@ -176,18 +185,8 @@ class Listener:
 
 @pytest.fixture
 def listener(tmp_path: Path) -> Iterator[Any]:
-    started: list[Listener] = []
-
-    def start(*args: str) -> Listener:
-        lst = Listener(tmp_path, *args)
-        started.append(lst)
-        return lst
-
-    try:
+    with started_peers(lambda *args: Listener(tmp_path, *args)) as start:
         yield start
-    finally:
-        for lst in started:
-            lst.stop()
 
 
 def _curl(port: int, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -25,6 +25,7 @@ from tests.lab import Lab, LabError, Packet, idle_probe_code
 from tests.lab.fixtures import lab
 from tests.lab.netns import cleanup_stale, list_netns, run
 from tests.lab.scenarios import BACKEND_A, BACKEND_B, FINDING_IDS, SERVICE_ADDRESSES
+from tests.peers.lifecycle import poll_until
 
 __all__ = ["lab"]  # the fixture, imported for this module
 
@@ -282,20 +283,22 @@ def test_idle_timeout(lab: Lab) -> None:
 def _jsonl_until(path: Path, what: str, pred: Any, run_: Any, timeout: float = 30.0) -> None:
     """Until an attempt line of ``path`` (``--jsonl``) satisfies ``pred``; fails naming
     ``what`` (with the run's output) when the deadline or the run's end comes first."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def attempts() -> list[dict[str, Any]]:
         lines = []
         for raw in (path.read_text().splitlines() if path.exists() else []):
             try:
                 lines.append(json.loads(raw))
             except ValueError:
                 pass  # the line being written
-        if any(pred(a) for a in lines):
-            return
-        if time.monotonic() >= deadline or run_.proc.poll() is not None:
-            pytest.fail(f"no attempt {what} after {timeout} s; seen: "
-                        f"{[a.get('outcome') for a in lines]}")
-        time.sleep(0.02)
+        return lines
+
+    def seen() -> bool:
+        return any(pred(a) for a in attempts())
+
+    poll_until(lambda: seen() or run_.proc.poll() is not None, timeout)
+    if not seen():
+        pytest.fail(f"no attempt {what} after {timeout} s; seen: "
+                    f"{[a.get('outcome') for a in attempts()]}")
 
 
 def test_flapping(lab: Lab) -> None:

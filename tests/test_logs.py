@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
@@ -32,6 +31,7 @@ from prober.ingest.logs_tally import FileStats, LogSummary, Tally
 from prober.ingest.logs_vpc import WHY_NO_FIN, WHY_NO_FLAGS, WHY_RST
 from prober.ingest.population import Population, load_population
 from tests.peers import Pki, free_port, wait_listening
+from tests.peers.lifecycle import poll_until, stop_process
 
 DATA: dict[str, Any] = json.loads(
     resources.files("prober.data").joinpath("log_formats.json").read_text("utf-8"))
@@ -742,16 +742,13 @@ def wait_lines(path: Path, n: int, needle: str, timeout: float = 20.0) -> None:
     """Until ``path`` holds ``n`` lines with ``needle`` (servers write a line a little
     after the client is done); fails saying so instead of leaving the assertions below
     to compare a log that is still being written."""
-    deadline = time.monotonic() + timeout
-    text = ""
-    while True:
-        text = path.read_text(errors="replace") if path.exists() else ""
-        if text.count(needle) >= n:
-            return
-        if time.monotonic() >= deadline:
-            pytest.fail(f"{path.name}: {text.count(needle)} of {n} lines with {needle!r} "
-                        f"after {timeout} s:\n{text[-3000:]}")
-        time.sleep(0.05)
+    def text() -> str:
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    if not poll_until(lambda: text().count(needle) >= n, timeout, step=0.05):
+        got = text()
+        pytest.fail(f"{path.name}: {got.count(needle)} of {n} lines with {needle!r} "
+                    f"after {timeout} s:\n{got[-3000:]}")
 
 
 def real_reasons(path: Path, fmt: str) -> list[str | None]:
@@ -816,8 +813,7 @@ frontend fe_errfmt
         probe(errfmt)
         wait_lines(out_path, 6, "SSL handshake failure")
     finally:
-        proc.terminate()
-        proc.wait(5)
+        stop_process(proc)
     s = read_logs([out_path])
     assert s.files[0].format == "haproxy" and s.malformed_total == 0
     by_line = [(e.split("]")[1].split()[0], r) for e, r in _reasons_per_line(out_path)]
@@ -899,8 +895,7 @@ def test_real_go_lines(tmp_path: Path, pki: Pki) -> None:
         probe(port)
         wait_lines(err_path, 3, "TLS handshake error")
     finally:
-        proc.terminate()
-        proc.wait(5)
+        stop_process(proc)
     s = read_logs([err_path])
     assert s.files[0].format == "go" and s.malformed_total == 0
     assert sorted(f.reason for f in s.failures for _ in range(f.connections)) == sorted(

@@ -42,7 +42,7 @@ from prober.profiles.loader import load_file, resolve
 from prober.wire.buffer import DecodeError
 from prober.wire.clienthello import ClientHello, SSLv2Hello, build, read_client_hello
 from tests.conftest import missing, need_bins
-from tests.peers.lifecycle import poll_until
+from tests.peers.lifecycle import poll_until, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -142,11 +142,9 @@ def tcpdump(path: Path, iface: str, bpf: str, *extra: str,
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=fh)
     try:
-        deadline = time.monotonic() + 10
-        while b"listening on" not in err.read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"tcpdump did not start: {err.read_text()}")
-            time.sleep(0.02)
+        poll_until(lambda: b"listening on" in err.read_bytes() or proc.poll() is not None, 10)
+        if b"listening on" not in err.read_bytes():
+            raise RuntimeError(f"tcpdump did not start: {err.read_text()}")
         yield
         # the last FINs: tcpdump writes them a while after they passed, and drops what
         # it has not written on SIGINT; wait until the file has stopped growing
@@ -158,13 +156,7 @@ def tcpdump(path: Path, iface: str, bpf: str, *extra: str,
 
         poll_until(settled, 5.0, step=0.15)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, signal.SIGINT)  # on SIGINT tcpdump flushes and exits
 
 
 def run(*argv: str, netns: str | None = None, timeout: float = 15) -> str:
@@ -272,12 +264,9 @@ def loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loopback]:
 
 
 def _wait_records(rec: HelloRecorder, n: int, why: str = "") -> None:
-    deadline = time.monotonic() + 5
-    while len(rec.records) < n:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"listener saw {len(rec.records)} connections, "
-                                 f"expected {n}: {why}")
-        time.sleep(0.02)
+    if not poll_until(lambda: len(rec.records) >= n, 5):
+        raise AssertionError(f"listener saw {len(rec.records)} connections, "
+                             f"expected {n}: {why}")
 
 
 def hellos_of(*paths: Path) -> tuple[list[SeenHello], ScanStats]:
@@ -773,10 +762,8 @@ def test_vxlan_mirrored_traffic(vxlan_lab: VxlanLab, tmp_path: Path) -> None:
             ["ip", "netns", "exec", lab.server_ns, PY, "-u", "-c", _NS_LISTENER,
              lab.server_addr, "443", str(REPO)], stdout=fh, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 10
-        while b"ready" not in log.read_bytes():
-            assert listener.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.02)
+        poll_until(lambda: b"ready" in log.read_bytes() or listener.poll() is not None, 10)
+        assert b"ready" in log.read_bytes(), log.read_text()
         pcap = tmp_path / "vxlan.pcap"
         target = f"{lab.server_addr}:443"
         with tcpdump(pcap, "vxu0", "udp port 4789", netns=lab.client_ns):
@@ -785,12 +772,9 @@ def test_vxlan_mirrored_traffic(vxlan_lab: VxlanLab, tmp_path: Path) -> None:
                 "https://vx.test/", netns=lab.client_ns)
             probe(target, ["chrome-101-win10", str(split_profile(tmp_path))], "--sni",
                   "vx.test", netns=lab.client_ns)
-            deadline = time.monotonic() + 5
-            while len(_ns_records(log)) < 4 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            poll_until(lambda: len(_ns_records(log)) >= 4, 5, step=0.05)
     finally:
-        listener.send_signal(signal.SIGTERM)
-        listener.wait(5)
+        stop_process(listener)
     sent = _ns_records(log)
     assert len(sent) == 4
     found, stats = hellos_of(pcap)

@@ -45,6 +45,7 @@ from tests.peers import (
     make_pki,
     wait_listening,
 )
+from tests.peers.lifecycle import poll_until, proc_stat
 from tests.peers.tls_bytes import handshake_types, read_until_hello_done, records
 
 pytestmark = pytest.mark.timeout(60)
@@ -142,21 +143,10 @@ def joined(chunks: list[object]) -> bytes:
     return b"".join(c for c in chunks if isinstance(c, bytes))
 
 
-def eventually(pred: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z"
+    """No such process, or a zombie."""
+    stat = proc_stat(pid)
+    return stat is None or stat[0] == "Z"
 
 
 # -- pki / ports -----------------------------------------------------------------------
@@ -246,7 +236,7 @@ def test_openssl_tls10_only_needs_seclevel0(
     assert "CONNECTION ESTABLISHED" not in s_client(srv.port, "-tls1_2")
     hs = srv.wait_handshakes(1)
     assert len(hs) == 1 and hs[0][0] == "TLSv1"
-    assert eventually(lambda: srv.errors() >= 2), srv.log()
+    assert poll_until(lambda: srv.errors() >= 2, 5), srv.log()
 
 
 def test_openssl_tls13_only_rejects_tls12_client(
@@ -466,7 +456,7 @@ def test_python_server(python_tls_server_factory: Callable[..., PythonTLSServer]
     assert tls_connect(srv12.port, pki)[0] == "TLSv1.2"
     with pytest.raises(ssl.SSLError):
         tls_connect(srv12.port, pki, min_version=ssl.TLSVersion.TLSv1_3)
-    assert eventually(lambda: len(srv12.errors()) == 1)
+    assert poll_until(lambda: len(srv12.errors()) == 1, 5)
     # the server thread records a handshake after its side completes, which can be after
     # the client returned: wait for it rather than read the list once
     assert [h[0] for h in srv12.wait_handshakes(1)] == ["TLSv1.2"]
@@ -521,9 +511,7 @@ def test_silent_reader_many_connections() -> None:
                 s.setblocking(False)
                 s.connect_ex(("127.0.0.1", srv.port))
                 socks.append(s)
-            deadline = time.monotonic() + 10
-            while srv.open_connections < 2000 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            poll_until(lambda: srv.open_connections >= 2000, 10, step=0.05)
             assert srv.open_connections >= 2000
         finally:
             for s in socks:
@@ -626,7 +614,7 @@ def test_drop_lab_hello_never_acked(drop_lab: DropLab) -> None:
     def kinds() -> list[str]:
         return [e[0] for e in drop_lab.events() if e[1] == drop_lab.hang_port]
 
-    assert eventually(lambda: "accept" in kinds())
+    assert poll_until(lambda: "accept" in kinds(), 5)
     assert "data" not in kinds()
 
 

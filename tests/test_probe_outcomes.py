@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from prober.cli import main
+from tests.peers.lifecycle import poll_until
 from tests.peers.misbehaving import (
     FinAfterHello,
     HttpSpeaker,
@@ -209,11 +210,8 @@ def test_interrupted_run_keeps_what_it_measured(tmp_path: Path) -> None:
              f"127.0.0.1:{silent.port}", "-p", "tls1.2-only", "-n", "50", "--timeout", "30",
              "--jsonl", str(jsonl), "--json", str(doc_path), "-q"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if jsonl.exists() and len(jsonl.read_text().splitlines()) >= 50:
-                break
-            time.sleep(0.1)
+        poll_until(lambda: jsonl.exists() and len(jsonl.read_text().splitlines()) >= 50, 20,
+                   step=0.1)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err

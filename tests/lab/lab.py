@@ -354,8 +354,6 @@ class Lab(Peer):
                 self._tmp.cleanup()
             self._tmp = None
 
-    close = stop  # what scripts/lab.py calls
-
     # -- topology ---------------------------------------------------------------------
     def _build_topology(self) -> None:
         c1, c2, r, s = (self.ns(h) for h in HOSTS)

@@ -310,19 +310,6 @@ http {{
                 if ppid(w) in (master, 1):
                     os.kill(w, signal.SIGKILL)
 
-    def reload(self) -> None:
-        """Rewrite the config from the current attributes and SIGHUP the master."""
-        assert self._proc is not None
-        (self.dir / "nginx.conf").write_text(self.config())
-        old = set(self.worker_pids())
-        self._proc.send_signal(signal.SIGHUP)
-
-        def replaced() -> bool:
-            now = set(self.worker_pids())
-            return bool(now) and not (now & old)
-
-        poll_until(replaced, 10)
-
     # -- what the server saw ----------------------------------------------------------
     def error_log(self) -> str:
         return self._read(*self.startup_log)
