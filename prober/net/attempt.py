@@ -91,7 +91,7 @@ async def run_attempt(address: str, port: int, family: int, built: BuiltHello, *
     loop = asyncio.get_running_loop()
     obs = Observation(address=address, port=port)
     t0 = time.monotonic()
-    conn = _Connection(obs, FlightReader(built), t0)
+    conn = _Connection(obs, t0)
     try:
         try:
             # a connection made just as the deadline fires is closed by the cancellation
@@ -110,8 +110,8 @@ async def run_attempt(address: str, port: int, family: int, built: BuiltHello, *
             obs.connect_errno = e.errno
             obs.connect_error = CONNECT_UNREACHABLE
             return obs
-        await conn.exchange(loop, built.records(record_sizes or []), segment_sizes or [],
-                            pause_ms, dl.read)
+        await conn.exchange(loop, FlightReader(built), built.records(record_sizes or []),
+                            segment_sizes or [], pause_ms, dl.read)
         return obs
     finally:
         obs.t_end = time.monotonic() - t0
@@ -140,11 +140,12 @@ class _Connection(asyncio.Protocol):
     reset connection, and so that the final close is a RST whoever closes first.
     """
 
-    def __init__(self, obs: Observation, reader: FlightReader, t0: float) -> None:
+    # made once connected (exchange): a connect failure reads nothing and has no flight
+    reader: FlightReader
+
+    def __init__(self, obs: Observation, t0: float) -> None:
         self.obs = obs
-        self.reader = reader
         self.t0 = t0
-        obs.flight = reader.flight
         self.transport: asyncio.Transport | None = None
         self.sock: socket.socket | None = None
         self.sending = True
@@ -193,9 +194,12 @@ class _Connection(asyncio.Protocol):
 
     # -- the attempt ----------------------------------------------------------------
 
-    async def exchange(self, loop: asyncio.AbstractEventLoop, wire: bytes,
+    async def exchange(self, loop: asyncio.AbstractEventLoop, reader: FlightReader, wire: bytes,
                        segment_sizes: list[int], pause_ms: float, read_s: float) -> None:
         obs = self.obs
+        # nothing is fed before the hello is out (bytes that come earlier wait in early)
+        self.reader = reader
+        obs.flight = reader.flight
         obs.hello_bytes = len(wire)
         self.ended = loop.create_future()
         transport = self.transport

@@ -308,9 +308,8 @@ class FlightReader:
         kr = Reader(ks)
         group = kr.pull_u16()
         share = kr.pull_vector(2)
-        key_share_ext = spec.ext(ExtensionType.KEY_SHARE)
-        sent_groups = self._sent_key_share_groups()
-        if key_share_ext is None or group not in sent_groups:
+        # no key_share extension in the spec means no share_groups either
+        if group not in self.built.share_groups:
             raise _Bad(f"server key_share for group 0x{group:04x}, for which we sent no share")
         f.group = group
         self._transcript += msg
@@ -326,9 +325,6 @@ class FlightReader:
                 self._decryptor = HandshakeDecryptor(chosen, secret, bytes(self._transcript))
         return b""
 
-    def _sent_key_share_groups(self) -> set[int]:
-        return set(self.built.share_groups)
-
     def _hello_retry(self, msg: bytes, chosen: int, ext: dict[int, bytes]) -> bytes:
         f = self.flight
         if self._retried:
@@ -337,7 +333,7 @@ class FlightReader:
         if ks is None or len(ks) != 2:
             raise _Bad("HelloRetryRequest without a selected group")
         group = int.from_bytes(ks, "big")
-        if group not in self.built.spec.offered_groups() or group in self._sent_key_share_groups():
+        if group not in self.built.spec.offered_groups() or group in self.built.share_groups:
             raise _Bad(f"HelloRetryRequest for group 0x{group:04x}, not offered or already shared")
         from prober.wire.tls13 import message_hash, suite_params
 

@@ -127,11 +127,16 @@ def message_hash(hash_name: str, client_hello1: bytes) -> bytes:
 
 
 @cache
-def _derived_early(hash_name: str) -> bytes:
-    """Derive-Secret(Early Secret, "derived", ""): without a PSK the same for every
-    handshake of a hash, so computed once."""
+def _early_secret(hash_name: str) -> bytes:
+    """HKDF-Extract(0, 0): without a PSK the same for every handshake of a hash."""
     zeros = bytes(_hash_len(hash_name))
-    return derive_secret(hkdf_extract(zeros, zeros, hash_name), b"derived", b"", hash_name)
+    return hkdf_extract(zeros, zeros, hash_name)
+
+
+@cache
+def _derived_early(hash_name: str) -> bytes:
+    """Derive-Secret(Early Secret, "derived", ""), computed once per hash likewise."""
+    return derive_secret(_early_secret(hash_name), b"derived", b"", hash_name)
 
 
 class _Aead(Protocol):
@@ -185,10 +190,9 @@ class HandshakeDecryptor:
 
     # what a caller going on past the server's Finished needs; a probe stops there, so
     # these are derived on first use (each is HMACs a probe would otherwise pay for)
-    @cached_property
+    @property
     def early_secret(self) -> bytes:
-        zeros = bytes(self.hash_len)
-        return hkdf_extract(zeros, zeros, self.hash_name)
+        return _early_secret(self.hash_name)
 
     @cached_property
     def client_handshake_traffic_secret(self) -> bytes:
