@@ -34,7 +34,8 @@ class RunMeta:
 def document(state: PlanState, ep: Endpoint, meta: RunMeta) -> dict[str, Any]:
     from prober import __version__
     from prober.diagnose.rules import evaluate, notes
-    from prober.report.probe import iso_ms, vantage
+    from prober.report.probe import vantage
+    from prober.report.timestamps import iso_ms
 
     results = sorted(state.results, key=lambda r: r.id)
     t = ep.target

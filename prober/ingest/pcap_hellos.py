@@ -14,10 +14,10 @@ import hashlib
 import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from prober.profiles.importer import doc_from_hello, slug
+from prober.report.timestamps import iso_ms
 from prober.wire.buffer import u16, vec
 from prober.wire.clienthello import (
     ClientHello,
@@ -166,10 +166,6 @@ def assign_names(groups: list[HelloGroup]) -> None:
         g.name = name
 
 
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
-
-
 def profile_doc(g: HelloGroup) -> dict[str, Any]:
     files = [os.path.basename(s) for s, _ in g.sources.most_common()]
     n_clients = len(g.clients)
@@ -191,7 +187,7 @@ def _facts(g: HelloGroup, files: list[str]) -> dict[str, Any]:
         "server_ports": sorted(p for p, _ in g.server_ports.most_common(SHOWN)),
         "sni": g.top_sni()[:SHOWN],
         "hellos_without_sni": g.sni.get("", 0),
-        "first_seen": iso(g.first_seen),
-        "last_seen": iso(g.last_seen),
+        "first_seen": iso_ms(g.first_seen),
+        "last_seen": iso_ms(g.last_seen),
         "files": files[:SHOWN],
     }

@@ -9,7 +9,7 @@ from typing import Any
 from prober.policy.candidates import strength_notes, suite_label
 from prober.policy.model import VERSION_ORDER
 from prober.policy.scan import PolicyScan
-from prober.report.probe import iso_ms
+from prober.report.timestamps import iso_ms
 from prober.wire import registry as reg
 
 POLICY_SCHEMA = "prober.policy/1"

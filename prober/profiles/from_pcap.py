@@ -120,8 +120,8 @@ def render(result: CaptureImport, written: list[tuple[HelloGroup, Profile, Path]
 def document(result: CaptureImport,
              written: list[tuple[HelloGroup, Profile, Path]]) -> dict[str, Any]:
     from prober import __version__
-    from prober.ingest.pcap_hellos import iso
     from prober.profiles.describe import versions_text
+    from prober.report.timestamps import iso_ms
 
     fps = []
     for g, p, path in written:
@@ -133,7 +133,7 @@ def document(result: CaptureImport,
             "server_ports": sorted(g.server_ports),
             "sni": g.top_sni(), "hellos_without_sni": g.sni.get("", 0),
             "versions": versions_text(p), "suites": len(p.spec.cipher_suites),
-            "first_seen": iso(g.first_seen), "last_seen": iso(g.last_seen),
+            "first_seen": iso_ms(g.first_seen), "last_seen": iso_ms(g.last_seen),
         })
     return {"schema": SCHEMA, "tool": {"name": "prober", "version": __version__},
             "stats": result.stats.to_json(), "fingerprints": fps}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +10,7 @@ from prober import __version__
 from prober.engine import Endpoint
 from prober.outcome import AttemptResult
 from prober.report.summary import summarize
+from prober.report.timestamps import iso_ms
 
 PROBE_SCHEMA = "prober.probe/1"
 
@@ -29,13 +29,6 @@ def vantage(results: list[AttemptResult]) -> dict[str, Any]:
     local = sorted({r.obs.local_address for r in results
                     if r.obs is not None and r.obs.local_address})
     return {"hostname": socket.gethostname(), "local_addresses": local}
-
-
-def iso_ms(t: float | None) -> str | None:
-    """A time.time() value as ISO 8601 UTC with milliseconds, as every document carries."""
-    if t is None:
-        return None
-    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="milliseconds")
 
 
 def document(results: list[AttemptResult], info: RunInfo) -> dict[str, Any]:
