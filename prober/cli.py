@@ -156,6 +156,12 @@ def _open_out(path: str) -> IO[str]:
         raise UsageError(f"cannot write {path!r}: {e.strerror}") from None
 
 
+def json_file_of(args: argparse.Namespace) -> IO[str] | None:
+    """``--json FILE`` opened before any work, so an unwritable path fails at once; None
+    for no ``--json`` or ``--json -`` (stdout, see report.output.emit)."""
+    return _open_out(args.json) if args.json and args.json != "-" else None
+
+
 def target_of(text: str, args: argparse.Namespace) -> Target:
     """TARGET with the --address, --sni and --no-sni options applied (TargetError when
     bad): how every command that probes named endpoints reads them."""
@@ -202,7 +208,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
                                 deadlines=deadlines, all_addresses=args.all_addresses,
                                 fresh_keys=args.fresh_keys)
     jsonl = _open_out(args.jsonl) if args.jsonl else None
-    json_out = _open_out(args.json) if args.json and args.json != "-" else None
+    json_out = json_file_of(args)
     _raise_fd_limit(args.concurrency)
 
     results: list[Any] = []

@@ -98,7 +98,14 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from prober import engine
-    from prober.cli import EXIT_INTERRUPTED, EXIT_OK, _open_out, _run_loop, deadlines_of, target_of
+    from prober.cli import (
+        EXIT_INTERRUPTED,
+        EXIT_OK,
+        _run_loop,
+        deadlines_of,
+        json_file_of,
+        target_of,
+    )
     from prober.diagnose import capture as cap_mod
     from prober.diagnose import plan, report
     from prober.report.output import emit
@@ -113,7 +120,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     opts = plan.PlanOptions(repeat=args.repeat, sweep_repeat=args.sweep_repeat,
                             deadlines=deadlines, per_target=args.per_target, rate=args.rate,
                             unrelated_sni=args.unrelated_sni, idle_max=args.idle_timeout)
-    json_out = _open_out(args.json) if args.json and args.json != "-" else None
+    json_out = json_file_of(args)
     meta = report.RunMeta(started=time.time(), options={
         "repeat": args.repeat, "sweep_repeat": args.sweep_repeat,
         "connect_timeout_s": deadlines.connect, "read_timeout_s": deadlines.read,
@@ -184,7 +191,7 @@ def _load(path: str) -> dict[str, Any]:
 def cmd_diff(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from prober.cli import EXIT_OK, _open_out
+    from prober.cli import EXIT_OK, json_file_of
     from prober.diagnose import diff
     from prober.report.output import emit
 
@@ -193,7 +200,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     lb = args.label_b or Path(args.b).stem
     if la == lb:
         la, lb = f"A:{la}", f"B:{lb}"
-    json_out = _open_out(args.json) if args.json and args.json != "-" else None
+    json_out = json_file_of(args)
     try:
         doc = diff.document(diff.Side(la, a), diff.Side(lb, b))
     except (KeyError, ValueError, TypeError) as e:

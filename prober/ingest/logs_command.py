@@ -39,7 +39,7 @@ def register(hooks: Any) -> None:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from prober.cli import EXIT_OK, UsageError, _open_out
+    from prober.cli import EXIT_OK, UsageError, json_file_of
     from prober.ingest.logs import LogInputError, check_vpc_fields, read_logs
     from prober.ingest.logs_report import document, table
     from prober.report.output import emit
@@ -52,8 +52,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     out = None
     try:
         fields = check_vpc_fields(args.vpc_fields) if args.vpc_fields else None
-        if args.json and args.json != "-":
-            out = _open_out(args.json)
+        out = json_file_of(args)
         summary = read_logs(args.files, format=args.format, vpc_fields=fields, port=args.port,
                             max_packets=args.max_packets, max_examples=args.examples)
     except LogInputError as e:

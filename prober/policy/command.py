@@ -40,7 +40,7 @@ def register(hooks: Commands) -> None:
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
-    from prober.cli import EXIT_INTERRUPTED, EXIT_OK, UsageError, _open_out, _run_loop, target_of
+    from prober.cli import EXIT_INTERRUPTED, EXIT_OK, UsageError, _run_loop, json_file_of, target_of
     from prober.engine import resolve_targets
     from prober.net.attempt import Deadlines
     from prober.policy.enumerate import enumerate_policy
@@ -62,7 +62,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
         raise UsageError(f"--concurrency must be at least 1, got {args.concurrency}")
     if args.budget <= 0:
         raise UsageError(f"--budget must be positive, got {args.budget}")
-    json_out = _open_out(args.json) if args.json and args.json != "-" else None
+    json_out = json_file_of(args)
 
     import time
 

@@ -57,7 +57,7 @@ def register(hooks: Any) -> None:
 def cmd_whatif(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from prober.cli import EXIT_INTERRUPTED, EXIT_OK, UsageError, _open_out
+    from prober.cli import EXIT_INTERRUPTED, EXIT_OK, UsageError, json_file_of
     from prober.policy import whatif
     from prober.policy.simulate import CandidateError, candidate, predict
     from prober.report.output import emit
@@ -81,7 +81,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     except CandidateError as e:
         raise UsageError(str(e)) from None
     # opened now: a path that cannot be written must not cost a live run
-    json_out = _open_out(args.json) if args.json and args.json != "-" else None
+    json_out = json_file_of(args)
     targets = {t.label: t for t in (against, current_target) if t is not None}
     try:
         live = _run_live(clients, list(targets.values()), args.timeout) if targets else {}

@@ -34,7 +34,7 @@ def register(hooks: Commands) -> None:
 
 
 def cmd_from_pcap(args: argparse.Namespace) -> int:
-    from prober.cli import EXIT_OK, UsageError, _open_out
+    from prober.cli import EXIT_OK, UsageError, json_file_of
     from prober.ingest.pcap import CaptureError, import_captures
     from prober.ingest.pcap_hellos import profile_doc
     from prober.profiles.compile import ProfileError
@@ -62,7 +62,7 @@ def cmd_from_pcap(args: argparse.Namespace) -> int:
         except OSError as e:
             raise UsageError(f"cannot write {str(path)!r}: {e.strerror}") from None
         written.append((g, profile, path))
-    json_out = _open_out(args.json) if args.json and args.json != "-" else None
+    json_out = json_file_of(args)
     emit(document(result, written) if args.json else None, args.json, json_out,
          render(result, written, out))
     return EXIT_OK
