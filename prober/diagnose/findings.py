@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prober.profiles.families import VERSION_PROFILES
+from prober.profiles.families import PROFILE_VERSIONS
 
 DIAGNOSE_SCHEMA = "prober.diagnose/1"
 
@@ -69,7 +69,7 @@ STEP_FALLBACK = "fallback"
 STEP_OTHER = "other"
 
 # every version profile, as a probe run may hold sslv2-only too
-SWEEP_VERSIONS = {p: v for v, p in VERSION_PROFILES.items()}
+SWEEP_VERSIONS = PROFILE_VERSIONS
 # the diagnose sweep, oldest first: it starts at SSLv3
 SWEEP_PROFILES = tuple(p for p, v in SWEEP_VERSIONS.items() if v != "SSLv2")
 # the sweep's versions, oldest first

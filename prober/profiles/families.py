@@ -15,7 +15,8 @@ from prober.wire import registry as reg
 # version -> the profile offering it alone ("TLSv1.2" -> "tls1.2-only"), oldest first
 VERSION_PROFILES = {v: v.lower().replace("tlsv", "tls") + "-only" for v in reg.VERSIONS}
 VERSION_FAMILY = tuple(VERSION_PROFILES.values())
-_PROFILE_VERSIONS = {p: v for v, p in VERSION_PROFILES.items()}
+# version profile name -> its version
+PROFILE_VERSIONS = {p: v for v, p in VERSION_PROFILES.items()}
 # supported_versions of a broad hello, newest first: SSL hellos have no extensions
 BROAD_VERSIONS = tuple(v for v in reversed(reg.VERSIONS) if v.startswith("TLSv"))
 
@@ -98,7 +99,7 @@ def _tls13_suites() -> list[str]:
 
 
 def version_profile(name: str) -> Profile:
-    version = _PROFILE_VERSIONS[name]
+    version = PROFILE_VERSIONS[name]
     if version == "SSLv2":
         specs = [f"0x{v:06X}" for v in sorted(reg._index().sslv2)]
         doc: dict[str, Any] = {"sslv2": True, "version": "SSLv2", "cipher_suites": specs}
