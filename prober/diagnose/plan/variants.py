@@ -166,10 +166,9 @@ def split_profiles(ref: Profile, sni: str | None) -> list[tuple[str, Profile, di
 
 def fallback_profile(version: str, name: str = "fallback-scsv") -> Profile:
     """``version`` (TLSv1.x, SSLv3) with TLS_FALLBACK_SCSV, as a client retrying lower does."""
-    from prober.profiles.families import version_profile
+    from prober.profiles.families import VERSION_PROFILES, version_profile
 
-    prof = {v: p for p, v in SWEEP_VERSIONS.items()}[version]
-    spec = copy.deepcopy(version_profile(prof).spec)
+    spec = copy.deepcopy(version_profile(VERSION_PROFILES[version]).spec)
     spec.cipher_suites = [*spec.cipher_suites, TLS_FALLBACK_SCSV]
     return Profile(name=name, spec=spec, origin="generated",
                    description=f"{version} with TLS_FALLBACK_SCSV")
