@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.peers.misbehaving import SilentReader, raise_nofile_limit  # noqa: E402
-from tests.peers.nginx_server import NginxServer  # noqa: E402
+from tests.peers.nginx_server import NginxServer, NginxSession  # noqa: E402
 from tests.peers.pki import make_pki  # noqa: E402
 
 PY = sys.executable
@@ -68,12 +68,25 @@ class Row:
     in_run: float  # connections/s between the first and the last connection
     client_cpu_ms: float | None  # per connection, start-up excluded where known
     server_cpu_ms: float  # nginx CPU per connection
-    rss_kb: int | None
+    rss_kb: int
 
     @property
     def ceiling(self) -> float:
         """Connections/s one nginx worker could serve at the CPU cost measured."""
         return 1000 / max(self.server_cpu_ms, 1e-6)
+
+
+class ServerCost:
+    """The nginx sessions and worker CPU from here on: what one run cost the server."""
+
+    def __init__(self, ngx: NginxServer) -> None:
+        self.ngx, self.cpu0, self.n0 = ngx, ngx.cpu_seconds(), len(ngx.sessions())
+
+    def sessions(self) -> list[NginxSession]:
+        return self.ngx.sessions()[self.n0:]
+
+    def per_session_ms(self) -> float:
+        return (self.ngx.cpu_seconds() - self.cpu0) / max(len(self.sessions()), 1) * 1e3
 
 
 def _startup_cpu() -> float:
@@ -93,9 +106,9 @@ def bench_rate(attempts: int, concurrency: int) -> None:
         with NginxServer(pki, cert="ecdsa", protocols="TLSv1.2 TLSv1.3",
                          worker_processes=1) as ngx:
             target = f"127.0.0.1:{ngx.port}"
-            flight_bytes = 0
+            flight_bytes = 0  # of the TLS 1.2 server flight, for the bare client below
             for profile in ("tls1.3-only", "tls1.2-only"):
-                cpu0, n0 = ngx.cpu_seconds(), len(ngx.sessions())
+                cost = ServerCost(ngx)
                 jsonl = Path(tmp) / f"{profile}.jsonl"
                 run = measure([
                     PY, "-m", "prober", "probe", target, "-p", profile, "-n", str(attempts),
@@ -106,34 +119,31 @@ def bench_rate(attempts: int, concurrency: int) -> None:
                 first = min(x["started_at"] for x in lines)
                 last = max(x["started_at"] + (x["timings_ms"]["total"] or 0) / 1000
                            for x in lines)
-                flight_bytes = min(x.get("server_bytes", 0) for x in lines)
+                if profile == "tls1.2-only":
+                    flight_bytes = min(x.get("server_bytes", 0) for x in lines)
                 time.sleep(0.3)
-                sessions = len(ngx.sessions()) - n0
                 rows.append(Row(f"prober probe -p {profile}", attempts, ok, run.wall,
                                 attempts / (last - first),
                                 (run.cpu_s - startup) / attempts * 1e3,
-                                (ngx.cpu_seconds() - cpu0) / max(sessions, 1) * 1e3,
-                                run.rss_kb))
+                                cost.per_session_ms(), run.rss_kb))
             # the same TLS 1.2 exchange by the barest asyncio client (no parsing, no
             # records, no TCP_INFO): what any Python prober pays for the I/O alone
-            cpu0, n0 = ngx.cpu_seconds(), len(ngx.sessions())
+            cost = ServerCost(ngx)
             run = measure([PY, str(Path(__file__).with_name("bare_client.py")), "127.0.0.1",
                            str(ngx.port), str(attempts), str(concurrency), str(flight_bytes)])
             bare = json.loads(run.out)
             time.sleep(0.3)
-            sessions = len(ngx.sessions()) - n0
             rows.append(Row("bare asyncio client, tls1.2-only (floor)", attempts, bare["ok"],
                             run.wall, bare["rate"], bare["cpu_s"] / attempts * 1e3,
-                            (ngx.cpu_seconds() - cpu0) / max(sessions, 1) * 1e3, run.rss_kb))
-            cpu0, n0 = ngx.cpu_seconds(), len(ngx.sessions())
+                            cost.per_session_ms(), run.rss_kb))
+            cost = ServerCost(ngx)
             run = measure([PY, "-m", "sslyze", "--sslv2", "--sslv3", "--tlsv1", "--tlsv1_1",
                            "--tlsv1_2", "--tlsv1_3", target])
             time.sleep(0.5)
-            scan = ngx.sessions()[n0:]
+            scan = cost.sessions()
             span = max(x.msec for x in scan) - min(x.msec for x in scan)
             rows.append(Row("sslyze full cipher-suite scan", len(scan), None, run.wall,
-                            len(scan) / span, None,
-                            (ngx.cpu_seconds() - cpu0) / max(len(scan), 1) * 1e3, run.rss_kb))
+                            len(scan) / span, None, cost.per_session_ms(), run.rss_kb))
     _print_rate(rows)
 
 
@@ -146,7 +156,7 @@ def _print_rate(rows: list[Row]) -> None:
           f"{r.in_run:.0f}", f"{r.connections / r.wall:.0f}",
           "" if r.client_cpu_ms is None else f"{r.client_cpu_ms:.3f}",
           f"{r.server_cpu_ms:.3f}", f"{r.ceiling:.0f}",
-          "" if r.rss_kb is None else f"{r.rss_kb / 1024:.0f}"] for r in rows],
+          f"{r.rss_kb / 1024:.0f}"] for r in rows],
         headers=["run", "connections", "ok", "wall s", "conn/s in run",
                  "conn/s whole process", "client CPU ms/conn", "nginx CPU ms/conn",
                  "nginx ceiling conn/s", "peak RSS MB"], tablefmt="github"))
