@@ -195,10 +195,11 @@ def run_real(client: Client, server: NginxServer, *, tools: Path, work: Path,
     log = work / "client.log"
     requests = len(server.requests())
 
-    failed_at: list[float] = []
-    quiet_since: list[float] = []
+    failed_at: float | None = None  # when the first failed session was seen
+    quiet_since: float | None = None  # since when none of the client's connections is open
 
     def seen_enough() -> bool:
+        nonlocal failed_at, quiet_since
         # nginx logs a TLS session when it ends (a failed one at once), and the request
         # a completed one carried as soon as it is proxied: either way the client has
         # shown what it does, and a browser would only sit on its page from then on
@@ -212,13 +213,13 @@ def run_real(client: Client, server: NginxServer, *, tools: Path, work: Path,
         if not client.heavy:
             return True
         now = time.monotonic()
-        failed_at[:1] = failed_at[:1] or [now]
+        failed_at = failed_at if failed_at is not None else now
         if open_connections(server.port):
-            quiet_since[:] = []
-        else:
-            quiet_since[:1] = quiet_since[:1] or [now]
-        return (bool(quiet_since) and now - quiet_since[0] >= QUIET_S) or (
-            now - failed_at[0] >= RACE_LIMIT_S)
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        return (quiet_since is not None and now - quiet_since >= QUIET_S) or (
+            now - failed_at >= RACE_LIMIT_S)
 
     run = sandbox.run_bounded([*prefix, *client.argv(call)], timeout=client.timeout,
                               env=client.run_env(call), cwd=work, log=log, stdin=client.stdin,
