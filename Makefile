@@ -68,7 +68,7 @@ lint: venv
 	$(VENV)/bin/mypy --explicit-package-bases tests bench scripts
 
 demo: setup
-	$(PY) -m prober.demo
+	$(PY) -m prober.cli.demo
 
 bench: setup
 	$(PY) bench/run.py

@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from prober.profiles.capture import profile_filename  # noqa: E402
+from prober.capture.live import profile_filename  # noqa: E402
 from scripts.capture import clients as cl  # noqa: E402
 from scripts.capture import runner, sandbox  # noqa: E402
 

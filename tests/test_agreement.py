@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from prober.profiles.capture import hello_key, profile_filename
+from prober.capture.live import hello_key, profile_filename
 from prober.profiles.loader import load_file
 from prober.wire.clienthello import ClientHello, build, read_client_hello
 from prober.wire.registry import suite_value

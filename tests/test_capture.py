@@ -19,16 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+from prober.capture.live import hello_key
 from prober.profiles import families
-from prober.profiles.capture import (
-    COMPLETE,
-    NEED_MORE,
-    NOT_A_HELLO,
-    SSLV2_ERROR,
-    hello_key,
-    refusal_for,
-    scan_hello,
-)
 from prober.profiles.loader import load_file
 from prober.wire.clienthello import (
     ClientHello,
@@ -39,6 +31,14 @@ from prober.wire.clienthello import (
 )
 from prober.wire.constants import ExtensionType
 from prober.wire.fingerprint import ja3, ja4
+from prober.wire.hello_scan import (
+    COMPLETE,
+    NEED_MORE,
+    NOT_A_HELLO,
+    SSLV2_ERROR,
+    refusal_for,
+    scan_hello,
+)
 from prober.wire.serverflight import FlightReader
 from tests.peers.factory import started_peers
 from tests.peers.lifecycle import Peer, poll_until, stop_process

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from prober.cli import main
+from prober.cli.main import main
 
 PASSING = """\
 schema: 1

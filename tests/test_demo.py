@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from prober import demo
+from prober.cli import demo
 from prober.profiles.families import generated
 from prober.profiles.loader import resolve
 from prober.profiles.model import Profile
@@ -42,7 +42,7 @@ def _wire(name: str, split: list[int] | None = None) -> bytes:
 
 
 def test_demo_runs_and_every_outcome_is_the_expected_one(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "prober.demo"], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-m", "prober.cli.demo"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from prober import demo
-from prober.cli import main
+from prober.cli import demo
+from prober.cli.main import main
 from tests.lab import Lab, Scenario
 from tests.lab.fixtures import lab
 from tests.lab.scenarios import LabParams, catalog
@@ -94,7 +94,7 @@ def test_healthy_nginx_gets_only_its_policy(tmp_path: Path, capsys: pytest.Captu
 
 def test_expect_issuer_and_capture(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                    nginx_factory: Any) -> None:
-    from prober.diagnose.capture import open_capture
+    from prober.net.packets import open_capture
 
     cap, _ = open_capture("127.0.0.1", 9, socket.AF_INET)  # can this process capture?
     if cap is not None:

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from prober.core.engine import Endpoint
+from prober.core.targets import Target
 from prober.diagnose import capture, diff, plan, rules
 from prober.diagnose.findings import (
     Control,
@@ -23,10 +25,9 @@ from prober.diagnose.findings import (
     Seen,
     view_from_doc,
 )
-from prober.engine import Endpoint
+from prober.net import packets
 from prober.net.attempt import Deadlines
 from prober.profiles.families import version_profile
-from prober.targets import Target
 from prober.wire.buffer import Reader
 from prober.wire.clienthello import build, read_client_hello
 from prober.wire.constants import TLS_FALLBACK_SCSV, ExtensionType
@@ -57,7 +58,7 @@ def run_steps(ep: Endpoint, steps: list[tuple[str, str, int]], timeout: float = 
     async def go() -> Any:
         c = None
         if cap:
-            c, why = capture.open_capture(ep.address or "", ep.target.port, ep.family)
+            c, why = packets.open_capture(ep.address or "", ep.target.port, ep.family)
             assert c is not None, why
         try:
             await plan.Runner(opts, state).run(
@@ -111,7 +112,7 @@ def test_silent_reader_is_a_silent_proxy() -> None:
                         [("sweep", "tls1.2-only", 2), ("repeat", "known-good=tls1.3-only", 4)],
                         timeout=0.5)
         ep = endpoint("127.0.0.1", srv.port)
-        run.control = asyncio.run(plan.connect_and_wait(ep, 0.3, 1.0))
+        run.control = asyncio.run(plan.control(ep, 0.3, 1.0))
     assert run.control.outcome == "silent"
     found = rules.evaluate(run)
     assert found[0].id == "silent-proxy" and found[0].confidence == "high"
@@ -163,7 +164,7 @@ def test_openssl_honours_fallback_scsv(openssl_server_factory: Any) -> None:
 
 @pytest.mark.root
 def test_capture_sees_the_rst_come_from_the_server() -> None:
-    cap, why = capture.open_capture("127.0.0.1", 9, socket.AF_INET)
+    cap, why = packets.open_capture("127.0.0.1", 9, socket.AF_INET)
     if cap is None:
         pytest.skip(f"--capture unavailable here: {why}")
     cap.stop()
@@ -191,7 +192,7 @@ def test_capture_stop_keeps_the_packets_already_on_the_wire() -> None:
         lsn.bind(("127.0.0.1", 0))
         lsn.listen(64)
         port = lsn.getsockname()[1]
-        cap, why = capture.open_capture("127.0.0.1", port, socket.AF_INET)
+        cap, why = packets.open_capture("127.0.0.1", port, socket.AF_INET)
         if cap is None:
             pytest.skip(f"--capture unavailable here: {why}")
         n = 40
@@ -549,12 +550,12 @@ def _ipv4_tcp(ttl: int, flags: int, payload: int = 0) -> bytes:
 
 
 def test_parse_ipv4_and_ttl_words() -> None:
-    p = capture.parse_ipv4(_ipv4_tcp(61, 0x12), 5.0)
+    p = packets.parse_ipv4(_ipv4_tcp(61, 0x12), 5.0)
     assert p is not None
     assert (p.src, p.sport, p.dport, p.flags, p.ttl, p.ip_id, p.window, p.length) == (
         "198.51.100.2", 443, 40000, "SA", 61, 777, 512, 0)
-    assert capture.parse_ipv4(_ipv4_tcp(64, 0x18, 100), 5.0).length == 100  # type: ignore
-    assert len(capture.bpf_tcp_port(443)) == 11 * 8
+    assert packets.parse_ipv4(_ipv4_tcp(64, 0x18, 100), 5.0).length == 100  # type: ignore
+    assert len(packets.bpf_tcp_port(443)) == 11 * 8
     syn_ack = Packet(0, True, "SA", 61, 0, 0, 0)
     assert rules.ttl_compare(Packet(0, True, "R", 63, 0, 0, 0), syn_ack) == (
         2, "TTL 63 vs the SYN-ACK's 61: 2 hops closer than the server")

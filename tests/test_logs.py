@@ -21,15 +21,15 @@ from typing import Any
 
 import pytest
 
-from prober.cli import main
-from prober.ingest import logs_formats
-from prober.ingest import logs_reasons as R
-from prober.ingest.logs import read_logs
-from prober.ingest.logs_records import Conn, Flow, LineParser
-from prober.ingest.logs_servers import GoHttpLog, HaproxyLog, NginxErrorLog
-from prober.ingest.logs_tally import FileStats, LogSummary, Tally
-from prober.ingest.logs_vpc import WHY_NO_FIN, WHY_NO_FLAGS, WHY_RST
-from prober.ingest.population import Population, load_population
+from prober.cli.main import main
+from prober.logs import formats as logs_formats
+from prober.logs import reasons as R
+from prober.logs.pipeline import read_logs
+from prober.logs.population import Population, load_population
+from prober.logs.records import Conn, Flow, LineParser
+from prober.logs.servers import GoHttpLog, HaproxyLog, NginxErrorLog
+from prober.logs.tally import FileStats, LogSummary, Tally
+from prober.logs.vpc import WHY_NO_FIN, WHY_NO_FLAGS, WHY_RST
 from tests.peers import Pki, free_port, wait_listening
 from tests.peers.lifecycle import poll_until, stop_process
 
@@ -343,8 +343,8 @@ def test_cloudfront_standard_log(tmp_path: Path) -> None:
 
 
 def test_detection_of_aws_formats() -> None:
-    from prober.ingest import logs_detect
-    from prober.ingest.logs_command import FORMAT_CHOICES
+    from prober.cli.logs import FORMAT_CHOICES
+    from prober.logs import detect as logs_detect
 
     tests = logs_detect.detectors()
     for key, fmt in (("aws_alb_connection_log", "alb-conn"), ("aws_alb_access_log", "alb-access"),
@@ -684,7 +684,7 @@ def test_streaming_memory_is_per_distinct_key() -> None:
         for i in range(50_000):
             yield conn_line(f"192.0.2.{i % 7}", "TLSv1.2",
                             ("ECDHE-RSA-AES128-GCM-SHA256", "AES128-SHA")[i % 2])
-    from prober.ingest.logs_aws import AlbConnectionLog
+    from prober.logs.aws import AlbConnectionLog
 
     tally = Tally()
     stats = FileStats("gen")
@@ -913,7 +913,7 @@ def _go_env(tmp_path: Path) -> dict[str, str]:
 
 def test_flow_item_types() -> None:
     # the parsers' contract: a Flow for flows to/from the port, a str for skipped ones
-    from prober.ingest.logs_vpc import VpcFlowLog
+    from prober.logs.vpc import VpcFlowLog
 
     parser = VpcFlowLog(CUSTOM.split())
     item = parser.parse(field_case_flows()[1])

@@ -35,9 +35,9 @@ from typing import Any
 import pytest
 import yaml
 
-from prober.ingest.pcap import CaptureError, ScanStats, import_captures, scan
-from prober.ingest.pcap_hellos import SeenHello
-from prober.ingest.tcp_reassembly import Reassembler
+from prober.capture.hellos import SeenHello
+from prober.capture.pcap import CaptureError, ScanStats, import_captures, scan
+from prober.capture.tcp_reassembly import Reassembler
 from prober.profiles.loader import load_file, resolve
 from prober.wire.buffer import DecodeError
 from prober.wire.clienthello import ClientHello, SSLv2Hello, build, read_client_hello

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from prober.cli import main
-from prober.policy.candidates import bundles, suite_candidates
-from prober.policy.catalog import get
-from prober.policy.plan import Probe, Reply
-from prober.policy.planner import Planner
+from prober.cli.main import main
+from prober.policy.enumerate.candidates import bundles, suite_candidates
+from prober.policy.enumerate.plan import Probe, Reply
+from prober.policy.enumerate.planner import Planner
+from prober.policy.naming.catalog import get
 from prober.profiles.compile import compile_hello
 from prober.wire import registry as reg
 from prober.wire.constants import ExtensionType
@@ -318,9 +318,9 @@ def test_features_certificates_and_intolerance(nginx_factory: Any, tmp_path: Pat
 def test_dying_endpoint_is_not_read_as_policy(nginx_factory: Any) -> None:
     import asyncio
 
-    from prober.engine import Endpoint
-    from prober.policy.enumerate import enumerate_policy
-    from prober.targets import parse_target
+    from prober.core.engine import Endpoint
+    from prober.core.targets import parse_target
+    from prober.policy.enumerate.driver import enumerate_policy
 
     srv = nginx_factory(cert="rsa", protocols="TLSv1.2 TLSv1.3")
     seen: list[Any] = []
@@ -416,9 +416,9 @@ def drive(model: Model, in_flight: int = 4) -> Planner:
 
 
 def _assembled(plan: Planner) -> Any:
-    from prober.engine import Endpoint
+    from prober.core.engine import Endpoint
+    from prober.core.targets import parse_target
     from prober.policy.scan import assemble
-    from prober.targets import parse_target
 
     ep = Endpoint(parse_target("192.0.2.1:443"), 2, "192.0.2.1")
     return assemble(plan, ep, [], started=0.0, finished=1.0, complete=True)

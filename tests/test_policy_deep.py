@@ -10,10 +10,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from prober.policy import catalog
 from prober.policy.deep import DEEP_CHECKS, deep_scan, mozilla_compliance_live
-from prober.policy.match import mozilla_compliance, sslyze_mozilla_profile
 from prober.policy.model import ObservedPolicy
+from prober.policy.naming import catalog
+from prober.policy.naming.match import mozilla_compliance, sslyze_mozilla_profile
 from tests.peers import Pki, closed_port
 from tests.test_policy_match import openssl_expand
 

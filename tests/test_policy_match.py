@@ -16,9 +16,10 @@ from collections.abc import Iterable
 
 import pytest
 
-from prober.policy import catalog
-from prober.policy.catalog import NamedPolicy
-from prober.policy.match import (
+from prober.policy.model import ObservedPolicy
+from prober.policy.naming import catalog
+from prober.policy.naming.catalog import NamedPolicy
+from prober.policy.naming.match import (
     PROTOCOL_WEIGHT,
     diff_policies,
     match_catalog,
@@ -26,7 +27,6 @@ from prober.policy.match import (
     sslyze_mozilla_profile,
     suite_label,
 )
-from prober.policy.model import ObservedPolicy
 from prober.wire import registry as reg
 
 pytestmark = pytest.mark.requires_bin("openssl")

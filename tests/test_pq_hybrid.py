@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from prober.cli import main
+from prober.cli.main import main
 from prober.profiles.compile import compile_hello
 from prober.profiles.families import tls13_doc
 from tests.conftest import missing

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from prober.cli import main
+from prober.cli.main import main
 from prober.profiles import families
 from prober.profiles.compile import ProfileError
 from prober.profiles.importer import write_yaml

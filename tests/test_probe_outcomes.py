@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from prober.cli import main
+from prober.cli.main import main
 from tests.peers.lifecycle import poll_until
 from tests.peers.misbehaving import (
     FinAfterHello,

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from prober.cli import main
+from prober.cli.main import main
 
 VERSIONS = ["tls1.0-only", "tls1.1-only", "tls1.2-only", "tls1.3-only"]
 # single-cipher profiles a server with RSA + ECDSA certificates can negotiate

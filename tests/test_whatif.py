@@ -19,18 +19,18 @@ from typing import Any
 
 import pytest
 
-from prober import engine
-from prober.cli import main
+from prober.cli.main import main
+from prober.core import engine
+from prober.core.outcome import AttemptResult
+from prober.core.targets import Target
 from prober.net.attempt import Deadlines
-from prober.outcome import AttemptResult
-from prober.policy import catalog
-from prober.policy.simulate import TLS13, Candidate, CertKind, candidate, predict
-from prober.policy.whatif import BREAKS, STILL_FAILS, Client, Live, agree
+from prober.policy.naming import catalog
+from prober.policy.whatif.run import BREAKS, STILL_FAILS, Client, Live, agree
+from prober.policy.whatif.simulate import TLS13, Candidate, CertKind, candidate, predict
 from prober.profiles import families
 from prober.profiles.compile import compile_hello
 from prober.profiles.loader import resolve_all
 from prober.profiles.model import Profile
-from prober.targets import Target
 from prober.wire import registry as reg
 from tests.peers import closed_port
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prober.check.expectations import Expectations
-from prober.outcome import OK, AttemptResult
+from prober.core.outcome import OK, AttemptResult
 from prober.profiles.families import VERSION_PROFILES
 from prober.wire.registry import VERSIONS
 
@@ -178,8 +178,8 @@ def _suite(r: AttemptResult) -> str | None:
 
 def policy_verdicts(exp: Expectations, target: str, scan: Any) -> list[Verdict]:
     """``policy.equals`` / ``policy.no_weaker_than`` against a `prober policy` scan."""
-    from prober.policy.catalog import get
-    from prober.policy.match import diff_policies
+    from prober.policy.naming.catalog import get
+    from prober.policy.naming.match import diff_policies
 
     out: list[Verdict] = []
     obs = scan.policy

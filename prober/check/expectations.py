@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prober.outcome import OUTCOMES
+from prober.core.outcome import OUTCOMES
 
 EXPECT_SCHEMA = 1
 _TOP = {"schema", "profiles", "min_version", "forbidden_suites", "required_groups",
@@ -108,7 +108,7 @@ def parse(doc: Any, where: str) -> Expectations:
     exp.policy_equals = pol.get("equals")
     exp.policy_no_weaker_than = pol.get("no_weaker_than")
     if exp.policy_equals or exp.policy_no_weaker_than:
-        from prober.policy.catalog import CatalogError, get
+        from prober.policy.naming.catalog import CatalogError, get
 
         for name in filter(None, (exp.policy_equals, exp.policy_no_weaker_than)):
             try:
@@ -131,6 +131,6 @@ def _int(where: str, v: Any) -> int:
 
 
 def load(path: str | Path) -> Expectations:
-    from prober.yamlfile import read_yaml
+    from prober.core.yamlfile import read_yaml
 
     return parse(read_yaml(path, ExpectationError), str(path))

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from prober.net.idle import IdleProbe
 from prober.profiles.families import PROFILE_VERSIONS
 
 DIAGNOSE_SCHEMA = "prober.diagnose/1"
@@ -249,23 +250,6 @@ class Control:
             "fin": f"closed with FIN after {s:.1f} s",
             "rst": f"reset the connection after {s:.1f} s",
         }.get(self.outcome, f"could not connect ({self.outcome})")
-
-
-@dataclass(frozen=True)
-class IdleProbe:
-    wait_s: float
-    result: str  # alive | reset | closed | blackholed | cancelled | error
-    detail: str = ""
-    closed_after_s: float | None = None  # the peer closed while we idled
-
-    def to_json(self) -> dict[str, Any]:
-        return {"wait_s": self.wait_s, "result": self.result, "detail": self.detail,
-                "closed_after_s": self.closed_after_s}
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> IdleProbe:
-        return cls(wait_s=float(d["wait_s"]), result=str(d["result"]),
-                   detail=str(d.get("detail", "")), closed_after_s=_f(d.get("closed_after_s")))
 
 
 @dataclass(frozen=True)

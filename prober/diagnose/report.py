@@ -14,9 +14,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from prober.core.engine import Endpoint
 from prober.diagnose.findings import DIAGNOSE_SCHEMA, INFO, step_of, view_from_doc
 from prober.diagnose.plan import PlanState
-from prober.engine import Endpoint
 
 WIDTH = 100
 _TIMING = re.compile(r"\d+(\.\d+)? ms")
@@ -34,7 +34,7 @@ class RunMeta:
 def document(state: PlanState, ep: Endpoint, meta: RunMeta) -> dict[str, Any]:
     from prober import __version__
     from prober.diagnose.rules import evaluate, notes
-    from prober.report.probe import vantage
+    from prober.probe.report import vantage
     from prober.report.timestamps import iso_ms
 
     results = sorted(state.results, key=lambda r: r.id)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prober.policy.match import ComplianceVerdict, MozillaLevel, sslyze_mozilla_profile
+from prober.policy.naming.match import ComplianceVerdict, MozillaLevel, sslyze_mozilla_profile
 from prober.wire.certificates import describe
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ import datetime as dt
 import socket
 from typing import Any
 
-from prober.policy.candidates import strength_notes, suite_label
+from prober.policy.enumerate.candidates import strength_notes, suite_label
 from prober.policy.model import VERSION_ORDER
 from prober.policy.scan import PolicyScan
 from prober.report.timestamps import iso_ms

@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from prober.policy.candidates import bundles, suite_label
+from prober.policy.enumerate.candidates import bundles, suite_label
+from prober.policy.enumerate.plan import PURPOSES, SUITES, VERSIONS, Probe, Reply
 from prober.policy.model import VERSION_ORDER, ObservedPolicy
-from prober.policy.plan import PURPOSES, SUITES, VERSIONS, Probe, Reply
 
 if TYPE_CHECKING:
-    from prober.engine import Endpoint
-    from prober.outcome import AttemptResult
-    from prober.policy.planner import Planner
+    from prober.core.engine import Endpoint
+    from prober.core.outcome import AttemptResult
+    from prober.policy.enumerate.planner import Planner
 
 
 @dataclass
@@ -44,7 +44,7 @@ class PolicyScan:
     bundles: dict[str, list[int]]
     warnings: list[str]
     attempts: list[AttemptResult] = field(default_factory=list)
-    # filled by the command: catalog verdict and Mozilla compliance (prober.policy.match,
+    # filled by the command: catalog verdict and Mozilla compliance (prober.policy.naming.match,
     # objects with text() and to_json()), --deep checks (prober.policy.deep)
     catalog: Any = None
     compliance: list[Any] = field(default_factory=list)
@@ -205,7 +205,7 @@ def _features(plan: Planner, obs: ObservedPolicy) -> dict[str, Any]:
 
 def _certificates(plan: Planner, results: list[AttemptResult]
                   ) -> tuple[list[dict[str, Any]], bool | None]:
-    from prober.policy.candidates import auth_of
+    from prober.policy.enumerate.candidates import auth_of
     from prober.wire.certificates import describe
 
     by_sha: dict[str, dict[str, Any]] = {}

@@ -31,7 +31,7 @@ def search_path() -> list[Path]:
 
 
 def _read_yaml(path: Path) -> Any:
-    from prober.yamlfile import read_yaml
+    from prober.core.yamlfile import read_yaml
 
     return read_yaml(path, ProfileError)
 

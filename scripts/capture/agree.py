@@ -4,7 +4,7 @@ must negotiate the same version and suite.
 
 The real client's result is read from the server's own log (nginx's stream log: one
 JSON line per TCP session, with ``$status``, ``$ssl_protocol`` and ``$ssl_cipher``);
-the replay's from prober's attempt (``prober.engine.attempt``), which stops after the
+the replay's from prober's attempt (``prober.core.engine.attempt``), which stops after the
 server's flight and so never shows up in that log as a completed handshake.
 """
 
@@ -259,10 +259,10 @@ def run_real(client: Client, server: NginxServer, *, tools: Path, work: Path,
 
 def run_replay(profile_path: Path, port: int) -> tuple[Side, int | None]:
     """Prober's attempt with the profile; also returns the local port it used."""
-    from prober import engine
+    from prober.core import engine
     from prober.net.attempt import Deadlines
     from prober.profiles.loader import load_file
-    from prober.targets import parse_target, with_overrides
+    from prober.core.targets import parse_target, with_overrides
 
     profile = load_file(profile_path)
     target = with_overrides(parse_target(f"{sandbox.NAME}:{port}"), sandbox.ADDRESS, None)

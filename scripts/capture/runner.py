@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from prober.profiles.capture import profile_filename
+from prober.capture.live import profile_filename
 from scripts.capture import sandbox
 from scripts.capture.clients import Call, Client, Version, profile_name
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prober.demo import load_policy
+from prober.cli.demo import load_policy
 from tests.peers.lifecycle import Peer, poll_until, stop_process
 from tests.peers.nginx_server import NginxServer, NginxSession
 from tests.peers.ports import free_port
@@ -465,7 +465,7 @@ class Lab(Peer):
             self._nginx("backend-b", BACKEND_B)
             self._nginx("fallback", sc["fallback"].address,
                         protocols="TLSv1 TLSv1.1 TLSv1.2 TLSv1.3", ciphers=_LEGACY_CIPHERS)
-            # policy-reset: prober.demo's ALB front on the service address, and behind it
+            # policy-reset: prober.cli.demo's ALB front on the service address, and behind it
             # (on the server's loopback) nginx with the policy the demo reads from the
             # catalog
             policy = load_policy()

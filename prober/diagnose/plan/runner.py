@@ -9,10 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from prober.core.engine import Endpoint, EngineOptions, RateLimiter, attempt
+from prober.core.outcome import AttemptResult
 from prober.diagnose.findings import Control, IdleResult, Seen
-from prober.engine import Endpoint, EngineOptions, RateLimiter, attempt
 from prober.net.attempt import Deadlines
-from prober.outcome import AttemptResult
 from prober.profiles.model import Profile
 
 UNRELATED_SNI = "www.example.com"

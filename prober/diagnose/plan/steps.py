@@ -26,6 +26,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 
+from prober.core.engine import Endpoint
+from prober.core.outcome import AttemptResult
 from prober.diagnose.findings import (
     STEP_BISECT,
     STEP_FALLBACK,
@@ -36,8 +38,8 @@ from prober.diagnose.findings import (
     STEP_SNI,
     STEP_SWEEP,
     SWEEP_VERSIONS,
+    Control,
 )
-from prober.diagnose.plan.control import connect_and_wait
 from prober.diagnose.plan.idle import measure_idle
 from prober.diagnose.plan.runner import Job, PlanOptions, PlanState, Runner, seen
 from prober.diagnose.plan.variants import (
@@ -53,13 +55,17 @@ from prober.diagnose.plan.variants import (
     split_profiles,
     sweep_profiles,
 )
-from prober.engine import Endpoint
-from prober.outcome import AttemptResult
+from prober.net.control import connect_and_wait
 
 # bisection stops when the boundary is known to this many bytes
 BISECT_RESOLUTION = 16
 # how often the fragmentation variants run (twice: one lost packet is not a pattern)
 SPLIT_REPEAT = 2
+
+
+async def control(ep: Endpoint, wait: float, connect_timeout: float) -> Control:
+    w = await connect_and_wait(ep.address, ep.target.port, ep.family, wait, connect_timeout)
+    return Control(w.outcome, w.connect_ms, w.waited_ms, w.banner)
 
 
 async def execute(ep: Endpoint, opts: PlanOptions, state: PlanState,
@@ -70,12 +76,12 @@ async def execute(ep: Endpoint, opts: PlanOptions, state: PlanState,
 
     # the control waits as long as a hello may: it runs alongside the whole plan
     wait = opts.control_wait if opts.control_wait is not None else opts.deadlines.read
-    control = asyncio.create_task(connect_and_wait(ep, wait, opts.deadlines.connect))
+    waiting = asyncio.create_task(control(ep, wait, opts.deadlines.connect))
     try:
         await _main_steps(run, ep, opts, state, say)
-        state.control = await control
+        state.control = await waiting
     finally:
-        control.cancel()
+        waiting.cancel()
     if opts.idle_max:
         say(f"idle timeout, up to {opts.idle_max:.0f} s")
         state.idle = await measure_idle(ep, opts.idle_max, opts.deadlines.connect)

@@ -1,0 +1,182 @@
+"""Capturing the ClientHellos of real clients, sans I/O: when two hellos come from the
+same client configuration, and what profile document a capture becomes. The listener
+that receives them is :mod:`prober.net.listener`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from prober.net.listener import CapturedHello
+from prober.profiles.importer import doc_from_hello, slug
+from prober.wire import registry as reg
+from prober.wire.buffer import DecodeError, Reader, int_list, u16, vec
+from prober.wire.clienthello import (
+    ClientHello,
+    SSLv2Hello,
+    decode_alpn,
+    decode_key_share_client,
+    decode_server_name,
+)
+from prober.wire.constants import ExtensionType
+from prober.wire.fingerprint import ja3, ja4
+
+# --- sans-I/O: one client configuration, however often it connects ------------------------
+
+_GREASE = 0x0A0A
+# bodies that change on every connection (or with the target) and say nothing of the client
+_VOLATILE = {ExtensionType.SERVER_NAME, ExtensionType.PADDING, ExtensionType.PRE_SHARED_KEY,
+             0xFE0D}  # encrypted_client_hello: GREASE ECH carries random bytes
+
+
+def hello_key(hello: ClientHello | SSLv2Hello) -> str:
+    """Equal for two hellos of the same client configuration.
+
+    Random, session id, key share bytes, SNI, padding and GREASE code points are left
+    out, and extensions are compared as a set: Chrome shuffles its extension order and
+    draws new GREASE values on every connection.
+    """
+    if isinstance(hello, SSLv2Hello):
+        return hashlib.sha256(b"v2" + u16(hello.version) + int_list(
+            hello.cipher_specs, 3, 2)).hexdigest()
+    g = _ungrease
+    parts = [u16(hello.legacy_version), bytes([len(hello.session_id)]),
+             int_list([g(c) for c in hello.cipher_suites], 2, 2),
+             int_list(hello.compression_methods, 1, 1)]
+    exts = []
+    for t, body in hello.extensions or ():
+        exts.append(u16(g(t)) + vec(_stable_body(t, body), 2))
+    parts.append(b"none" if hello.extensions is None else b"".join(sorted(exts)))
+    return hashlib.sha256(b"|".join(parts)).hexdigest()
+
+
+# lists of code points where GREASE values turn up (Chrome: groups and signature algorithms)
+_U16_LISTS = {ExtensionType.SUPPORTED_GROUPS, ExtensionType.SIGNATURE_ALGORITHMS,
+              ExtensionType.SIGNATURE_ALGORITHMS_CERT}
+
+
+def _ungrease(v: int) -> int:
+    return _GREASE if reg.is_grease(v) else v
+
+
+def _stable_body(t: int, body: bytes) -> bytes:
+    if t in _VOLATILE:
+        return b""
+    try:
+        if t == ExtensionType.KEY_SHARE:
+            return b"".join(u16(_ungrease(grp)) + u16(len(k))
+                            for grp, k in decode_key_share_client(body))
+        if t in _U16_LISTS:
+            return int_list([_ungrease(v) for v in Reader(body).pull_list(2, 2)], 2, 2)
+        if t == ExtensionType.SUPPORTED_VERSIONS:
+            return int_list([_ungrease(v) for v in Reader(body).pull_list(1, 2)], 2, 1)
+    except DecodeError:
+        pass
+    return body
+
+
+# --- sans-I/O: captures -> profile documents ------------------------------------------------
+
+
+@dataclass
+class CaptureGroup:
+    """The hellos of one client configuration; the first one becomes the profile."""
+
+    name: str
+    key: str
+    hellos: list[CapturedHello] = field(default_factory=list)
+
+    @property
+    def first(self) -> CapturedHello:
+        return self.hellos[0]
+
+
+@dataclass
+class ClientInfo:
+    """What the person capturing knows about the client (written into the profile)."""
+
+    name: str = ""
+    version: str = ""
+    description: str = ""
+    tags: list[str] = field(default_factory=list)
+    details: dict[str, str] = field(default_factory=dict)  # library, build, ...
+
+
+class CaptureBook:
+    """Groups captured hellos by client configuration and names the groups."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+        self.groups: list[CaptureGroup] = []
+
+    def add(self, c: CapturedHello) -> tuple[CaptureGroup, bool]:
+        """Record one hello; returns its group and whether the group is new."""
+        key = hello_key(c.hello)
+        for grp in self.groups:
+            if grp.key == key:
+                grp.hellos.append(c)
+                return grp, False
+        grp = CaptureGroup(self._next_name(c.hello, key), key, [c])
+        self.groups.append(grp)
+        return grp, True
+
+    def _next_name(self, hello: ClientHello | SSLv2Hello, key: str) -> str:
+        if self.name:
+            n = len(self.groups) + 1
+            return self.name if n == 1 else f"{self.name}-{n}"
+        head = ja4(hello).split("_")[0] if isinstance(hello, ClientHello) else "sslv2"
+        return f"captured-{head}-{key[:6]}"
+
+    def documents(self, info: ClientInfo, *, mode: str, host: str | None = None
+                  ) -> list[tuple[CaptureGroup, dict[str, Any]]]:
+        return [(g, capture_doc(g, info, mode=mode, host=host)) for g in self.groups]
+
+
+def _iso(t: float) -> str:
+    return _dt.datetime.fromtimestamp(t, _dt.UTC).isoformat(timespec="seconds")
+
+
+def capture_doc(group: CaptureGroup, info: ClientInfo, *, mode: str,
+                host: str | None = None) -> dict[str, Any]:
+    """The profile document of one capture group (``origin: captured``)."""
+    first = group.first
+    host = host or socket.gethostname()
+    when = _iso(first.at)
+    client = {k: v for k, v in (("name", info.name), ("version", info.version)) if v}
+    client.update(info.details)
+    who = f"{info.name} {info.version}".strip() or "a client"
+    description = info.description or (
+        f"{who}: the ClientHello it sent to `prober profiles capture` from {first.peer}")
+    doc = doc_from_hello(first.raw, name=group.name, origin="captured", description=description,
+                         client=client or None,
+                         source=f"prober profiles capture on {host}, {when}",
+                         tags=list(info.tags) or None)
+    hello = first.hello
+    capture: dict[str, Any] = {"at": when, "from": first.peer, "listener": first.listener,
+                               "host": host, "mode": mode, "connections": len(group.hellos)}
+    if isinstance(hello, ClientHello):
+        sni = hello.extension(ExtensionType.SERVER_NAME)
+        alpn = hello.extension(ExtensionType.ALPN)
+        capture["sni"] = capture["alpn"] = None
+        with contextlib.suppress(DecodeError):
+            capture["sni"] = decode_server_name(sni) if sni is not None else None
+        with contextlib.suppress(DecodeError):
+            capture["alpn"] = decode_alpn(alpn) if alpn is not None else None
+        variants = sorted({ja3(h) for h in (c.hello for c in group.hellos)
+                           if isinstance(h, ClientHello)})
+        if len(variants) > 1:
+            # same configuration, other extension order or GREASE values (Chrome)
+            capture["ja3_variants"] = variants
+    doc["extra"]["capture"] = capture
+    return doc
+
+
+def profile_filename(name: str) -> str:
+    return f"{slug(name)}.yaml"
+
+

@@ -1,0 +1,77 @@
+"""What every command shares: exit statuses, the usage error, option readers, the loop.
+
+Command modules import this; nothing outside ``prober.cli`` imports anything of the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import IO, Any, NoReturn, TypeVar
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+T = TypeVar("T")
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # one line naming the bad input, not a usage dump
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+@dataclass
+class Commands:
+    """The parsers a command module fills in (``register(hooks)``)."""
+
+    parsers: dict[str, argparse.ArgumentParser]
+
+    def command(self, name: str, description: str) -> argparse.ArgumentParser:
+        p = self.parsers[name]
+        p.description = description
+        return p
+
+
+def open_out(path: str) -> IO[str]:
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot write {path!r}: {e.strerror}") from None
+
+
+def json_file_of(args: argparse.Namespace) -> IO[str] | None:
+    """``--json FILE`` opened before any work, so an unwritable path fails at once; None
+    for no ``--json`` or ``--json -`` (stdout, see report.output.emit)."""
+    return open_out(args.json) if args.json and args.json != "-" else None
+
+
+def run_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, on uvloop where installed: it halves the per-attempt loop overhead."""
+    try:
+        import uvloop
+    except ImportError:
+        import asyncio
+
+        return asyncio.run(coro)
+    result: T = uvloop.run(coro)
+    return result
+
+
+def raise_fd_limit(concurrency: int) -> None:
+    try:
+        import resource
+    except ImportError:
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = concurrency + 256
+    if soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))

@@ -1,0 +1,139 @@
+"""`prober profiles from-pcap FILE... [--out DIR] [--json FILE]`.
+
+Every ClientHello in the captures becomes part of a profile (one per fingerprint, see
+prober/ingest/pcap_hellos.py), written as YAML to --out; a table shows what was found.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tabulate import tabulate
+
+from prober import __version__
+from prober.capture.hellos import profile_doc
+from prober.capture.pcap import CaptureError, import_captures
+from prober.cli.common import EXIT_OK, UsageError, json_file_of
+from prober.profiles.compile import ProfileError
+from prober.profiles.describe import versions_text
+from prober.profiles.importer import write_yaml
+from prober.profiles.loader import profile_from_doc
+from prober.report.output import emit
+from prober.report.timestamps import iso_ms
+
+if TYPE_CHECKING:
+    from prober.capture.hellos import HelloGroup
+    from prober.capture.pcap import CaptureImport
+    from prober.profiles.model import Profile
+
+DEFAULT_OUT = "profiles/imported"
+SCHEMA = "prober.pcap-import/1"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "from-pcap", help="profiles from the ClientHellos in pcap/pcapng captures",
+        description="Extract every TLS ClientHello from pcap/pcapng captures (Ethernet, "
+        "VLAN, Linux cooked, raw IP, VXLAN on UDP 4789; TCP reassembled), one profile per "
+        "fingerprint, with counts and client addresses.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="pcap or pcapng capture")
+    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                   help=f"where the profile files go (default {DEFAULT_OUT}/)")
+    p.add_argument("--json", metavar="FILE|-", help="write the findings as JSON (- = stdout)")
+    p.set_defaults(func=cmd_from_pcap)
+
+
+def cmd_from_pcap(args: argparse.Namespace) -> int:
+
+    try:
+        result = import_captures(args.files)
+    except CaptureError as e:
+        raise UsageError(str(e)) from None
+    out = Path(args.out)
+    written: list[tuple[HelloGroup, Profile, Path]] = []
+    for g in result.groups:
+        doc = profile_doc(g)
+        path = out / f"{g.name}.yaml"
+        # what we write must load back: a profile nobody can replay is no import
+        try:
+            profile = profile_from_doc(doc, str(path))
+        except ProfileError as e:
+            result.stats.malformed[f"hello not writable as a profile ({e})"[:120]] += g.count
+            continue
+        try:
+            write_yaml(doc, path)
+        except OSError as e:
+            raise UsageError(f"cannot write {str(path)!r}: {e.strerror}") from None
+        written.append((g, profile, path))
+    json_out = json_file_of(args)
+    emit(document(result, written) if args.json else None, args.json, json_out,
+         render(result, written, out))
+    return EXIT_OK
+
+
+def _clients_text(g: HelloGroup) -> str:
+    ips = [ip for ip, _ in g.clients.most_common(2)]
+    if len(g.clients) == 1:
+        return str(ips[0])
+    more = "+" if g.clients.overflow else ""
+    rest = ", …" if len(g.clients) > len(ips) else ""
+    return f"{len(g.clients)}{more}: {', '.join(ips)}{rest}"
+
+
+def _sni_text(g: HelloGroup) -> str:
+    names = g.top_sni()
+    if not names:
+        return "(none)"
+    none = " +no SNI" if g.sni.get("", 0) else ""
+    return names[0] + (f" +{len(names) - 1}" if len(names) > 1 else "") + none
+
+
+def render(result: CaptureImport, written: list[tuple[HelloGroup, Profile, Path]],
+           out: Path) -> str:
+
+
+    st = result.stats
+    links = ", ".join(f"{k} {v}" for k, v in st.link_types.most_common())
+    if st.seen.get("VXLAN frames opened"):
+        links += f"; {st.seen['VXLAN frames opened']} VXLAN-encapsulated"
+    lines = [f"{len(st.files)} file{'s' if len(st.files) != 1 else ''}, {st.frames} frames"
+             + (f" ({links})" if links else "")
+             + f", {st.hellos} ClientHello{'s' if st.hellos != 1 else ''}, "
+             f"{len(written)} fingerprint{'s' if len(written) != 1 else ''}", ""]
+    rows = [[g.fingerprint, g.count, _clients_text(g), _sni_text(g), versions_text(p),
+             len(p.spec.cipher_suites)] for g, p, _ in written]
+    if rows:
+        lines.append(tabulate(rows, headers=["fingerprint", "count", "client IPs", "SNI",
+                                             "versions", "suites"], tablefmt="plain"))
+        lines.append("")
+        lines.append(f"wrote {len(written)} profile{'s' if len(written) != 1 else ''} to "
+                     f"{out}/ (named <JA4>[-<SNI>].yaml, origin: imported)")
+    else:
+        lines.append("no ClientHello found")
+    if st.malformed:
+        detail = ", ".join(f"{k}: {v}" for k, v in st.malformed.most_common())
+        lines.append(f"malformed: {st.malformed_total} ({detail})")
+    else:
+        lines.append("malformed: none")
+    return "\n".join(lines)
+
+
+def document(result: CaptureImport,
+             written: list[tuple[HelloGroup, Profile, Path]]) -> dict[str, Any]:
+
+    fps = []
+    for g, p, path in written:
+        fps.append({
+            "name": g.name, "file": str(path), "fingerprint": g.fingerprint,
+            "ja4": p.extra.get("ja4"), "ja3": p.extra.get("ja3"), "count": g.count,
+            "client_ips": [ip for ip, _ in g.clients.most_common()],
+            "client_ip_count": len(g.clients),
+            "server_ports": sorted(g.server_ports),
+            "sni": g.top_sni(), "hellos_without_sni": g.sni.get("", 0),
+            "versions": versions_text(p), "suites": len(p.spec.cipher_suites),
+            "first_seen": iso_ms(g.first_seen), "last_seen": iso_ms(g.last_seen),
+        })
+    return {"schema": SCHEMA, "tool": {"name": "prober", "version": __version__},
+            "stats": result.stats.to_json(), "fingerprints": fps}

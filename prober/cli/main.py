@@ -1,0 +1,63 @@
+"""Command line: the parser's skeleton and the dispatch.
+
+The one place where loading is deferred: the top-level parser knows every command's name
+and one-line help, and only the module of the command being run is imported (it then
+adds its own options and imports its domain normally). ``prober --help`` loads nothing
+else, and ``prober probe`` never loads the policy, diagnose or log code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from prober import __version__
+from prober.cli.common import EXIT_OK, EXIT_USAGE, Commands, Parser, UsageError
+
+# (command, module that adds its options and runs it, one-line help), in --help order
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("probe", "prober.cli.probe", "replay client profiles against endpoints"),
+    ("profiles", "prober.cli.profiles", "list and show client profiles"),
+    ("outcomes", "prober.cli.profiles", "the outcome taxonomy"),
+    ("policy", "prober.cli.policy", "enumerate an endpoint's effective TLS policy and name it"),
+    ("logs", "prober.cli.logs", "summarise clients and handshake failures from logs"),
+    ("whatif", "prober.cli.whatif", "simulate a candidate TLS policy against client profiles"),
+    ("check", "prober.cli.check", "check expectations against endpoints (CI gate)"),
+    ("diagnose", "prober.cli.diagnose", "name what is on the path to an endpoint"),
+    ("diff", "prober.cli.diagnose", "compare two runs (inside vs outside, before vs after)"),
+)
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    p = Parser(prog="prober", description="Active TLS handshake prober and compatibility "
+               "tester.")
+    p.add_argument("--version", action="version", version=f"prober {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    parsers = {name: sub.add_parser(name, help=help_) for name, _, help_ in COMMANDS}
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    module = next((m for name, m, _ in COMMANDS if name == chosen), None)
+    if module is not None:
+        importlib.import_module(module).register(Commands(parsers))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        parser = build_parser(argv)
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        rc: int = args.func(args)
+        return rc
+    except UsageError as e:
+        print(f"prober: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

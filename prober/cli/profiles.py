@@ -1,0 +1,77 @@
+"""`prober profiles list|show|from-pcap|capture` and `prober outcomes`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tabulate import tabulate
+
+from prober.cli import capture, from_pcap
+from prober.cli.common import EXIT_OK, EXIT_USAGE, Commands, Parser, UsageError
+from prober.core.outcome import OUTCOMES
+from prober.core.targets import TargetError
+from prober.profiles import loader
+from prober.profiles.compile import ProfileError
+from prober.profiles.describe import full_text, summary_row
+
+
+def register(hooks: Commands) -> None:
+    pf = hooks.parsers["profiles"]
+    psub = pf.add_subparsers(dest="profiles_command", metavar="ACTION", parser_class=Parser)
+    pl = psub.add_parser("list", help="table of profiles")
+    pl.add_argument("--set", metavar="NAME", help="only the profiles of this set")
+    pl.set_defaults(func=cmd_profiles_list)
+    ps = psub.add_parser("show", help="one profile in full")
+    ps.add_argument("name", metavar="NAME|FILE")
+    ps.set_defaults(func=cmd_profiles_show)
+    pf.set_defaults(func=lambda a: _usage(pf))
+    from_pcap.register(psub)
+    capture.register(psub)
+
+    hooks.parsers["outcomes"].set_defaults(func=cmd_outcomes)
+
+
+def _usage(p: argparse.ArgumentParser) -> int:
+    p.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def cmd_profiles_list(args: argparse.Namespace) -> int:
+
+
+    try:
+        if args.set:
+            sets = loader.set_names()
+            if args.set not in sets:
+                raise UsageError(
+                    f"unknown profile set {args.set!r}; sets: {', '.join(sorted(sets))}")
+            profiles = loader.resolve(args.set)
+        else:
+            profiles = loader.resolve_all([*loader.available_names(), "sweep-versions"])
+    except (ProfileError, TargetError) as e:
+        raise UsageError(str(e)) from None
+    rows = [summary_row(p) for p in profiles]
+    print(tabulate(rows, headers=["name", "versions", "suites", "groups", "JA4", "origin"],
+                   tablefmt="plain"))
+    sets = loader.set_names()
+    print(f"\nsets: {', '.join(f'{k} ({len(v)})' for k, v in sorted(sets.items()))}")
+    print("generated: sslv2-only … tls1.3-only, cipher:SUITE[@VERSION], group:GROUP")
+    return EXIT_OK
+
+
+def cmd_profiles_show(args: argparse.Namespace) -> int:
+
+    try:
+        profiles = loader.resolve(args.name)
+    except (ProfileError, TargetError) as e:
+        raise UsageError(str(e)) from None
+    print("\n\n".join(full_text(p) for p in profiles))
+    return EXIT_OK
+
+
+def cmd_outcomes(args: argparse.Namespace) -> int:
+
+
+    print(tabulate(list(OUTCOMES.items()), headers=["outcome", "meaning"], tablefmt="plain"))
+    return EXIT_OK

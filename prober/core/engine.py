@@ -1,0 +1,152 @@
+"""Scheduling attempts: targets x profiles x repeats, within caps and a rate limit.
+
+A fixed pool of workers pulls jobs from a generator, so memory stays flat however
+many attempts a run holds; each result is handed to ``on_result`` the moment it is
+known, so a killed run keeps everything measured so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from prober.core.outcome import DNS_ERROR, AttemptResult, classify
+from prober.core.targets import Target
+from prober.net.attempt import Deadlines, resolve, run_attempt
+from prober.profiles.model import Profile
+from prober.wire.clienthello import BuiltHello, build
+
+
+@dataclass
+class EngineOptions:
+    repeat: int = 1
+    concurrency: int = 32
+    per_target: int = 8
+    rate: float = 0.0  # attempts started per second; 0 = no limit
+    deadlines: Deadlines | None = None
+    all_addresses: bool = False
+    fresh_keys: bool = False
+    # each profile's hello, encoded once per SNI and renewed per attempt (see
+    # BuiltHello.renewed); the profile is held so that its id is not reused meanwhile
+    hellos: dict[tuple[int, str | None], tuple[Profile, BuiltHello]] = field(
+        default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A target bound to one address."""
+
+    target: Target
+    family: int
+    address: str | None  # None when the name did not resolve
+    error: str | None = None
+
+
+class RateLimiter:
+    """Spaces attempt starts evenly; shared by all workers."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self.interval
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+async def resolve_targets(targets: list[Target], all_addresses: bool) -> list[Endpoint]:
+    out: list[Endpoint] = []
+    for t in targets:
+        if t.address is not None:
+            fam = socket.AF_INET6 if ":" in t.address else socket.AF_INET
+            out.append(Endpoint(t, fam, t.address))
+            continue
+        try:
+            pairs = await resolve(t.host, t.port, all_addresses=all_addresses)
+        except (socket.gaierror, UnicodeError) as e:
+            out.append(Endpoint(t, socket.AF_INET, None, f"{t.host}: {e}"))
+            continue
+        out.extend(Endpoint(t, fam, addr) for fam, addr in pairs)
+    return out
+
+
+def _jobs(profiles: list[Profile], repeat: int) -> Iterator[tuple[Profile, int]]:
+    # repeats outermost: a flapping endpoint shows up spread over the run, not in one block
+    for r in range(repeat):
+        for p in profiles:
+            yield p, r
+
+
+async def run(endpoints: list[Endpoint], profiles: list[Profile], opts: EngineOptions,
+              on_result: Callable[[AttemptResult], None]) -> int:
+    """Run every attempt; returns how many ran. Cancel the task to stop early.
+
+    Each endpoint gets its own workers (its per-target cap) pulling from its own job
+    list, and every attempt also takes a slot of the global cap: a slow or silent
+    endpoint then holds only its own slots, never the workers of the others.
+    """
+    limiter = RateLimiter(opts.rate)
+    global_slots = asyncio.Semaphore(max(1, opts.concurrency))
+    done = 0
+    per_ep = len(profiles) * opts.repeat
+
+    def numbered(index: int) -> Iterator[tuple[int, Profile, int]]:
+        # ids follow the job order (endpoint, repeat, profile) so reports can sort on them
+        for k, (p, r) in enumerate(_jobs(profiles, opts.repeat)):
+            yield index * per_ep + k + 1, p, r
+
+    async def worker(ep: Endpoint, jobs: Iterator[tuple[int, Profile, int]]) -> None:
+        nonlocal done
+        for aid, profile, rep in jobs:
+            async with global_slots:
+                await limiter.wait()
+                result = await attempt(aid, ep, profile, rep, opts)
+            done += 1
+            on_result(result)
+
+    workers = []
+    for index, ep in enumerate(endpoints):
+        it = numbered(index)
+        n = max(1, min(opts.per_target, per_ep, opts.concurrency))
+        workers += [worker(ep, it) for _ in range(n)]
+    await asyncio.gather(*workers)
+    return done
+
+
+async def attempt(aid: int, ep: Endpoint, profile: Profile, rep: int, opts: EngineOptions
+                  ) -> AttemptResult:
+    t = ep.target
+    sni = t.sni if profile.sni else None
+    result = AttemptResult(id=aid, target=t.label, host=t.host, port=t.port, address=ep.address,
+                           sni=sni, profile=profile.name, repeat=rep, outcome=DNS_ERROR,
+                           detail=ep.error or "did not resolve", started_at=time.time())
+    if ep.address is None:
+        return result
+    built = _hello(profile, sni, opts)
+    obs = await run_attempt(ep.address, t.port, ep.family, built,
+                            record_sizes=profile.transport.record_sizes,
+                            segment_sizes=profile.transport.segment_sizes,
+                            pause_ms=profile.transport.pause_ms, deadlines=opts.deadlines)
+    c = classify(obs)
+    result.outcome, result.detail, result.obs = c.outcome, c.detail, obs
+    return result
+
+
+def _hello(profile: Profile, sni: str | None, opts: EngineOptions) -> BuiltHello:
+    if opts.fresh_keys:
+        return build(profile.spec, sni, fresh_keys=True)
+    key = (id(profile), sni)
+    cached = opts.hellos.get(key)
+    if cached is None:
+        cached = opts.hellos[key] = (profile, build(profile.spec, sni))
+    return cached[1].renewed()

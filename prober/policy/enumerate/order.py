@@ -1,0 +1,254 @@
+"""Preference order: server order or client order (suites and groups), and one sequence
+out of several winner runs of a version."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prober.policy.enumerate import hellos
+from prober.policy.enumerate.candidates import candidate_index, is_ecdhe
+from prober.policy.enumerate.plan import GROUPS, SUITES, Probe, Reply, Task
+from prober.wire import registry as reg
+
+if TYPE_CHECKING:
+    from prober.policy.enumerate.planner import Planner
+
+
+class OrderCheck(Task):
+    """Server order or client order for one version, and (TLS 1.2/1.3) group order.
+
+    Take two accepted suites x and y where x was picked from a hello that also offered
+    y; offering ``[y, x]`` is answered with x by a server that enforces its order and
+    with y by one that follows the client. When the version's groups also need an order
+    check (the same trick on supported_groups), both ride on one hello, counted as a
+    groups connection: it would be sent for the groups anyway."""
+
+    purpose = SUITES
+
+    def __init__(self, version: str) -> None:
+        super().__init__()
+        self.version = version
+        self.suite_verdict: bool | None = None
+        self.group_verdict: bool | None = None
+        self._suite_done = False
+        self._group_done = version not in ("TLSv1.3", "TLSv1.2")
+
+    def poll(self, plan: Planner) -> Probe | None:
+        if self.done or self.busy:
+            return None
+        pair = self._suite_pair(plan)
+        gp = self._group_pair(plan)
+        if pair is None or gp is None:
+            return None  # still waiting for the facts
+        if not pair and not gp:
+            self.done = True
+            return None
+        v = self.version
+        name = f"order/{v}"
+        if not gp:
+            return self._send(name, hellos.hello(v, [pair[1], pair[0]]), v, pair=pair, gp=())
+        if v == "TLSv1.3":
+            suites = [pair[1], pair[0]] if pair else [plan.top_suite(v)]
+            doc = hellos.hello(v, suites, groups=[gp[1], gp[0]], key_shares=[])
+            return self._send(name, doc, v, GROUPS, pair=pair, gp=gp)
+        if pair and not all(is_ecdhe(s) for s in pair):
+            # the suite check cannot ride on an ECDHE-only hello: send it on its own
+            return self._send(name, hellos.hello(v, [pair[1], pair[0]]), v, pair=pair, gp=())
+        suites = [pair[1], pair[0]] if pair else [plan.ecdhe_winner()]
+        doc = hellos.hello(v, suites, groups=[gp[1], gp[0]])
+        return self._send(name, doc, v, GROUPS, pair=pair, gp=gp)
+
+    def _suite_pair(self, plan: Planner) -> tuple[int, ...] | None:
+        """(x, y) to check; () when none is needed or possible; None while waiting."""
+        if self._suite_done:
+            return ()
+        pair = plan.picked_over(self.version)
+        if pair is not None:
+            return pair
+        if not plan.suites_done(self.version):
+            return None
+        # no two winners were ever offered together: CrossOrder's job (or nothing to do)
+        self._suite_done = True
+        return ()
+
+    def _group_pair(self, plan: Planner) -> tuple[str, ...] | None:
+        if self._group_done:
+            return ()
+        g = plan.groups[self.version]
+        if len(g.winners) >= 2:
+            return (g.winners[0], g.winners[1])
+        if not g.done:
+            return None
+        self._group_done = True
+        return ()
+
+    def feed(self, plan: Planner, probe: Probe, reply: Reply) -> None:
+        self.busy = False
+        pair: tuple[int, ...] = probe.data["pair"]
+        gp: tuple[str, ...] = probe.data["gp"]
+        if not (reply.answered or reply.hrr_group) and not reply.refused and \
+                self._retry(plan, probe, reply):
+            return
+        if pair:
+            self._suite_done = True
+            if reply.suite in pair:
+                self.suite_verdict = reply.suite == pair[0]
+                plan.note_pick(self.version, reply.suite, pair)
+            else:
+                plan.warn(f"suite order check for {self.version} got {reply.outcome} "
+                          f"({reply.detail}); order not determined")
+        if gp:
+            self._group_done = True
+            picked = reply.hrr_group or reply.group
+            if picked in gp:
+                self.group_verdict = picked == gp[0]
+            else:
+                plan.warn(f"group order check for {self.version} got {reply.outcome} "
+                          f"({reply.detail}); group order not determined")
+        self.done = self._suite_done and self._group_done
+
+
+class CrossOrder(Task):
+    """Two winners never offered together (one per bundle): offer the pair both ways; the
+    same pick twice means server order (and which one it prefers)."""
+
+    purpose = SUITES
+
+    def __init__(self, version: str) -> None:
+        super().__init__()
+        self.version = version
+        self.picks: list[int | None] = []
+        self.pair: tuple[int, int] | None = None
+        self.verdict: bool | None = None
+
+    def poll(self, plan: Planner) -> Probe | None:
+        if self.done or self.busy:
+            return None
+        if self.pair is None:
+            if not plan.suites_done(self.version):
+                return None
+            if plan.picked_over(self.version) is not None:
+                self.done = True  # OrderCheck has a pair
+                return None
+            winners = plan.all_winners(self.version)
+            if len(winners) < 2:
+                self.done = True
+                return None
+            self.pair = (winners[0], winners[1])
+        a, b = self.pair
+        order = [a, b] if not self.picks else [b, a]
+        return self._send(f"order/{self.version}/{len(self.picks) + 1}",
+                          hellos.hello(self.version, order), self.version)
+
+    def feed(self, plan: Planner, probe: Probe, reply: Reply) -> None:
+        self.busy = False
+        if not reply.answered and not reply.refused and self._retry(plan, probe, reply):
+            return
+        self.picks.append(reply.suite if reply.answered else None)
+        if len(self.picks) == 2:
+            self.done = True
+            p1, p2 = self.picks
+            if p1 is not None and p1 == p2:
+                self.verdict = True
+                assert self.pair is not None
+                plan.note_pick(self.version, p1, self.pair)
+            elif p1 is not None and p2 is not None:
+                self.verdict = False
+
+
+class Merge(Task):
+    """One sequence from several winner runs of one version.
+
+    Server order: each later run's winners are placed by binary search against the
+    sequence so far; a comparison already answered by some earlier hello (both offered,
+    one picked) costs nothing, any other costs one two-suite hello. Client order: the
+    canonical candidate order is the client's, so no hello is needed."""
+
+    purpose = SUITES
+
+    def __init__(self, version: str) -> None:
+        super().__init__()
+        self.version = version
+        self.merged: list[int] | None = None
+        self._queue: list[int] = []
+        self._lo = self._hi = self._floor = 0
+        self._current: int | None = None
+        self._run_starts: set[int] = set()
+        self._started = False
+        self.comparisons = 0
+
+    def poll(self, plan: Planner) -> Probe | None:
+        if self.done or self.busy:
+            return None
+        if not self._started:
+            if not plan.suites_done(self.version):
+                return None
+            runs = plan.winner_runs(self.version)
+            if len(runs) <= 1:
+                self.merged = list(runs[0]) if runs else []
+                self.done = True
+                return None
+            if not plan.order_settled(self.version):
+                return None
+            self._started = True
+            if plan.server_order(self.version) is not True:
+                idx = candidate_index(self.version)
+                self.merged = sorted((s for r in runs for s in r), key=lambda s: idx.get(s, 0))
+                self.done = True
+                return None
+            self.merged = list(runs[0])
+            for r in runs[1:]:
+                self._queue += r
+                self._run_starts.add(r[0])
+        return self._advance(plan)
+
+    def _advance(self, plan: Planner) -> Probe | None:
+        assert self.merged is not None
+        while True:
+            if self._current is None:
+                if not self._queue:
+                    self.done = True
+                    return None
+                self._current = self._queue.pop(0)
+                if self._current in self._run_starts:
+                    self._floor = 0  # a new run: no lower bound from the previous one
+                self._lo, self._hi = self._floor, len(self.merged)
+            if self._lo >= self._hi:
+                self.merged.insert(self._lo, self._current)
+                # the next winner of the same run sits below this one
+                self._floor = self._lo + 1
+                self._current = None
+                continue
+            mid = (self._lo + self._hi) // 2
+            other = self.merged[mid]
+            known = plan.preferred(self.version, self._current, other)
+            if known is not None:
+                self._step(known == self._current, mid)
+                continue
+            self.comparisons += 1
+            return self._send(f"merge/{self.version}/{self.comparisons}",
+                              hellos.hello(self.version, [self._current, other]),
+                              self.version, pair=(self._current, other), mid=mid)
+
+    def _step(self, current_wins: bool, mid: int) -> None:
+        if current_wins:
+            self._hi = mid
+        else:
+            self._lo = mid + 1
+
+    def feed(self, plan: Planner, probe: Probe, reply: Reply) -> None:
+        self.busy = False
+        cur, other = probe.data["pair"]
+        if reply.answered and reply.suite in (cur, other):
+            assert reply.suite is not None
+            plan.note_pick(self.version, reply.suite, (cur, other))
+            self._step(reply.suite == cur, probe.data["mid"])
+            return
+        if not reply.refused and self._retry(plan, probe, reply):
+            return
+        plan.warn(f"merge of {self.version} bundles got {reply.outcome}; "
+                  f"{reg.suite_name(cur)} placed last")
+        assert self.merged is not None
+        self.merged.append(cur)
+        self._current = None
+        self._floor = len(self.merged)

@@ -1,0 +1,85 @@
+"""Rendering a probe run: the table people read and the JSON document machines read."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from prober import __version__
+from prober.core.engine import Endpoint
+from prober.core.outcome import AttemptResult
+from prober.probe.summary import summarize
+from prober.report.timestamps import iso_ms
+
+PROBE_SCHEMA = "prober.probe/1"
+
+
+@dataclass
+class RunInfo:
+    started: float
+    finished: float | None = None
+    complete: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+    profiles: list[str] = field(default_factory=list)
+    endpoints: list[Endpoint] = field(default_factory=list)
+
+
+def vantage(results: list[AttemptResult]) -> dict[str, Any]:
+    local = sorted({r.obs.local_address for r in results
+                    if r.obs is not None and r.obs.local_address})
+    return {"hostname": socket.gethostname(), "local_addresses": local}
+
+
+def document(results: list[AttemptResult], info: RunInfo) -> dict[str, Any]:
+    results = sorted(results, key=lambda r: r.id)
+    targets = []
+    for ep in info.endpoints:
+        targets.append({"target": ep.target.label, "host": ep.target.host,
+                        "port": ep.target.port, "address": ep.address,
+                        "sni": ep.target.sni, "error": ep.error})
+    return {
+        "schema": PROBE_SCHEMA,
+        "tool": {"name": "prober", "version": __version__},
+        "vantage": {**vantage(results), "started_at": iso_ms(info.started),
+                    "finished_at": iso_ms(info.finished)},
+        "complete": info.complete,
+        "options": info.options,
+        "targets": targets,
+        "profiles": info.profiles,
+        "summary": [c.to_json() for c in summarize(results)],
+        "attempts": [r.to_json() for r in results],
+    }
+
+
+def table(results: list[AttemptResult], info: RunInfo) -> str:
+    from tabulate import tabulate
+
+    cells = summarize(results)
+    lines = []
+    local = ", ".join(vantage(results)["local_addresses"]) or "?"
+    elapsed = (info.finished or info.started) - info.started
+    for ep in info.endpoints:
+        where = ep.address or "unresolved"
+        sni = ep.target.sni
+        n = sum(1 for r in results if r.target == ep.target.label and r.address == ep.address)
+        lines.append(f"{ep.target.label} → {where} (SNI {sni or 'none'}), from {local}, "
+                     f"{n} attempt{'s' if n != 1 else ''} in {elapsed:.1f} s")
+    if not info.complete:
+        lines.append("INTERRUPTED: the table holds the attempts that finished")
+    lines.append("")
+    multi = len({(c.target, c.address) for c in cells}) > 1
+    rows = []
+    for c in cells:
+        med = c.median_ms()
+        row = [c.profile, c.outcome_text(), c.detail_text(),
+               "" if med is None else f"{med:.1f}"]
+        if multi:
+            row.insert(0, f"{c.target} {c.address or ''}".strip())
+        rows.append(row)
+    headers = ["profile", "outcome", "detail", "median ms"]
+    if multi:
+        headers.insert(0, "endpoint")
+    lines.append(tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True,
+                          colalign=("left",) * (len(headers) - 1) + ("right",)))
+    return "\n".join(lines)
