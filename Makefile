@@ -68,7 +68,7 @@ lint: venv
 	$(VENV)/bin/mypy --explicit-package-bases tests bench scripts
 
 demo: setup
-	$(PY) -m prober.cli.demo
+	$(PY) -m prober demo
 
 bench: setup
 	$(PY) bench/run.py

@@ -6,7 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=.venv/bin/python
 mkdir -p out
 rm -f out/demo.ports
-"$PY" -m prober.cli.demo serve --port-file out/demo.ports &
+"$PY" -m prober demo serve --port-file out/demo.ports &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -s out/demo.ports ] && break; sleep 0.1; done

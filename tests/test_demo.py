@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from prober.cli import demo
+from prober.net import demo as servers
 from prober.profiles.families import generated
 from prober.profiles.loader import resolve
 from prober.profiles.model import Profile
@@ -42,7 +43,7 @@ def _wire(name: str, split: list[int] | None = None) -> bytes:
 
 
 def test_demo_runs_and_every_outcome_is_the_expected_one(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "prober.cli.demo"], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-m", "prober", "demo"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
@@ -72,15 +73,15 @@ def test_demo_runs_and_every_outcome_is_the_expected_one(tmp_path: Path) -> None
 ])
 def test_front_decision_on_real_hellos(name: str, highest: int, forwards: bool) -> None:
     hello = read_client_hello(_wire(name))
-    assert demo.highest_offered_version(hello) == highest
-    assert demo.front_forwards(hello) is forwards
+    assert servers.highest_offered_version(hello) == highest
+    assert servers.front_forwards(hello) is forwards
 
 
 def test_front_resets_sslv2_and_sslv3_hellos() -> None:
     v2 = read_client_hello(_wire("sslv2-only"))
     assert isinstance(v2, SSLv2Hello)
-    assert not demo.front_forwards(v2)
-    assert not demo.front_forwards(read_client_hello(_wire("sslv3-only")))
+    assert not servers.front_forwards(v2)
+    assert not servers.front_forwards(read_client_hello(_wire("sslv3-only")))
 
 
 def test_supported_versions_overrides_legacy_version_and_grease_is_ignored() -> None:
@@ -89,12 +90,12 @@ def test_supported_versions_overrides_legacy_version_and_grease_is_ignored() -> 
         return ClientHello(0x0303, b"\0" * 32, b"", [0xC02F], [0], [ext])
 
     # legacy_version says TLS 1.2, but supported_versions is what a server must obey
-    assert not demo.front_forwards(hello([0x0A0A, 0x0302, 0x0301]))
-    assert demo.highest_offered_version(hello([0x0A0A])) == 0
-    assert demo.front_forwards(hello([0x3A3A, 0x0304]))
+    assert not servers.front_forwards(hello([0x0A0A, 0x0302, 0x0301]))
+    assert servers.highest_offered_version(hello([0x0A0A])) == 0
+    assert servers.front_forwards(hello([0x3A3A, 0x0304]))
     broken = ClientHello(0x0303, b"\0" * 32, b"", [0xC02F], [0],
                          [(ExtensionType.SUPPORTED_VERSIONS.value, b"\x05\x03")])
-    assert not demo.front_forwards(broken)
+    assert not servers.front_forwards(broken)
 
 
 # --- reading the hello off the socket ------------------------------------------------------
@@ -103,19 +104,19 @@ def test_supported_versions_overrides_legacy_version_and_grease_is_ignored() -> 
 async def test_read_hello_waits_for_a_hello_split_over_records_and_segments() -> None:
     wire = _wire("tls1.3-only", split=[10, 30])
     reader = asyncio.StreamReader()
-    task = asyncio.ensure_future(demo.read_hello(reader))
+    task = asyncio.ensure_future(servers.read_hello(reader))
     for i in range(0, len(wire), 7):
         reader.feed_data(wire[i : i + 7])
         await asyncio.sleep(0)
     data, hello = await asyncio.wait_for(task, 2)
     assert data == wire
-    assert hello is not None and demo.front_forwards(hello)
+    assert hello is not None and servers.front_forwards(hello)
 
 
 async def test_read_hello_gives_up_at_once_on_non_tls_bytes() -> None:
     reader = asyncio.StreamReader()
     reader.feed_data(b"GET / HTTP/1.1\r\n\r\n")
-    data, hello = await asyncio.wait_for(demo.read_hello(reader), 1)
+    data, hello = await asyncio.wait_for(servers.read_hello(reader), 1)
     assert hello is None and data.startswith(b"GET")
 
 
@@ -123,7 +124,7 @@ async def test_read_hello_gives_up_when_the_client_closes_mid_hello() -> None:
     reader = asyncio.StreamReader()
     reader.feed_data(_wire("tls1.2-only")[:50])
     reader.feed_eof()
-    _, hello = await asyncio.wait_for(demo.read_hello(reader), 1)
+    _, hello = await asyncio.wait_for(servers.read_hello(reader), 1)
     assert hello is None
 
 
@@ -133,7 +134,7 @@ async def test_read_hello_gives_up_when_the_client_closes_mid_hello() -> None:
 def test_backend_context_is_the_catalog_policy(tmp_path: Path) -> None:
     policy = demo.load_policy()
     assert policy.protocols == ["TLSv1.2"]
-    ctx = demo.backend_context(policy, demo.make_certificates(tmp_path))
+    ctx = servers.backend_context(policy, servers.make_certificates(tmp_path))
     assert ctx.minimum_version == ctx.maximum_version == ssl.TLSVersion.TLSv1_2
     tls12 = [c["name"] for c in ctx.get_ciphers() if c["protocol"] == "TLSv1.2"]
     assert sorted(tls12) == sorted(policy.ciphers)

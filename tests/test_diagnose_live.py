@@ -1,5 +1,5 @@
 """`prober diagnose` and `prober diff` end to end, through the CLI, against real peers:
-a healthy nginx, a TLS 1.2-only nginx, the ALB-like front of prober/demo.py, a silent
+a healthy nginx, a TLS 1.2-only nginx, the ALB-like front of prober/net/demo.py, a silent
 listener, an idle-timeout relay; `prober diff` of two real runs; and every scenario of
 the netns lab (tests/lab, root only)."""
 
@@ -22,6 +22,7 @@ import pytest
 
 from prober.cli import demo
 from prober.cli.main import main
+from prober.net import demo as servers
 from tests.lab import Lab, Scenario
 from tests.lab.fixtures import lab
 from tests.lab.scenarios import LabParams, catalog
@@ -50,13 +51,13 @@ def finding_ids(doc: dict[str, Any]) -> list[str]:
 
 @contextlib.contextmanager
 def alb_like() -> Iterator[tuple[int, int]]:
-    """prober/demo.py's ALB-like front and its backend: (front port, backend port)."""
+    """prober/net/demo.py's ALB-like front and its backend: (front port, backend port)."""
     policy = demo.load_policy()
     with tempfile.TemporaryDirectory(prefix="prb-diag-") as tmp:
-        certs = demo.make_certificates(Path(tmp))
-        backend = demo.Backend(demo.backend_context(policy, certs))
+        certs = servers.make_certificates(Path(tmp))
+        backend = servers.Backend(servers.backend_context(policy, certs))
     backend.start()
-    front = demo.Listeners(backend.port)
+    front = servers.Listeners(backend.port)
     try:
         front.start()
         yield front.front_port, backend.port
@@ -250,7 +251,7 @@ class IdleRelay:
         async def up() -> None:
             while data := await reader.read(65536):
                 if time.monotonic() - last[0] > self.idle:
-                    demo.abort_with_rst(writer)  # the flow is forgotten: RST
+                    servers.abort_with_rst(writer)  # the flow is forgotten: RST
                     return
                 last[0] = time.monotonic()
                 b_writer.write(data)

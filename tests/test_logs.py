@@ -24,8 +24,8 @@ import pytest
 from prober.cli.main import main
 from prober.logs import formats as logs_formats
 from prober.logs import reasons as R
-from prober.logs.pipeline import read_logs
-from prober.logs.population import Population, load_population
+from prober.logs.pipeline import load_population, read_logs
+from prober.logs.population import Population
 from prober.logs.records import Conn, Flow, LineParser
 from prober.logs.servers import GoHttpLog, HaproxyLog, NginxErrorLog
 from prober.logs.tally import FileStats, LogSummary, Tally

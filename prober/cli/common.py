@@ -6,7 +6,7 @@ Command modules import this; nothing outside ``prober.cli`` imports anything of 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, NoReturn, TypeVar
 
@@ -32,7 +32,7 @@ class Parser(argparse.ArgumentParser):
 class Commands:
     """The parsers a command module fills in (``register(hooks)``)."""
 
-    parsers: dict[str, argparse.ArgumentParser]
+    parsers: Mapping[str, argparse.ArgumentParser]
 
     def command(self, name: str, description: str) -> argparse.ArgumentParser:
         p = self.parsers[name]

@@ -19,8 +19,7 @@ from prober.cli.common import (
 from prober.core import engine
 from prober.core.outcome import AttemptResult
 from prober.core.targets import TargetError, parse_target
-from prober.logs.pipeline import LogInputError
-from prober.logs.population import load_population
+from prober.logs.pipeline import LogInputError, load_population
 from prober.net.attempt import Deadlines
 from prober.policy.naming.catalog import CatalogError, get, load_policy_file
 from prober.policy.whatif import run as whatif

@@ -10,14 +10,23 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from prober.core.outcome import DNS_ERROR, AttemptResult, classify
 from prober.core.targets import Target
-from prober.net.attempt import Deadlines, resolve, run_attempt
-from prober.profiles.model import Profile
-from prober.wire.clienthello import BuiltHello, build
+from prober.net.attempt import Deadlines, TransportSpec, resolve, run_attempt
+from prober.wire.clienthello import BuiltHello, HelloSpec, build
+
+
+class Profile(Protocol):
+    """What the engine needs of a client profile (prober.profiles.model.Profile has it)."""
+
+    name: str
+    spec: HelloSpec
+    sni: bool  # whether it sends SNI when the target has a name
+    transport: TransportSpec
 
 
 @dataclass
@@ -80,14 +89,14 @@ async def resolve_targets(targets: list[Target], all_addresses: bool) -> list[En
     return out
 
 
-def _jobs(profiles: list[Profile], repeat: int) -> Iterator[tuple[Profile, int]]:
+def _jobs(profiles: Sequence[Profile], repeat: int) -> Iterator[tuple[Profile, int]]:
     # repeats outermost: a flapping endpoint shows up spread over the run, not in one block
     for r in range(repeat):
         for p in profiles:
             yield p, r
 
 
-async def run(endpoints: list[Endpoint], profiles: list[Profile], opts: EngineOptions,
+async def run(endpoints: list[Endpoint], profiles: Sequence[Profile], opts: EngineOptions,
               on_result: Callable[[AttemptResult], None]) -> int:
     """Run every attempt; returns how many ran. Cancel the task to stop early.
 

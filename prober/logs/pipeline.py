@@ -14,7 +14,7 @@ import sys
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 
 from prober.logs import detect as logs_detect
 from prober.logs import formats as logs_formats
@@ -25,6 +25,7 @@ from prober.logs.aws import (
     CloudFrontLog,
     NlbAccessLog,
 )
+from prober.logs.population import Population
 from prober.logs.records import LineParser
 from prober.logs.servers import GoHttpLog, HaproxyLog, NginxErrorLog
 from prober.logs.tally import FileStats, LogSummary, Tally
@@ -177,3 +178,14 @@ def read_logs(paths: Sequence[str | Path], *, format: str = "auto",
                   max_packets=max_packets)
     return tally.summary({"format": format, "port": port, "max_packets": max_packets,
                           "vpc_fields": list(vpc_fields) if vpc_fields else None})
+
+
+def load_population(paths: Sequence[str | Path], format: str = "auto",
+                    **options: Any) -> Population:
+    """Read log files (any format ``prober logs`` reads) into a population.
+
+    ``options`` are those of :func:`prober.logs.pipeline.read_logs` (``vpc_fields``...).
+    Raises :class:`prober.logs.pipeline.LogInputError` for an unreadable file or one whose
+    format cannot be told; malformed lines are counted, never raised.
+    """
+    return read_logs(paths, format=format, **options).population

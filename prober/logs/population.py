@@ -15,10 +15,9 @@ before negotiation, a server error line) has ``None`` there and ``known`` False.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from prober.wire import registry
@@ -230,16 +229,3 @@ def group_json(g: ClientGroup, total: int) -> dict[str, Any]:
     return {"protocol": g.protocol, "suite_iana": g.suite_iana, "suite_openssl": g.suite_openssl,
             "connections": g.connections, "failed": g.failed, "client_ips": g.client_ips,
             "share": round(g.connections / total, 6) if total else 0.0}
-
-
-def load_population(paths: Sequence[str | Path], format: str = "auto",
-                    **options: Any) -> Population:
-    """Read log files (any format ``prober logs`` reads) into a population.
-
-    ``options`` are those of :func:`prober.logs.pipeline.read_logs` (``vpc_fields``...).
-    Raises :class:`prober.logs.pipeline.LogInputError` for an unreadable file or one whose
-    format cannot be told; malformed lines are counted, never raised.
-    """
-    from prober.logs.pipeline import read_logs
-
-    return read_logs(paths, format=format, **options).population

@@ -13,8 +13,8 @@ import socket
 import struct
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import cast
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 from prober.net import tcpinfo
 from prober.wire.clienthello import BuiltHello
@@ -33,6 +33,21 @@ CONNECT_UNREACHABLE = "unreachable"
 
 # ACK polling schedule (s): dense at first (LAN peers ACK in well under a millisecond)
 _ACK_POLL = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.5)
+
+
+@dataclass
+class TransportSpec:
+    """How the hello is cut up on the way out (for DPI/middlebox tests)."""
+
+    # sizes of the first TLS record fragments; the rest goes in records of up to 16 kB
+    record_sizes: list[int] = field(default_factory=list)
+    # sizes of the first TCP segments (each sent with TCP_NODELAY, then a pause)
+    segment_sizes: list[int] = field(default_factory=list)
+    pause_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"record_sizes": self.record_sizes, "segment_sizes": self.segment_sizes,
+                "pause_ms": self.pause_ms}
 
 
 @dataclass

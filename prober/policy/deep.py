@@ -11,19 +11,14 @@ The scan is blocking (sslyze runs its own threads); from asyncio, call it with
 from __future__ import annotations
 
 import datetime as _dt
-import ipaddress
-import math
 import time
-import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from prober.net import sslyze
 from prober.policy.naming.match import ComplianceVerdict, MozillaLevel, sslyze_mozilla_profile
 from prober.wire.certificates import describe
-
-if TYPE_CHECKING:
-    from sslyze.scanner.models import ServerScanResult
 
 # check name -> sslyze ScanCommand member name
 DEEP_CHECKS: dict[str, str] = {
@@ -50,56 +45,14 @@ _VERSION_NAMES = {"SSL_2_0": "SSLv2", "SSL_3_0": "SSLv3", "TLS_1_0": "TLSv1.0",
                   "TLS_1_1": "TLSv1.1", "TLS_1_2": "TLSv1.2", "TLS_1_3": "TLSv1.3"}
 
 
-def _location(host: str, address: str | None) -> str:
-    if address:
-        return address
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        raise ValueError(
-            f"{host!r}: pass the address the probes used (address=...); sslyze is never "
-            "left to resolve a name") from None
-
-
-def _scan(host: str, port: int, sni: str | None, address: str | None, timeout: float,
-          commands: Iterable[str], ca_file: str | Path | None) -> ServerScanResult:
-    from sslyze.plugins.certificate_info.implementation import CertificateInfoExtraArgument
-    from sslyze.plugins.scan_commands import ScanCommand
-    from sslyze.scanner.models import ScanCommandsExtraArguments, ServerScanRequest
-    from sslyze.scanner.scanner import Scanner
-    from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocation
-
-    # sslyze's bundled trust stores hold a root with a negative serial number; the
-    # warning is about sslyze's data, not the endpoint, and would only confuse
-    warnings.filterwarnings("ignore", message="Parsed a serial number which wasn't positive")
-    ip = _location(host, address)
-    name = sni or ip
-    location = ServerNetworkLocation(hostname=name, port=port, ip_address=ip)
-    network = ServerNetworkConfiguration(tls_server_name_indication=name,
-                                         network_timeout=max(1, math.ceil(timeout)),
-                                         network_max_retries=2)
-    scan_commands = {ScanCommand[c] for c in commands}
-    extra = ScanCommandsExtraArguments()
-    if ca_file is not None and ScanCommand.CERTIFICATE_INFO in scan_commands:
-        extra = ScanCommandsExtraArguments(
-            certificate_info=CertificateInfoExtraArgument(custom_ca_file=Path(ca_file)))
-    request = ServerScanRequest(server_location=location, network_configuration=network,
-                                scan_commands=scan_commands, scan_commands_extra_arguments=extra)
-    scanner = Scanner()
-    scanner.queue_scans([request])
-    return next(iter(scanner.get_results()))
-
-
 def _trace(tb: Any) -> str:
     if tb is None:
         return "unknown error"
     return "".join(tb.format_exception_only()).strip().splitlines()[-1]
 
 
-def _connectivity(result: ServerScanResult) -> Entry:
-    from sslyze.scanner.models import ServerConnectivityStatusEnum
-
-    if result.connectivity_status != ServerConnectivityStatusEnum.COMPLETED:
+def _connectivity(result: Any) -> Entry:
+    if result.connectivity_status.name != "COMPLETED":
         return {"status": "error", "error": _trace(result.connectivity_error_trace)}
     probing = result.connectivity_result
     out: Entry = {"status": "completed"}
@@ -257,7 +210,7 @@ _READERS: dict[str, Callable[[Any], Finding]] = {
 }
 
 
-def _entry(name: str, result: ServerScanResult, unreachable: str | None) -> Entry:
+def _entry(name: str, result: Any, unreachable: str | None) -> Entry:
     if unreachable is not None or result.scan_result is None:
         why = unreachable or "the scan did not complete"
         return {"status": "error", "verdict": f"not checked: {why}", "ok": None,
@@ -289,19 +242,17 @@ def deep_scan(host: str, port: int, *, sni: str | None, address: str | None = No
     one's own next to sslyze's (reported as "Supplied CA file"). ``mozilla_levels`` adds
     sslyze's Mozilla checker verdicts from the same scan (which then also enumerates
     cipher suites, curves, fallback SCSV and EMS)."""
-    from sslyze.__version__ import __version__ as sslyze_version
-
     levels = tuple(mozilla_levels)
     commands = set(DEEP_CHECKS.values())
     if levels:
-        commands |= _mozilla_commands()
+        commands |= sslyze.mozilla_commands()
     started = time.monotonic()
-    result = _scan(host, port, sni, address, timeout, commands, ca_file)
+    result = sslyze.scan(host, port, sni, address, timeout, commands, ca_file)
     connectivity = _connectivity(result)
     unreachable = (f"no connection: {connectivity['error']}"
                    if connectivity["status"] != "completed" else None)
     out: dict[str, Any] = {
-        "tool": f"sslyze {sslyze_version}",
+        "tool": f"sslyze {sslyze.version()}",
         "target": {"host": host, "port": port, "sni": sni,
                    "address": result.server_location.ip_address},
         "sni_sent": result.network_configuration.tls_server_name_indication,
@@ -316,32 +267,10 @@ def deep_scan(host: str, port: int, *, sni: str | None, address: str | None = No
 
 # -- sslyze's own Mozilla checker -------------------------------------------------------
 
-def _mozilla_commands() -> set[str]:
-    from sslyze.mozilla_tls_profile.tls_config_checker import (
-        SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER,
-    )
-
-    return {c.name for c in SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER}
-
-
-def _check_mozilla(result: ServerScanResult, level: MozillaLevel) -> ComplianceVerdict:
-    from sslyze.mozilla_tls_profile.tls_config_checker import (
-        MozillaTlsConfiguration,
-        ServerNotCompliantWithTlsConfiguration,
-        ServerScanResultIncomplete,
-        TlsConfigurationEnum,
-        check_server_against_tls_configuration,
-    )
-
+def _check_mozilla(result: Any, level: MozillaLevel) -> ComplianceVerdict:
     version, source, _doc = sslyze_mozilla_profile()
-    config = MozillaTlsConfiguration.get(TlsConfigurationEnum(level))
-    try:
-        check_server_against_tls_configuration(result, config)
-    except ServerNotCompliantWithTlsConfiguration as e:
-        return ComplianceVerdict(level, "live", False, dict(e.issues), version, source)
-    except ServerScanResultIncomplete as e:
-        return ComplianceVerdict(level, "live", None, {}, version, source, error=str(e))
-    return ComplianceVerdict(level, "live", True, {}, version, source)
+    compliant, issues, error = sslyze.check_mozilla(result, level)
+    return ComplianceVerdict(level, "live", compliant, issues, version, source, error=error or "")
 
 
 def mozilla_compliance_live(host: str, port: int, sni: str | None, address: str | None = None,
@@ -351,5 +280,5 @@ def mozilla_compliance_live(host: str, port: int, sni: str | None, address: str 
     """sslyze's own verdict: its scan (all cipher suites of every version, curves,
     certificate, vulnerabilities) checked by its Mozilla checker, once per level.
     The certificate must validate against sslyze's stores, or ``ca_file``."""
-    result = _scan(host, port, sni, address, timeout, _mozilla_commands(), ca_file)
+    result = sslyze.scan(host, port, sni, address, timeout, sslyze.mozilla_commands(), ca_file)
     return {lv: _check_mozilla(result, lv) for lv in levels}

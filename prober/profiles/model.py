@@ -5,26 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = ["ORIGINS", "PROFILE_SCHEMA", "Profile", "TransportSpec"]
+
+from prober.net.attempt import TransportSpec
 from prober.wire.clienthello import HelloSpec
 
 PROFILE_SCHEMA = 1
 
 ORIGINS = ("generated", "handwritten", "captured", "reconstructed", "imported")
-
-
-@dataclass
-class TransportSpec:
-    """How the hello is cut up on the way out (for DPI/middlebox tests)."""
-
-    # sizes of the first TLS record fragments; the rest goes in records of up to 16 kB
-    record_sizes: list[int] = field(default_factory=list)
-    # sizes of the first TCP segments (each sent with TCP_NODELAY, then a pause)
-    segment_sizes: list[int] = field(default_factory=list)
-    pause_ms: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"record_sizes": self.record_sizes, "segment_sizes": self.segment_sizes,
-                "pause_ms": self.pause_ms}
 
 
 @dataclass

@@ -465,7 +465,7 @@ class Lab(Peer):
             self._nginx("backend-b", BACKEND_B)
             self._nginx("fallback", sc["fallback"].address,
                         protocols="TLSv1 TLSv1.1 TLSv1.2 TLSv1.3", ciphers=_LEGACY_CIPHERS)
-            # policy-reset: prober.cli.demo's ALB front on the service address, and behind it
+            # policy-reset: prober demo's ALB front on the service address, and behind it
             # (on the server's loopback) nginx with the policy the demo reads from the
             # catalog
             policy = load_policy()

@@ -102,7 +102,7 @@ def catalog(p: LabParams) -> tuple[Scenario, ...]:
                  "nginx allows TLS 1.2 only: older hellos get a protocol_version alert",
                  ("-p", "sweep-versions")),
         Scenario("policy-reset", _s(13), "policy-reset",
-                 "an ALB-like front (prober.cli.demo's) resets hellos below TLS 1.2 before any "
+                 "an ALB-like front (prober demo's) resets hellos below TLS 1.2 before any "
                  "TLS; behind it nginx with ELBSecurityPolicy-FS-1-2-Res-2020-10 (which "
                  "alerts TLS 1.3 hellos away: policy-alert is true as well)",
                  ("-p", "sweep-versions"), also=("policy-alert",)),

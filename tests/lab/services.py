@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from prober.cli.demo import Listeners, abort_with_rst
+from prober.net.demo import Listeners, abort_with_rst
 
 from .netns import LabError, current_netns_inode, in_netns
 
@@ -358,7 +358,7 @@ class InterceptingProxy(AsyncService):
 
 
 class AlbFront(Listeners):
-    """The ALB-like front of ``prober.cli.demo`` (RST to hellos below TLS 1.2, everything else
+    """The ALB-like front of ``prober demo`` (RST to hellos below TLS 1.2, everything else
     relayed to the backend), listening on a lab service address instead of loopback.
 
     The front's logic is the demo's, imported, not copied: only where it listens

@@ -5,14 +5,19 @@ they rest on (the highest version, its top suite) is known."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prober.policy.enumerate import hellos
 from prober.policy.enumerate.candidates import ECDSA_SIGALGS, LEGACY_VERSIONS, RSA_SIGALGS
-from prober.policy.enumerate.plan import CONNECT_FAILURES, EXTRAS, SANITY, Probe, Reply, Task
-
-if TYPE_CHECKING:
-    from prober.policy.enumerate.planner import Planner
+from prober.policy.enumerate.plan import (
+    CONNECT_FAILURES,
+    EXTRAS,
+    SANITY,
+    PlanView,
+    Probe,
+    Reply,
+    Task,
+)
 
 
 class OneShot(Task):
@@ -20,7 +25,7 @@ class OneShot(Task):
 
     purpose = EXTRAS
 
-    def __init__(self, key: str, build: Callable[[Planner], list[Probe] | None]) -> None:
+    def __init__(self, key: str, build: Callable[[PlanView], list[Probe] | None]) -> None:
         super().__init__()
         self.key = key
         self.build = build
@@ -28,7 +33,7 @@ class OneShot(Task):
         self.replies: dict[str, Reply] = {}
         self.in_flight = 0
 
-    def poll(self, plan: Planner) -> Probe | None:
+    def poll(self, plan: PlanView) -> Probe | None:
         if self.done:
             return None
         if self.pending is None:
@@ -46,7 +51,7 @@ class OneShot(Task):
             self.done = True
         return None
 
-    def feed(self, plan: Planner, probe: Probe, reply: Reply) -> None:
+    def feed(self, plan: PlanView, probe: Probe, reply: Reply) -> None:
         self.in_flight -= 1
         if not (reply.answered or reply.refused or reply.hrr_group) and \
                 self._retry(plan, probe, reply):
@@ -65,14 +70,14 @@ class Sanity(Task):
         self.stage = stage
         self.reply: Reply | None = None
 
-    def poll(self, plan: Planner) -> Probe | None:
+    def poll(self, plan: PlanView) -> Probe | None:
         if self.done or self.busy:
             return None
         if self.stage == "end" and not plan.all_but_sanity_done():
             return None
         return self._send(f"sanity/{self.stage}", hellos.sanity_hello())
 
-    def feed(self, plan: Planner, probe: Probe, reply: Reply) -> None:
+    def feed(self, plan: PlanView, probe: Probe, reply: Reply) -> None:
         self.busy = False
         self.reply = reply
         self.done = True
@@ -84,12 +89,12 @@ class Sanity(Task):
 # -------------------------------------------------------------------------
 
 
-def _base(plan: Planner, version: str) -> dict[str, Any]:
+def _base(plan: PlanView, version: str) -> dict[str, Any]:
     """A hello the server is known to answer: the version's top suite."""
     return hellos.hello(version, [plan.top_suite(version)])
 
 
-def fallback_probe(plan: Planner) -> list[Probe] | None:
+def fallback_probe(plan: PlanView) -> list[Probe] | None:
     versions = plan.versions_known()
     if versions is None:
         return None
@@ -105,7 +110,7 @@ def fallback_probe(plan: Planner) -> list[Probe] | None:
     return [Probe("fallback-scsv", EXTRAS, doc, v, data={"max": versions[0]})]
 
 
-def alpn_probe(plan: Planner) -> list[Probe] | None:
+def alpn_probe(plan: PlanView) -> list[Probe] | None:
     top = plan.max_version()
     if top is None:
         return None if not plan.all_versions_refused() else []
@@ -121,7 +126,7 @@ def alpn_probe(plan: Planner) -> list[Probe] | None:
     return [Probe("alpn-ocsp", EXTRAS, doc, v)]
 
 
-def cert_probes(plan: Planner) -> list[Probe] | None:
+def cert_probes(plan: PlanView) -> list[Probe] | None:
     s = plan.supported("TLSv1.3")
     if s is None:
         return None
@@ -139,7 +144,7 @@ def cert_probes(plan: Planner) -> list[Probe] | None:
     return out
 
 
-def sni_probe(plan: Planner) -> list[Probe] | None:
+def sni_probe(plan: PlanView) -> list[Probe] | None:
     top = plan.max_version()
     if top is None:
         return None if not plan.all_versions_refused() else []
@@ -155,7 +160,7 @@ def sni_probe(plan: Planner) -> list[Probe] | None:
     return [Probe("cert/sni", EXTRAS, doc, top, sni=names[0], data={"sni": names[0]})]
 
 
-def intolerance_probes(plan: Planner) -> list[Probe] | None:
+def intolerance_probes(plan: PlanView) -> list[Probe] | None:
     top = plan.max_version()
     if top is None:
         return None if not plan.all_versions_refused() else []

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from prober.policy.enumerate import hellos
 from prober.policy.enumerate.candidates import auth_of, tls12_ecdhe_groups, tls13_groups
-from prober.policy.enumerate.plan import GROUPS, Probe, Reply, Task
-
-if TYPE_CHECKING:
-    from prober.policy.enumerate.planner import Planner
+from prober.policy.enumerate.plan import GROUPS, PlanView, Probe, Reply, Task
 
 
 class GroupElimination(Task):
@@ -38,7 +33,7 @@ class GroupElimination(Task):
         self.pin: str | None = None  # the ECDSA certificate's curve (TLS 1.2)
         self.pinned = False
 
-    def poll(self, plan: Planner) -> Probe | None:
+    def poll(self, plan: PlanView) -> Probe | None:
         if self.done or self.busy:
             return None
         if self.suite is None:
@@ -73,7 +68,7 @@ class GroupElimination(Task):
             doc = hellos.hello(v, [self.suite], groups=groups)
         return self._send(f"groups/{v}/{self.steps}", doc, v)
 
-    def feed(self, plan: Planner, probe: Probe, reply: Reply) -> None:
+    def feed(self, plan: PlanView, probe: Probe, reply: Reply) -> None:
         self.busy = False
         picked = reply.hrr_group or reply.group
         if reply.hrr_group:

@@ -3,15 +3,10 @@ out of several winner runs of a version."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from prober.policy.enumerate import hellos
 from prober.policy.enumerate.candidates import candidate_index, is_ecdhe
-from prober.policy.enumerate.plan import GROUPS, SUITES, Probe, Reply, Task
+from prober.policy.enumerate.plan import GROUPS, SUITES, PlanView, Probe, Reply, Task
 from prober.wire import registry as reg
-
-if TYPE_CHECKING:
-    from prober.policy.enumerate.planner import Planner
 
 
 class OrderCheck(Task):
@@ -33,7 +28,7 @@ class OrderCheck(Task):
         self._suite_done = False
         self._group_done = version not in ("TLSv1.3", "TLSv1.2")
 
-    def poll(self, plan: Planner) -> Probe | None:
+    def poll(self, plan: PlanView) -> Probe | None:
         if self.done or self.busy:
             return None
         pair = self._suite_pair(plan)
@@ -58,7 +53,7 @@ class OrderCheck(Task):
         doc = hellos.hello(v, suites, groups=[gp[1], gp[0]])
         return self._send(name, doc, v, GROUPS, pair=pair, gp=gp)
 
-    def _suite_pair(self, plan: Planner) -> tuple[int, ...] | None:
+    def _suite_pair(self, plan: PlanView) -> tuple[int, ...] | None:
         """(x, y) to check; () when none is needed or possible; None while waiting."""
         if self._suite_done:
             return ()
@@ -71,7 +66,7 @@ class OrderCheck(Task):
         self._suite_done = True
         return ()
 
-    def _group_pair(self, plan: Planner) -> tuple[str, ...] | None:
+    def _group_pair(self, plan: PlanView) -> tuple[str, ...] | None:
         if self._group_done:
             return ()
         g = plan.groups[self.version]
@@ -82,7 +77,7 @@ class OrderCheck(Task):
         self._group_done = True
         return ()
 
-    def feed(self, plan: Planner, probe: Probe, reply: Reply) -> None:
+    def feed(self, plan: PlanView, probe: Probe, reply: Reply) -> None:
         self.busy = False
         pair: tuple[int, ...] = probe.data["pair"]
         gp: tuple[str, ...] = probe.data["gp"]
@@ -121,7 +116,7 @@ class CrossOrder(Task):
         self.pair: tuple[int, int] | None = None
         self.verdict: bool | None = None
 
-    def poll(self, plan: Planner) -> Probe | None:
+    def poll(self, plan: PlanView) -> Probe | None:
         if self.done or self.busy:
             return None
         if self.pair is None:
@@ -140,7 +135,7 @@ class CrossOrder(Task):
         return self._send(f"order/{self.version}/{len(self.picks) + 1}",
                           hellos.hello(self.version, order), self.version)
 
-    def feed(self, plan: Planner, probe: Probe, reply: Reply) -> None:
+    def feed(self, plan: PlanView, probe: Probe, reply: Reply) -> None:
         self.busy = False
         if not reply.answered and not reply.refused and self._retry(plan, probe, reply):
             return
@@ -177,7 +172,7 @@ class Merge(Task):
         self._started = False
         self.comparisons = 0
 
-    def poll(self, plan: Planner) -> Probe | None:
+    def poll(self, plan: PlanView) -> Probe | None:
         if self.done or self.busy:
             return None
         if not self._started:
@@ -202,7 +197,7 @@ class Merge(Task):
                 self._run_starts.add(r[0])
         return self._advance(plan)
 
-    def _advance(self, plan: Planner) -> Probe | None:
+    def _advance(self, plan: PlanView) -> Probe | None:
         assert self.merged is not None
         while True:
             if self._current is None:
@@ -236,7 +231,7 @@ class Merge(Task):
         else:
             self._lo = mid + 1
 
-    def feed(self, plan: Planner, probe: Probe, reply: Reply) -> None:
+    def feed(self, plan: PlanView, probe: Probe, reply: Reply) -> None:
         self.busy = False
         cur, other = probe.data["pair"]
         if reply.answered and reply.suite in (cur, other):

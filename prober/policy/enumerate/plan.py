@@ -4,13 +4,11 @@ Sans I/O: nothing here touches a socket or a clock."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from prober.wire import registry as reg
-
-if TYPE_CHECKING:
-    from prober.policy.enumerate.planner import Planner
 
 # what a connection was for (the connection counts of the report)
 SUITES, VERSIONS, GROUPS, EXTRAS, SANITY = "suites", "versions", "groups", "extras", "sanity"
@@ -79,10 +77,10 @@ class Task:
         self.done = False
         self.busy = False
 
-    def poll(self, plan: Planner) -> Probe | None:  # pragma: no cover - interface
+    def poll(self, plan: PlanView) -> Probe | None:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def feed(self, plan: Planner, probe: Probe, reply: Reply) -> None:  # pragma: no cover
+    def feed(self, plan: PlanView, probe: Probe, reply: Reply) -> None:  # pragma: no cover
         raise NotImplementedError
 
     def _send(self, name: str, doc: dict[str, Any], version: str | None = None,
@@ -91,7 +89,7 @@ class Task:
         return Probe(name=name, purpose=purpose or self.purpose, doc=doc, version=version,
                      sni=sni, owner=self, data=data)
 
-    def _retry(self, plan: Planner, probe: Probe, reply: Reply) -> bool:
+    def _retry(self, plan: PlanView, probe: Probe, reply: Reply) -> bool:
         """Queue the same probe again after a non-policy outcome; False when spent."""
         plan.note_error(probe, reply)
         if probe.tries < MAX_RETRIES and not plan.stopped:
@@ -100,6 +98,64 @@ class Task:
             self.busy = True
             return True
         return False
+
+
+class SuiteLine(Protocol):
+    """One suite-elimination bundle, as the other lines of enquiry read it."""
+
+    version: str
+    index: int
+    steps: int
+    end: str
+    remaining: list[int]
+    winners: list[int]
+    first: Reply | None
+    done: bool
+
+
+class GroupLine(Protocol):
+    """One version's group elimination, as the order check reads it."""
+
+    winners: list[str]
+    done: bool
+
+
+class PlanView(Protocol):
+    """What a task may ask of the plan it belongs to (the Planner has it all): the tasks
+    are written against this, so they need not import the planner that holds them."""
+
+    target_sni: str | None
+    replies: list[tuple[Probe, Reply]]
+    stopped: bool
+
+    @property
+    def elims(self) -> Mapping[str, Sequence[SuiteLine]]: ...
+    @property
+    def groups(self) -> Mapping[str, GroupLine]: ...
+    def all_but_sanity_done(self) -> bool: ...
+    def all_versions_refused(self) -> bool: ...
+    def all_winners(self, version: str) -> list[int]: ...
+    def bundle_gate(self, e: SuiteLine) -> bool | None: ...
+    def cert_curve(self, version: str, suite: int) -> str | None: ...
+    def certs_seen(self, version: str | None = None) -> set[str]: ...
+    def ecdhe_winner(self) -> int: ...
+    def group_gate(self, version: str) -> int | bool | None: ...
+    def max_version(self) -> str | None: ...
+    def note_error(self, probe: Probe, reply: Reply) -> None: ...
+    def note_pick(self, version: str, picked: int, offered: tuple[int, ...]) -> None: ...
+    def order_settled(self, version: str) -> bool: ...
+    def picked_over(self, version: str) -> tuple[int, int] | None: ...
+    def preferred(self, version: str, a: int, b: int) -> int | None: ...
+    def requeue(self, probe: Probe) -> None: ...
+    def server_order(self, version: str) -> bool | None: ...
+    def stop(self, reason: str) -> None: ...
+    def suites_done(self, version: str) -> bool: ...
+    def supported(self, version: str) -> bool | None: ...
+    def tolerates_many_suites(self) -> bool | None: ...
+    def top_suite(self, version: str) -> int: ...
+    def versions_known(self) -> list[str] | None: ...
+    def warn(self, text: str) -> None: ...
+    def winner_runs(self, version: str) -> list[list[int]]: ...
 
 
 def older(a: str | None, b: str) -> bool:

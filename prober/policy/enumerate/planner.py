@@ -35,7 +35,15 @@ from prober.policy.enumerate.extras import (
 )
 from prober.policy.enumerate.groups import GroupElimination
 from prober.policy.enumerate.order import CrossOrder, Merge, OrderCheck
-from prober.policy.enumerate.plan import CONNECT_FAILURES, MAX_ERRORS, SANITY, Probe, Reply, Task
+from prober.policy.enumerate.plan import (
+    CONNECT_FAILURES,
+    MAX_ERRORS,
+    SANITY,
+    Probe,
+    Reply,
+    SuiteLine,
+    Task,
+)
 from prober.policy.enumerate.suites import Elimination, MergedElimination, SSLv2Probe
 
 TLS_VERSIONS = ("TLSv1.3", *LEGACY_VERSIONS)
@@ -224,7 +232,7 @@ class Planner:
         m = self.merged.get(version)
         return all(e.done for e in self.elims[version]) and (m is None or m.done)
 
-    def bundle_gate(self, e: Elimination) -> bool | None:
+    def bundle_gate(self, e: SuiteLine) -> bool | None:
         """True: the bundle may send; False: it is finished without sending; None: wait."""
         first = self.elims[e.version][0]
         m = self.merged.get(e.version)

@@ -12,15 +12,10 @@ intolerance check says the server reads long lists; otherwise the bundles go on 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from prober.policy.enumerate import hellos
 from prober.policy.enumerate.candidates import candidate_index
-from prober.policy.enumerate.plan import SUITES, Probe, Reply, Task, older
+from prober.policy.enumerate.plan import SUITES, PlanView, Probe, Reply, Task, older
 from prober.wire import registry as reg
-
-if TYPE_CHECKING:
-    from prober.policy.enumerate.planner import Planner
 
 
 class Elimination(Task):
@@ -42,7 +37,7 @@ class Elimination(Task):
     def label(self) -> str:
         return f"{self.version}/{'abcdefgh'[self.index]}"
 
-    def poll(self, plan: Planner) -> Probe | None:
+    def poll(self, plan: PlanView) -> Probe | None:
         if self.done or self.busy:
             return None
         gate = plan.bundle_gate(self)
@@ -59,7 +54,7 @@ class Elimination(Task):
         return self._send(f"{self.label}{self.steps}", hellos.hello(self.version, self.remaining),
                           self.version, offered=tuple(self.remaining))
 
-    def feed(self, plan: Planner, probe: Probe, reply: Reply) -> None:
+    def feed(self, plan: PlanView, probe: Probe, reply: Reply) -> None:
         self.busy = False
         if self.first is None and (reply.answered or reply.refused):
             self.first = reply
@@ -109,7 +104,7 @@ class MergedElimination(Task):
     def active(self) -> bool:
         return self.state in ("running", "unsure")
 
-    def poll(self, plan: Planner) -> Probe | None:
+    def poll(self, plan: PlanView) -> Probe | None:
         if self.done or self.busy:
             return None
         if self.state == "idle":
@@ -140,7 +135,7 @@ class MergedElimination(Task):
                           hellos.hello(self.version, self.remaining), self.version,
                           offered=tuple(self.remaining))
 
-    def feed(self, plan: Planner, probe: Probe, reply: Reply) -> None:
+    def feed(self, plan: PlanView, probe: Probe, reply: Reply) -> None:
         self.busy = False
         assert self.remaining is not None
         if reply.answered and reply.version == self.version and reply.suite in self.remaining:
@@ -168,12 +163,12 @@ class SSLv2Probe(Task):
         super().__init__()
         self.reply: Reply | None = None
 
-    def poll(self, plan: Planner) -> Probe | None:
+    def poll(self, plan: PlanView) -> Probe | None:
         if self.done or self.busy:
             return None
         return self._send("SSLv2/a1", hellos.sslv2_hello(), "SSLv2")
 
-    def feed(self, plan: Planner, probe: Probe, reply: Reply) -> None:
+    def feed(self, plan: PlanView, probe: Probe, reply: Reply) -> None:
         self.busy = False
         if reply.answered or reply.refused or not self._retry(plan, probe, reply):
             self.reply = reply
