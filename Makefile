@@ -64,6 +64,8 @@ test: setup
 
 lint: venv
 	$(VENV)/bin/ruff check prober tests bench scripts
+	$(VENV)/bin/lint-imports
+	$(PY) scripts/check_layers.py
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --explicit-package-bases tests bench scripts
 

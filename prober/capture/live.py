@@ -8,10 +8,10 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import hashlib
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from prober.net.host import hostname
 from prober.net.listener import CapturedHello
 from prober.profiles.importer import doc_from_hello, slug
 from prober.wire import registry as reg
@@ -145,7 +145,7 @@ def capture_doc(group: CaptureGroup, info: ClientInfo, *, mode: str,
                 host: str | None = None) -> dict[str, Any]:
     """The profile document of one capture group (``origin: captured``)."""
     first = group.first
-    host = host or socket.gethostname()
+    host = host or hostname()
     when = _iso(first.at)
     client = {k: v for k, v in (("name", info.name), ("version", info.version)) if v}
     client.update(info.details)

@@ -11,10 +11,10 @@ or in ``malformed`` (a header that contradicts itself); nothing here raises.
 
 from __future__ import annotations
 
-import socket
 import struct
 from collections import Counter
 from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
 
 from prober.capture.pcap_file import Frame
 
@@ -40,6 +40,7 @@ ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
 _VLAN_TAGS = (0x8100, 0x88A8, 0x9100)
 VXLAN_PORT = 4789
 # address families a BSD loopback header may name for IPv6 (Linux, *BSD, macOS)
+_AF_INET = 2
 _AF_INET6 = (10, 24, 28, 30)
 _IPV6_EXT = (0, 43, 60, 51)
 _MAX_DEPTH = 3  # VXLAN inside VXLAN inside VXLAN is damage or an attack, not traffic
@@ -101,7 +102,7 @@ def _link(linktype: int, data: bytes, ts: float, cut: bool, tally: Tally,
         fam = int.from_bytes(data[:4], "big")
         if fam > 0xFFFF:
             fam = int.from_bytes(data[:4], "little")
-        if fam == socket.AF_INET or fam in _AF_INET6:
+        if fam == _AF_INET or fam in _AF_INET6:
             return _ip(data[4:], ts, cut, tally, depth)
         tally.seen["loopback frame of another family"] += 1
         return None
@@ -163,8 +164,7 @@ def _ipv4(data: bytes, ts: float, cut: bool, tally: Tally, depth: int) -> Segmen
     if frag & 0x3FFF:
         tally.seen["IP fragment (not reassembled)"] += 1
         return None
-    src, dst = socket.inet_ntop(socket.AF_INET, data[12:16]), socket.inet_ntop(
-        socket.AF_INET, data[16:20])
+    src, dst = str(IPv4Address(data[12:16])), str(IPv4Address(data[16:20]))
     return _transport(proto, data[ihl:], src, dst, ts, cut, tally, depth)
 
 
@@ -174,8 +174,8 @@ def _ipv6(data: bytes, ts: float, cut: bool, tally: Tally, depth: int) -> Segmen
         return None
     plen = int.from_bytes(data[4:6], "big")
     nxt = data[6]
-    src = socket.inet_ntop(socket.AF_INET6, data[8:24])
-    dst = socket.inet_ntop(socket.AF_INET6, data[24:40])
+    src = _v6(data[8:24])
+    dst = _v6(data[24:40])
     body = data[40:]
     if plen and plen < len(body):
         body = body[:plen]
@@ -237,3 +237,9 @@ def _udp(data: bytes, ts: float, cut: bool, tally: Tally, depth: int) -> Segment
         return None
     tally.seen["VXLAN frames opened"] += 1
     return _ethernet(vx[8:], ts, cut, tally, depth + 1)
+
+
+def _v6(raw: bytes) -> str:
+    # written as inet_ntop writes it: an IPv4-mapped address keeps its dotted quad
+    a = IPv6Address(raw)
+    return f"::ffff:{a.ipv4_mapped}" if a.ipv4_mapped is not None else str(a)

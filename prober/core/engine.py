@@ -8,7 +8,6 @@ known, so a killed run keeps everything measured so far.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +15,15 @@ from typing import Protocol
 
 from prober.core.outcome import DNS_ERROR, AttemptResult, classify
 from prober.core.targets import Target
-from prober.net.attempt import Deadlines, TransportSpec, resolve, run_attempt
+from prober.net.attempt import (
+    AF_INET,
+    Deadlines,
+    ResolveError,
+    TransportSpec,
+    family_of,
+    resolve,
+    run_attempt,
+)
 from prober.wire.clienthello import BuiltHello, HelloSpec, build
 
 
@@ -77,13 +84,13 @@ async def resolve_targets(targets: list[Target], all_addresses: bool) -> list[En
     out: list[Endpoint] = []
     for t in targets:
         if t.address is not None:
-            fam = socket.AF_INET6 if ":" in t.address else socket.AF_INET
+            fam = family_of(t.address)
             out.append(Endpoint(t, fam, t.address))
             continue
         try:
             pairs = await resolve(t.host, t.port, all_addresses=all_addresses)
-        except (socket.gaierror, UnicodeError) as e:
-            out.append(Endpoint(t, socket.AF_INET, None, f"{t.host}: {e}"))
+        except (ResolveError, UnicodeError) as e:
+            out.append(Endpoint(t, AF_INET, None, f"{t.host}: {e}"))
             continue
         out.extend(Endpoint(t, fam, addr) for fam, addr in pairs)
     return out

@@ -305,6 +305,16 @@ class _Connection(asyncio.Protocol):
             obs.acked = False
 
 
+AF_INET = socket.AF_INET
+# what resolve() raises for a name that does not resolve
+ResolveError = socket.gaierror
+
+
+def family_of(address: str) -> int:
+    """The address family of a literal address."""
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
 async def resolve(host: str, port: int, *, all_addresses: bool = False
                   ) -> list[tuple[int, str]]:
     """(family, address) pairs for a host; raises socket.gaierror when it does not resolve."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import socket
 from typing import Any
 
+from prober.net.host import hostname
 from prober.policy.enumerate.candidates import strength_notes, suite_label
 from prober.policy.model import VERSION_ORDER
 from prober.policy.scan import PolicyScan
@@ -181,7 +181,7 @@ def document(scan: PolicyScan) -> dict[str, Any]:
     return {
         "schema": POLICY_SCHEMA,
         "tool": {"name": "prober", "version": __version__},
-        "vantage": {"hostname": socket.gethostname(),
+        "vantage": {"hostname": hostname(),
                     "started_at": iso_ms(scan.started), "finished_at": iso_ms(scan.finished)},
         "target": {"target": scan.target, "host": scan.host, "port": scan.port,
                    "address": scan.address, "sni": scan.sni},

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
 from prober import __version__
 from prober.core.engine import Endpoint
 from prober.core.outcome import AttemptResult
+from prober.net.host import hostname
 from prober.probe.summary import summarize
 from prober.report.timestamps import iso_ms
 
@@ -28,7 +28,7 @@ class RunInfo:
 def vantage(results: list[AttemptResult]) -> dict[str, Any]:
     local = sorted({r.obs.local_address for r in results
                     if r.obs is not None and r.obs.local_address})
-    return {"hostname": socket.gethostname(), "local_addresses": local}
+    return {"hostname": hostname(), "local_addresses": local}
 
 
 def document(results: list[AttemptResult], info: RunInfo) -> dict[str, Any]:
