@@ -52,7 +52,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # pytest exit code 5 means "no tests collected": a test run that ran nothing is a failure.
-# PYTEST_ARGS narrows a local run, e.g. `make test PYTEST_ARGS=tests/test_peers.py`.
+# PYTEST_ARGS narrows a local run, e.g. `make test PYTEST_ARGS=tests/net/test_peers.py`.
 PYTEST_ARGS ?=
 # The deploy gate runs first (prober check against the demo endpoint, exactly as a
 # user's pipeline would), then the test suite; pytest's summary stays the last line.

@@ -3,7 +3,7 @@ the same nginx servers in the same run (root only: network namespaces).
 
     make bench            # or: .venv/bin/python bench/policy.py [--repeat N]
 
-The servers are the nginx cases of tests/test_policy.py (ELBSecurityPolicy-2016-08,
+The servers are the nginx cases of tests/policy/test_scan.py (ELBSecurityPolicy-2016-08,
 ELBSecurityPolicy-FS-1-2-Res-2020-10, ELBSecurityPolicy-TLS13-1-2-2021-06, Mozilla
 intermediate; cipher strings from the packaged catalog), started by that module's own
 ``start()`` inside a private network namespace; the tools run in a second namespace and
@@ -13,7 +13,7 @@ Per server and tool: whole-process wall time (median of --repeat runs, interleav
 load drifts hit every tool alike), TCP connections (SYNs counted at the server), and
 whether the accepted versions and suite sets, and the order, agree with the ground
 truth: OpenSSL's own expansion of the configured string filtered by what the server's
-certificates can serve (tests/test_policy.py ``openssl_order``). For prober also its
+certificates can serve (tests/policy/test_scan.py ``openssl_order``). For prober also its
 suite-enumeration connections against the remove-the-winner ideal (accepted suites + 1
 per version) and its other connections by purpose, from its JSON, and where its wall
 time goes (start-up, scan, after the scan).
@@ -65,7 +65,7 @@ _SSLYZE_FIELD = {"SSLv2": "ssl_2_0", "SSLv3": "ssl_3_0", "TLSv1.0": "tls_1_0",
 
 @dataclass
 class Server:
-    case: Any  # tests.test_policy.Case
+    case: Any  # tests.policy.test_scan.Case
     srv: NginxServer
     expected: dict[str, list[str]]  # version -> IANA names in the server's order
     server_order: bool
@@ -82,7 +82,7 @@ class Server:
 
 
 class _Request:
-    """Stands in for pytest's ``request`` so tests/test_policy.py's own ``start()``
+    """Stands in for pytest's ``request`` so tests/policy/test_scan.py's own ``start()``
     configures the servers (same configuration as the tests, nothing copied); its nginx
     factory binds the server namespace's address."""
 
@@ -96,7 +96,7 @@ class _Request:
 
 
 def start_servers(net: SynCounterNet, tmp: Path, stack: contextlib.ExitStack) -> list[Server]:
-    from tests.test_policy import CASES, openssl_order, start
+    from tests.policy.test_scan import CASES, openssl_order, start
 
     pki = make_pki(tmp / "pki")
     dhparam = tmp / "ffdhe2048.pem"  # what the tests' dhparam fixture makes
@@ -113,7 +113,7 @@ def start_servers(net: SynCounterNet, tmp: Path, stack: contextlib.ExitStack) ->
     for name in POLICIES:
         case = next((c for c in CASES if c.server == "nginx" and c.policy == name), None)
         if case is None:
-            print(f"  ! tests/test_policy.py has no nginx case for {name}: skipped")
+            print(f"  ! tests/policy/test_scan.py has no nginx case for {name}: skipped")
             continue
         with net.in_server():
             srv = start(case, cast(Any, _Request(factory)), dhparam)

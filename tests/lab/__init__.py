@@ -2,7 +2,7 @@
 real scenario per finding of ``prober diagnose``.  See docs/lab.md.
 
 ``Lab`` builds it (``with Lab() as lab:``), ``Scenario`` describes one service;
-tests/test_lab.py shows every scenario doing what it claims; scripts/lab.py brings it
+tests/diagnose/test_lab.py shows every scenario doing what it claims; scripts/lab.py brings it
 up by hand.
 """
 

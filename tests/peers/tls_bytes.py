@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DATA_DIR = Path(__file__).resolve().parent.parent / "wire" / "data"
 TLS12_FLIGHT_FILE = DATA_DIR / "tls12_server_flight.bin"
 
 HANDSHAKE = 22
@@ -136,7 +136,7 @@ def record_tls12_flight(pki: object, openssl: str = "openssl") -> bytes:
 
 
 def load_tls12_flight() -> bytes:
-    """The canned flight stored in tests/data (see ``python -m tests.peers.tls_bytes``)."""
+    """The canned flight stored in tests/wire/data (see ``python -m tests.peers.tls_bytes``)."""
     return TLS12_FLIGHT_FILE.read_bytes()
 
 

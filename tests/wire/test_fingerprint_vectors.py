@@ -44,7 +44,7 @@ from prober.wire.clienthello import (
 )
 from prober.wire.fingerprint import ja3, ja3_string, ja4, ja4_r
 from tests.conftest import missing, need_bins
-from tests.test_pcap_import import (
+from tests.capture.test_pcap import (
     HelloRecorder,
     _wait_records,
     hellos_of,
@@ -53,7 +53,7 @@ from tests.test_pcap_import import (
     tcpdump,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _hexes(text: str) -> list[int]:

@@ -15,7 +15,7 @@ from prober.policy.model import ObservedPolicy
 from prober.policy.naming import catalog
 from prober.policy.naming.match import mozilla_compliance, sslyze_mozilla_profile
 from tests.peers import Pki, closed_port
-from tests.test_policy_match import openssl_expand
+from tests.policy.test_naming import openssl_expand
 
 
 def _leaf_sha256(pem_path: Any) -> str:

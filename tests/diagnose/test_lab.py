@@ -31,7 +31,7 @@ __all__ = ["lab"]  # the fixture, imported for this module
 
 pytestmark = pytest.mark.root
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SERVER_TTL = 63  # the server's 64, minus the router's hop
 ROUTER_TTL = 64  # packets the router makes itself
 

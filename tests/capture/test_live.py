@@ -43,7 +43,7 @@ from prober.wire.serverflight import FlightReader
 from tests.peers.factory import started_peers
 from tests.peers.lifecycle import Peer, poll_until, stop_process
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _built(name: str, sni: str | None = "demo.test") -> Any:

@@ -30,7 +30,7 @@ from tests.peers import NginxServer, Pki
 CHEAP = ["openssl-s_client", "curl", "gnutls-cli", "nss-tstclnt", "python-ssl", "python-httpx",
          "wget", "nodejs", "go-crypto-tls"]
 HEAVY = ["openjdk", "chromium", "firefox-esr"]  # JVM and browsers: seconds per run
-CAPTURED = Path(__file__).resolve().parents[1] / "profiles" / "captured"
+CAPTURED = Path(__file__).resolve().parents[2] / "profiles" / "captured"
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """TLS 1.3 key schedule and record decryption against RFC 8448 section 3.
 
-The vectors (tests/data/rfc8448_simple.json) are the "Simple 1-RTT Handshake"
+The vectors (tests/wire/data/rfc8448_simple.json) are the "Simple 1-RTT Handshake"
 trace: x25519, TLS_AES_128_GCM_SHA256, no PSK.  The record test is
 self-checking: a single wrong byte in the key schedule or in the transcribed
 ciphertext makes AES-GCM authentication fail.

@@ -30,7 +30,7 @@ from prober.wire.serverflight import FlightReader
 from tests.peers.lifecycle import wait_count
 from tests.peers.misbehaving import HelloRecorder
 
-SHARED_CLIENTS = Path(__file__).resolve().parents[1] / "prober" / "data" / "clients.json"
+SHARED_CLIENTS = Path(__file__).resolve().parents[2] / "prober" / "data" / "clients.json"
 
 
 def _published_hellos() -> list[tuple[str, bytes]]:

@@ -44,7 +44,7 @@ from prober.wire.clienthello import ClientHello, SSLv2Hello, build, read_client_
 from tests.conftest import missing, need_bins
 from tests.peers.lifecycle import poll_until, stop_process
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
 LONG_SNI = ".".join(["a" * 60] * 4) + ".test"  # 249 bytes: an OpenSSL hello over 512
 SPLIT_LEN = 395 + 2 * 5  # the split profile's hello: padded to 400 in one record, in two
@@ -694,7 +694,7 @@ class VxlanLab:
 _NS_LISTENER = r"""
 import socket, sys, threading, time
 sys.path.insert(0, sys.argv[3])
-from tests.test_pcap_import import hello_complete
+from tests.capture.test_pcap import hello_complete
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(64)
 print("ready", flush=True)
