@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prober.check.expectations import Expectations
-from prober.core.outcome import OK, AttemptResult
+from prober.core.outcome import AttemptResult, Outcome
 from prober.profiles.families import VERSION_PROFILES
 from prober.wire.registry import VERSIONS
 
@@ -105,7 +105,7 @@ def evaluate(exp: Expectations, target: str, results: list[AttemptResult],
                 else:
                     out.append(Verdict(target, title, True, f"{len(rs)}/{len(rs)} {want}"))
     if exp.min_version:
-        low = [r for r in results if r.outcome == OK and _version(r) is not None
+        low = [r for r in results if r.outcome == Outcome.OK and _version(r) is not None
                and VERSIONS.index(_version(r) or "") < VERSIONS.index(exp.min_version)]
         out.append(Verdict(target, f"min_version {exp.min_version}", not low,
                            f"{len(low)} attempts negotiated below {exp.min_version}" if low
@@ -113,7 +113,7 @@ def evaluate(exp: Expectations, target: str, results: list[AttemptResult],
                            [_ev(r) for r in low[:10]]))
     if exp.forbidden_suites:
         names = set(forbidden_suite_names(exp.forbidden_suites))
-        hits = [r for r in results if r.outcome == OK and _suite(r) in names]
+        hits = [r for r in results if r.outcome == Outcome.OK and _suite(r) in names]
         accepted = sorted({_suite(r) or "" for r in hits})
         shown = ", ".join(accepted[:4]) + (f" and {len(accepted) - 4} more"
                                            if len(accepted) > 4 else "")
@@ -123,7 +123,7 @@ def evaluate(exp: Expectations, target: str, results: list[AttemptResult],
                            [_ev(r) for r in hits[:10]]))
     for g in exp.required_groups:
         rs = by_profile.get(f"group:{g}", [])
-        good = [r for r in rs if r.outcome == OK]
+        good = [r for r in rs if r.outcome == Outcome.OK]
         out.append(Verdict(target, f"required_groups {g}", bool(good),
                            f"{g} accepted" if good else f"{g} not accepted",
                            [_ev(r) for r in rs[:5]]))
@@ -138,7 +138,7 @@ def _certificate_verdict(days: int, target: str, results: list[AttemptResult],
     need = now + dt.timedelta(days=days)
     seen: dict[str, tuple[str, str]] = {}
     for r in results:
-        if r.outcome != OK or r.obs is None or r.obs.flight is None:
+        if r.outcome != Outcome.OK or r.obs is None or r.obs.flight is None:
             continue
         certs = r.obs.flight.certificates
         if not certs:

@@ -37,6 +37,7 @@ from typing import TypeVar
 
 from prober.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Commands, UsageError
 from prober.cli.main import main as prober_main
+from prober.core.outcome import Outcome
 from prober.net.demo import (
     LOOPBACK,
     Backend,
@@ -66,14 +67,14 @@ class Expect:
 
 
 FRONT_EXPECT: dict[str, Expect] = {
-    "tls1.2-only": Expect("ok"),
-    "tls1.3-only": Expect("alert", "protocol_version"),
-    "tls1.1-only": Expect("reset"),
-    "cipher:ECDHE-RSA-AES256-SHA": Expect("alert", "handshake_failure"),
-    "cipher:ECDHE-RSA-AES128-GCM-SHA256": Expect("ok"),
-    "firefox-137-win11": Expect("ok"),
+    "tls1.2-only": Expect(Outcome.OK),
+    "tls1.3-only": Expect(Outcome.ALERT, "protocol_version"),
+    "tls1.1-only": Expect(Outcome.RESET),
+    "cipher:ECDHE-RSA-AES256-SHA": Expect(Outcome.ALERT, "handshake_failure"),
+    "cipher:ECDHE-RSA-AES128-GCM-SHA256": Expect(Outcome.OK),
+    "firefox-137-win11": Expect(Outcome.OK),
 }
-SILENT_EXPECT: dict[str, Expect] = {"tls1.2-only": Expect("hang-acked")}
+SILENT_EXPECT: dict[str, Expect] = {"tls1.2-only": Expect(Outcome.HANG_ACKED)}
 
 
 # --- the policy --------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from prober.cli.common import (
     run_loop,
 )
 from prober.core import engine
-from prober.core.outcome import AttemptResult
+from prober.core.outcome import CONNECT_FAILURES, AttemptResult
 from prober.core.targets import TargetError, parse_target
 from prober.logs.pipeline import LogInputError, load_population
 from prober.net.attempt import Deadlines
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from prober.policy.whatif.simulate import CertKind
 
 DEFAULT_CLIENTS = ["all", "sweep-versions"]
-UNANSWERED = ("refused", "connect-timeout", "unreachable", "dns-error")
 
 
 def register(hooks: Commands) -> None:
@@ -234,7 +233,7 @@ def _run_live(clients: list[Client], targets: list[Target], timeout: float
     out = {t.label: [Live.of(results[(t.label, c.name)]) for c in clients] for t in targets}
     for label, lives in out.items():
         # an endpoint that never answered says nothing about any policy
-        if all(lv.outcome in UNANSWERED for lv in lives):
+        if all(lv.outcome in CONNECT_FAILURES for lv in lives):
             raise UsageError(f"{label}: no TLS endpoint answered ({lives[0].outcome}: "
                              f"{lives[0].detail})")
     return out

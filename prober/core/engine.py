@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from prober.core.outcome import DNS_ERROR, AttemptResult, classify
+from prober.core.outcome import AttemptResult, Outcome, classify
 from prober.core.targets import Target
 from prober.net.attempt import (
     AF_INET,
@@ -144,7 +144,7 @@ async def attempt(aid: int, ep: Endpoint, profile: Profile, rep: int, opts: Engi
     t = ep.target
     sni = t.sni if profile.sni else None
     result = AttemptResult(id=aid, target=t.label, host=t.host, port=t.port, address=ep.address,
-                           sni=sni, profile=profile.name, repeat=rep, outcome=DNS_ERROR,
+                           sni=sni, profile=profile.name, repeat=rep, outcome=Outcome.DNS_ERROR,
                            detail=ep.error or "did not resolve", started_at=time.time())
     if ep.address is None:
         return result

@@ -4,6 +4,7 @@ and the classifier that maps one observation to exactly one outcome."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from prober.net.attempt import (
@@ -18,84 +19,104 @@ from prober.wire import serverflight as sf
 from prober.wire.constants import alert_name
 from prober.wire.registry import group_name, suite_name, suite_openssl_name, version_name
 
-OK = "ok"
-ALERT = "alert"
-RESET = "reset"
-EOF = "eof"
-HANG_ACKED = "hang-acked"
-HANG_UNACKED = "hang-unacked"
-PARTIAL = "partial"
-REFUSED = "refused"
-CONNECT_TIMEOUT_OUTCOME = "connect-timeout"
-UNREACHABLE = "unreachable"
-NOT_TLS = "not-tls"
-BAD_SERVER_HELLO = "bad-server-hello"
-DNS_ERROR = "dns-error"
 
-OUTCOMES: dict[str, str] = {
-    OK: "the server's handshake flight was received and it chose parameters we offered",
-    ALERT: "a TLS alert came back",
-    RESET: "TCP RST after the ClientHello, before any server byte",
-    EOF: "FIN after the ClientHello, before any server byte",
-    HANG_ACKED: "the ClientHello was ACKed, then nothing until the deadline",
-    HANG_UNACKED: "the ClientHello was never ACKed (retransmitting) until the deadline",
-    PARTIAL: "some server bytes arrived, then stall/reset before the flight completed",
-    REFUSED: "RST to the SYN",
-    CONNECT_TIMEOUT_OUTCOME: "no answer to the SYN",
-    UNREACHABLE: "ICMP/host/network unreachable",
-    NOT_TLS: "bytes came back that are not TLS",
-    BAD_SERVER_HELLO: "the server chose a version/suite/group we never offered, or sent garbage "
-                      "inside TLS framing",
-    DNS_ERROR: "the name did not resolve",
+class Outcome(StrEnum):
+    """The outcome of one attempt. The values are a contract: users write expectations
+    and read JSON against them (README, "Outcomes")."""
+
+    OK = "ok"
+    ALERT = "alert"
+    RESET = "reset"
+    EOF = "eof"
+    HANG_ACKED = "hang-acked"
+    HANG_UNACKED = "hang-unacked"
+    PARTIAL = "partial"
+    REFUSED = "refused"
+    CONNECT_TIMEOUT = "connect-timeout"
+    UNREACHABLE = "unreachable"
+    NOT_TLS = "not-tls"
+    BAD_SERVER_HELLO = "bad-server-hello"
+    DNS_ERROR = "dns-error"
+
+
+# no TCP connection was made: nothing about TLS was learnt
+CONNECT_FAILURES = frozenset({Outcome.REFUSED, Outcome.CONNECT_TIMEOUT, Outcome.UNREACHABLE,
+                              Outcome.DNS_ERROR})
+# the TLS server read the hello and replied
+ANSWERED = frozenset({Outcome.OK, Outcome.ALERT})
+# the connection was cut after the hello, before any server byte
+CUT = frozenset({Outcome.RESET, Outcome.EOF})
+# nothing came back until the deadline
+HUNG = frozenset({Outcome.HANG_ACKED, Outcome.HANG_UNACKED})
+# what a server does to a hello it will not serve, as opposed to a broken path
+REFUSALS = frozenset({Outcome.ALERT, Outcome.RESET, Outcome.EOF})
+
+OUTCOMES: dict[Outcome, str] = {
+    Outcome.OK: "the server's handshake flight was received and it chose parameters we offered",
+    Outcome.ALERT: "a TLS alert came back",
+    Outcome.RESET: "TCP RST after the ClientHello, before any server byte",
+    Outcome.EOF: "FIN after the ClientHello, before any server byte",
+    Outcome.HANG_ACKED: "the ClientHello was ACKed, then nothing until the deadline",
+    Outcome.HANG_UNACKED: "the ClientHello was never ACKed (retransmitting) until the deadline",
+    Outcome.PARTIAL: "some server bytes arrived, then stall/reset before the flight completed",
+    Outcome.REFUSED: "RST to the SYN",
+    Outcome.CONNECT_TIMEOUT: "no answer to the SYN",
+    Outcome.UNREACHABLE: "ICMP/host/network unreachable",
+    Outcome.NOT_TLS: "bytes came back that are not TLS",
+    Outcome.BAD_SERVER_HELLO: "the server chose a version/suite/group we never offered, or sent "
+                              "garbage inside TLS framing",
+    Outcome.DNS_ERROR: "the name did not resolve",
 }
 
 
 @dataclass
 class Classified:
-    outcome: str
+    outcome: Outcome
     detail: str
 
 
 def classify(obs: Observation) -> Classified:
     if obs.connect_error == CONNECT_REFUSED:
-        return Classified(REFUSED, "connection refused (RST to SYN)")
+        return Classified(Outcome.REFUSED, "connection refused (RST to SYN)")
     if obs.connect_error == CONNECT_TIMEOUT:
-        return Classified(CONNECT_TIMEOUT_OUTCOME, "no SYN-ACK before the connect deadline")
+        return Classified(Outcome.CONNECT_TIMEOUT, "no SYN-ACK before the connect deadline")
     if obs.connect_error is not None:
-        return Classified(UNREACHABLE, _errno_text(obs.connect_errno) or "unreachable")
+        return Classified(Outcome.UNREACHABLE, _errno_text(obs.connect_errno) or "unreachable")
     f = obs.flight
     assert f is not None
     if f.status == sf.COMPLETE:
-        return Classified(OK, _negotiated(f))
+        return Classified(Outcome.OK, _negotiated(f))
     if f.status == sf.ALERT:
         name = alert_name(f.alert or 0)
         where = " (encrypted, after ServerHello)" if f.alert_encrypted else ""
         if f.messages and not f.alert_encrypted:
             where = f" (after {', '.join(f.messages)})"
         level = {1: "warning", 2: "fatal"}.get(f.alert_level or 0, "")
-        return Classified(ALERT, f"{name} ({f.alert}){' ' + level if level else ''}{where}")
+        return Classified(Outcome.ALERT, f"{name} ({f.alert}){' ' + level if level else ''}{where}")
     if f.status == sf.NOT_TLS:
-        return Classified(NOT_TLS, f"banner: {f.banner!r}" if f.banner else "non-TLS bytes")
+        return Classified(Outcome.NOT_TLS, f"banner: {f.banner!r}" if f.banner else "non-TLS bytes")
     if f.status == sf.BAD:
-        return Classified(BAD_SERVER_HELLO, f.error or "malformed")
+        return Classified(Outcome.BAD_SERVER_HELLO, f.error or "malformed")
     acked = _acked_text(obs)
     if f.bytes_received:
         how = {END_RST: "then RST", END_FIN: "then FIN", END_TIMEOUT: "then silence"}.get(
             obs.end or "", "then nothing")
         seen = ", ".join(f.messages) or "no whole handshake message"
-        return Classified(PARTIAL, f"{f.bytes_received} bytes ({seen}), {how}")
+        return Classified(Outcome.PARTIAL, f"{f.bytes_received} bytes ({seen}), {how}")
     after = _ms(obs.t_end, obs.t_sent)
     if obs.end == END_RST:
-        return Classified(RESET, f"RST {after} after the ClientHello{acked}")
+        return Classified(Outcome.RESET, f"RST {after} after the ClientHello{acked}")
     if obs.end == END_FIN:
-        return Classified(EOF, f"FIN {after} after the ClientHello{acked}")
+        return Classified(Outcome.EOF, f"FIN {after} after the ClientHello{acked}")
     if obs.acked is False:
         retr = f", {obs.tcp_retransmits} retransmissions" if obs.tcp_retransmits else ""
-        return Classified(HANG_UNACKED, f"ClientHello never ACKed{retr}")
+        return Classified(Outcome.HANG_UNACKED, f"ClientHello never ACKed{retr}")
     if obs.acked:
-        return Classified(HANG_ACKED, f"ClientHello ACKed{_ms_at(obs.t_acked, obs.t_sent)}, "
-                                      f"then silence for {after}")
-    return Classified(HANG_ACKED, f"silence for {after} (ACK not observable on this platform)")
+        return Classified(Outcome.HANG_ACKED,
+                          f"ClientHello ACKed{_ms_at(obs.t_acked, obs.t_sent)}, "
+                          f"then silence for {after}")
+    return Classified(Outcome.HANG_ACKED,
+                      f"silence for {after} (ACK not observable on this platform)")
 
 
 def _negotiated(f: sf.Flight) -> str:
@@ -154,7 +175,7 @@ class AttemptResult:
     sni: str | None
     profile: str
     repeat: int
-    outcome: str
+    outcome: Outcome
     detail: str
     started_at: float
     obs: Observation | None = None

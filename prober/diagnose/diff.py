@@ -12,15 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from prober.core.outcome import ANSWERED, CONNECT_FAILURES, CUT, Outcome
 from prober.diagnose.findings import (
-    ANSWERED,
-    CUT,
     HIGH,
     INJECTED_RESET,
     LOW,
     MEDIUM,
     MTU_BLACKHOLE,
-    NO_CONNECT,
     PATH_DIFFERENCE,
     PATH_DROP,
     POLICY,
@@ -89,12 +87,12 @@ def _fail_id(profile: str, outcome: str) -> str:
     kind = profile.split(":", 1)[0]
     if outcome in CUT:
         return SNI_RESET if kind == "sni" else INJECTED_RESET
-    if outcome == "hang-acked":
+    if outcome == Outcome.HANG_ACKED:
         return SILENT_PROXY
-    if outcome in ("hang-unacked",) or outcome in NO_CONNECT:
+    if outcome in (Outcome.HANG_UNACKED,) or outcome in CONNECT_FAILURES:
         return {"size": SIZE_DROP, "segments": SEGMENTATION_DROP, "records": SEGMENTATION_DROP,
                 "sni": SNI_DROP}.get(kind, PATH_DROP)
-    if outcome == "partial":
+    if outcome == Outcome.PARTIAL:
         return MTU_BLACKHOLE
     return PATH_DIFFERENCE
 

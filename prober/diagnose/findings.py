@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from prober.core.outcome import ANSWERED, CONNECT_FAILURES
 from prober.net.idle import IdleProbe
 from prober.profiles.families import PROFILE_VERSIONS
 
@@ -49,10 +50,6 @@ FINDING_IDS = (POLICY, POLICY_ALERT, POLICY_RESET, SILENT_PROXY, NEAR_TCP_TERMIN
                IDLE_TIMEOUT, TLS_INTERCEPTION, ENDPOINT_FLAPPING, PATH_DROP, PATH_DIFFERENCE)
 
 # outcome classes the rules reason with
-ANSWERED = frozenset({"ok", "alert"})  # the TLS server read the hello and replied
-CUT = frozenset({"reset", "eof"})
-HUNG = frozenset({"hang-acked", "hang-unacked"})
-NO_CONNECT = frozenset({"refused", "connect-timeout", "unreachable", "dns-error"})
 # idle-timeout probe results that mean the path (or the peer) dropped the connection
 FAILED_IDLE = frozenset({"reset", "closed", "blackholed"})
 
@@ -168,7 +165,7 @@ class Seen:
 
     @property
     def connected(self) -> bool:
-        return self.outcome not in NO_CONNECT
+        return self.outcome not in CONNECT_FAILURES
 
     def after_hello_ms(self) -> float | None:
         """How long after the ClientHello went out the attempt ended (RST, FIN, timeout)."""

@@ -18,7 +18,6 @@ from prober.core.targets import Target
 from prober.diagnose import capture, diff, plan, rules
 from prober.diagnose.findings import (
     Control,
-    IdleProbe,
     IdleResult,
     Packet,
     RunView,
@@ -27,6 +26,7 @@ from prober.diagnose.findings import (
 )
 from prober.net import packets
 from prober.net.attempt import Deadlines
+from prober.net.idle import IdleProbe
 from prober.profiles.families import version_profile
 from prober.wire.buffer import Reader
 from prober.wire.clienthello import build, read_client_hello

@@ -43,7 +43,6 @@ from prober.wire.clienthello import (
     ext_u16_list,
 )
 from prober.wire.fingerprint import ja3, ja3_string, ja4, ja4_r
-from tests.conftest import missing, need_bins
 from tests.capture.test_pcap import (
     HelloRecorder,
     _wait_records,
@@ -52,6 +51,7 @@ from tests.capture.test_pcap import (
     run,
     tcpdump,
 )
+from tests.conftest import missing, need_bins
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from prober.core.engine import Endpoint
-from prober.core.outcome import AttemptResult
+from prober.core.outcome import AttemptResult, Outcome
 from prober.diagnose.findings import (
     STEP_BISECT,
     STEP_FALLBACK,
@@ -129,7 +129,7 @@ async def _main_steps(run: Runner, ep: Endpoint, opts: PlanOptions, state: PlanS
     by_version: dict[str, set[str]] = {}
     for a in swept:
         by_version.setdefault(SWEEP_VERSIONS[a.profile], set()).add(a.outcome)
-    accepted = sorted(v for v, o in by_version.items() if o == {"ok"})
+    accepted = sorted(v for v, o in by_version.items() if o == {Outcome.OK})
     variants += [Job(STEP_FALLBACK, fallback_profile(v, name), ep, 0,
                      {"fallback_version": v, "accepted": accepted})
                  for name, v in fallback_versions(accepted)]
@@ -170,6 +170,6 @@ def _sni_endpoint(ep: Endpoint, sni: str) -> Endpoint:
 
 def _negotiated_suite(results: list[AttemptResult], profile: str) -> int | None:
     for r in results:
-        if r.profile == profile and r.outcome == "ok" and r.obs and r.obs.flight:
+        if r.profile == profile and r.outcome == Outcome.OK and r.obs and r.obs.flight:
             return r.obs.flight.suite
     return None

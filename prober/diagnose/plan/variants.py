@@ -10,6 +10,7 @@ import copy
 from itertools import pairwise
 from typing import Any
 
+from prober.core.outcome import Outcome
 from prober.diagnose.findings import (
     LEGACY,
     STEP_RECORDS,
@@ -64,7 +65,7 @@ def choose_reference(sweep: list[Seen]) -> tuple[str, str]:
     broad sanity hello (which is what the variants are then built on)."""
     for prof in reversed(SWEEP_PROFILES):
         atts = [a for a in sweep if a.profile == prof]
-        ok = sum(1 for a in atts if a.outcome == "ok")
+        ok = sum(1 for a in atts if a.outcome == Outcome.OK)
         if atts and ok * 2 >= len(atts) and ok:
             return prof, f"the newest version the sweep succeeded with ({ok}/{len(atts)})"
     return SANITY, "no version of the sweep succeeded: the broad sanity hello is used"

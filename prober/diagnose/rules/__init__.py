@@ -13,6 +13,7 @@ shared ones (``context``: what is explained so far; ``evidence``: figures and wo
 
 from __future__ import annotations
 
+from prober.core.outcome import Outcome
 from prober.diagnose.findings import (
     CONFIDENCE_ORDER,
     FAILED_IDLE,
@@ -98,7 +99,7 @@ def notes(run: RunView) -> list[str]:
     sweep = run.of_step(STEP_SWEEP)
     if not run.of_step(STEP_FALLBACK) and sweep:
         why = ("no version below the newest accepted one" if any(
-            a.outcome == "ok" for a in sweep) else "no version was accepted")
+            a.outcome == Outcome.OK for a in sweep) else "no version was accepted")
         out.append(f"TLS_FALLBACK_SCSV: not tested ({why})")
     if run.expect_issuer is None and not run.pins:
         out.append("certificate issuer: not checked against an expectation "

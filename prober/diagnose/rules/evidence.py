@@ -8,6 +8,7 @@ import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable
 
+from prober.core.outcome import Outcome
 from prober.diagnose.findings import STEP_REPEAT, RunView, Seen
 
 
@@ -57,10 +58,13 @@ def mostly(atts: list[Seen], pred: Callable[[Seen], bool], share: float = 0.8) -
     return bool(atts) and sum(1 for a in atts if pred(a)) >= max(1, share * len(atts))
 
 
+_HOW: dict[str, str] = {
+    Outcome.RESET: "reset (RST)", Outcome.EOF: "closed (FIN)",
+    Outcome.HANG_ACKED: "ACKed and never answered", Outcome.HANG_UNACKED: "dropped (never ACKed)"}
+
+
 def how_text(outcome: str) -> str:
-    return {"reset": "reset (RST)", "eof": "closed (FIN)", "hang-acked":
-            "ACKed and never answered", "hang-unacked": "dropped (never ACKed)"}.get(
-                outcome, outcome)
+    return _HOW.get(outcome, outcome)
 
 
 def main_outcome(atts: list[Seen]) -> str:

@@ -4,6 +4,7 @@ fallback to a version the server accepts, and a server that ignores the signal.
 
 from __future__ import annotations
 
+from prober.core.outcome import Outcome
 from prober.diagnose.findings import (
     HIGH,
     INAPPROPRIATE_FALLBACK,
@@ -52,7 +53,7 @@ def rule_fallback(run: RunView, ctx: Ctx) -> list[Finding]:
                 f"{v}: accepted by the sweep" for v in sorted(
                     {str(a.meta["fallback_version"]) for a in refused})],
             attempts=[a.id for a in refused]))
-    if fb and all(a.outcome == "ok" for a in fb):
+    if fb and all(a.outcome == Outcome.OK for a in fb):
         version = fb[0].meta.get("fallback_version") or fb[0].version or "a lower version"
         out.append(Finding(
             INAPPROPRIATE_FALLBACK, LOW,

@@ -4,6 +4,7 @@ proxy or balancer), or TLS at an intercepting proxy that re-signs the certificat
 
 from __future__ import annotations
 
+from prober.core.outcome import Outcome
 from prober.diagnose.findings import (
     HIGH,
     MEDIUM,
@@ -24,7 +25,7 @@ TERMINATOR_FACTOR = 4.0
 
 
 def rule_near_terminator(run: RunView, ctx: Ctx) -> list[Finding]:
-    oks = [a for a in run.attempts if a.outcome == "ok" and a.connect_ms is not None
+    oks = [a for a in run.attempts if a.outcome == Outcome.OK and a.connect_ms is not None
            and a.first_after_hello_ms() is not None]
     if len(oks) < 3:
         return []

@@ -4,6 +4,7 @@ broken ECMP/LAG member) or an endpoint that goes down during the run.
 
 from __future__ import annotations
 
+from prober.core.outcome import Outcome
 from prober.diagnose.findings import (
     ENDPOINT_FLAPPING,
     HIGH,
@@ -49,8 +50,8 @@ def rule_intermittent(run: RunView, ctx: Ctx) -> list[Finding]:
     certs: dict[str, set[str]] = {}
     negs: dict[str, set[str]] = {}
     for p, x in cells.items():
-        certs[p] = {a.cert_sha256 for a in x if a.outcome == "ok" and a.cert_sha256}
-        negs[p] = {f"{a.version} {a.suite}" for a in x if a.outcome == "ok"}
+        certs[p] = {a.cert_sha256 for a in x if a.outcome == Outcome.OK and a.cert_sha256}
+        negs[p] = {f"{a.version} {a.suite}" for a in x if a.outcome == Outcome.OK}
     multi_cert = {p for p, s in certs.items() if len(s) > 1}
     multi_neg = {p for p, s in negs.items() if len(s) > 1}
     if not mixed and not multi_cert and not multi_neg:

@@ -5,8 +5,8 @@ versions it accepts (info).
 
 from __future__ import annotations
 
+from prober.core.outcome import CUT, Outcome
 from prober.diagnose.findings import (
-    CUT,
     HIGH,
     INFO,
     LOW,
@@ -34,11 +34,15 @@ from prober.diagnose.rules.evidence import (
 )
 from prober.diagnose.rules.ttl import ttl_lines
 
+_REFUSED_HOW: dict[str, str] = {Outcome.RESET: "RST", Outcome.EOF: "FIN",
+                                Outcome.HANG_ACKED: "no answer", Outcome.HANG_UNACKED: "dropped"}
+
 
 def _accepted(atts: list[Seen]) -> bool:
     """The server chose this version: a full handshake, or a ServerHello whose flight then
     stalled (a path problem, not a refusal)."""
-    return any(a.outcome == "ok" or (a.outcome == "partial" and a.version) for a in atts)
+    return any(a.outcome == Outcome.OK or (a.outcome == Outcome.PARTIAL and a.version)
+               for a in atts)
 
 
 def _sweep(run: RunView) -> list[tuple[str, list[Seen]]]:
@@ -58,7 +62,7 @@ def rule_policy(run: RunView, ctx: Ctx) -> list[Finding]:
         return []
     out: list[Finding] = []
     answered_any = any(a.answered for _, atts in sweep for a in atts)
-    alerted = [(v, atts) for v, atts in sweep if all(a.outcome == "alert" for a in atts)]
+    alerted = [(v, atts) for v, atts in sweep if all(a.outcome == Outcome.ALERT for a in atts)]
     modern = [(v, atts) for v, atts in alerted if v in MODERN]
     if modern:
         atts = [a for _, x in modern for a in x]
@@ -80,7 +84,7 @@ def rule_policy(run: RunView, ctx: Ctx) -> list[Finding]:
     if cut and answered_any:
         atts = [a for _, x in cut for a in x]
         names = ", ".join(v for v, _ in cut)
-        how = "RST" if main_outcome(atts) == "reset" else "FIN"
+        how = "RST" if main_outcome(atts) == Outcome.RESET else "FIN"
         after = median(a.after_hello_ms() for a in atts)
         acked = " (the hello was ACKed)" if all(a.acked for a in atts) else ""
         ev = [f"{v}: {counts(x)}, {how} {ms(median(a.after_hello_ms() for a in x))} after "
@@ -114,7 +118,7 @@ def rule_all_cut(run: RunView, ctx: Ctx) -> list[Finding]:
     if len(free) < len(conn):
         return []  # another rule (an injected RST, an SNI filter) names the cause
     ctx.claim(free)
-    how = "RST" if main_outcome(conn) == "reset" else "FIN"
+    how = "RST" if main_outcome(conn) == Outcome.RESET else "FIN"
     return [Finding(
         POLICY_RESET, MEDIUM if len(conn) >= 5 else LOW,
         f"Every ClientHello is answered with a TCP {how} ({len(conn)}/{len(conn)}: all "
@@ -140,16 +144,15 @@ def rule_policy_summary(run: RunView, ctx: Ctx) -> list[Finding]:
     if ok:
         # a version only some attempts got (two backends, a flap) says so
         parts.append("accepts " + ", ".join(
-            v if all(a.outcome == "ok" for a in x) else
+            v if all(a.outcome == Outcome.OK for a in x) else
             f"{v} ({sum(1 for a in x if a.outcome == 'ok')}/{len(x)})" for v, x in ok))
     else:
         parts.append("accepts none of SSLv3 … TLSv1.3")
     by_how: dict[str, list[str]] = {}
     for v, x in refused:
         main = main_outcome(x)
-        how = f"alert {x[0].alert}" if main == "alert" and x[0].alert else {
-            "reset": "RST", "eof": "FIN", "hang-acked": "no answer",
-            "hang-unacked": "dropped"}.get(main, main)
+        how = f"alert {x[0].alert}" if main == Outcome.ALERT and x[0].alert else \
+            _REFUSED_HOW.get(main, main)
         by_how.setdefault(how, []).append(v)
     if by_how:
         parts.append("refuses " + "; ".join(f"{', '.join(vs)} ({how})"

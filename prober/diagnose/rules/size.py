@@ -5,6 +5,7 @@ than the path MTU (a blackhole).
 
 from __future__ import annotations
 
+from prober.core.outcome import Outcome
 from prober.diagnose.findings import (
     HIGH,
     MEDIUM,
@@ -104,7 +105,8 @@ def rule_size(run: RunView, ctx: Ctx) -> list[Finding]:
 
 def rule_mtu(run: RunView, ctx: Ctx) -> list[Finding]:
     got_bytes = [a for a in run.attempts if a.server_bytes > 0]
-    stalled = [a for a in ctx.free(got_bytes) if a.outcome == "partial" and a.end == "timeout"]
+    stalled = [a for a in ctx.free(got_bytes)
+               if a.outcome == Outcome.PARTIAL and a.end == "timeout"]
     # consistent per profile: a flight larger than the path MTU stalls every time, while
     # smaller flights (another certificate, another version) may well pass
     profiles = {a.profile for a in stalled}

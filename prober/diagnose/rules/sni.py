@@ -4,11 +4,10 @@ hello in one piece but does not reassemble it.
 
 from __future__ import annotations
 
+from prober.core.outcome import CUT, HUNG, Outcome
 from prober.diagnose.findings import (
-    CUT,
     DPI_FRAGMENTATION,
     HIGH,
-    HUNG,
     MEDIUM,
     SNI_DROP,
     SNI_RESET,
@@ -38,7 +37,7 @@ def rule_sni(run: RunView, ctx: Ctx) -> list[Finding]:
         return []
     kind = main_outcome(fails)
     if kind in CUT:
-        fid, verb = SNI_RESET, "reset" if kind == "reset" else "closed (FIN)"
+        fid, verb = SNI_RESET, "reset" if kind == Outcome.RESET else "closed (FIN)"
     elif kind in HUNG:
         fid, verb = SNI_DROP, how_text(kind)
     else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from prober.core.outcome import Outcome
 from prober.diagnose.findings import (
     HIGH,
     INJECTED_RESET,
@@ -38,7 +39,7 @@ INJECTED_MIN_RTT_MS = 2.0
 def rule_silent(run: RunView, ctx: Ctx) -> list[Finding]:
     conn = [a for a in run.attempts if a.connected]
     out = []
-    for outcome, fid in (("hang-acked", SILENT_PROXY), ("hang-unacked", PATH_DROP)):
+    for outcome, fid in ((Outcome.HANG_ACKED, SILENT_PROXY), (Outcome.HANG_UNACKED, PATH_DROP)):
         hangs = [a for a in ctx.free(conn) if a.outcome == outcome]
         if not hangs:
             continue
@@ -48,7 +49,7 @@ def rule_silent(run: RunView, ctx: Ctx) -> list[Finding]:
         waited = median(a.after_hello_ms() for a in hangs)
         ev = [f"{counts(hangs)} ({id_list(hangs)}); TCP round trip "
               f"{ms(round_trip_ms(hangs))} (kernel RTT)"]
-        if outcome == "hang-acked":
+        if outcome == Outcome.HANG_ACKED:
             acked = median(None if a.acked_ms is None or a.sent_ms is None
                            else a.acked_ms - a.sent_ms for a in hangs)
             ev.append(f"ClientHello ACKed within {ms(acked)}, then silence until the "
@@ -79,7 +80,7 @@ def rule_silent(run: RunView, ctx: Ctx) -> list[Finding]:
 
 
 def rule_injected(run: RunView, ctx: Ctx) -> list[Finding]:
-    resets = [a for a in run.attempts if a.outcome == "reset"]
+    resets = [a for a in run.attempts if a.outcome == Outcome.RESET]
     by_ttl: list[tuple[Seen, int, str]] = []
     by_time: list[tuple[Seen, float, float]] = []
     rtt = round_trip_ms(run.attempts)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from prober.core.engine import Endpoint, EngineOptions, attempt
-from prober.core.outcome import ALERT, AttemptResult
+from prober.core.outcome import AttemptResult, Outcome
 from prober.core.targets import is_ip
 from prober.net.attempt import Deadlines
 from prober.policy.enumerate.plan import Probe, Reply
@@ -55,7 +55,7 @@ def reply_of(r: AttemptResult) -> Reply:
         suite=f.suite,
         group=reg.group_name(f.group) if f.group is not None else None,
         hrr_group=reg.group_name(f.hrr_group) if f.hrr_group is not None else None,
-        alert=alert_name(f.alert) if r.outcome == ALERT and f.alert is not None else None,
+        alert=alert_name(f.alert) if r.outcome == Outcome.ALERT and f.alert is not None else None,
         cert_sha256=cert_sha, cert_key=cert_key, cert_curve=curve, cert_dns=dns,
         sslv2_specs=tuple(f.sslv2_cipher_specs or ()),
         secure_renegotiation=f.secure_renegotiation,

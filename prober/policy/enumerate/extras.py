@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from prober.core.outcome import CONNECT_FAILURES
 from prober.policy.enumerate import hellos
 from prober.policy.enumerate.candidates import ECDSA_SIGALGS, LEGACY_VERSIONS, RSA_SIGALGS
 from prober.policy.enumerate.plan import (
-    CONNECT_FAILURES,
     EXTRAS,
     SANITY,
     PlanView,

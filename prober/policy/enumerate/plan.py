@@ -8,14 +8,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from prober.core.outcome import REFUSALS
 from prober.wire import registry as reg
 
 # what a connection was for (the connection counts of the report)
 SUITES, VERSIONS, GROUPS, EXTRAS, SANITY = "suites", "versions", "groups", "extras", "sanity"
 PURPOSES = (SUITES, VERSIONS, GROUPS, EXTRAS, SANITY)
 
-REFUSALS = ("alert", "reset", "eof")
-CONNECT_FAILURES = ("refused", "connect-timeout", "unreachable", "dns-error")
 MAX_RETRIES = 1
 MAX_ERRORS = 8  # non-policy outcomes before the scan stops: the endpoint is not answering
 

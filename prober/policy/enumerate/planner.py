@@ -22,6 +22,7 @@ How it keeps connections and wall time down:
 
 from __future__ import annotations
 
+from prober.core.outcome import CONNECT_FAILURES, Outcome
 from prober.policy.enumerate import hellos
 from prober.policy.enumerate.candidates import LEGACY_VERSIONS, auth_of, bundles, is_ecdhe
 from prober.policy.enumerate.extras import (
@@ -36,7 +37,6 @@ from prober.policy.enumerate.extras import (
 from prober.policy.enumerate.groups import GroupElimination
 from prober.policy.enumerate.order import CrossOrder, Merge, OrderCheck
 from prober.policy.enumerate.plan import (
-    CONNECT_FAILURES,
     MAX_ERRORS,
     SANITY,
     Probe,
@@ -121,7 +121,7 @@ class Planner:
     def feed(self, probe: Probe, reply: Reply) -> None:
         self.in_flight -= 1
         self.replies.append((probe, reply))
-        if reply.outcome == "refused":
+        if reply.outcome == Outcome.REFUSED:
             # RST to the SYN: nothing listens there (any more); no hello can tell more
             self.stop(f"connection refused ({probe.name}): nothing listens on the port")
         probe.owner.feed(self, probe, reply)

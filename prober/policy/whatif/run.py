@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from prober.core.outcome import OK, AttemptResult
+from prober.core import outcome as oc
+from prober.core.outcome import AttemptResult
 from prober.policy.whatif.simulate import Candidate, Prediction, predict
 from prober.profiles.model import Profile
 from prober.wire import registry as reg
@@ -89,7 +90,7 @@ class Live:
     @classmethod
     def of(cls, r: AttemptResult) -> Live:
         f = r.obs.flight if r.obs is not None else None
-        if r.outcome != OK or f is None:
+        if r.outcome != oc.Outcome.OK or f is None:
             return cls(False, r.outcome, r.detail)
         version = reg.version_name(f.version) if f.version is not None else None
         suite = reg.suite_name(f.suite) if f.suite is not None else None
