@@ -228,6 +228,8 @@ class AttemptResult:
             if f.certificates:
                 from prober.wire.certificates import describe
 
+                # plain values only, never raises: a broken certificate is marked
+                # undecodable and costs nothing else
                 out["certificate"] = describe(f.certificates[0])
                 out["chain_length"] = len(f.certificates)
         out.update(self.data)
