@@ -113,6 +113,10 @@ class FlightReader:
             self._fail(f"malformed: {e}")
         except _Bad as e:
             self._fail(str(e))
+        except Exception as e:
+            # the contract is "any bytes -> an outcome": whatever else a hostile flight
+            # provokes in the parsing below ends this flight, never the run
+            self._fail(f"unreadable server flight ({type(e).__name__}: {e})")
         return b""
 
     # -- records -----------------------------------------------------------------
@@ -120,6 +124,9 @@ class FlightReader:
     def _fail(self, reason: str) -> None:
         self.flight.status = BAD
         self.flight.error = reason
+        # nothing more is read: let what was buffered go
+        self._buf.clear()
+        self._hs.clear()
 
     def _process(self) -> bytes:
         f = self.flight
@@ -196,12 +203,15 @@ class FlightReader:
                 f.decrypted = False
                 f.status = COMPLETE
                 return b""
-            from prober.wire.tls13 import DecryptError
+            from prober.wire.tls13 import DecryptError, RecordContentError
 
             try:
                 inner, plain = self._decryptor.decrypt_record(header, payload)
             except DecryptError as e:
                 raise _Bad(f"cannot decrypt the server's handshake record: {e}") from e
+            except RecordContentError as e:
+                # RFC 8446 5.4: a client answers this with unexpected_message
+                raise _Bad(f"encrypted handshake record breaks RFC 8446 5.4: {e}") from e
             f.decrypted = True
             if inner == ContentType.ALERT:
                 f.alert_level, f.alert = (plain[0], plain[1]) if len(plain) >= 2 else (2, 0)
