@@ -232,6 +232,9 @@ class AttemptResult:
                 # undecodable and costs nothing else
                 out["certificate"] = describe(f.certificates[0])
                 out["chain_length"] = len(f.certificates)
+            elif f.certificate_undecodable:
+                out["certificate"] = {"undecodable": True, "error_kind": "compression",
+                                      "error": f.certificate_undecodable}
         out.update(self.data)
         return out
 
