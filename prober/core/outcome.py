@@ -249,8 +249,13 @@ class AttemptResult:
             if f.certificates:
                 from prober.wire.certificates import describe
 
+                # plain values only, never raises: a broken certificate is marked
+                # undecodable and costs nothing else
                 out["certificate"] = describe(f.certificates[0])
                 out["chain_length"] = len(f.certificates)
+            elif f.certificate_undecodable:
+                out["certificate"] = {"undecodable": True, "error_kind": "compression",
+                                      "error": f.certificate_undecodable}
         out.update(self.data)
         return out
 

@@ -1,6 +1,14 @@
 """Facts about a certificate (key type and size, names, validity), cached by digest.
 
 A run sees the same leaf thousands of times; parsing it once is enough.
+
+``describe`` never raises: the certificate comes from the server, and ``cryptography``
+parses subject, issuer, extensions and keys lazily, raising whatever it meets
+(ValueError, KeyError, UnsupportedAlgorithm, InvalidVersion, DuplicateExtension...)
+on first access.  So every field is read here, at once, and what it returns holds only
+plain values (str, int, bool, lists of str) that need no certificate object later.  A
+certificate that fails anywhere is recorded as undecodable: its SHA-256, ``undecodable``
+true, ``error_kind`` (the exception's class) and ``error``.
 """
 
 from __future__ import annotations
@@ -11,44 +19,56 @@ from typing import Any
 
 
 def describe(der: bytes) -> dict[str, Any]:
-    return dict(_describe(hashlib.sha256(der).hexdigest(), der))
+    der = bytes(der)
+    facts = _describe(hashlib.sha256(der).hexdigest(), der)
+    # the cache keeps tuples; each caller gets lists of its own
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in facts}
 
 
 @lru_cache(maxsize=256)
 def _describe(digest: str, der: bytes) -> tuple[tuple[str, Any], ...]:
+    try:
+        facts = _facts(der)
+    except Exception as e:  # anything cryptography raises costs this certificate only
+        return (("sha256", digest), ("undecodable", True), ("error_kind", type(e).__name__),
+                ("error", f"unparsable certificate: {type(e).__name__}: {e}"))
+    return (("sha256", digest), *facts)
+
+
+def _facts(der: bytes) -> list[tuple[str, Any]]:
+    """Every field, read eagerly; raises whatever the parser raises."""
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
-    out: dict[str, Any] = {"sha256": digest}
-    try:
-        cert = x509.load_der_x509_certificate(der)
-    except ValueError as e:
-        out["error"] = f"unparsable certificate: {e}"
-        return tuple(out.items())
-    out["subject"] = cert.subject.rfc4514_string()
-    out["issuer"] = cert.issuer.rfc4514_string()
-    out["not_before"] = cert.not_valid_before_utc.isoformat()
-    out["not_after"] = cert.not_valid_after_utc.isoformat()
-    try:
-        key = cert.public_key()
-    except (ValueError, TypeError):
-        key = None
+    cert = x509.load_der_x509_certificate(der)
+    # read for their checks only (lazy in cryptography: a bad one raises on access)
+    cert.version  # noqa: B018
+    cert.serial_number  # noqa: B018
+    out: list[tuple[str, Any]] = [
+        ("subject", str(cert.subject.rfc4514_string())),
+        ("issuer", str(cert.issuer.rfc4514_string())),
+        ("not_before", cert.not_valid_before_utc.isoformat()),
+        ("not_after", cert.not_valid_after_utc.isoformat()),
+    ]
+    key = cert.public_key()
     if isinstance(key, rsa.RSAPublicKey):
-        out["key_type"], out["key_bits"] = "RSA", key.key_size
+        out += [("key_type", "RSA"), ("key_bits", int(key.key_size))]
     elif isinstance(key, ec.EllipticCurvePublicKey):
-        out["key_type"], out["key_bits"] = "ECDSA", key.curve.key_size
-        out["curve"] = key.curve.name
+        out += [("key_type", "ECDSA"), ("key_bits", int(key.curve.key_size)),
+                ("curve", str(key.curve.name))]
     elif isinstance(key, ed25519.Ed25519PublicKey):
-        out["key_type"], out["key_bits"] = "Ed25519", 256
+        out += [("key_type", "Ed25519"), ("key_bits", 256)]
     elif isinstance(key, ed448.Ed448PublicKey):
-        out["key_type"], out["key_bits"] = "Ed448", 456
+        out += [("key_type", "Ed448"), ("key_bits", 456)]
     elif isinstance(key, dsa.DSAPublicKey):
-        out["key_type"], out["key_bits"] = "DSA", key.key_size
+        out += [("key_type", "DSA"), ("key_bits", int(key.key_size))]
+    extensions = cert.extensions  # parses every extension
     try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        out["san"] = [str(n.value) for n in san][:20]
+        san = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = tuple(str(n.value) for n in san)[:20]
     except x509.ExtensionNotFound:
-        out["san"] = []
+        names = ()
+    out.append(("san", names))
     sig = cert.signature_algorithm_oid
-    out["signature_algorithm"] = getattr(sig, "_name", sig.dotted_string)
-    return tuple(out.items())
+    out.append(("signature_algorithm", str(getattr(sig, "_name", sig.dotted_string))))
+    return out

@@ -9,6 +9,7 @@ malformed bytes end the flight with status ``bad`` and a reason.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,12 @@ if TYPE_CHECKING:
 # a whole certificate chain fits comfortably; anything bigger is not a handshake flight
 MAX_FLIGHT_BYTES = 1 << 20
 MAX_RECORD_PAYLOAD = 16384 + 2048
+# RFC 8879 certificate compression: the algorithms, and the most a compressed Certificate
+# message may inflate to here, whatever it announces (its 24-bit field allows 16 MiB)
+CERT_COMPRESSION = {1: "zlib", 2: "brotli", 3: "zstd"}
+MAX_CERTIFICATE_BYTES = 1 << 20
+# decompression goes in slices of this much output, checked against the bound after each
+_INFLATE_STEP = 1 << 16
 
 PENDING = "pending"
 COMPLETE = "complete"
@@ -56,6 +63,9 @@ class Flight:
     dh_bits: int | None = None
     cert_request: bool = False
     certificate_compression: str | None = None
+    # why the server's certificate could not be read although the flight was fine
+    # (compressed with an algorithm we offered but cannot decompress here)
+    certificate_undecodable: str | None = None
     # the scheme the server signed with (TLS 1.2 ServerKeyExchange, TLS 1.3 CertificateVerify)
     signature_scheme: int | None = None
     # the attempt asked to stop at a HelloRetryRequest and did
@@ -113,6 +123,10 @@ class FlightReader:
             self._fail(f"malformed: {e}")
         except _Bad as e:
             self._fail(str(e))
+        except Exception as e:
+            # the contract is "any bytes -> an outcome": whatever else a hostile flight
+            # provokes in the parsing below ends this flight, never the run
+            self._fail(f"unreadable server flight ({type(e).__name__}: {e})")
         return b""
 
     # -- records -----------------------------------------------------------------
@@ -120,6 +134,9 @@ class FlightReader:
     def _fail(self, reason: str) -> None:
         self.flight.status = BAD
         self.flight.error = reason
+        # nothing more is read: let what was buffered go
+        self._buf.clear()
+        self._hs.clear()
 
     def _process(self) -> bytes:
         f = self.flight
@@ -156,6 +173,7 @@ class FlightReader:
         return out
 
     _saw_record = False
+    _certificate_seen = False
 
     def _transcript_has_server_bytes(self) -> bool:
         return self._saw_record
@@ -196,12 +214,15 @@ class FlightReader:
                 f.decrypted = False
                 f.status = COMPLETE
                 return b""
-            from prober.wire.tls13 import DecryptError
+            from prober.wire.tls13 import DecryptError, RecordContentError
 
             try:
                 inner, plain = self._decryptor.decrypt_record(header, payload)
             except DecryptError as e:
                 raise _Bad(f"cannot decrypt the server's handshake record: {e}") from e
+            except RecordContentError as e:
+                # RFC 8446 5.4: a client answers this with unexpected_message
+                raise _Bad(f"encrypted handshake record breaks RFC 8446 5.4: {e}") from e
             f.decrypted = True
             if inner == ContentType.ALERT:
                 f.alert_level, f.alert = (plain[0], plain[1]) if len(plain) >= 2 else (2, 0)
@@ -238,10 +259,16 @@ class FlightReader:
         tls13 = f.version == 0x0304
         if tls13 and not encrypted and mtype != HandshakeType.SERVER_HELLO:
             raise _Bad(f"plaintext {name} after a TLS 1.3 ServerHello")
-        if mtype == HandshakeType.CERTIFICATE:
-            self._certificate(r, tls13)
-        elif mtype == HandshakeType.COMPRESSED_CERTIFICATE:
-            self._compressed_certificate(r)
+        if mtype in (HandshakeType.CERTIFICATE, HandshakeType.COMPRESSED_CERTIFICATE):
+            # one per flight (RFC 8446 4.4.2, RFC 5246 7.4.2); a second one would also let
+            # a flight of small compressed messages inflate without bound
+            if self._certificate_seen:
+                raise _Bad(f"a second certificate message ({name}) in one flight")
+            self._certificate_seen = True
+            if mtype == HandshakeType.CERTIFICATE:
+                self._certificate(r, tls13)
+            else:
+                self._compressed_certificate(r, tls13)
         elif mtype == HandshakeType.SERVER_KEY_EXCHANGE:
             self._server_key_exchange(r)
         elif mtype == HandshakeType.CERTIFICATE_REQUEST:
@@ -385,17 +412,41 @@ class FlightReader:
             if tls13:
                 lst.pull_vector(2)
 
-    def _compressed_certificate(self, r: Reader) -> None:
+    def _compressed_certificate(self, r: Reader, tls13: bool) -> None:
         """RFC 8879: browsers offer it, so servers answering browser profiles use it."""
+        f = self.flight
+        if not tls13:
+            raise _Bad("CompressedCertificate in a flight that is not TLS 1.3 (RFC 8879)")
         algorithm = r.pull_u16()
         length = r.pull_u24()
         data = r.pull_vector(3)
+        name = CERT_COMPRESSION.get(algorithm, f"algorithm {algorithm}")
+        offered = self._offered_certificate_compression()
+        # RFC 8879 4: only an algorithm the client listed may be used, and none at all
+        # when it did not send the extension
+        if offered is None:
+            raise _Bad(f"CompressedCertificate ({name}), but the hello offered no "
+                       "compress_certificate")
+        if algorithm not in offered:
+            raise _Bad(f"CompressedCertificate with {name}, not offered")
         plain = _decompress(algorithm, data, length)
         if plain is None:
-            self.flight.certificate_compression = f"algorithm {algorithm} (not decoded)"
+            f.certificate_compression = f"{name} (not decoded)"
+            f.certificate_undecodable = (f"compressed with {name}, which prober cannot "
+                                         "decompress here")
             return
-        self.flight.certificate_compression = {1: "zlib", 2: "brotli", 3: "zstd"}[algorithm]
+        f.certificate_compression = name
         self._certificate(Reader(plain), tls13=True)
+
+    def _offered_certificate_compression(self) -> list[int] | None:
+        """The algorithms of the hello's compress_certificate extension, None without one."""
+        ext = self.built.spec.ext(ExtensionType.COMPRESS_CERTIFICATE)
+        if ext is None:
+            return None
+        try:
+            return Reader(ext.body).pull_list(1, 2)
+        except DecodeError:
+            return []  # a template whose extension lists nothing readable offered nothing
 
     def _server_key_exchange(self, r: Reader) -> None:
         f = self.flight
@@ -455,32 +506,107 @@ class FlightReader:
 
 
 def _decompress(algorithm: int, data: bytes, length: int) -> bytes | None:
-    """Decompress a certificate message; None when the codec is not available here."""
-    # a bomb guard: the sender states the size and RFC 8879 caps it at 2^24 bytes
-    if length > MAX_FLIGHT_BYTES:
-        raise _Bad(f"compressed certificate claims {length} bytes")
-    try:
-        if algorithm == 1:
-            import zlib
+    """Decompress a certificate message; None when the codec is not available here.
 
-            out = zlib.decompressobj().decompress(data, length)
-        elif algorithm == 2:
-            import brotli
-
-            out = brotli.decompress(data)
-        elif algorithm == 3:
-            import zstandard
-
-            out = zstandard.ZstdDecompressor().decompress(data, max_output_size=length)
-        else:
-            return None
-    except ImportError:
+    The output is produced in bounded slices and the work stops as soon as it passes
+    the announced ``length`` (or MAX_CERTIFICATE_BYTES): a few kilobytes of brotli
+    can announce 1000 bytes and inflate to gigabytes."""
+    if length > MAX_CERTIFICATE_BYTES:
+        raise _Bad(f"compressed certificate claims {length} bytes "
+                   f"(more than the {MAX_CERTIFICATE_BYTES} accepted)")
+    inflate = _INFLATERS.get(algorithm)
+    if inflate is None:
         return None
+    try:
+        out = inflate(data, length)
+    except _Bad:
+        raise
     except Exception as e:  # each codec raises its own error type on corrupt input
         raise _Bad(f"compressed certificate does not decompress: {e}") from e
+    if out is None:
+        return None
     if len(out) != length:
-        raise _Bad("compressed certificate length mismatch")
+        raise _Bad(f"compressed certificate inflates to {len(out)} bytes, "
+                   f"not the {length} announced")
     return bytes(out)
+
+
+def _room(out: bytearray, length: int) -> int:
+    """How much output to ask for next: one byte past ``length`` is enough to know it
+    was passed.  Never 0, which zlib and brotli would take as "no limit"."""
+    return max(1, min(_INFLATE_STEP, length + 1 - len(out)))
+
+
+def _too_big(produced: int, length: int) -> _Bad:
+    return _Bad(f"compressed certificate inflates past the {length} bytes it announced "
+                f"(stopped at {produced})")
+
+
+def _inflate_zlib(data: bytes, length: int) -> bytearray:
+    import zlib
+
+    d = zlib.decompressobj()
+    out = bytearray()
+    pending = data
+    # each round produces output or consumes input, so this bound is never the limit
+    for _ in range(length + len(data) + 2):
+        chunk = d.decompress(pending, _room(out, length))
+        out += chunk
+        if len(out) > length:
+            raise _too_big(len(out), length)
+        pending = d.unconsumed_tail
+        if d.eof or (not chunk and not pending):
+            break
+    if not d.eof:
+        raise _Bad("compressed certificate: the zlib stream is truncated")
+    if d.unused_data:
+        raise _Bad(f"compressed certificate: {len(d.unused_data)} bytes after the zlib stream")
+    return out
+
+
+def _inflate_brotli(data: bytes, length: int) -> bytearray | None:
+    try:
+        import brotli
+    except ImportError:
+        return None
+    d = brotli.Decompressor()
+    if not hasattr(d, "can_accept_more_data"):
+        return None  # brotli < 1.2 cannot bound its output: not decoded rather than a bomb
+    out = bytearray()
+    # output_buffer_limit is honoured per block (32 KiB and up), so a slice may exceed it
+    chunk = d.process(data, output_buffer_limit=_room(out, length))
+    for _ in range(length + 2):
+        out += chunk
+        if len(out) > length:
+            raise _too_big(len(out), length)
+        if d.is_finished():
+            return out
+        if d.can_accept_more_data():
+            break  # all input taken, output drained, stream not finished
+        chunk = d.process(b"", output_buffer_limit=_room(out, length))
+    raise _Bad("compressed certificate: the brotli stream is truncated")
+
+
+def _inflate_zstd(data: bytes, length: int) -> bytearray | None:
+    try:
+        import zstandard
+    except ImportError:
+        return None
+    out = bytearray()
+    # a streaming reader: the frame's own content-size field is not trusted for allocation
+    with zstandard.ZstdDecompressor().stream_reader(data) as reader:
+        for _ in range(length + 2):
+            chunk = reader.read(_room(out, length))
+            if not chunk:
+                return out
+            out += chunk
+            if len(out) > length:
+                raise _too_big(len(out), length)
+    raise _Bad("compressed certificate: the zstd stream does not end")
+
+
+_INFLATERS: dict[int, Callable[[bytes, int], bytearray | None]] = {
+    1: _inflate_zlib, 2: _inflate_brotli, 3: _inflate_zstd}
 
 
 def _alpn_choice(body: bytes) -> str | None:

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20
 __all__ = [
     "DecryptError",
     "HandshakeDecryptor",
+    "RecordContentError",
     "derive_secret",
     "hkdf_expand",
     "hkdf_expand_label",
@@ -48,6 +49,12 @@ _HANDSHAKE_MESSAGE_HASH = 254
 
 class DecryptError(ValueError):
     """A protected record failed AEAD authentication (wrong keys or corrupt record)."""
+
+
+class RecordContentError(ValueError):
+    """A protected record authenticated, but its plaintext is not a TLSInnerPlaintext
+    (RFC 8446 5.4: no non-zero byte, so no content type); a peer answers it with an
+    unexpected_message alert.  Not a DecryptError: the keys were right."""
 
 
 def suite_params(suite: int) -> tuple[str, int, int] | None:
@@ -229,7 +236,9 @@ class HandshakeDecryptor:
         content) with the zero padding removed.  Raises DecryptError when the
         record does not authenticate; the sequence number only advances on
         success, so a caller may retry with another decryptor (e.g. a guessed
-        suite or share) without desynchronising this one.
+        suite or share) without desynchronising this one.  Raises
+        RecordContentError for an authentic record that is all padding (it has
+        been opened, so the sequence number has advanced past it).
         """
         if len(header) != 5:
             raise ValueError(f"record header must be 5 bytes, got {len(header)}")
@@ -251,7 +260,9 @@ class HandshakeDecryptor:
         # non-zero byte (RFC 8446 5.4).
         content = inner.rstrip(b"\x00")
         if not content:
-            raise ValueError("decrypted record has no content type (all padding)")
+            raise RecordContentError(
+                f"record {self.sequence_number - 1} is all zero padding ({len(inner)} bytes), "
+                "no content type (unexpected_message)")
         return content[-1], content[:-1]
 
     def _finished(self, base_key: bytes, transcript: bytes) -> bytes:
