@@ -11,19 +11,12 @@ from typing import Any
 
 from tabulate import tabulate
 
-from prober.check import evaluate as ev
 from prober.check.expectations import ExpectationError, load
 from prober.check.junit import junit_xml
-from prober.cli.common import Commands, UsageError, run_loop
-from prober.core import engine
-from prober.core.targets import TargetError, parse_target, with_overrides
-from prober.diagnose import plan, report
-from prober.net.attempt import Deadlines
-from prober.policy.enumerate.driver import enumerate_policy
+from prober.check.run import CheckRun
+from prober.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Commands, UsageError, run_loop
+from prober.cli.options import add_target_options, add_timeouts, deadlines_of, target_of
 from prober.profiles.compile import ProfileError
-from prober.profiles.loader import resolve
-
-EXIT_FAILED = 1
 
 
 def register(hooks: Commands) -> None:
@@ -36,93 +29,34 @@ def register(hooks: Commands) -> None:
                    help="expectations file (YAML, see README: prober check)")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML (one test per expectation)")
     p.add_argument("--json", metavar="FILE", help="write verdicts and attempts as JSON")
-    p.add_argument("--sni", metavar="NAME", help="send this SNI instead of the target's name")
-    p.add_argument("--address", metavar="IP", help="connect to this address")
+    add_target_options(p)
+    add_timeouts(p, default=None, default_text="the expectations' timeout, else 5 s")
     p.add_argument("-c", "--concurrency", type=int, default=16, metavar="N")
     p.add_argument("-q", "--quiet", action="store_true", help="print failures only")
     p.set_defaults(func=cmd_check)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-
     try:
         exp = load(args.expect)
-        targets = [with_overrides(parse_target(t), args.address, args.sni) for t in args.targets]
-        needs = ev.plan(exp)
-        sets: dict[str, list[str]] = {}
-        profiles = []
-        seen: set[str] = set()
-        for arg in (a for args_ in needs.values() for a in args_):
-            resolved = resolve(arg)
-            sets[arg] = [p.name for p in resolved]
-            for p in resolved:
-                if p.name not in seen:
-                    seen.add(p.name)
-                    profiles.append(p)
-    except (ExpectationError, ProfileError, TargetError) as e:
+        deadlines = deadlines_of(args, fallback=exp.timeout)
+        targets = [target_of(t, args) for t in args.targets]
+        run = CheckRun.prepare(exp, targets, deadlines, args.concurrency)
+    except (ExpectationError, ProfileError) as e:
         raise UsageError(str(e)) from None
-    opts = engine.EngineOptions(repeat=exp.repeat, concurrency=args.concurrency,
-                                deadlines=Deadlines(exp.timeout, exp.timeout))
-    results: list[Any] = []
     t0 = time.monotonic()
-
-    async def go() -> list[Any]:
-        eps = await engine.resolve_targets(targets, False)
-        if profiles:
-            await engine.run(eps, profiles, opts, results.append)
-        return eps
-
-    holder: dict[str, Any] = {}
-    scans: dict[Any, Any] = {}
-    findings: dict[Any, list[dict[str, Any]]] = {}
-
-    async def main() -> None:
-        holder["eps"] = eps = await go()
-        for ep in eps:
-            if ep.address is None:
-                continue
-            if exp.policy_equals or exp.policy_no_weaker_than:
-                scans[ep] = await _policy_scan(ep, opts.deadlines)
-            if exp.no_findings:
-                findings[ep] = await _diagnose(ep, opts.deadlines)
-
-    run_loop(main())
-    verdicts = []
-    for ep in holder["eps"]:
-        mine = [r for r in results if r.target == ep.target.label and r.address == ep.address]
-        verdicts += ev.evaluate(exp, ep.target.label, mine, sets)
-        if ep in scans:
-            verdicts += ev.policy_verdicts(exp, ep.target.label, scans[ep])
-        if ep in findings:
-            verdicts += ev.finding_verdicts(exp, ep.target.label, findings[ep])
+    try:
+        run_loop(run.execute())
+    except KeyboardInterrupt:
+        print("prober: check interrupted: no verdict", file=sys.stderr)
+        return EXIT_INTERRUPTED
     elapsed = time.monotonic() - t0
-    _print(verdicts, args.quiet)
+    _print(run.verdicts, args.quiet)
     if args.junit:
-
-        _write(args.junit, junit_xml(verdicts, elapsed))
+        _write(args.junit, junit_xml(run.verdicts, elapsed))
     if args.json:
-        doc = {"schema": "prober.check/1", "expectations": exp.path,
-               "passed": all(v.passed for v in verdicts),
-               "verdicts": [v.to_json() for v in verdicts],
-               "attempts": [r.to_json() for r in sorted(results, key=lambda r: r.id)]}
-        _write(args.json, json.dumps(doc, indent=2) + "\n")
-    return 0 if all(v.passed for v in verdicts) else EXIT_FAILED
-
-
-async def _policy_scan(ep: Any, deadlines: Any) -> Any:
-
-    return await enumerate_policy(ep, deadlines=deadlines)
-
-
-async def _diagnose(ep: Any, deadlines: Any) -> list[dict[str, Any]]:
-
-    state = plan.PlanState()
-    opts = plan.PlanOptions(deadlines=deadlines)
-    await plan.execute(ep, opts, state, lambda _step: None)
-    doc = report.document(state, ep, report.RunMeta(started=time.time(),
-                                                    finished=time.time()))
-    found: list[dict[str, Any]] = doc["findings"]
-    return found
+        _write(args.json, json.dumps(run.document(), indent=2) + "\n")
+    return EXIT_OK if run.passed else EXIT_FAILED
 
 
 def _print(verdicts: list[Any], quiet: bool) -> None:

@@ -20,9 +20,8 @@ from prober.cli.common import (
     json_file_of,
     run_loop,
 )
-from prober.cli.options import deadlines_of, target_of
+from prober.cli.options import add_target_options, add_timeouts, deadlines_of, target_of
 from prober.core import engine
-from prober.core.targets import TargetError
 from prober.diagnose import capture as cap_mod
 from prober.diagnose import diff, plan, report
 from prober.diagnose.diff import DiffInputError, check
@@ -40,19 +39,13 @@ def register(hooks: Commands) -> None:
         "repeats, SNI, size ladder, fragmentation, fallback, connect-and-wait, optional idle "
         "timeout) and name the causes: findings first, evidence below, the matrix last.")
     d.add_argument("target", metavar="TARGET", help="host, host:port or [v6addr]:port")
-    d.add_argument("--sni", metavar="NAME", help="send this SNI instead of the target's name")
-    d.add_argument("--no-sni", action="store_true", help="send no SNI in the main hellos")
-    d.add_argument("--address", metavar="IP", help="connect to this address (name kept for SNI)")
+    add_target_options(d)
     d.add_argument("-n", "--repeat", type=int, default=10, metavar="N",
                    help="repeats of the known-good hello, from distinct source ports "
                    "(default 10)")
     d.add_argument("--sweep-repeat", type=int, default=3, metavar="N",
                    help="attempts per version in the sweep (default 3)")
-    d.add_argument("-t", "--timeout", type=float, default=5.0, metavar="S",
-                   help="deadline of each phase, connect and read (default 5 s)")
-    d.add_argument("--connect-timeout", type=float, metavar="S", help="connect deadline")
-    d.add_argument("--read-timeout", type=float, metavar="S",
-                   help="deadline for the server's flight after the ClientHello")
+    add_timeouts(d)
     d.add_argument("--per-target", type=int, default=8, metavar="N",
                    help="attempts in flight at once (default 8)")
     d.add_argument("--rate", type=float, default=0.0, metavar="PER_S",
@@ -86,7 +79,6 @@ def register(hooks: Commands) -> None:
 
 
 def _usage(msg: str) -> Exception:
-
     return UsageError(msg)
 
 
@@ -96,9 +88,6 @@ def _check_args(args: argparse.Namespace) -> None:
                                    ("--per-target", args.per_target, 1, 256)):
         if not low <= value <= high:
             raise _usage(f"{name} must be {low}-{high}, got {value}")
-    if args.timeout <= 0 or (args.connect_timeout is not None and args.connect_timeout <= 0) \
-            or (args.read_timeout is not None and args.read_timeout <= 0):
-        raise _usage("timeouts must be positive")
     if args.rate < 0:
         raise _usage("--rate must not be negative")
     if args.idle_timeout is not None and not 1 <= args.idle_timeout <= MAX_IDLE_S:
@@ -109,17 +98,12 @@ def _check_args(args: argparse.Namespace) -> None:
         if len(h) != 64 or any(c not in "0123456789abcdef" for c in h):
             raise _usage(f"--pin-sha256 {pin!r}: expected 64 hex digits (the certificate's "
                          "SHA-256, as in the JSON's certificate.sha256)")
-    if args.sni is not None and args.no_sni:
-        raise _usage("--sni and --no-sni exclude each other")
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
 
     _check_args(args)
-    try:
-        target = target_of(args.target, args)
-    except TargetError as e:
-        raise _usage(str(e)) from None
+    target = target_of(args.target, args)
     deadlines = deadlines_of(args)
     opts = plan.PlanOptions(repeat=args.repeat, sweep_repeat=args.sweep_repeat,
                             deadlines=deadlines, per_target=args.per_target, rate=args.rate,

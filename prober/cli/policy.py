@@ -1,7 +1,4 @@
-"""`prober policy TARGET`: the endpoint's effective policy, exact and named.
-
-Only argparse at import time: every command module is imported at each start.
-"""
+"""`prober policy TARGET`: the endpoint's effective policy, exact and named."""
 
 from __future__ import annotations
 
@@ -11,10 +8,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from prober.cli.common import EXIT_INTERRUPTED, EXIT_OK, UsageError, json_file_of, run_loop
-from prober.cli.options import target_of
+from prober.cli.options import add_target_options, add_timeouts, deadlines_of, target_of
 from prober.core.engine import resolve_targets
-from prober.core.targets import TargetError
-from prober.net.attempt import Deadlines
 from prober.policy.deep import deep_scan
 from prober.policy.enumerate.driver import enumerate_policy
 from prober.policy.enumerate.planner import Planner
@@ -40,12 +35,8 @@ def register(hooks: Commands) -> None:
     p.add_argument("--deep", action="store_true",
                    help="add sslyze's checks (certificate trust, Heartbleed, ROBOT, CCS "
                    "injection, renegotiation, compression, early data, resumption)")
-    p.add_argument("--sni", metavar="NAME", help="send this SNI instead of the target's name")
-    p.add_argument("--no-sni", action="store_true", help="send no SNI at all")
-    p.add_argument("--address", metavar="IP",
-                   help="connect to this address instead of resolving the target's name")
-    p.add_argument("-t", "--timeout", type=float, default=5.0, metavar="S",
-                   help="deadline of each phase of each connection (default 5 s)")
+    add_target_options(p)
+    add_timeouts(p)
     p.add_argument("-c", "--concurrency", type=int, default=8, metavar="N",
                    help="connections open at once to the endpoint (default 8)")
     p.add_argument("--budget", type=float, default=120.0, metavar="S",
@@ -54,15 +45,8 @@ def register(hooks: Commands) -> None:
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
-
-    if args.sni and args.no_sni:
-        raise UsageError("--sni and --no-sni exclude each other")
-    try:
-        target = target_of(args.target, args)
-    except TargetError as e:
-        raise UsageError(str(e)) from None
-    if args.timeout <= 0:
-        raise UsageError(f"--timeout must be positive, got {args.timeout}")
+    target = target_of(args.target, args)
+    deadlines = deadlines_of(args)
     if args.concurrency < 1:
         raise UsageError(f"--concurrency must be at least 1, got {args.concurrency}")
     if args.budget <= 0:
@@ -82,7 +66,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
             return
         holder["scan"] = await enumerate_policy(
             eps[0], concurrency=args.concurrency, budget_s=args.budget,
-            deadlines=Deadlines(connect=args.timeout, read=args.timeout),
+            deadlines=deadlines,
             on_result=results.append, planner=planner)
 
     rc = EXIT_OK
@@ -103,7 +87,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
                         complete=False)
     _name_it(scan)
     if args.deep and rc == EXIT_OK:
-        _deep(scan, args.timeout)
+        _deep(scan, deadlines.read)
     emit(document(scan), args.json, json_out, table(scan))
     return rc
 

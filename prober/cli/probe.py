@@ -17,7 +17,7 @@ from prober.cli.common import (
     raise_fd_limit,
     run_loop,
 )
-from prober.cli.options import deadlines_of, target_of
+from prober.cli.options import add_target_options, add_timeouts, deadlines_of, target_of
 from prober.core import engine
 from prober.core.targets import TargetError, read_targets_file
 from prober.probe.report import RunInfo, document, table
@@ -40,21 +40,14 @@ def register(hooks: Commands) -> None:
                     "(default: the 'default' set)")
     pr.add_argument("-n", "--repeat", type=int, default=1, metavar="N",
                     help="attempts per target and profile (default 1)")
-    pr.add_argument("-t", "--timeout", type=float, default=5.0, metavar="S",
-                    help="deadline of each phase, connect and read (default 5 s)")
-    pr.add_argument("--connect-timeout", type=float, metavar="S", help="connect deadline")
-    pr.add_argument("--read-timeout", type=float, metavar="S",
-                    help="deadline for the server's flight after the ClientHello is sent")
+    add_timeouts(pr)
     pr.add_argument("-c", "--concurrency", type=int, default=32, metavar="N",
                     help="attempts in flight at once, over all targets (default 32)")
     pr.add_argument("--per-target", type=int, default=8, metavar="N",
                     help="attempts in flight at once per target address (default 8)")
     pr.add_argument("--rate", type=float, default=0.0, metavar="PER_S",
                     help="start at most this many attempts per second (default: no limit)")
-    pr.add_argument("--sni", metavar="NAME", help="send this SNI instead of the target's name")
-    pr.add_argument("--no-sni", action="store_true", help="send no SNI at all")
-    pr.add_argument("--address", metavar="IP",
-                    help="connect to this address instead of resolving the target's name")
+    add_target_options(pr)
     pr.add_argument("--all-addresses", action="store_true",
                     help="probe every address the name resolves to")
     pr.add_argument("--fresh-keys", action="store_true",
@@ -83,8 +76,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
                              ("--per-target", args.per_target, 1)):
         if value < low:
             raise UsageError(f"{name} must be at least {low}, got {value}")
-    if args.timeout <= 0 or args.rate < 0:
-        raise UsageError("--timeout must be positive and --rate not negative")
+    if args.rate < 0:
+        raise UsageError(f"--rate must not be negative, got {args.rate:g}")
     deadlines = deadlines_of(args)
     opts = engine.EngineOptions(repeat=args.repeat, concurrency=args.concurrency,
                                 per_target=args.per_target, rate=args.rate,

@@ -16,26 +16,23 @@ from prober.cli.common import (
     json_file_of,
     run_loop,
 )
-from prober.core import engine
-from prober.core.outcome import CONNECT_FAILURES, AttemptResult
+from prober.cli.options import add_timeouts, deadlines_of
 from prober.core.targets import TargetError, parse_target
 from prober.logs.pipeline import LogInputError, load_population
-from prober.net.attempt import Deadlines
 from prober.policy.naming.catalog import CatalogError, get, load_policy_file
 from prober.policy.whatif import run as whatif
-from prober.policy.whatif.run import Client, Live, population_clients
+from prober.policy.whatif.live import LiveError, cert_seen, run_live
+from prober.policy.whatif.run import Client, population_clients
 from prober.policy.whatif.simulate import CandidateError, candidate, predict
 from prober.profiles.compile import ProfileError
 from prober.profiles.loader import resolve_all
 from prober.report.output import emit
 
 if TYPE_CHECKING:
-    from prober.core.engine import Endpoint
     from prober.core.targets import Target
     from prober.logs.population import ClientGroup, Population
     from prober.policy.naming.catalog import NamedPolicy
-    from prober.policy.whatif.run import Client, Live, Outcome
-    from prober.policy.whatif.simulate import CertKind
+    from prober.policy.whatif.run import Outcome
 
 DEFAULT_CLIENTS = ["all", "sweep-versions"]
 
@@ -68,8 +65,7 @@ def register(hooks: Commands) -> None:
     p.add_argument("--current", metavar="TARGET|POLICY",
                    help="what works today: a live endpoint (probed) or a catalog policy / "
                    "policy file (simulated)")
-    p.add_argument("-t", "--timeout", type=float, default=5.0, metavar="S",
-                   help="deadline of each phase of a live attempt (default 5 s)")
+    add_timeouts(p)
     p.add_argument("--json", metavar="FILE|-", help="write the JSON document (- = stdout)")
     p.set_defaults(func=cmd_whatif)
 
@@ -77,8 +73,7 @@ def register(hooks: Commands) -> None:
 def cmd_whatif(args: argparse.Namespace) -> int:
 
 
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be positive")
+    deadlines = deadlines_of(args)
     given = _clients(args.clients or DEFAULT_CLIENTS, args.format)
     clients = given.clients
     against = _target(args.against, "--against") if args.against else None
@@ -99,14 +94,16 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     json_out = json_file_of(args)
     targets = {t.label: t for t in (against, current_target) if t is not None}
     try:
-        live = _run_live(clients, list(targets.values()), args.timeout) if targets else {}
+        live = run_loop(run_live(clients, list(targets.values()), deadlines)) if targets else {}
+    except LiveError as e:
+        raise UsageError(str(e)) from None
     except KeyboardInterrupt:
         print("prober: interrupted", file=sys.stderr)
         if json_out is not None:
             json_out.close()
         return EXIT_INTERRUPTED
     live_against = live.get(against.label) if against else None
-    seen = _cert_seen(live_against) if live_against and not args.cert else None
+    seen = cert_seen(live_against) if live_against and not args.cert else None
     if seen is not None:
         cand = replace(cand, cert=seen)
         cur = replace(cur, cert=seen) if cur else None
@@ -199,41 +196,3 @@ def _target(text: str, option: str) -> Target:
         return parse_target(text)
     except TargetError as e:
         raise UsageError(f"{option}: {e} (and not a catalog policy or policy file)") from None
-
-
-def _cert_seen(live: list[Live]) -> CertKind | None:
-    kinds = {lv.cert_key_type for lv in live if lv.cert_key_type}
-    if kinds == {"RSA"}:
-        return "rsa"
-    if kinds == {"ECDSA"}:
-        return "ecdsa"
-    return "both" if {"RSA", "ECDSA"} <= kinds else None
-
-
-def _run_live(clients: list[Client], targets: list[Target], timeout: float
-              ) -> dict[str, list[Live]]:
-    """Each client's hello once against each target; results by target label, in
-    client order."""
-
-    profiles = [c.profile for c in clients]
-    results: dict[tuple[str, str], AttemptResult] = {}
-    endpoints: list[Endpoint] = []
-
-    async def go() -> None:
-        endpoints.extend(await engine.resolve_targets(targets, False))
-        opts = engine.EngineOptions(concurrency=32, per_target=8,
-                                    deadlines=Deadlines(timeout, timeout))
-        await engine.run(endpoints, profiles, opts,
-                         lambda r: results.__setitem__((r.target, r.profile), r))
-
-    run_loop(go())
-    for ep in endpoints:
-        if ep.error:
-            raise UsageError(f"{ep.target.label}: {ep.error}")
-    out = {t.label: [Live.of(results[(t.label, c.name)]) for c in clients] for t in targets}
-    for label, lives in out.items():
-        # an endpoint that never answered says nothing about any policy
-        if all(lv.outcome in CONNECT_FAILURES for lv in lives):
-            raise UsageError(f"{label}: no TLS endpoint answered ({lives[0].outcome}: "
-                             f"{lives[0].detail})")
-    return out

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from prober.core.outcome import AttemptResult, Outcome, classify
-from prober.core.targets import Target
+from prober.core.targets import Sni, Target
 from prober.net.attempt import (
     AF_INET,
     Deadlines,
@@ -32,7 +32,7 @@ class Profile(Protocol):
 
     name: str
     spec: HelloSpec
-    sni: bool  # whether it sends SNI when the target has a name
+    sni: Sni  # SNI_TARGET: the target's name (when it has one)
     transport: TransportSpec
 
 
@@ -142,7 +142,7 @@ async def run(endpoints: list[Endpoint], profiles: Sequence[Profile], opts: Engi
 async def attempt(aid: int, ep: Endpoint, profile: Profile, rep: int, opts: EngineOptions
                   ) -> AttemptResult:
     t = ep.target
-    sni = t.sni if profile.sni else None
+    sni = profile.sni.resolve(t.sni)
     result = AttemptResult(id=aid, target=t.label, host=t.host, port=t.port, address=ep.address,
                            sni=sni, profile=profile.name, repeat=rep, outcome=Outcome.DNS_ERROR,
                            detail=ep.error or "did not resolve", started_at=time.time())

@@ -13,13 +13,48 @@ class TargetError(ValueError):
 
 
 @dataclass(frozen=True)
+class Sni:
+    """Which server name a hello carries: the target's own (when the target is a name,
+    not an address), none at all, or a given name. The one SNI choice of the project:
+    targets (--sni/--no-sni), profiles (``sni: false``) and policy probes all use it."""
+
+    kind: str = "target"  # target | none | name
+    name: str | None = None
+
+    @classmethod
+    def named(cls, name: str) -> Sni:
+        return cls("name", name)
+
+    def resolve(self, default: str | None) -> str | None:
+        """The name to send, ``default`` being what "the target's" means here."""
+        if self.kind == "target":
+            return default
+        return self.name if self.kind == "name" else None
+
+    def __str__(self) -> str:
+        return self.name if self.kind == "name" and self.name else self.kind
+
+
+SNI_TARGET = Sni()
+SNI_NONE = Sni("none")
+
+
+def sni_choice(sni: str | None, no_sni: bool) -> Sni:
+    """``--sni NAME`` / ``--no-sni`` as one choice (TargetError when both are given)."""
+    if sni is not None and no_sni:
+        raise TargetError("--sni and --no-sni exclude each other")
+    if no_sni:
+        return SNI_NONE
+    return Sni.named(sni) if sni is not None else SNI_TARGET
+
+
+@dataclass(frozen=True)
 class Target:
     host: str
     port: int = 443
     # probe the name at this address instead of resolving it
     address: str | None = None
-    # SNI to send: None = the host when it is a name; "" = no SNI
-    sni_override: str | None = None
+    sni_choice: Sni = SNI_TARGET
 
     @property
     def label(self) -> str:
@@ -32,9 +67,8 @@ class Target:
 
     @property
     def sni(self) -> str | None:
-        if self.sni_override is not None:
-            return self.sni_override or None
-        return None if self.host_is_ip else self.host
+        """The name its hellos carry (None: no SNI)."""
+        return self.sni_choice.resolve(None if self.host_is_ip else self.host)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -97,7 +131,7 @@ def read_targets_file(path: str) -> list[str]:
     return [ln.split("#", 1)[0].strip() for ln in lines if ln.split("#", 1)[0].strip()]
 
 
-def with_overrides(t: Target, address: str | None, sni: str | None) -> Target:
+def with_overrides(t: Target, address: str | None, sni: Sni = SNI_TARGET) -> Target:
     if address is not None and not is_ip(address):
         raise TargetError(f"--address {address!r} is not an IP address")
-    return replace(t, address=address or t.address, sni_override=sni)
+    return replace(t, address=address or t.address, sni_choice=sni)

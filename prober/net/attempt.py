@@ -50,10 +50,14 @@ class TransportSpec:
                 "pause_ms": self.pause_ms}
 
 
+# the deadline of each phase of an attempt (connect, then the server's flight), unless told
+DEFAULT_TIMEOUT_S = 5.0
+
+
 @dataclass
 class Deadlines:
-    connect: float = 5.0
-    read: float = 5.0
+    connect: float = DEFAULT_TIMEOUT_S
+    read: float = DEFAULT_TIMEOUT_S
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from prober.core.targets import SNI_TARGET
 from prober.policy.enumerate.candidates import bundles, suite_label
 from prober.policy.enumerate.plan import PURPOSES, SUITES, VERSIONS, Probe, Reply
 from prober.policy.model import VERSION_ORDER, ObservedPolicy
@@ -238,7 +239,7 @@ def _certificates(plan: Planner, results: list[AttemptResult]
     if probe is not None:
         top = plan.max_version()
         base = next((p.name for p, r in plan.replies
-                     if r.answered and r.version == top and p.sni == "target"), None)
+                     if r.answered and r.version == top and p.sni == SNI_TARGET), None)
         if base is not None and base in sni_of:
             sni_dep = sni_of[probe] != sni_of[base]
     return list(by_sha.values()), sni_dep

@@ -12,7 +12,7 @@ from prober.wire.fingerprint import ja3, ja3_string, ja4, ja4_r
 
 def sample_hello(p: Profile) -> ClientHello | None:
     """The hello as sent to a target with a name (for fingerprints and display)."""
-    built = build(p.spec, "example.com" if p.sni else None)
+    built = build(p.spec, p.sni.resolve("example.com"))
     return built.hello
 
 

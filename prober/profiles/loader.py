@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from prober.core.targets import SNI_NONE, SNI_TARGET
 from prober.profiles import families
 from prober.profiles.compile import ProfileError, compile_hello
 from prober.profiles.model import ORIGINS, PROFILE_SCHEMA, Profile, TransportSpec
@@ -63,7 +64,8 @@ def profile_from_doc(doc: Any, where: str) -> Profile:
     return Profile(name=name, spec=spec, description=str(doc.get("description", "")),
                    origin=origin, client=dict(doc.get("client") or {}),
                    source=str(doc.get("source", "")), tags=tags, transport=transport,
-                   sni=bool(doc.get("sni", True)), extra=dict(doc.get("extra") or {}),
+                   sni=SNI_TARGET if doc.get("sni", True) else SNI_NONE,
+                   extra=dict(doc.get("extra") or {}),
                    path=where)
 
 

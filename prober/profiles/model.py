@@ -7,6 +7,7 @@ from typing import Any
 
 __all__ = ["ORIGINS", "PROFILE_SCHEMA", "Profile", "TransportSpec"]
 
+from prober.core.targets import SNI_TARGET, Sni
 from prober.net.attempt import TransportSpec
 from prober.wire.clienthello import HelloSpec
 
@@ -26,7 +27,7 @@ class Profile:
     tags: list[str] = field(default_factory=list)
     transport: TransportSpec = field(default_factory=TransportSpec)
     path: str | None = None
-    # whether this profile sends SNI when the target has a name
-    sni: bool = True
+    # SNI_NONE: this client never sends SNI; SNI_TARGET: the target's name when it has one
+    sni: Sni = SNI_TARGET
     # extra facts kept from capture (raw hex, fingerprints); carried through untouched
     extra: dict[str, Any] = field(default_factory=dict)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from prober.core.engine import Endpoint
+from prober.core.targets import SNI_TARGET, Sni
 from prober.core.targets import Target
 from prober.diagnose import capture, diff, plan, rules
 from prober.diagnose.findings import (
@@ -38,7 +39,8 @@ from tests.peers.misbehaving import FinAfterHello, PartialFlight, ResetAfterHell
 
 
 def endpoint(host: str, port: int, sni: str | None = None) -> Endpoint:
-    t = Target(host=host, port=port, address=host, sni_override=sni)
+    t = Target(host=host, port=port, address=host,
+               sni_choice=Sni.named(sni) if sni else SNI_TARGET)
     return Endpoint(t, socket.AF_INET6 if ":" in host else socket.AF_INET, host)
 
 

@@ -28,6 +28,7 @@ from dataclasses import replace
 
 from prober.core.engine import Endpoint
 from prober.core.outcome import AttemptResult, Outcome
+from prober.core.targets import SNI_NONE, SNI_TARGET, Sni
 from prober.diagnose.findings import (
     STEP_BISECT,
     STEP_FALLBACK,
@@ -116,9 +117,9 @@ async def _main_steps(run: Runner, ep: Endpoint, opts: PlanOptions, state: PlanS
     state.reference = {"profile": ref_name, "reason": why}
     tag = {"reference": ref_name}
     repeats = [Job(STEP_REPEAT, ref, ep, i, dict(tag)) for i in range(opts.repeat)]
-    variants = [Job(STEP_SNI, replace(ref, name="sni:none", sni=False), ep, 0,
+    variants = [Job(STEP_SNI, replace(ref, name="sni:none", sni=SNI_NONE), ep, 0,
                     {**tag, "sni_variant": "none"}),
-                Job(STEP_SNI, replace(ref, name="sni:unrelated", sni=True),
+                Job(STEP_SNI, replace(ref, name="sni:unrelated", sni=SNI_TARGET),
                     _sni_endpoint(ep, opts.unrelated_sni), 0, {**tag, "sni_variant": "unrelated"})]
     sizes = size_profiles(ref, suite, sni)
     variants += [Job(STEP_SIZE, p, ep, 0, {**tag, **m}) for p, m in sizes]
@@ -165,7 +166,7 @@ def interleave(a: list[Job], b: list[Job]) -> list[Job]:
 
 
 def _sni_endpoint(ep: Endpoint, sni: str) -> Endpoint:
-    return replace(ep, target=replace(ep.target, sni_override=sni))
+    return replace(ep, target=replace(ep.target, sni_choice=Sni.named(sni)))
 
 
 def _negotiated_suite(results: list[AttemptResult], profile: str) -> int | None:

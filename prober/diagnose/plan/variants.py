@@ -150,7 +150,7 @@ def split_point(spec: HelloSpec, sni: str | None) -> tuple[int, int]:
 def split_profiles(ref: Profile, sni: str | None) -> list[tuple[str, Profile, dict[str, Any]]]:
     if ref.spec.sslv2:
         return []
-    cut, length = split_point(ref.spec, sni if ref.sni else None)
+    cut, length = split_point(ref.spec, ref.sni.resolve(sni))
     records = [cut, max(1, (length - cut) // 2)]
     # segments are cut in the wire bytes: the record header comes first
     segments = [cut + 5]

@@ -10,7 +10,6 @@ more; the planner is bounded in connections and the whole run by ``budget_s``.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Callable
 
@@ -64,16 +63,6 @@ def reply_of(r: AttemptResult) -> Reply:
         detail=r.detail)
 
 
-def _endpoint_for(ep: Endpoint, probe: Probe) -> tuple[Endpoint, bool]:
-    """(endpoint, send SNI?) for a probe's SNI choice."""
-    if probe.sni == "target":
-        return ep, True
-    if probe.sni == "none":
-        return ep, False
-    return dataclasses.replace(ep, target=dataclasses.replace(
-        ep.target, sni_override=probe.sni)), True
-
-
 async def enumerate_policy(ep: Endpoint, *, concurrency: int = DEFAULT_CONCURRENCY,
                            deadlines: Deadlines | None = None,
                            budget_s: float = DEFAULT_BUDGET_S,
@@ -89,10 +78,9 @@ async def enumerate_policy(ep: Endpoint, *, concurrency: int = DEFAULT_CONCURREN
     next_id = 0
 
     async def one(aid: int, probe: Probe) -> tuple[Probe, AttemptResult]:
-        target, sni = _endpoint_for(ep, probe)
         profile = Profile(name=probe.name, spec=compile_hello(probe.doc), origin="generated",
-                          sni=sni)
-        return probe, await attempt(aid, target, profile, probe.tries, opts)
+                          sni=probe.sni)
+        return probe, await attempt(aid, ep, profile, probe.tries, opts)
 
     complete = True
     try:

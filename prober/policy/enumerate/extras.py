@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from prober.core.outcome import CONNECT_FAILURES
+from prober.core.targets import SNI_NONE, Sni
 from prober.policy.enumerate import hellos
 from prober.policy.enumerate.candidates import ECDSA_SIGALGS, LEGACY_VERSIONS, RSA_SIGALGS
 from prober.policy.enumerate.plan import (
@@ -152,12 +153,13 @@ def sni_probe(plan: PlanView) -> list[Probe] | None:
         return []
     doc = _base(plan, top)
     if plan.target_sni:
-        return [Probe("cert/no-sni", EXTRAS, doc, top, sni="none")]
+        return [Probe("cert/no-sni", EXTRAS, doc, top, sni=SNI_NONE)]
     first = next((r for p, r in plan.replies if r.answered and r.version == top), None)
     names = [n for n in (first.cert_dns if first else ()) if "*" not in n]
     if not names:
         return []
-    return [Probe("cert/sni", EXTRAS, doc, top, sni=names[0], data={"sni": names[0]})]
+    return [Probe("cert/sni", EXTRAS, doc, top, sni=Sni.named(names[0]),
+                  data={"sni": names[0]})]
 
 
 def intolerance_probes(plan: PlanView) -> list[Probe] | None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from prober.core.outcome import REFUSALS
+from prober.core.targets import SNI_TARGET, Sni
 from prober.wire import registry as reg
 
 # what a connection was for (the connection counts of the report)
@@ -59,8 +60,7 @@ class Probe:
     purpose: str
     doc: dict[str, Any]
     version: str | None = None
-    # "target": the target's SNI; "none": no SNI; otherwise the SNI to send
-    sni: str = "target"
+    sni: Sni = SNI_TARGET
     owner: Any = field(default=None, repr=False)
     tries: int = 0
     data: dict[str, Any] = field(default_factory=dict)
@@ -83,7 +83,7 @@ class Task:
         raise NotImplementedError
 
     def _send(self, name: str, doc: dict[str, Any], version: str | None = None,
-              purpose: str | None = None, sni: str = "target", **data: Any) -> Probe:
+              purpose: str | None = None, sni: Sni = SNI_TARGET, **data: Any) -> Probe:
         self.busy = True
         return Probe(name=name, purpose=purpose or self.purpose, doc=doc, version=version,
                      sni=sni, owner=self, data=data)

@@ -1,0 +1,81 @@
+"""The gate's run: the attempts, policy scans and diagnoses an expectations file needs,
+against each target, turned into verdicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from prober.check import evaluate as ev
+from prober.check.evaluate import Verdict
+from prober.check.expectations import Expectations
+from prober.core import engine
+from prober.core.outcome import AttemptResult
+from prober.core.targets import Target
+from prober.diagnose.run import diagnose
+from prober.net.attempt import Deadlines
+from prober.policy.enumerate.driver import enumerate_policy
+from prober.profiles.loader import resolve
+from prober.profiles.model import Profile
+
+CHECK_SCHEMA = "prober.check/1"
+
+
+@dataclass
+class CheckRun:
+    """What one gate run needs and what it measured so far (kept when interrupted)."""
+
+    exp: Expectations
+    targets: list[Target]
+    deadlines: Deadlines
+    concurrency: int = 16
+    profiles: list[Profile] = field(default_factory=list)
+    # each profile argument of the expectations -> the profile names it stands for
+    sets: dict[str, list[str]] = field(default_factory=dict)
+    results: list[AttemptResult] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    @classmethod
+    def prepare(cls, exp: Expectations, targets: list[Target], deadlines: Deadlines,
+                concurrency: int) -> CheckRun:
+        """Resolve every profile the expectations name (ProfileError when one does not)."""
+        run = cls(exp, targets, deadlines, concurrency)
+        seen: set[str] = set()
+        for arg in (a for args in ev.plan(exp).values() for a in args):
+            resolved = resolve(arg)
+            run.sets[arg] = [p.name for p in resolved]
+            for p in resolved:
+                if p.name not in seen:
+                    seen.add(p.name)
+                    run.profiles.append(p)
+        return run
+
+    async def execute(self) -> list[Verdict]:
+        exp = self.exp
+        eps = await engine.resolve_targets(self.targets, False)
+        opts = engine.EngineOptions(repeat=exp.repeat, concurrency=self.concurrency,
+                                    deadlines=self.deadlines)
+        if self.profiles:
+            await engine.run(eps, self.profiles, opts, self.results.append)
+        for ep in eps:
+            label = ep.target.label
+            mine = [r for r in self.results if r.target == label and r.address == ep.address]
+            self.verdicts += ev.evaluate(exp, label, mine, self.sets)
+            if ep.address is None:
+                continue
+            if exp.policy_equals or exp.policy_no_weaker_than:
+                scan = await enumerate_policy(ep, deadlines=self.deadlines)
+                self.verdicts += ev.policy_verdicts(exp, label, scan)
+            if exp.no_findings:
+                doc = await diagnose(ep, self.deadlines)
+                self.verdicts += ev.finding_verdicts(exp, label, doc["findings"])
+        return self.verdicts
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.verdicts)
+
+    def document(self) -> dict[str, Any]:
+        return {"schema": CHECK_SCHEMA, "expectations": self.exp.path, "passed": self.passed,
+                "verdicts": [v.to_json() for v in self.verdicts],
+                "attempts": [r.to_json() for r in sorted(self.results, key=lambda r: r.id)]}

@@ -1,0 +1,20 @@
+"""A whole diagnosis of one endpoint as one call, for callers that want the document
+without the command's progress and options (``prober check``'s ``no_findings``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prober.core.engine import Endpoint
+from prober.diagnose import report
+from prober.diagnose.plan import PlanOptions, PlanState, execute
+from prober.net.attempt import Deadlines
+
+
+async def diagnose(ep: Endpoint, deadlines: Deadlines) -> dict[str, Any]:
+    """The diagnose document (``prober.diagnose/1``) of ``ep`` with the default plan."""
+    started = time.time()
+    state = PlanState()
+    await execute(ep, PlanOptions(deadlines=deadlines), state)
+    return report.document(state, ep, report.RunMeta(started=started, finished=time.time()))

@@ -1,0 +1,46 @@
+"""`whatif --against/--current TARGET`: the clients' hellos run live, to set the
+simulation beside reality."""
+
+from __future__ import annotations
+
+from prober.core import engine
+from prober.core.outcome import CONNECT_FAILURES, AttemptResult
+from prober.core.targets import Target
+from prober.net.attempt import Deadlines
+from prober.policy.whatif.run import Client, Live
+from prober.policy.whatif.simulate import CertKind
+
+
+class LiveError(ValueError):
+    """A live endpoint that did not resolve or never answered: it says nothing of any
+    policy, so the comparison cannot be made."""
+
+
+async def run_live(clients: list[Client], targets: list[Target], deadlines: Deadlines
+                   ) -> dict[str, list[Live]]:
+    """Each client's hello once against each target; results by target label, in
+    client order."""
+    endpoints = await engine.resolve_targets(targets, False)
+    for ep in endpoints:
+        if ep.error:
+            raise LiveError(f"{ep.target.label}: {ep.error}")
+    results: dict[tuple[str, str], AttemptResult] = {}
+    opts = engine.EngineOptions(concurrency=32, per_target=8, deadlines=deadlines)
+    await engine.run(endpoints, [c.profile for c in clients], opts,
+                     lambda r: results.__setitem__((r.target, r.profile), r))
+    out = {t.label: [Live.of(results[(t.label, c.name)]) for c in clients] for t in targets}
+    for label, lives in out.items():
+        if all(lv.outcome in CONNECT_FAILURES for lv in lives):
+            raise LiveError(f"{label}: no TLS endpoint answered ({lives[0].outcome}: "
+                            f"{lives[0].detail})")
+    return out
+
+
+def cert_seen(live: list[Live]) -> CertKind | None:
+    """The certificate key types an endpoint served, as the simulation names them."""
+    kinds = {lv.cert_key_type for lv in live if lv.cert_key_type}
+    if kinds == {"RSA"}:
+        return "rsa"
+    if kinds == {"ECDSA"}:
+        return "ecdsa"
+    return "both" if {"RSA", "ECDSA"} <= kinds else None
