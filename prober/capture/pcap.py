@@ -21,11 +21,12 @@ from prober.capture.hellos import Grouper, HelloGroup, SeenHello
 from prober.capture.pcap_file import CaptureFormatError, read_frames, sniff
 from prober.capture.pcap_link import LINKTYPE_NAMES, Tally, tcp_segment
 from prober.capture.tcp_reassembly import HelloBytes, Reassembler
+from prober.core.errors import InputError
 from prober.wire.buffer import DecodeError
 from prober.wire.clienthello import read_client_hello
 
 
-class CaptureError(Exception):
+class CaptureError(InputError):
     """A file that cannot be read as a capture (one line, naming the file)."""
 
 

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from prober.core.errors import InputError
+
 PCAP_MAGIC_US = 0xA1B2C3D4
 PCAP_MAGIC_NS = 0xA1B23C4D
 PCAPNG_SHB = 0x0A0D0D0A
@@ -30,7 +32,7 @@ MAX_FRAME = 1 << 18
 MAX_BLOCK = 1 << 24
 
 
-class CaptureFormatError(ValueError):
+class CaptureFormatError(InputError):
     """The bytes are not a pcap or pcapng file."""
 
 

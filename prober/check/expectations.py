@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prober.core.errors import InputError
 from prober.core.outcome import OUTCOMES
 
 EXPECT_SCHEMA = 1
@@ -17,7 +18,7 @@ _TOP = {"schema", "profiles", "min_version", "forbidden_suites", "required_group
         "certificate", "policy", "no_findings", "repeat", "timeout"}
 
 
-class ExpectationError(ValueError):
+class ExpectationError(InputError):
     """An expectations file that cannot be used; the message names the problem."""
 
 

@@ -11,12 +11,11 @@ from typing import Any
 
 from tabulate import tabulate
 
-from prober.check.expectations import ExpectationError, load
+from prober.check.expectations import load
 from prober.check.junit import junit_xml
 from prober.check.run import CheckRun
 from prober.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Commands, UsageError, run_loop
 from prober.cli.options import add_target_options, add_timeouts, deadlines_of, target_of
-from prober.profiles.compile import ProfileError
 
 
 def register(hooks: Commands) -> None:
@@ -37,13 +36,10 @@ def register(hooks: Commands) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    try:
-        exp = load(args.expect)
-        deadlines = deadlines_of(args, fallback=exp.timeout)
-        targets = [target_of(t, args) for t in args.targets]
-        run = CheckRun.prepare(exp, targets, deadlines, args.concurrency)
-    except (ExpectationError, ProfileError) as e:
-        raise UsageError(str(e)) from None
+    exp = load(args.expect)
+    deadlines = deadlines_of(args, fallback=exp.timeout)
+    targets = [target_of(t, args) for t in args.targets]
+    run = CheckRun.prepare(exp, targets, deadlines, args.concurrency)
     t0 = time.monotonic()
     try:
         run_loop(run.execute())

@@ -10,6 +10,8 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, NoReturn, TypeVar
 
+from prober.core.errors import InputError
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -18,7 +20,7 @@ EXIT_INTERRUPTED = 130
 T = TypeVar("T")
 
 
-class UsageError(Exception):
+class UsageError(InputError):
     """Bad input from the user: reported as one line, exit status 2."""
 
 

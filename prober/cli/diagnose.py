@@ -24,7 +24,7 @@ from prober.cli.options import add_target_options, add_timeouts, deadlines_of, t
 from prober.core import engine
 from prober.diagnose import capture as cap_mod
 from prober.diagnose import diff, plan, report
-from prober.diagnose.diff import DiffInputError, check
+from prober.diagnose.diff import check
 from prober.net.packets import open_capture
 from prober.report.output import emit
 
@@ -169,10 +169,7 @@ def _load(path: str) -> dict[str, Any]:
         raise _usage(f"cannot read {path!r}: {e.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise _usage(f"{path}: not JSON ({e})") from None
-    try:
-        return check(doc, path)
-    except DiffInputError as e:
-        raise _usage(str(e)) from None
+    return check(doc, path)
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from tabulate import tabulate
 
 from prober import __version__
 from prober.capture.hellos import profile_doc
-from prober.capture.pcap import CaptureError, import_captures
+from prober.capture.pcap import import_captures
 from prober.cli.common import EXIT_OK, UsageError, json_file_of
 from prober.profiles.compile import ProfileError
 from prober.profiles.describe import versions_text
@@ -47,10 +47,7 @@ def register(sub: Any) -> None:
 
 def cmd_from_pcap(args: argparse.Namespace) -> int:
 
-    try:
-        result = import_captures(args.files)
-    except CaptureError as e:
-        raise UsageError(str(e)) from None
+    result = import_captures(args.files)
     out = Path(args.out)
     written: list[tuple[HelloGroup, Profile, Path]] = []
     for g in result.groups:

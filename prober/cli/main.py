@@ -13,7 +13,8 @@ import importlib
 import sys
 
 from prober import __version__
-from prober.cli.common import EXIT_OK, EXIT_USAGE, Commands, Parser, UsageError
+from prober.cli.common import EXIT_OK, EXIT_USAGE, Commands, Parser
+from prober.core.errors import InputError
 
 # (command, module that adds its options and runs it, one-line help), in --help order
 COMMANDS: tuple[tuple[str, str, str], ...] = (
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
         rc: int = args.func(args)
         return rc
-    except UsageError as e:
+    except InputError as e:  # every bad input, however deep it was found: one line
         print(f"prober: {e}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from prober.cli.common import UsageError
-from prober.core.targets import Target, TargetError, parse_target, sni_choice, with_overrides
+from prober.core.targets import Target, parse_target, sni_choice, with_overrides
 from prober.net.attempt import DEFAULT_TIMEOUT_S, Deadlines
 
 
@@ -30,12 +30,9 @@ def add_timeouts(p: argparse.ArgumentParser, *, default: float | None = DEFAULT_
 
 def target_of(text: str, args: argparse.Namespace) -> Target:
     """TARGET with --address, --sni and --no-sni applied: how every command that probes
-    named endpoints reads them (UsageError when bad)."""
-    try:
-        return with_overrides(parse_target(text), args.address,
-                              sni_choice(args.sni, args.no_sni))
-    except TargetError as e:
-        raise UsageError(str(e)) from None
+    named endpoints reads them (TargetError when bad)."""
+    return with_overrides(parse_target(text), args.address,
+                          sni_choice(args.sni, args.no_sni))
 
 
 def deadlines_of(args: argparse.Namespace, fallback: float = DEFAULT_TIMEOUT_S) -> Deadlines:

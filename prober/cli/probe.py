@@ -19,9 +19,8 @@ from prober.cli.common import (
 )
 from prober.cli.options import add_target_options, add_timeouts, deadlines_of, target_of
 from prober.core import engine
-from prober.core.targets import TargetError, read_targets_file
+from prober.core.targets import read_targets_file
 from prober.probe.report import RunInfo, document, table
-from prober.profiles.compile import ProfileError
 from prober.profiles.loader import resolve_all
 from prober.report.output import emit
 from prober.report.progress import Progress
@@ -62,16 +61,13 @@ def register(hooks: Commands) -> None:
 
 def cmd_probe(args: argparse.Namespace) -> int:
 
-    try:
-        raw = list(args.targets)
-        if args.targets_file:
-            raw += read_targets_file(args.targets_file)
-        if not raw:
-            raise UsageError("no target given (TARGET... or --targets-file)")
-        targets = [target_of(t, args) for t in raw]
-        profiles = resolve_all(args.profile)
-    except (ProfileError, TargetError) as e:
-        raise UsageError(str(e)) from None
+    raw = list(args.targets)
+    if args.targets_file:
+        raw += read_targets_file(args.targets_file)
+    if not raw:
+        raise UsageError("no target given (TARGET... or --targets-file)")
+    targets = [target_of(t, args) for t in raw]
+    profiles = resolve_all(args.profile)
     for name, value, low in (("--repeat", args.repeat, 1), ("--concurrency", args.concurrency, 1),
                              ("--per-target", args.per_target, 1)):
         if value < low:

@@ -10,9 +10,7 @@ from tabulate import tabulate
 from prober.cli import capture, from_pcap
 from prober.cli.common import EXIT_OK, EXIT_USAGE, Commands, Parser, UsageError
 from prober.core.outcome import OUTCOMES
-from prober.core.targets import TargetError
 from prober.profiles import loader
-from prober.profiles.compile import ProfileError
 from prober.profiles.describe import full_text, summary_row
 
 
@@ -40,17 +38,14 @@ def _usage(p: argparse.ArgumentParser) -> int:
 def cmd_profiles_list(args: argparse.Namespace) -> int:
 
 
-    try:
-        if args.set:
-            sets = loader.set_names()
-            if args.set not in sets:
-                raise UsageError(
-                    f"unknown profile set {args.set!r}; sets: {', '.join(sorted(sets))}")
-            profiles = loader.resolve(args.set)
-        else:
-            profiles = loader.resolve_all([*loader.available_names(), "sweep-versions"])
-    except (ProfileError, TargetError) as e:
-        raise UsageError(str(e)) from None
+    if args.set:
+        sets = loader.set_names()
+        if args.set not in sets:
+            raise UsageError(
+                f"unknown profile set {args.set!r}; sets: {', '.join(sorted(sets))}")
+        profiles = loader.resolve(args.set)
+    else:
+        profiles = loader.resolve_all([*loader.available_names(), "sweep-versions"])
     rows = [summary_row(p) for p in profiles]
     print(tabulate(rows, headers=["name", "versions", "suites", "groups", "JA4", "origin"],
                    tablefmt="plain"))
@@ -62,10 +57,7 @@ def cmd_profiles_list(args: argparse.Namespace) -> int:
 
 def cmd_profiles_show(args: argparse.Namespace) -> int:
 
-    try:
-        profiles = loader.resolve(args.name)
-    except (ProfileError, TargetError) as e:
-        raise UsageError(str(e)) from None
+    profiles = loader.resolve(args.name)
     print("\n\n".join(full_text(p) for p in profiles))
     return EXIT_OK
 

@@ -21,9 +21,9 @@ from prober.core.targets import TargetError, parse_target
 from prober.logs.pipeline import LogInputError, load_population
 from prober.policy.naming.catalog import CatalogError, get, load_policy_file
 from prober.policy.whatif import run as whatif
-from prober.policy.whatif.live import LiveError, cert_seen, run_live
+from prober.policy.whatif.live import cert_seen, run_live
 from prober.policy.whatif.run import Client, population_clients
-from prober.policy.whatif.simulate import CandidateError, candidate, predict
+from prober.policy.whatif.simulate import candidate, predict
 from prober.profiles.compile import ProfileError
 from prober.profiles.loader import resolve_all
 from prober.report.output import emit
@@ -85,18 +85,13 @@ def cmd_whatif(args: argparse.Namespace) -> int:
             current_target = _target(args.current, "--current")
     server_order = None if args.order is None else args.order == "server"
     # both policies are checked before anything goes on the wire
-    try:
-        cand = candidate(_policy(args.policy, "--policy"), args.cert or "rsa", server_order)
-        cur = candidate(current_policy, args.cert or "rsa") if current_policy else None
-    except CandidateError as e:
-        raise UsageError(str(e)) from None
+    cand = candidate(_policy(args.policy, "--policy"), args.cert or "rsa", server_order)
+    cur = candidate(current_policy, args.cert or "rsa") if current_policy else None
     # opened now: a path that cannot be written must not cost a live run
     json_out = json_file_of(args)
     targets = {t.label: t for t in (against, current_target) if t is not None}
     try:
         live = run_loop(run_live(clients, list(targets.values()), deadlines)) if targets else {}
-    except LiveError as e:
-        raise UsageError(str(e)) from None
     except KeyboardInterrupt:
         print("prober: interrupted", file=sys.stderr)
         if json_out is not None:

@@ -7,8 +7,10 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
+from prober.core.errors import InputError
 
-class TargetError(ValueError):
+
+class TargetError(InputError):
     """A target that cannot be parsed; the message names it."""
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from prober.core.errors import InputError
 from prober.core.outcome import ANSWERED, CONNECT_FAILURES, CUT, Outcome
 from prober.diagnose.findings import (
     HIGH,
@@ -36,7 +37,7 @@ DIFF_SCHEMA = "prober.diff/1"
 KNOWN_SCHEMAS = ("prober.diagnose/1", "prober.probe/1")
 
 
-class DiffInputError(ValueError):
+class DiffInputError(InputError):
     """A file that is not a prober run; the message names it."""
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
 
+from prober.core.errors import InputError
 from prober.logs import detect as logs_detect
 from prober.logs import formats as logs_formats
 from prober.logs.aws import (
@@ -36,7 +37,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 STDIN = "-"
 
 
-class LogInputError(Exception):
+class LogInputError(InputError):
     """A file that cannot be read at all, or whose format cannot be told: one line."""
 
 

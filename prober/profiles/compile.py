@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from prober.core.errors import InputError
 from prober.wire import registry as reg
 from prober.wire.buffer import DecodeError, Reader
 from prober.wire.clienthello import (
@@ -29,7 +30,7 @@ from prober.wire.clienthello import (
 from prober.wire.constants import ExtensionType, extension_name, extension_value
 
 
-class ProfileError(ValueError):
+class ProfileError(InputError):
     """A profile that cannot be compiled; the message names the field and value."""
 
 

@@ -14,11 +14,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from prober.core.errors import InputError
+
 CATALOG_FILES = ("aws_elb.json", "aws_cloudfront.json", "gcp.json", "azure_appgw.json",
                  "cloudflare.json", "mozilla.json")
 
 
-class CatalogError(ValueError):
+class CatalogError(InputError):
     """A policy name or file that cannot be used; the message names it."""
 
 

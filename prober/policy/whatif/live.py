@@ -4,6 +4,7 @@ simulation beside reality."""
 from __future__ import annotations
 
 from prober.core import engine
+from prober.core.errors import InputError
 from prober.core.outcome import CONNECT_FAILURES, AttemptResult
 from prober.core.targets import Target
 from prober.net.attempt import Deadlines
@@ -11,7 +12,7 @@ from prober.policy.whatif.run import Client, Live
 from prober.policy.whatif.simulate import CertKind
 
 
-class LiveError(ValueError):
+class LiveError(InputError):
     """A live endpoint that did not resolve or never answered: it says nothing of any
     policy, so the comparison cannot be made."""
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from prober.core.errors import InputError
 from prober.policy.naming.catalog import NamedPolicy
 from prober.wire import registry as reg
 from prober.wire.buffer import Reader
@@ -41,7 +42,7 @@ ECDSA_CURVE = 0x0017
 _RSA_PSS_RSAE = (0x0804, 0x0805, 0x0806)
 
 
-class CandidateError(ValueError):
+class CandidateError(InputError):
     """A policy that cannot be simulated; the message names what is missing."""
 
 
