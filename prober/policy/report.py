@@ -18,7 +18,7 @@ _COUNT_ORDER = ("suites", "versions", "groups", "extras", "sanity")
 
 def _suite_value(name: str, version: str) -> int | None:
     if version == "SSLv2":
-        for v, spec in reg._index().sslv2.items():
+        for v, spec in reg.sslv2_specs().items():
             if spec.name == name:
                 return v
         return None

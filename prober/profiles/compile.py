@@ -202,7 +202,7 @@ def _sslv2_spec(v: Any) -> int:
     code = reg.parse_code(s)
     if code is not None:
         return code
-    for spec in reg._index().sslv2.values():
+    for spec in reg.sslv2_specs().values():
         if s in (spec.name, spec.openssl_name):
             return spec.value
     return _lookup("hello.cipher_suites", reg.suite_value, s)
@@ -231,7 +231,7 @@ def _group_doc(v: int) -> str:
         return f"0x{v:04X}"
 
 
-def _ext_to_doc(e: ExtSpec) -> Any:
+def ext_to_doc(e: ExtSpec) -> Any:
     t = e.type
     name = extension_name(t)
     if e.sni:
@@ -304,5 +304,5 @@ def hello_to_doc(spec: HelloSpec) -> dict[str, Any]:
         doc["compression"] = list(spec.compression_methods)
     doc["session_id"] = spec.session_id
     doc["extensions"] = None if spec.extensions is None else [
-        _ext_to_doc(e) for e in spec.extensions]
+        ext_to_doc(e) for e in spec.extensions]
     return doc

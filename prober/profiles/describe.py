@@ -71,11 +71,11 @@ def full_text(p: Profile) -> str:
 
 
 def _ext_value(p: Profile, ext_type: int, ch: ClientHello | None) -> str:
-    from prober.profiles.compile import _ext_to_doc
+    from prober.profiles.compile import ext_to_doc
 
     e = next(x for x in p.spec.extensions or () if x.type == ext_type)
     try:
-        doc = _ext_to_doc(e)
+        doc = ext_to_doc(e)
     except DecodeError:
         return e.body.hex()
     if isinstance(doc, dict):

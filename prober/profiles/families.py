@@ -93,7 +93,7 @@ def tls13_doc(suites: list[str], groups: list[str] | None = None,
             "cipher_suites": [*suites, *(legacy or [])], "extensions": exts}
 
 
-def _tls13_suites() -> list[str]:
+def tls13_suites() -> list[str]:
     # the five RFC 8446 suites; SM4/AEGIS code points would make a plain probe exotic
     return [c.name for c in reg.all_suites() if 0x1301 <= c.value <= 0x1305]
 
@@ -101,10 +101,10 @@ def _tls13_suites() -> list[str]:
 def version_profile(name: str) -> Profile:
     version = PROFILE_VERSIONS[name]
     if version == "SSLv2":
-        specs = [f"0x{v:06X}" for v in sorted(reg._index().sslv2)]
+        specs = [f"0x{v:06X}" for v in sorted(reg.sslv2_specs())]
         doc: dict[str, Any] = {"sslv2": True, "version": "SSLv2", "cipher_suites": specs}
     elif version == "TLSv1.3":
-        doc = tls13_doc(_tls13_suites())
+        doc = tls13_doc(tls13_suites())
     else:
         doc = legacy_doc(version, _version_suites(version))
     return Profile(name=name, spec=compile_hello(doc), origin="generated",
@@ -153,7 +153,7 @@ def group_profile(name: str) -> Profile:
         "TLSv1.2", ("DHE",) if kind == "ffdhe" else ("ECDHE",))
     tls13 = g is None or g.tls13_usable
     if tls13:
-        doc = tls13_doc(_tls13_suites(), groups=[gname], key_shares=[gname], legacy=legacy or None)
+        doc = tls13_doc(tls13_suites(), groups=[gname], key_shares=[gname], legacy=legacy or None)
     else:
         doc = legacy_doc("TLSv1.2", legacy, groups=[gname])
     return Profile(name=name, spec=compile_hello(doc), origin="generated",
@@ -162,7 +162,7 @@ def group_profile(name: str) -> Profile:
 
 def sweep_cipher_names() -> list[str]:
     """``cipher:`` profiles for every suite a certificate-based server could pick."""
-    names = [f"cipher:{c}" for c in _tls13_suites()]
+    names = [f"cipher:{c}" for c in tls13_suites()]
     seen = set()
     for version in reversed(reg.VERSIONS[1:-1]):  # TLS 1.2 down to SSLv3
         for c in _version_suites(version):

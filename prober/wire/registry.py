@@ -202,6 +202,11 @@ def all_suites() -> list[CipherSuite]:
     return list(_index().suites.values())
 
 
+def sslv2_specs() -> dict[int, CipherSuite]:
+    """Every SSLv2 cipher spec of the registry, by its 24-bit value."""
+    return _index().sslv2
+
+
 def sslv2_spec(value: int) -> CipherSuite | None:
     return _index().sslv2.get(value)
 

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from prober.core.engine import Endpoint
-from prober.core.targets import SNI_TARGET, Sni
-from prober.core.targets import Target
+from prober.core.targets import SNI_TARGET, Sni, Target
 from prober.diagnose import capture, diff, plan, rules
 from prober.diagnose.findings import (
     Control,

@@ -107,12 +107,12 @@ def edge_clients() -> list[Client]:
         "edge:tls12-dhe": families.legacy_doc(
             "TLSv1.2", ["DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-SHA", *ecdhe],
             groups=["ffdhe2048"]),
-        "edge:tls13-rsa-pss-only": _with_ext(families.tls13_doc(families._tls13_suites()),
+        "edge:tls13-rsa-pss-only": _with_ext(families.tls13_doc(families.tls13_suites()),
                                              "signature_algorithms", ["rsa_pss_rsae_sha256"]),
         "edge:tls13-no-usable-sigalg": _with_ext(
-            families.tls13_doc(families._tls13_suites()), "signature_algorithms",
+            families.tls13_doc(families.tls13_suites()), "signature_algorithms",
             ["ecdsa_secp384r1_sha384", "rsa_pkcs1_sha256"]),
-        "edge:tls13-hrr": families.tls13_doc(families._tls13_suites(),
+        "edge:tls13-hrr": families.tls13_doc(families.tls13_suites(),
                                              groups=["x448", "secp384r1", "x25519"],
                                              key_shares=["x448"]),
     }

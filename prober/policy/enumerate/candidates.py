@@ -32,7 +32,7 @@ def suite_candidates(version: str) -> tuple[int, ...]:
     """Every registry suite a certificate-based or anonymous server could pick at ``version``
     (code points: two registry entries may share a name)."""
     if version == "TLSv1.3":
-        return tuple(reg.suite_value(n) for n in families._tls13_suites())
+        return tuple(reg.suite_value(n) for n in families.tls13_suites())
     cands = [c for c in reg.all_suites()
              if version in c.tls_versions and not c.scsv
              and c.kx in families._KX and c.auth in families._AUTH]

@@ -33,7 +33,7 @@ def hello(version: str, suites: list[int], *, groups: list[str] | None = None,
 
 
 def sslv2_hello() -> dict[str, Any]:
-    specs = [f"0x{v:06X}" for v in sorted(reg._index().sslv2)]
+    specs = [f"0x{v:06X}" for v in sorted(reg.sslv2_specs())]
     return {"sslv2": True, "version": "SSLv2", "cipher_suites": specs}
 
 
