@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prober.check.expectations import Expectations
-from prober.core.outcome import AttemptResult, Outcome
+from prober.core.attempt import AttemptResult
+from prober.core.outcome import Outcome
 from prober.profiles.families import VERSION_PROFILES
 from prober.wire.registry import VERSIONS
 

@@ -10,7 +10,7 @@ from prober.check import evaluate as ev
 from prober.check.evaluate import Verdict
 from prober.check.expectations import Expectations
 from prober.core import engine
-from prober.core.outcome import AttemptResult
+from prober.core.attempt import AttemptResult
 from prober.core.targets import Target
 from prober.diagnose.run import diagnose
 from prober.net.attempt import Deadlines

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from prober.core.outcome import AttemptResult, Outcome, classify
+from prober.core.attempt import AttemptResult
+from prober.core.outcome import Outcome, classify
 from prober.core.targets import Sni, Target
 from prober.net.attempt import (
     AF_INET,

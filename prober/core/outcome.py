@@ -3,9 +3,8 @@ and the classifier that maps one observation to exactly one outcome."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from prober.net.attempt import (
     CONNECT_REFUSED,
@@ -17,7 +16,7 @@ from prober.net.attempt import (
 )
 from prober.wire import serverflight as sf
 from prober.wire.constants import alert_name
-from prober.wire.registry import group_name, suite_name, suite_openssl_name, version_name
+from prober.wire.registry import group_name, suite_name, version_name
 
 
 class Outcome(StrEnum):
@@ -161,104 +160,3 @@ def _errno_text(code: int | None) -> str | None:
     import os
 
     return f"{errno.errorcode.get(code, code)}: {os.strerror(code)}"
-
-
-@dataclass
-class AttemptResult:
-    """One attempt, as reported and as streamed to JSON lines."""
-
-    id: int
-    target: str
-    host: str
-    port: int
-    address: str | None
-    sni: str | None
-    profile: str
-    repeat: int
-    outcome: Outcome
-    detail: str
-    started_at: float
-    obs: Observation | None = None
-    error: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id, "target": self.target, "host": self.host, "port": self.port,
-            "address": self.address, "sni": self.sni, "profile": self.profile,
-            "repeat": self.repeat, "outcome": self.outcome, "detail": self.detail,
-            "started_at": round(self.started_at, 6),
-        }
-        if self.error:
-            out["error"] = self.error
-        obs = self.obs
-        if obs is None:
-            return out
-        f = obs.flight
-        out["local_address"] = obs.local_address
-        out["local_port"] = obs.local_port
-        out["hello_bytes"] = obs.hello_bytes
-        out["end"] = obs.end
-        out["timings_ms"] = {k: _r(v) for k, v in (
-            ("connect", obs.t_connect), ("hello_sent", obs.t_sent), ("hello_acked", obs.t_acked),
-            ("first_byte", obs.t_first_byte), ("total", obs.t_end))}
-        out["tcp"] = {"acked": obs.acked, "unacked": obs.tcp_unacked,
-                      "retransmits": obs.tcp_retransmits, "rtt_us": obs.tcp_rtt_us,
-                      "snd_mss": obs.tcp_snd_mss}
-        if f is not None:
-            neg: dict[str, Any] = {}
-            if f.version is not None:
-                neg["version"] = version_name(f.version)
-            if f.suite is not None:
-                neg["suite"] = suite_name(f.suite)
-                neg["suite_openssl"] = suite_openssl_name(f.suite)
-            if f.group is not None:
-                neg["group"] = group_name(f.group)
-            if f.dh_bits is not None:
-                neg["dh_bits"] = f.dh_bits
-            if f.alpn is not None:
-                neg["alpn"] = f.alpn
-            if f.hrr_group is not None:
-                neg["hrr_group"] = group_name(f.hrr_group)
-            if f.downgrade_sentinel:
-                neg["downgrade_sentinel"] = f.downgrade_sentinel
-            if f.decrypted is not None:
-                neg["decrypted"] = f.decrypted
-            for k in ("secure_renegotiation", "extended_master_secret", "session_ticket"):
-                v = getattr(f, k)
-                if v is not None:
-                    neg[k] = v
-            if f.ocsp_stapled:
-                neg["ocsp_stapled"] = True
-            if f.cert_request:
-                neg["certificate_request"] = True
-            if f.signature_scheme is not None:
-                from prober.wire.registry import sig_name
-
-                neg["signature_scheme"] = sig_name(f.signature_scheme)
-            if f.certificate_compression:
-                neg["certificate_compression"] = f.certificate_compression
-            out["negotiated"] = neg
-            if f.alert is not None:
-                out["alert"] = {"description": alert_name(f.alert), "code": f.alert,
-                                "level": f.alert_level, "encrypted": f.alert_encrypted}
-            out["server_bytes"] = f.bytes_received
-            out["server_messages"] = list(f.messages)
-            if f.banner:
-                out["banner"] = f.banner
-            if f.certificates:
-                from prober.wire.certificates import describe
-
-                # plain values only, never raises: a broken certificate is marked
-                # undecodable and costs nothing else
-                out["certificate"] = describe(f.certificates[0])
-                out["chain_length"] = len(f.certificates)
-            elif f.certificate_undecodable:
-                out["certificate"] = {"undecodable": True, "error_kind": "compression",
-                                      "error": f.certificate_undecodable}
-        out.update(self.data)
-        return out
-
-
-def _r(v: float | None) -> float | None:
-    return None if v is None else round(v * 1000, 3)

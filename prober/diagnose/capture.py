@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from prober.core.outcome import AttemptResult
+from prober.core.attempt import AttemptResult
 from prober.net.packets import Capture, RawPacket
 
 PER_ATTEMPT = 60  # kept per attempt in the JSON

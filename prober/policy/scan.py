@@ -15,8 +15,8 @@ from prober.policy.enumerate.plan import PURPOSES, SUITES, VERSIONS, Probe, Repl
 from prober.policy.model import VERSION_ORDER, ObservedPolicy
 
 if TYPE_CHECKING:
+    from prober.core.attempt import AttemptResult
     from prober.core.engine import Endpoint
-    from prober.core.outcome import AttemptResult
     from prober.policy.enumerate.planner import Planner
 
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prober import __version__
+from prober.core.attempt import AttemptResult
 from prober.core.engine import Endpoint
-from prober.core.outcome import AttemptResult
 from prober.net.host import hostname
 from prober.probe.summary import summarize
 from prober.report.timestamps import iso_ms

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from prober.core.outcome import AttemptResult
+from prober.core.attempt import AttemptResult
 
 
 @dataclass

@@ -21,7 +21,7 @@ import pytest
 
 from prober.cli.main import main
 from prober.core import engine
-from prober.core.outcome import AttemptResult
+from prober.core.attempt import AttemptResult
 from prober.core.targets import Target
 from prober.net.attempt import Deadlines
 from prober.policy.naming import catalog

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from prober.core.attempt import AttemptResult
 from prober.core.engine import Endpoint, EngineOptions, RateLimiter, attempt
-from prober.core.outcome import AttemptResult
 from prober.diagnose.findings import Control, IdleResult, Seen
 from prober.net.attempt import Deadlines
 from prober.profiles.model import Profile

@@ -26,8 +26,9 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 
+from prober.core.attempt import AttemptResult
 from prober.core.engine import Endpoint
-from prober.core.outcome import AttemptResult, Outcome
+from prober.core.outcome import Outcome
 from prober.core.targets import SNI_NONE, SNI_TARGET, Sni
 from prober.diagnose.findings import (
     STEP_BISECT,

@@ -13,8 +13,9 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from prober.core.attempt import AttemptResult
 from prober.core.engine import Endpoint, EngineOptions, attempt
-from prober.core.outcome import AttemptResult, Outcome
+from prober.core.outcome import Outcome
 from prober.core.targets import is_ip
 from prober.net.attempt import Deadlines
 from prober.policy.enumerate.plan import Probe, Reply

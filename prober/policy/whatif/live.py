@@ -4,8 +4,9 @@ simulation beside reality."""
 from __future__ import annotations
 
 from prober.core import engine
+from prober.core.attempt import AttemptResult
 from prober.core.errors import InputError
-from prober.core.outcome import CONNECT_FAILURES, AttemptResult
+from prober.core.outcome import CONNECT_FAILURES
 from prober.core.targets import Target
 from prober.net.attempt import Deadlines
 from prober.policy.whatif.run import Client, Live

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from prober.core import outcome as oc
-from prober.core.outcome import AttemptResult
+from prober.core.attempt import AttemptResult
 from prober.policy.whatif.simulate import Candidate, Prediction, predict
 from prober.profiles.model import Profile
 from prober.wire import registry as reg
