@@ -11,8 +11,12 @@ from typing import Any
 from prober.check.expectations import Expectations
 from prober.core.attempt import AttemptResult
 from prober.core.outcome import Outcome
+from prober.policy.naming.catalog import get
+from prober.policy.naming.match import diff_policies
 from prober.profiles.families import VERSION_PROFILES
-from prober.wire.registry import VERSIONS
+from prober.wire import registry as reg
+from prober.wire.certificates import describe
+from prober.wire.registry import VERSIONS, suite_name, version_name
 
 
 @dataclass
@@ -32,7 +36,6 @@ class Verdict:
 
 def forbidden_suite_names(patterns: list[str]) -> list[str]:
     """IANA names of every registry suite a pattern names (``*CBC*``, OpenSSL or IANA)."""
-    from prober.wire import registry as reg
 
     out: list[str] = []
     for pat in patterns:
@@ -60,7 +63,6 @@ def plan(exp: Expectations) -> dict[str, list[str]]:
         below = VERSIONS[: VERSIONS.index(exp.min_version)]
         needs["min_version"] = [VERSION_PROFILES[v] for v in below if v != "SSLv2"]
     if exp.forbidden_suites:
-        from prober.wire import registry as reg
 
         names = []
         for n in forbidden_suite_names(exp.forbidden_suites):
@@ -144,7 +146,6 @@ def _certificate_verdict(days: int, target: str, results: list[AttemptResult],
         certs = r.obs.flight.certificates
         if not certs:
             continue
-        from prober.wire.certificates import describe
 
         info = describe(certs[0])
         if "not_after" in info:
@@ -164,7 +165,6 @@ def _certificate_verdict(days: int, target: str, results: list[AttemptResult],
 def _version(r: AttemptResult) -> str | None:
     if r.obs is None or r.obs.flight is None or r.obs.flight.version is None:
         return None
-    from prober.wire.registry import version_name
 
     return version_name(r.obs.flight.version)
 
@@ -172,15 +172,12 @@ def _version(r: AttemptResult) -> str | None:
 def _suite(r: AttemptResult) -> str | None:
     if r.obs is None or r.obs.flight is None or r.obs.flight.suite is None:
         return None
-    from prober.wire.registry import suite_name
 
     return suite_name(r.obs.flight.suite)
 
 
 def policy_verdicts(exp: Expectations, target: str, scan: Any) -> list[Verdict]:
     """``policy.equals`` / ``policy.no_weaker_than`` against a `prober policy` scan."""
-    from prober.policy.naming.catalog import get
-    from prober.policy.naming.match import diff_policies
 
     out: list[Verdict] = []
     obs = scan.policy

@@ -12,6 +12,9 @@ from typing import Any
 
 from prober.core.errors import InputError
 from prober.core.outcome import OUTCOMES
+from prober.core.yamlfile import read_yaml
+from prober.policy.naming.catalog import CatalogError, get
+from prober.wire import registry as reg
 
 EXPECT_SCHEMA = 1
 _TOP = {"schema", "profiles", "min_version", "forbidden_suites", "required_groups",
@@ -54,7 +57,6 @@ def _list(where: str, v: Any) -> list[str]:
 
 
 def parse(doc: Any, where: str) -> Expectations:
-    from prober.wire import registry as reg
 
     if not isinstance(doc, dict):
         raise ExpectationError(f"{where}: an expectations file holds one mapping")
@@ -109,7 +111,6 @@ def parse(doc: Any, where: str) -> Expectations:
     exp.policy_equals = pol.get("equals")
     exp.policy_no_weaker_than = pol.get("no_weaker_than")
     if exp.policy_equals or exp.policy_no_weaker_than:
-        from prober.policy.naming.catalog import CatalogError, get
 
         for name in filter(None, (exp.policy_equals, exp.policy_no_weaker_than)):
             try:
@@ -132,6 +133,5 @@ def _int(where: str, v: Any) -> int:
 
 
 def load(path: str | Path) -> Expectations:
-    from prober.core.yamlfile import read_yaml
 
     return parse(read_yaml(path, ExpectationError), str(path))

@@ -32,6 +32,8 @@ from prober.diagnose.findings import (
     Finding,
     view_from_doc,
 )
+from prober.diagnose.report import cells, evidence_text, findings_text, outcome_text
+from prober.diagnose.rules import evaluate
 
 DIFF_SCHEMA = "prober.diff/1"
 KNOWN_SCHEMAS = ("prober.diagnose/1", "prober.probe/1")
@@ -67,7 +69,6 @@ def _targets(doc: dict[str, Any]) -> set[str]:
 
 def rows(a: Side, b: Side) -> list[dict[str, Any]]:
     """Both runs' cells, matched; each row says whether the two sides differ."""
-    from prober.diagnose.report import cells
 
     by_target = len(_targets(a.doc)) > 1 or len(_targets(b.doc)) > 1
     ca = {c["key"]: c for c in cells(a.doc["attempts"], by_target)}
@@ -179,14 +180,12 @@ def findings(a: Side, b: Side, table: list[dict[str, Any]]) -> list[Finding]:
 
 
 def outcome_words(cell: dict[str, Any]) -> str:
-    from prober.diagnose.report import outcome_text
 
     return f"{outcome_text(cell)} ({cell['detail']})"
 
 
 def side_findings(a: Side, b: Side) -> dict[str, list[str]]:
     """Finding ids each run raises on its own, split into A only / B only / both."""
-    from prober.diagnose.rules import evaluate
 
     fa = {f.id for f in evaluate(view_from_doc(a.doc)) if f.id != POLICY}
     fb = {f.id for f in evaluate(view_from_doc(b.doc)) if f.id != POLICY}
@@ -224,7 +223,6 @@ def _brief(c: dict[str, Any] | None) -> dict[str, Any] | None:
 def text(doc: dict[str, Any]) -> str:
     from tabulate import tabulate
 
-    from prober.diagnose.report import evidence_text, findings_text
 
     a, b = doc["a"], doc["b"]
     lines = [f"prober diff  A = {a['label']}: {', '.join(a['targets'])} from "
@@ -254,7 +252,6 @@ def text(doc: dict[str, Any]) -> str:
 
 
 def _short(c: dict[str, Any] | None) -> str:
-    from prober.diagnose.report import outcome_text
 
     return "-" if c is None else outcome_text(c)
 

@@ -14,9 +14,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from prober import __version__
 from prober.core.engine import Endpoint
-from prober.diagnose.findings import DIAGNOSE_SCHEMA, INFO, step_of, view_from_doc
+from prober.diagnose.findings import DIAGNOSE_SCHEMA, INFO, Control, step_of, view_from_doc
 from prober.diagnose.plan import PlanState
+from prober.diagnose.rules import evaluate, notes
+from prober.probe.report import vantage
+from prober.report.timestamps import iso_ms
 
 WIDTH = 100
 _TIMING = re.compile(r"\d+(\.\d+)? ms")
@@ -32,10 +36,6 @@ class RunMeta:
 
 
 def document(state: PlanState, ep: Endpoint, meta: RunMeta) -> dict[str, Any]:
-    from prober import __version__
-    from prober.diagnose.rules import evaluate, notes
-    from prober.probe.report import vantage
-    from prober.report.timestamps import iso_ms
 
     results = sorted(state.results, key=lambda r: r.id)
     t = ep.target
@@ -174,7 +174,6 @@ def text(doc: dict[str, Any]) -> str:
     ctl = doc.get("control")
     told = any(e.startswith("control (") for f in doc["findings"] for e in f.get("evidence", []))
     if ctl and not told:
-        from prober.diagnose.findings import Control
 
         lines.append(f"  control: a connection that sends nothing: the peer "
                      f"{Control.from_json(ctl).text()}")

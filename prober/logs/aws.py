@@ -15,6 +15,7 @@ from prober.core.targets import is_ip
 from prober.logs import formats as logs_formats
 from prober.logs import reasons as logs_reasons
 from prober.logs.records import Conn, Item, Malformed
+from prober.wire.constants import alert_name
 
 # a token is a run of unquoted characters and "quoted strings" (which may hold spaces)
 _TOKEN = re.compile(r'(?:[^ "]|"[^"]*")+')
@@ -169,7 +170,6 @@ class NlbAccessLog:
             return Conn(ip, proto, cipher, None, None, t)
         alert = f[self._alert]
         if alert.isdigit():
-            from prober.wire.constants import alert_name
 
             return Conn(ip, proto, cipher, logs_reasons.alert_reason(int(alert)),
                         f"incoming_tls_alert {alert} ({alert_name(int(alert))})", t)

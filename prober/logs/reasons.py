@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from prober.logs import formats as logs_formats
 from prober.wire.constants import AlertDescription
+from prober.wire.registry import version_name
 
 PROTOCOL_VERSION = "protocol version"
 NO_SHARED_CIPHER = "no shared cipher"
@@ -167,7 +168,6 @@ def go_client_version(text: str) -> str | None:
     m = _GO_VERSIONS.search(text)
     if not m:
         return None
-    from prober.wire.registry import version_name
 
     values = [int(v, 16) for v in (m.group(1) or m.group(2)).split()]
     return version_name(max(values)) if values else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from prober import __version__
 from prober.logs.detect import PER_REQUEST
 from prober.logs.population import group_json, label, percent
 from prober.logs.tally import FileStats, LineExample, LogSummary
@@ -142,7 +143,6 @@ def _cut(text: str, width: int) -> str:
 
 
 def document(s: LogSummary) -> dict[str, Any]:
-    from prober import __version__
 
     pop = s.population
     total = pop.total_connections

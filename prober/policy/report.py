@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from prober import __version__
 from prober.net.host import hostname
 from prober.policy.enumerate.candidates import strength_notes, suite_label
 from prober.policy.model import VERSION_ORDER
@@ -175,7 +176,6 @@ def _expiry(not_after: str | None) -> str:
 
 
 def document(scan: PolicyScan) -> dict[str, Any]:
-    from prober import __version__
 
     obs = scan.policy
     return {

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from prober.core.targets import SNI_TARGET
-from prober.policy.enumerate.candidates import bundles, suite_label
+from prober.policy.enumerate.candidates import auth_of, bundles, suite_label
 from prober.policy.enumerate.plan import PURPOSES, SUITES, VERSIONS, Probe, Reply
 from prober.policy.model import VERSION_ORDER, ObservedPolicy
+from prober.wire.certificates import describe
+from prober.wire.registry import sig_name, version_name
 
 if TYPE_CHECKING:
     from prober.core.attempt import AttemptResult
@@ -154,7 +156,6 @@ def _signature_schemes(results: list[AttemptResult]) -> dict[str, list[str]]:
     """
     from collections import Counter
 
-    from prober.wire.registry import sig_name, version_name
 
     seen: dict[str, Counter[str]] = {}
     for r in results:
@@ -206,8 +207,6 @@ def _features(plan: Planner, obs: ObservedPolicy) -> dict[str, Any]:
 
 def _certificates(plan: Planner, results: list[AttemptResult]
                   ) -> tuple[list[dict[str, Any]], bool | None]:
-    from prober.policy.enumerate.candidates import auth_of
-    from prober.wire.certificates import describe
 
     by_sha: dict[str, dict[str, Any]] = {}
     sni_of: dict[str, str] = {}
@@ -219,7 +218,6 @@ def _certificates(plan: Planner, results: list[AttemptResult]
         sha = str(d.get("sha256"))
         entry = by_sha.setdefault(sha, {**d, "chain_length": len(f.certificates),
                                         "versions": [], "suite_auth": [], "sni": []})
-        from prober.wire.registry import version_name
 
         v = version_name(f.version)
         if v not in entry["versions"]:

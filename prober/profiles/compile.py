@@ -28,6 +28,7 @@ from prober.wire.clienthello import (
     ext_u16_list,
 )
 from prober.wire.constants import ExtensionType, extension_name, extension_value
+from prober.wire.keyshare import typical_share_length
 
 
 class ProfileError(InputError):
@@ -284,7 +285,6 @@ def ext_to_doc(e: ExtSpec) -> Any:
 
 
 def _typical(group: int) -> int | None:
-    from prober.wire.keyshare import typical_share_length
 
     return typical_share_length(group)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from prober.profiles.compile import ext_to_doc
 from prober.profiles.model import Profile
 from prober.wire import registry as reg
 from prober.wire.buffer import DecodeError
@@ -71,7 +72,6 @@ def full_text(p: Profile) -> str:
 
 
 def _ext_value(p: Profile, ext_type: int, ch: ClientHello | None) -> str:
-    from prober.profiles.compile import ext_to_doc
 
     e = next(x for x in p.spec.extensions or () if x.type == ext_type)
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from prober.core.targets import SNI_NONE, SNI_TARGET
+from prober.core.yamlfile import read_yaml
 from prober.profiles import families
 from prober.profiles.compile import ProfileError, compile_hello
 from prober.profiles.model import ORIGINS, PROFILE_SCHEMA, Profile, TransportSpec
@@ -32,7 +33,6 @@ def search_path() -> list[Path]:
 
 
 def _read_yaml(path: Path) -> Any:
-    from prober.core.yamlfile import read_yaml
 
     return read_yaml(path, ProfileError)
 

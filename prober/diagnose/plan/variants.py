@@ -20,7 +20,11 @@ from prober.diagnose.findings import (
     SWEEP_VERSIONS,
     Seen,
 )
+from prober.profiles.compile import compile_hello
+from prober.profiles.families import BROAD_VERSIONS, VERSION_PROFILES, tls13_doc, version_profile
 from prober.profiles.model import Profile, TransportSpec
+from prober.wire import registry as reg
+from prober.wire.buffer import Reader
 from prober.wire.clienthello import ExtSpec, HelloSpec, KeyShareSpec, build, ext_u16_list
 from prober.wire.constants import TLS_FALLBACK_SCSV, ExtensionType
 
@@ -39,9 +43,6 @@ LOWER_VERSION = {SWEEP_VERSIONS[hi]: lo for lo, hi in pairwise(SWEEP_PROFILES)}
 
 def sanity_profile(name: str) -> Profile:
     """A broad hello (TLS 1.0-1.3, every usual suite): what almost any server answers."""
-    from prober.profiles.compile import compile_hello
-    from prober.profiles.families import BROAD_VERSIONS, tls13_doc, version_profile
-    from prober.wire import registry as reg
 
     t13 = version_profile("tls1.3-only").spec.cipher_suites
     t12 = version_profile("tls1.2-only").spec.cipher_suites
@@ -55,7 +56,6 @@ def sanity_profile(name: str) -> Profile:
 
 
 def sweep_profiles() -> list[Profile]:
-    from prober.profiles.families import version_profile
 
     return [version_profile(n) for n in SWEEP_PROFILES]
 
@@ -95,7 +95,6 @@ def pq_spec(spec: HelloSpec) -> HelloSpec | None:
     """``spec`` with an X25519MLKEM768 key share first (None when it cannot do TLS 1.3)."""
     if spec.ext(ExtensionType.KEY_SHARE) is None:
         return None
-    from prober.wire.buffer import Reader
 
     sg = spec.ext(ExtensionType.SUPPORTED_GROUPS)
     groups = Reader(sg.body).pull_list(2, 2) if sg is not None else [X25519]
@@ -167,7 +166,6 @@ def split_profiles(ref: Profile, sni: str | None) -> list[tuple[str, Profile, di
 
 def fallback_profile(version: str, name: str = "fallback-scsv") -> Profile:
     """``version`` (TLSv1.x, SSLv3) with TLS_FALLBACK_SCSV, as a client retrying lower does."""
-    from prober.profiles.families import VERSION_PROFILES, version_profile
 
     spec = copy.deepcopy(version_profile(VERSION_PROFILES[version]).spec)
     spec.cipher_suites = [*spec.cipher_suites, TLS_FALLBACK_SCSV]

@@ -24,6 +24,7 @@ from prober.policy.scan import PolicyScan, assemble
 from prober.profiles.compile import compile_hello
 from prober.profiles.model import Profile
 from prober.wire import registry as reg
+from prober.wire.certificates import describe
 from prober.wire.constants import alert_name
 
 DEFAULT_CONCURRENCY = 8
@@ -39,7 +40,6 @@ def reply_of(r: AttemptResult) -> Reply:
     cert_sha = cert_key = curve = None
     dns: tuple[str, ...] = ()
     if f.certificates:
-        from prober.wire.certificates import describe
 
         d = describe(f.certificates[0])
         cert_sha, cert_key = d.get("sha256"), d.get("key_type")

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from prober.core.errors import InputError
+from prober.core.yamlfile import read_yaml
+from prober.wire import registry as reg
 
 CATALOG_FILES = ("aws_elb.json", "aws_cloudfront.json", "gcp.json", "azure_appgw.json",
                  "cloudflare.json", "mozilla.json")
@@ -49,7 +51,6 @@ def _tuple(v: Any) -> tuple[str, ...] | None:
 
 
 def _entry(e: dict[str, Any]) -> NamedPolicy:
-    from prober.wire import registry as reg
 
     protocols = e.get("effective_protocols") or e.get("protocols")
     groups = e.get("groups")
@@ -95,8 +96,6 @@ def load_policy_file(path: str | Path) -> NamedPolicy:
     """A candidate policy written by the user, in the catalog's own entry format
     (YAML or JSON): name, protocols, tls13_ciphersuites, ciphers (OpenSSL or IANA
     names), groups."""
-    from prober.core.yamlfile import read_yaml
-    from prober.wire import registry as reg
 
     p = Path(path)
     doc = read_yaml(p, CatalogError)

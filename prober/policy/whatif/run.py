@@ -10,11 +10,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from prober import __version__
 from prober.core import outcome as oc
 from prober.core.attempt import AttemptResult
+from prober.logs.population import percent
 from prober.policy.whatif.simulate import Candidate, Prediction, predict
+from prober.profiles.compile import ProfileError
+from prober.profiles.families import cipher_profile
 from prober.profiles.model import Profile
 from prober.wire import registry as reg
+from prober.wire.certificates import describe
 from prober.wire.clienthello import HelloSpec
 
 if TYPE_CHECKING:
@@ -57,8 +62,6 @@ class Client:
 def population_clients(pop: Population) -> tuple[list[Client], list[ClientGroup]]:
     """A client per log group whose protocol and suite are known, and the groups that
     cannot be simulated (no protocol or suite in the logs, or a suite no registry knows)."""
-    from prober.profiles.compile import ProfileError
-    from prober.profiles.families import cipher_profile
 
     clients: list[Client] = []
     skipped: list[ClientGroup] = []
@@ -98,7 +101,6 @@ class Live:
         group = reg.group_name(gv) if gv is not None else None
         key = None
         if f.certificates:
-            from prober.wire.certificates import describe
 
             key = describe(f.certificates[0]).get("key_type")
         return cls(True, r.outcome, r.detail, version, suite, group, key)
@@ -184,7 +186,6 @@ def _who(row: Row, pop: Population | None) -> str:
     g = row.client.group
     if g is None or pop is None:
         return row.client.name
-    from prober.logs.population import percent
 
     return f"{row.client.name} ({percent(pop.share(g))}, {g.client_ips} IPs)"
 
@@ -232,7 +233,6 @@ def _population_lines(rep: Report, pop: Population) -> list[str]:
     if len(groups) > 1:
         lines += [f"  {pop.impact([g]).describe()}" for g in groups]
     if rep.skipped_groups:
-        from prober.logs.population import percent
 
         gone = pop.impact(rep.skipped_groups)
         lines.append(f"  not simulated: {percent(gone.share)} of the connections "
@@ -293,7 +293,6 @@ def outcome_json(o: Outcome) -> dict[str, Any]:
 
 
 def document(rep: Report) -> dict[str, Any]:
-    from prober import __version__
 
     c = rep.candidate
     clients = []
