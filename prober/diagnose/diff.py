@@ -15,6 +15,7 @@ from typing import Any
 from prober.core.errors import InputError
 from prober.core.outcome import ANSWERED, CONNECT_FAILURES, CUT, Outcome
 from prober.diagnose.findings import (
+    DIAGNOSE_SCHEMA,
     HIGH,
     INJECTED_RESET,
     LOW,
@@ -34,9 +35,10 @@ from prober.diagnose.findings import (
 )
 from prober.diagnose.report import cells, evidence_text, findings_text, outcome_text
 from prober.diagnose.rules import evaluate
+from prober.probe.report import PROBE_SCHEMA
 
 DIFF_SCHEMA = "prober.diff/1"
-KNOWN_SCHEMAS = ("prober.diagnose/1", "prober.probe/1")
+KNOWN_SCHEMAS = (DIAGNOSE_SCHEMA, PROBE_SCHEMA)
 
 
 class DiffInputError(InputError):
