@@ -21,7 +21,7 @@ time where the order of events would otherwise race.
 
 The harness imports nothing from `prober` (it must keep working when the package's
 modules move); it uses tests/peers to start the servers. Only loopback is contacted.
-The only module path it names is DEMO_MODULE (`make demo` and .ci/gate.sh name it too).
+Every call runs `python -m prober ARGS`, as a user's `prober ARGS` would.
 """
 
 from __future__ import annotations
@@ -53,8 +53,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 GOLDENS = REPO / "scripts" / "goldens"
 EXPECTED = GOLDENS / "expected"
+# how the demo endpoint is started: `prober demo serve`; GOLDENS_LEGACY_DEMO=1 runs a tree
+# from before that command existed (`python -m prober.demo serve`), to record new calls there
+DEMO_SERVE = (["-m", "prober.demo"] if os.environ.get("GOLDENS_LEGACY_DEMO") == "1"
+              else ["-m", "prober", "demo"])
 INPUTS = GOLDENS / "inputs"
-DEMO_MODULE = "prober.demo"  # `python -m prober.demo [serve --port-file F]`
 
 # =========================================================================================
 # WHAT IS MASKED: the complete list. A masked value becomes "<MASK:what>", or
@@ -476,7 +479,7 @@ def started_lab(tmp: Path) -> Iterator[Lab]:
         # the demo endpoint, exactly as the project's own CI gate starts it
         port_file = tmp / "demo.ports"
         log = stack.enter_context(open(tmp / "demo-serve.log", "wb"))
-        demo = subprocess.Popen([sys.executable, "-m", DEMO_MODULE, "serve", "--port-file",
+        demo = subprocess.Popen([sys.executable, *DEMO_SERVE, "serve", "--port-file",
                                  str(port_file)], cwd=tmp, env=call_env(tmp), stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         stack.callback(_stop, demo)
@@ -881,10 +884,23 @@ def build_calls(lab: Lab, sink: dict[str, Raw]) -> list[Call]:
                                              lab.at("nginx"), "-t", "1"]),
         Call("profiles-capture-bad-listen", ["profiles", "capture", "--listen", "nowhere"]),
         # -- the demo (`make demo`) --------------------------------------------------------
-        Call("demo", [], module=DEMO_MODULE, cwd=demo_dir,
+        Call("demo", ["demo"], cwd=demo_dir,
              files={"out/demo.json": demo_dir / "out" / "demo.json",
                     "out/demo-silent.json": demo_dir / "out" / "demo-silent.json"}),
-        Call("demo-bad-arguments", ["bogus"], module=DEMO_MODULE, cwd=demo_dir),
+        Call("demo-bad-arguments", ["demo", "bogus"], cwd=demo_dir),
+        # -- the option set every connecting command shares (added with the layout work:
+        # recorded from the tree before it, so the goldens show what changed) ------------
+        Call("probe-sni-and-no-sni", ["probe", nginx, "-p", "tls1.2-only", "--sni", "x.test",
+                                      "--no-sni", "--json", str(j("probe-sni-no-sni.json"))],
+             files={"probe-sni-no-sni.json": j("probe-sni-no-sni.json")}),
+        Call("probe-zero-timeout", ["probe", nginx, "-p", "tls1.2-only", "-t", "0"]),
+        Call("check-timeout-options", ["check", front, "--expect", ".ci/expect.yaml", "-t", "3",
+                                       "--read-timeout", "4"]),
+        Call("whatif-connect-timeout", ["whatif", "--policy",
+                                        "ELBSecurityPolicy-FS-1-2-Res-2020-10", "--clients",
+                                        "tls1.2-only", "--against", front,
+                                        "--connect-timeout", "2"]),
+        Call("diagnose-sni-and-no-sni", ["diagnose", nginx, "--sni", "x.test", "--no-sni"]),
     ]
     return calls
 

@@ -104,7 +104,9 @@ async def enumerate_policy(ep: Endpoint, *, concurrency: int = DEFAULT_CONCURREN
                 break
             done, _ = await asyncio.wait(in_flight, timeout=left,
                                          return_when=asyncio.FIRST_COMPLETED)
-            for t in done:
+            # answers that came in together are fed in the order their probes were sent:
+            # iterating the set would follow memory addresses, and the report with it
+            for t in sorted(done, key=lambda t: t.result()[1].id):
                 in_flight.discard(t)
                 probe, result = t.result()
                 result.data["policy"] = {"purpose": probe.purpose, "version": probe.version}
