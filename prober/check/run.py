@@ -59,7 +59,9 @@ class CheckRun:
             await engine.run(eps, self.profiles, opts, self.results.append)
         for ep in eps:
             label = ep.target.label
-            mine = [r for r in self.results if r.target == label and r.address == ep.address]
+            # in attempt order, not in the order answers happened to arrive
+            mine = sorted((r for r in self.results
+                           if r.target == label and r.address == ep.address), key=lambda r: r.id)
             self.verdicts += ev.evaluate(exp, label, mine, self.sets)
             if ep.address is None:
                 continue
