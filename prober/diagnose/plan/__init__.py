@@ -29,7 +29,6 @@ from prober.diagnose.plan.variants import (
     fallback_versions,
     padded,
     pq_spec,
-    sanity_profile,
     size_profiles,
     small_spec,
     split_point,
@@ -37,6 +36,7 @@ from prober.diagnose.plan.variants import (
     sweep_profiles,
     with_ext,
 )
+from prober.profiles.families import sanity_profile
 
 # every public name of the former single module stays importable from here
 __all__ = [

@@ -37,23 +37,6 @@ SPLIT_PAUSE_MS = 200.0
 LOWER_VERSION = {SWEEP_VERSIONS[hi]: lo for lo, hi in pairwise(SWEEP_PROFILES)}
 
 
-def sanity_profile(name: str) -> Profile:
-    """A broad hello (TLS 1.0-1.3, every usual suite): what almost any server answers."""
-    from prober.profiles.compile import compile_hello
-    from prober.profiles.families import BROAD_VERSIONS, tls13_doc, version_profile
-    from prober.wire import registry as reg
-
-    t13 = version_profile("tls1.3-only").spec.cipher_suites
-    t12 = version_profile("tls1.2-only").spec.cipher_suites
-    doc = tls13_doc([reg.suite_name(v) for v in t13],
-                    legacy=[reg.suite_name(v) for v in t12])
-    for i, e in enumerate(doc["extensions"]):
-        if isinstance(e, dict) and "supported_versions" in e:
-            doc["extensions"][i] = {"supported_versions": list(BROAD_VERSIONS)}
-    return Profile(name=name, spec=compile_hello(doc), origin="generated",
-                   description="broad TLS 1.0-1.3 hello (diagnose sanity probe)")
-
-
 def sweep_profiles() -> list[Profile]:
     from prober.profiles.families import version_profile
 

@@ -18,6 +18,7 @@ from prober.policy.enumerate.plan import (
     Reply,
     Task,
 )
+from prober.profiles import families
 
 
 class OneShot(Task):
@@ -75,7 +76,7 @@ class Sanity(Task):
             return None
         if self.stage == "end" and not plan.all_but_sanity_done():
             return None
-        return self._send(f"sanity/{self.stage}", hellos.sanity_hello())
+        return self._send(f"sanity/{self.stage}", families.sanity_doc())
 
     def feed(self, plan: PlanView, probe: Probe, reply: Reply) -> None:
         self.busy = False

@@ -9,8 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from prober.policy.enumerate.candidates import suite_candidates
-from prober.profiles.families import BROAD_VERSIONS, LEGACY_GROUPS, legacy_doc, tls13_doc
+from prober.profiles.families import LEGACY_GROUPS, candidate_suites, legacy_doc, tls13_doc
 from prober.wire import registry as reg
 
 # brainpool too: a server whose only curves are those must not look ECDHE-less
@@ -35,16 +34,6 @@ def hello(version: str, suites: list[int], *, groups: list[str] | None = None,
 def sslv2_hello() -> dict[str, Any]:
     specs = [f"0x{v:06X}" for v in sorted(reg._index().sslv2)]
     return {"sslv2": True, "version": "SSLv2", "cipher_suites": specs}
-
-
-def sanity_hello() -> dict[str, Any]:
-    """A broad hello most servers answer (TLS 1.0-1.3, the strongest suites of each): sent
-    first and last, so an endpoint that changes or dies during the scan shows up."""
-    legacy: list[int] = []
-    for v in ("TLSv1.2", "TLSv1.0"):
-        legacy += [s for s in suite_candidates(v)[:60] if s not in legacy]
-    doc = tls13_doc(names(suite_candidates("TLSv1.3")), legacy=names(legacy[:118]))
-    return set_ext(doc, "supported_versions", list(BROAD_VERSIONS))
 
 
 def _ext_key(entry: Any) -> str:
@@ -112,4 +101,4 @@ def many_suites(doc: dict[str, Any], total: int = 160) -> dict[str, Any]:
 def tls13_with_legacy(legacy: list[int]) -> dict[str, Any]:
     """A TLS 1.3 + 1.2 hello (what every current client sends) whose only TLS 1.2 suites
     are ``legacy``: a TLS 1.2 server must answer it with TLS 1.2."""
-    return tls13_doc(names(suite_candidates("TLSv1.3")), legacy=names(legacy))
+    return tls13_doc(names(candidate_suites("TLSv1.3")), legacy=names(legacy))
