@@ -13,6 +13,7 @@ from typing import Any
 from prober.profiles.compile import ProfileError, compile_hello
 from prober.profiles.model import Profile
 from prober.wire import registry as reg
+from prober.wire.clienthello import HelloSpec
 
 # version -> the profile offering it alone ("TLSv1.2" -> "tls1.2-only"), oldest first
 VERSION_PROFILES = {v: v.lower().replace("tlsv", "tls") + "-only" for v in reg.VERSIONS}
@@ -138,8 +139,12 @@ def sanity_doc() -> dict[str, Any]:
                      versions=BROAD_VERSIONS)
 
 
+def sanity_spec() -> HelloSpec:
+    return compile_hello(sanity_doc())
+
+
 def sanity_profile(name: str) -> Profile:
-    return Profile(name=name, spec=compile_hello(sanity_doc()), origin="generated",
+    return Profile(name=name, spec=sanity_spec(), origin="generated",
                    description="broad TLS 1.0-1.3 hello (the sanity probe)")
 
 

@@ -24,7 +24,6 @@ from prober.policy.enumerate.candidates import bundles
 from prober.policy.enumerate.plan import Probe, Reply
 from prober.policy.enumerate.planner import Planner
 from prober.policy.naming.catalog import get
-from prober.profiles.compile import compile_hello
 from prober.profiles.families import candidate_suites
 from prober.wire import registry as reg
 from prober.wire.constants import ExtensionType
@@ -373,7 +372,7 @@ class Model:
     max_suites: int | None = None  # resets hellos with more suites than this
 
     def reply(self, probe: Probe) -> Reply:
-        spec = compile_hello(probe.doc)
+        spec = probe.spec
         if self.max_suites is not None and len(spec.cipher_suites) > self.max_suites:
             return Reply("reset")
         offered = [v for v in spec.offered_versions() if reg.version_name(v) in self.suites]

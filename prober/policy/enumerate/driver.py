@@ -21,7 +21,6 @@ from prober.net.attempt import Deadlines
 from prober.policy.enumerate.plan import Probe, Reply
 from prober.policy.enumerate.planner import Planner
 from prober.policy.scan import PolicyScan, assemble
-from prober.profiles.compile import compile_hello
 from prober.profiles.model import Profile
 from prober.wire import registry as reg
 from prober.wire.constants import alert_name
@@ -90,7 +89,7 @@ async def enumerate_policy(ep: Endpoint, *, concurrency: int = DEFAULT_CONCURREN
 
     async def one(aid: int, probe: Probe) -> tuple[Probe, AttemptResult]:
         target, sni = _endpoint_for(ep, probe)
-        profile = Profile(name=probe.name, spec=compile_hello(probe.doc), origin="generated",
+        profile = Profile(name=probe.name, spec=probe.spec, origin="generated",
                           sni=sni)
         return probe, await attempt(aid, target, profile, probe.tries, opts)
 

@@ -148,7 +148,7 @@ class Planner:
                 or start.outcome in CONNECT_FAILURES:
             return None
         self.sanity_end.busy = True
-        return self._issue(Probe("sanity/end", SANITY, families.sanity_doc(),
+        return self._issue(Probe("sanity/end", SANITY, families.sanity_spec(),
                                  owner=self.sanity_end))
 
     # -- used by tasks ----------------------------------------------------------------
