@@ -1,9 +1,8 @@
 """Captured ClientHellos grouped into client profiles.
 
-Two hellos belong to one profile when they have the same JA4 and the same bytes once
-the parts that differ on every connection are blanked: random, session id contents,
-key share values, SNI, padding length (it follows the SNI's), PSK identities/binders
-and session ticket contents. What a group remembers about where it was seen is bounded
+Two hellos belong to one profile when they come from one client configuration
+(:func:`prober.profiles.identity.client_identity`, as for live capture); the group is
+named after their JA4. What a group remembers about where it was seen is bounded
 (``MAX_TRACKED`` distinct values per field), so a capture of millions of connections
 keeps a small footprint.
 """
@@ -13,25 +12,18 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
+from prober.profiles.identity import client_identity
 from prober.profiles.importer import doc_from_hello, slug
 from prober.report.timestamps import iso_ms
-from prober.wire.buffer import u16, vec
-from prober.wire.clienthello import (
-    ClientHello,
-    SSLv2Hello,
-    decode_key_share_client,
-    decode_server_name,
-)
+from prober.wire.clienthello import ClientHello, SSLv2Hello, decode_server_name
 from prober.wire.constants import ExtensionType
 from prober.wire.fingerprint import ja3, ja4
 
 MAX_TRACKED = 10_000
 SHOWN = 20  # values of each kind written into a profile's extra
-
-_BLANKED = (ExtensionType.SERVER_NAME, ExtensionType.PADDING, ExtensionType.PRE_SHARED_KEY)
 
 
 @dataclass(frozen=True)
@@ -66,30 +58,6 @@ def fingerprint(hello: ClientHello | SSLv2Hello) -> str:
     return f"sslv2_{hello.version:04x}_{hashlib.sha256(specs.encode()).hexdigest()[:12]}"
 
 
-def template_digest(hello: ClientHello | SSLv2Hello) -> str:
-    """A hash of the hello's bytes with the per-connection parts blanked."""
-    if isinstance(hello, SSLv2Hello):
-        blank = replace(hello, session_id=b"", challenge=b"")
-        return hashlib.sha256(blank.encode()).hexdigest()
-    exts: list[tuple[int, bytes]] | None = None
-    if hello.extensions is not None:
-        exts = []
-        for t, body in hello.extensions:
-            if t in _BLANKED:
-                body = b""
-            elif t == ExtensionType.KEY_SHARE:
-                try:
-                    body = b"".join(u16(g) + u16(len(k)) for g, k in decode_key_share_client(body))
-                except ValueError:
-                    pass
-            elif t == ExtensionType.SESSION_TICKET and body:
-                body = b"\x01"
-            exts.append((t, body))
-    blank_hello = replace(hello, random=bytes(32), session_id=bytes(len(hello.session_id)),
-                          extensions=exts)
-    return hashlib.sha256(vec(blank_hello.encode(), 3)).hexdigest()
-
-
 class _Bounded(Counter[Any]):
     """A Counter that stops learning new keys at MAX_TRACKED (old keys keep counting)."""
 
@@ -105,7 +73,7 @@ class _Bounded(Counter[Any]):
 @dataclass
 class HelloGroup:
     fingerprint: str
-    digest: str
+    identity: str
     first: SeenHello  # the hello the profile is made from
     count: int = 0
     clients: _Bounded = field(default_factory=_Bounded)
@@ -139,7 +107,7 @@ class Grouper:
         self._groups: dict[tuple[str, str], HelloGroup] = {}
 
     def add(self, seen: SeenHello) -> None:
-        key = (fingerprint(seen.hello), template_digest(seen.hello))
+        key = (fingerprint(seen.hello), client_identity(seen.hello))
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = HelloGroup(key[0], key[1], seen)
@@ -147,7 +115,7 @@ class Grouper:
 
     def groups(self) -> list[HelloGroup]:
         """Most seen first; each with a unique profile name."""
-        out = sorted(self._groups.values(), key=lambda g: (-g.count, g.fingerprint, g.digest))
+        out = sorted(self._groups.values(), key=lambda g: (-g.count, g.fingerprint, g.identity))
         assign_names(out)
         return out
 

@@ -1,84 +1,23 @@
-"""Capturing the ClientHellos of real clients, sans I/O: when two hellos come from the
-same client configuration, and what profile document a capture becomes. The listener
-that receives them is :mod:`prober.net.listener`.
+"""Capturing the ClientHellos of real clients, sans I/O: captured hellos grouped by client
+configuration (:func:`prober.profiles.identity.client_identity`), and what profile
+document a capture becomes. The listener that receives them is :mod:`prober.net.listener`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from prober.net.host import hostname
 from prober.net.listener import CapturedHello
+from prober.profiles.identity import client_identity
 from prober.profiles.importer import doc_from_hello, slug
-from prober.wire import registry as reg
-from prober.wire.buffer import DecodeError, Reader, int_list, u16, vec
-from prober.wire.clienthello import (
-    ClientHello,
-    SSLv2Hello,
-    decode_alpn,
-    decode_key_share_client,
-    decode_server_name,
-)
+from prober.wire.buffer import DecodeError
+from prober.wire.clienthello import ClientHello, SSLv2Hello, decode_alpn, decode_server_name
 from prober.wire.constants import ExtensionType
 from prober.wire.fingerprint import ja3, ja4
-
-# --- sans-I/O: one client configuration, however often it connects ------------------------
-
-_GREASE = 0x0A0A
-# bodies that change on every connection (or with the target) and say nothing of the client
-_VOLATILE = {ExtensionType.SERVER_NAME, ExtensionType.PADDING, ExtensionType.PRE_SHARED_KEY,
-             0xFE0D}  # encrypted_client_hello: GREASE ECH carries random bytes
-
-
-def hello_key(hello: ClientHello | SSLv2Hello) -> str:
-    """Equal for two hellos of the same client configuration.
-
-    Random, session id, key share bytes, SNI, padding and GREASE code points are left
-    out, and extensions are compared as a set: Chrome shuffles its extension order and
-    draws new GREASE values on every connection.
-    """
-    if isinstance(hello, SSLv2Hello):
-        return hashlib.sha256(b"v2" + u16(hello.version) + int_list(
-            hello.cipher_specs, 3, 2)).hexdigest()
-    g = _ungrease
-    parts = [u16(hello.legacy_version), bytes([len(hello.session_id)]),
-             int_list([g(c) for c in hello.cipher_suites], 2, 2),
-             int_list(hello.compression_methods, 1, 1)]
-    exts = []
-    for t, body in hello.extensions or ():
-        exts.append(u16(g(t)) + vec(_stable_body(t, body), 2))
-    parts.append(b"none" if hello.extensions is None else b"".join(sorted(exts)))
-    return hashlib.sha256(b"|".join(parts)).hexdigest()
-
-
-# lists of code points where GREASE values turn up (Chrome: groups and signature algorithms)
-_U16_LISTS = {ExtensionType.SUPPORTED_GROUPS, ExtensionType.SIGNATURE_ALGORITHMS,
-              ExtensionType.SIGNATURE_ALGORITHMS_CERT}
-
-
-def _ungrease(v: int) -> int:
-    return _GREASE if reg.is_grease(v) else v
-
-
-def _stable_body(t: int, body: bytes) -> bytes:
-    if t in _VOLATILE:
-        return b""
-    try:
-        if t == ExtensionType.KEY_SHARE:
-            return b"".join(u16(_ungrease(grp)) + u16(len(k))
-                            for grp, k in decode_key_share_client(body))
-        if t in _U16_LISTS:
-            return int_list([_ungrease(v) for v in Reader(body).pull_list(2, 2)], 2, 2)
-        if t == ExtensionType.SUPPORTED_VERSIONS:
-            return int_list([_ungrease(v) for v in Reader(body).pull_list(1, 2)], 2, 1)
-    except DecodeError:
-        pass
-    return body
-
 
 # --- sans-I/O: captures -> profile documents ------------------------------------------------
 
@@ -116,7 +55,7 @@ class CaptureBook:
 
     def add(self, c: CapturedHello) -> tuple[CaptureGroup, bool]:
         """Record one hello; returns its group and whether the group is new."""
-        key = hello_key(c.hello)
+        key = client_identity(c.hello)
         for grp in self.groups:
             if grp.key == key:
                 grp.hellos.append(c)

@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import socket
 import ssl
 import struct
@@ -23,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from prober.net.certs import KEY_KINDS, throwaway_certificate, write_pair
 from prober.wire.buffer import DecodeError, Reader
 from prober.wire.clienthello import ClientHello, SSLv2Hello, read_client_hello
 from prober.wire.constants import ExtensionType
@@ -77,43 +76,13 @@ def make_certificates(directory: Path) -> list[tuple[Path, Path]]:
 
     Nobody verifies them (the prober only reads the server's flight), so no CA is needed.
     """
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = dt.datetime.now(dt.UTC)
     out = []
-    keys: list[tuple[str, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey]] = [
-        ("rsa", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
-        ("ecdsa", ec.generate_private_key(ec.SECP256R1())),
-    ]
-    for kind, key in keys:
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CERT_NAME),
-                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"prober demo {kind}")])
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName(CERT_NAME), x509.IPAddress(ipaddress.ip_address(LOOPBACK))]),
-                critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
-                           critical=False)
-            .sign(key, hashes.SHA256())
-        )
+    for kind in KEY_KINDS:
+        cert, key = throwaway_certificate(kind, common_name=CERT_NAME,
+                                          organization=f"prober demo {kind}",
+                                          names=[CERT_NAME, LOOPBACK], server_auth=True)
         cert_path, key_path = directory / f"{kind}.crt", directory / f"{kind}.key"
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.touch(mode=0o600)
-        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                               serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+        write_pair(cert, key, cert_path, key_path)
         out.append((cert_path, key_path))
     return out
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as _dt
 import ssl
 import tempfile
 import time
@@ -20,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from prober.net.certs import KEY_KINDS, throwaway_certificate, write_pair
 from prober.wire.buffer import DecodeError
 from prober.wire.clienthello import ClientHello, SSLv2Hello, read_client_hello
 from prober.wire.hello_scan import COMPLETE, MAX_HELLO_BYTES, NEED_MORE, refusal_for, scan_hello
@@ -200,38 +200,11 @@ def throwaway_context(host: str = "127.0.0.1") -> ssl.SSLContext:
     # only http/1.1: the answer is an HTTP/1.1 response, whatever else the client offers
     ctx.set_alpn_protocols(["http/1.1"])
     with tempfile.TemporaryDirectory(prefix="prober-capture-") as d:
-        for kind in ("rsa", "ecdsa"):
-            cert, key = _self_signed(kind, host)
-            (Path(d) / "c.pem").write_bytes(cert)
-            (Path(d) / "k.pem").write_bytes(key)
-            ctx.load_cert_chain(Path(d) / "c.pem", Path(d) / "k.pem")
+        cert, key = Path(d) / "c.pem", Path(d) / "k.pem"
+        for kind in KEY_KINDS:
+            # the names a local client is likely to connect to, and the address listened on
+            write_pair(*throwaway_certificate(kind, common_name="prober capture (throwaway)",
+                                              names=["localhost", "127.0.0.1", "::1", host]),
+                       cert, key)
+            ctx.load_cert_chain(cert, key)
     return ctx
-
-
-def _self_signed(kind: str, host: str) -> tuple[bytes, bytes]:
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.x509.oid import NameOID
-
-    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = (
-        rsa.generate_private_key(65537, 2048) if kind == "rsa"
-        else ec.generate_private_key(ec.SECP256R1()))
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "prober capture (throwaway)")])
-    sans: list[x509.GeneralName] = [x509.DNSName("localhost")]
-    for a in {"127.0.0.1", "::1", host}:
-        with contextlib.suppress(ValueError):
-            sans.append(x509.IPAddress(ipaddress.ip_address(a)))
-    now = _dt.datetime.now(_dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - _dt.timedelta(hours=1))
-            .not_valid_after(now + _dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .sign(key, hashes.SHA256()))
-    pem_key = key.private_bytes(serialization.Encoding.PEM,
-                                serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    return cert.public_bytes(serialization.Encoding.PEM), pem_key

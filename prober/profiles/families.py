@@ -6,11 +6,14 @@ generated and hand-written profiles go through one path.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from prober.profiles.compile import ProfileError, compile_hello
 from prober.profiles.model import Profile
 from prober.wire import registry as reg
+from prober.wire.clienthello import HelloSpec
 
 # version -> the profile offering it alone ("TLSv1.2" -> "tls1.2-only"), oldest first
 VERSION_PROFILES = {v: v.lower().replace("tlsv", "tls") + "-only" for v in reg.VERSIONS}
@@ -42,6 +45,10 @@ _AUTH = {"RSA", "ECDSA", "DSS", "anon"}
 MAX_SWEEP_SUITES = 128
 
 
+def _strength(c: reg.CipherSuite) -> tuple[bool, bool, int, int]:
+    return (not c.forward_secret, not c.aead, -(c.enc_bits or 0), c.value)
+
+
 def _version_suites(version: str, kx: tuple[str, ...] | None = None) -> list[str]:
     """Suites a server could choose at ``version``: strongest first, at most 128.
 
@@ -51,11 +58,25 @@ def _version_suites(version: str, kx: tuple[str, ...] | None = None) -> list[str
     cands = [c for c in reg.all_suites()
              if version in c.tls_versions and c.openssl_name and not c.scsv
              and c.kx in _KX and c.auth in _AUTH and (kx is None or c.kx in kx)]
-    cands.sort(key=lambda c: (not c.forward_secret, not c.aead, -(c.enc_bits or 0), c.value))
+    cands.sort(key=_strength)
     return [c.name for c in cands[:MAX_SWEEP_SUITES]]
 
 
-def legacy_doc(version: str, suites: list[str], groups: list[str] | None = None) -> dict[str, Any]:
+@cache
+def candidate_suites(version: str) -> tuple[int, ...]:
+    """Every registry suite a certificate-based or anonymous server could pick at
+    ``version``, strongest first, uncapped (code points: two registry entries may share
+    a name)."""
+    if version == "TLSv1.3":
+        return tuple(reg.suite_value(n) for n in tls13_suites())
+    cands = [c for c in reg.all_suites()
+             if version in c.tls_versions and not c.scsv and c.kx in _KX and c.auth in _AUTH]
+    cands.sort(key=_strength)
+    return tuple(c.value for c in cands)
+
+
+def legacy_doc(version: str, suites: Sequence[str | int], groups: list[str] | None = None
+               ) -> dict[str, Any]:
     """A TLS 1.0-1.2 (or SSLv3) hello offering ``suites``."""
     if version == "SSLv3":
         return {"record_version": "SSLv3", "version": "SSLv3",
@@ -66,18 +87,19 @@ def legacy_doc(version: str, suites: list[str], groups: list[str] | None = None)
     if version == "TLSv1.2":
         exts.append({"signature_algorithms": SIGALGS})
     exts += ["renegotiation_info", "extended_master_secret", "session_ticket"]
-    return {"record_version": "TLSv1.0", "version": version, "cipher_suites": suites,
+    return {"record_version": "TLSv1.0", "version": version, "cipher_suites": list(suites),
             "extensions": exts}
 
 
-def tls13_doc(suites: list[str], groups: list[str] | None = None,
-              key_shares: list[str] | None = None, legacy: list[str] | None = None
-              ) -> dict[str, Any]:
-    """A TLS 1.3 hello; with ``legacy`` suites it also offers TLS 1.2."""
+def tls13_doc(suites: Sequence[str | int], groups: list[str] | None = None,
+              key_shares: list[str] | None = None, legacy: Sequence[str | int] | None = None,
+              versions: Sequence[str] | None = None) -> dict[str, Any]:
+    """A TLS 1.3 hello; with ``legacy`` suites it also offers TLS 1.2 (or ``versions``)."""
     groups = groups or TLS13_GROUPS
     if key_shares is None:
         key_shares = [groups[0]]
-    versions = ["TLSv1.3", "TLSv1.2"] if legacy else ["TLSv1.3"]
+    if versions is None:
+        versions = ["TLSv1.3", "TLSv1.2"] if legacy else ["TLSv1.3"]
     exts: list[Any] = [
         "server_name",
         {"supported_groups": groups},
@@ -85,7 +107,7 @@ def tls13_doc(suites: list[str], groups: list[str] | None = None,
         {"signature_algorithms": TLS13_SIGALGS if not legacy else SIGALGS},
         "renegotiation_info",
         "extended_master_secret",
-        {"supported_versions": versions},
+        {"supported_versions": list(versions)},
         {"psk_key_exchange_modes": ["psk_dhe_ke"]},
         {"key_share": key_shares},
     ]
@@ -96,6 +118,34 @@ def tls13_doc(suites: list[str], groups: list[str] | None = None,
 def tls13_suites() -> list[str]:
     # the five RFC 8446 suites; SM4/AEGIS code points would make a plain probe exotic
     return [c.name for c in reg.all_suites() if 0x1301 <= c.value <= 0x1305]
+
+
+# the sanity hello: this many of each legacy version's strongest suites
+SANITY_SUITES_PER_VERSION = 60
+
+
+def sanity_doc() -> dict[str, Any]:
+    """The broad hello nearly every server answers, which policy and diagnose send first
+    and last (an endpoint that dies or changes meanwhile shows up) and diagnose falls back
+    to as its known-good reference: TLS 1.0-1.3, the strongest suites of TLS 1.2 and of
+    TLS 1.0, at most 128 suites so that it does not trip the intolerance of longer lists.
+    """
+    legacy: list[int] = []
+    for v in ("TLSv1.2", "TLSv1.0"):
+        legacy += [s for s in candidate_suites(v)[:SANITY_SUITES_PER_VERSION]
+                   if s not in legacy]
+    tls13 = candidate_suites("TLSv1.3")
+    return tls13_doc(tls13, legacy=legacy[:MAX_SWEEP_SUITES - len(tls13)],
+                     versions=BROAD_VERSIONS)
+
+
+def sanity_spec() -> HelloSpec:
+    return compile_hello(sanity_doc())
+
+
+def sanity_profile(name: str) -> Profile:
+    return Profile(name=name, spec=sanity_spec(), origin="generated",
+                   description="broad TLS 1.0-1.3 hello (the sanity probe)")
 
 
 def version_profile(name: str) -> Profile:

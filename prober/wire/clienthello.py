@@ -452,7 +452,3 @@ def spec_from_hello(hello: ClientHello | SSLv2Hello, record_version: int = 0x030
                      cipher_suites=list(hello.cipher_suites),
                      compression_methods=list(hello.compression_methods),
                      extensions=exts, session_id=session_id_mode)
-
-
-def with_extensions(spec: HelloSpec, extensions: list[ExtSpec] | None) -> HelloSpec:
-    return replace(spec, extensions=extensions)

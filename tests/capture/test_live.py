@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from prober.capture.live import hello_key
 from prober.profiles import families
+from prober.profiles.identity import client_identity
 from prober.profiles.loader import load_file
 from prober.wire.clienthello import (
     ClientHello,
@@ -132,15 +132,15 @@ def _chrome_like(h: ClientHello, seed: int) -> ClientHello:
                        h.compression_methods, exts)
 
 
-def test_hello_key_sees_one_client_configuration() -> None:
+def test_client_identity_sees_one_client_configuration() -> None:
     a, b = _built("tls1.3-only", "demo.test"), _built("tls1.3-only", "other.example")
     assert a.hello is not None and b.hello is not None
     assert a.hello.random != b.hello.random  # fresh random, keys and SNI ...
-    assert hello_key(a.hello) == hello_key(b.hello)  # ... same client
-    keys = {hello_key(_chrome_like(a.hello, seed)) for seed in range(12)}
-    assert len(keys) == 1 and keys != {hello_key(a.hello)}
+    assert client_identity(a.hello) == client_identity(b.hello)  # ... same client
+    keys = {client_identity(_chrome_like(a.hello, seed)) for seed in range(12)}
+    assert len(keys) == 1 and keys != {client_identity(a.hello)}
     other = _built("tls1.2-only")
-    assert other.hello is not None and hello_key(other.hello) != hello_key(a.hello)
+    assert other.hello is not None and client_identity(other.hello) != client_identity(a.hello)
 
 
 # --- the listener, through the CLI, with real clients --------------------------------------

@@ -27,6 +27,7 @@ from prober.diagnose.findings import (
 from prober.net import packets
 from prober.net.attempt import Deadlines
 from prober.net.idle import IdleProbe
+from prober.profiles import variants
 from prober.profiles.families import version_profile
 from prober.wire.buffer import Reader
 from prober.wire.clienthello import build, read_client_hello
@@ -506,13 +507,13 @@ def test_size_ladder_sizes_and_pq_share() -> None:
     assert body is not None
     r = Reader(body)
     r.pull_u16()
-    assert r.pull_u16() == plan.X25519MLKEM768
+    assert r.pull_u16() == variants.X25519MLKEM768
     assert ladder[3][1]["pq"] is True
 
 
 def test_split_point_cuts_the_sni_and_fallback_has_scsv() -> None:
     spec = version_profile("tls1.2-only").spec
-    cut, length = plan.split_point(spec, "shop.example.org")
+    cut, length = variants.split_point(spec, "shop.example.org")
     msg = build(spec, "shop.example.org").message
     assert msg[cut - 8:cut] == b"shop.exa"
     assert b"shop.example.org" not in msg[:cut] and length == len(msg)

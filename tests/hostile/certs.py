@@ -6,37 +6,23 @@ breaks is what ``cryptography`` finds when (often lazily) it parses a field.
 
 from __future__ import annotations
 
-import datetime as _dt
 from collections.abc import Callable
 from functools import cache
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
+from prober.net.certs import throwaway_certificate
 from tests.hostile import der
 
 
 @cache
 def good_certificate() -> bytes:
-    """A self-signed ECDSA P-256 leaf for localhost, as DER."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hostile test peer")])
-    now = _dt.datetime.now(_dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _dt.timedelta(days=1))
-        .not_valid_after(now + _dt.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]),
-                       critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.DER)
+    """A self-signed ECDSA P-256 leaf for localhost, as DER (subjectAltName its only
+    extension: the mutations below find it first)."""
+    pem, _key = throwaway_certificate("ecdsa", common_name="hostile test peer",
+                                      names=["localhost"], days=30)
+    return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
 
 
 # TBSCertificate fields by position (with the explicit [0] version present)

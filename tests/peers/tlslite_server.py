@@ -18,17 +18,12 @@ it can); :func:`hybrid_groups` lists the hybrid groups this tlslite-ng build sup
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import ipaddress
 import socket
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from prober.net.certs import KeyKind, throwaway_certificate
 
 from .lifecycle import ThreadedServer
 
@@ -88,40 +83,11 @@ def _group_label(value: int | None) -> str | None:
     return str(_TLSLITE_TO_IANA.get(name, name))
 
 
-def self_signed(kind: str = "rsa") -> tuple[str, str]:
+def self_signed(kind: KeyKind = "rsa") -> tuple[str, str]:
     """(certificate PEM, PKCS#8 key PEM) of a fresh self-signed ``rsa`` or ``ecdsa`` leaf."""
-    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-    if kind == "rsa":
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    elif kind == "ecdsa":
-        key = ec.generate_private_key(ec.SECP256R1())
-    else:
-        raise ValueError(f"unknown key kind {kind!r}")
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tlslite-ng test peer")])
-    now = _dt.datetime.now(_dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _dt.timedelta(days=1))
-        .not_valid_after(now + _dt.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return cert_pem, key_pem
+    cert, key = throwaway_certificate(kind, common_name="tlslite-ng test peer",
+                                      names=["localhost", "127.0.0.1"], days=30)
+    return cert.decode(), key.decode()
 
 
 @dataclass
@@ -242,7 +208,7 @@ class TlsliteServer(ThreadedServer):
         groups: list[str] | tuple[str, ...] = ("X25519MLKEM768",),
         key_shares: list[str] | tuple[str, ...] | None = None,
         *,
-        cert: str = "rsa",
+        cert: KeyKind = "rsa",
         compress_certificate: bool = False,
         host: str = "127.0.0.1",
         handshake_timeout: float = 20.0,

@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from prober.cli.main import main
-from prober.policy.enumerate.candidates import bundles, suite_candidates
+from prober.policy.enumerate.candidates import bundles
 from prober.policy.enumerate.plan import Probe, Reply
 from prober.policy.enumerate.planner import Planner
 from prober.policy.naming.catalog import get
-from prober.profiles.compile import compile_hello
+from prober.profiles.families import candidate_suites
 from prober.wire import registry as reg
 from prober.wire.constants import ExtensionType
 from tests.peers import Pki, closed_port
@@ -372,7 +372,7 @@ class Model:
     max_suites: int | None = None  # resets hellos with more suites than this
 
     def reply(self, probe: Probe) -> Reply:
-        spec = compile_hello(probe.doc)
+        spec = probe.spec
         if self.max_suites is not None and len(spec.cipher_suites) > self.max_suites:
             return Reply("reset")
         offered = [v for v in spec.offered_versions() if reg.version_name(v) in self.suites]
@@ -431,7 +431,7 @@ def _tls12_mix(top_in_second_bundle: bool) -> list[int]:
     pick = [a[10], a[2], b[40], a[50]]
     if top_in_second_bundle:
         pick.insert(0, b[3])
-    assert all(s in suite_candidates("TLSv1.2") for s in pick)
+    assert all(s in candidate_suites("TLSv1.2") for s in pick)
     return pick
 
 
@@ -467,13 +467,13 @@ def test_planner_client_order() -> None:
     assert sorted(got) == sorted(reg.suite_name(s) for s in model.suites["TLSv1.2"])
     assert scan.policy.server_order["TLSv1.2"] is False
     # client order is reported in the order the client (the scan) offered them
-    idx = {reg.suite_name(s): i for i, s in enumerate(suite_candidates("TLSv1.2"))}
+    idx = {reg.suite_name(s): i for i, s in enumerate(candidate_suites("TLSv1.2"))}
     assert got == sorted(got, key=idx.__getitem__)
 
 
 def test_planner_is_bounded() -> None:
     # a server accepting every candidate: still bounded by the connection cap
-    everything = Model({"TLSv1.2": list(suite_candidates("TLSv1.2"))})
+    everything = Model({"TLSv1.2": list(candidate_suites("TLSv1.2"))})
     plan = Planner(max_connections=60)
     for _ in range(200):
         p = plan.next_probe()

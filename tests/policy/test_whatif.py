@@ -27,11 +27,13 @@ from prober.net.attempt import Deadlines
 from prober.policy.naming import catalog
 from prober.policy.whatif.run import BREAKS, STILL_FAILS, Client, Live, agree
 from prober.policy.whatif.simulate import TLS13, Candidate, CertKind, candidate, predict
-from prober.profiles import families
+from prober.profiles import families, variants
 from prober.profiles.compile import compile_hello
 from prober.profiles.loader import resolve_all
 from prober.profiles.model import Profile
 from prober.wire import registry as reg
+from prober.wire.clienthello import HelloSpec
+from prober.wire.constants import extension_value
 from tests.peers import closed_port
 
 ELB = ["ELBSecurityPolicy-2016-08", "ELBSecurityPolicy-FS-1-2-Res-2020-10",
@@ -71,17 +73,12 @@ def policies() -> list[str]:
             newest_mozilla("old"), "mozilla-intermediate-5.7"]
 
 
-def _with_ext(doc: dict[str, Any], name: str, value: Any) -> dict[str, Any]:
-    """A copy of a generated hello document with extension ``name`` replaced
-    (``value`` None: removed)."""
-    exts = []
-    for e in doc["extensions"]:
-        key = e if isinstance(e, str) else next(iter(e))
-        if key != name:
-            exts.append(e)
-        elif value is not None:
-            exts.append({name: value})
-    return {**doc, "extensions": exts}
+def _with_ext(doc: dict[str, Any], name: str, value: Any) -> HelloSpec:
+    """A generated hello with extension ``name`` set to ``value`` (None: removed)."""
+    spec = compile_hello(doc)
+    if value is None:
+        return variants.without_extension(spec, extension_value(name))
+    return variants.with_extension(spec, variants.extension(name, value))
 
 
 def edge_clients() -> list[Client]:
@@ -89,13 +86,14 @@ def edge_clients() -> list[Client]:
     no real client in the profile set combines this way."""
     ecdhe = ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256"]
     t12 = families.legacy_doc("TLSv1.2", [*ecdhe, "AES128-GCM-SHA256"])
-    docs = {
+    t13 = families.tls13_doc(families.tls13_suites())
+    specs = {
         # a TLS 1.3 suite the policies lack: no fallback to TLS 1.2
-        "edge:tls13-ccm+tls12": families.tls13_doc(["TLS_AES_128_CCM_SHA256"],
-                                                   legacy=[*ecdhe, "AES128-SHA"]),
-        "edge:fallback-scsv-tls1.1": families.legacy_doc(
+        "edge:tls13-ccm+tls12": compile_hello(families.tls13_doc(
+            ["TLS_AES_128_CCM_SHA256"], legacy=[*ecdhe, "AES128-SHA"])),
+        "edge:fallback-scsv-tls1.1": compile_hello(families.legacy_doc(
             "TLSv1.1", ["ECDHE-RSA-AES128-SHA", "ECDHE-ECDSA-AES128-SHA", "AES128-SHA",
-                        "TLS_FALLBACK_SCSV"]),
+                        "TLS_FALLBACK_SCSV"])),
         "edge:tls12-no-groups": _with_ext(t12, "supported_groups", None),
         "edge:tls12-no-sigalgs": _with_ext(t12, "signature_algorithms", None),
         "edge:tls12-sha1-sigalgs": _with_ext(t12, "signature_algorithms",
@@ -104,20 +102,19 @@ def edge_clients() -> list[Client]:
                                                   ["ecdsa_secp384r1_sha384"]),
         "edge:tls12-rsa-sigalg": _with_ext(t12, "signature_algorithms", ["rsa_pkcs1_sha256"]),
         "edge:tls12-x25519-only": _with_ext(t12, "supported_groups", ["x25519"]),
-        "edge:tls12-dhe": families.legacy_doc(
+        "edge:tls12-dhe": compile_hello(families.legacy_doc(
             "TLSv1.2", ["DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-SHA", *ecdhe],
-            groups=["ffdhe2048"]),
-        "edge:tls13-rsa-pss-only": _with_ext(families.tls13_doc(families.tls13_suites()),
-                                             "signature_algorithms", ["rsa_pss_rsae_sha256"]),
+            groups=["ffdhe2048"])),
+        "edge:tls13-rsa-pss-only": _with_ext(t13, "signature_algorithms",
+                                             ["rsa_pss_rsae_sha256"]),
         "edge:tls13-no-usable-sigalg": _with_ext(
-            families.tls13_doc(families.tls13_suites()), "signature_algorithms",
-            ["ecdsa_secp384r1_sha384", "rsa_pkcs1_sha256"]),
-        "edge:tls13-hrr": families.tls13_doc(families.tls13_suites(),
-                                             groups=["x448", "secp384r1", "x25519"],
-                                             key_shares=["x448"]),
+            t13, "signature_algorithms", ["ecdsa_secp384r1_sha384", "rsa_pkcs1_sha256"]),
+        "edge:tls13-hrr": compile_hello(families.tls13_doc(
+            families.tls13_suites(), groups=["x448", "secp384r1", "x25519"],
+            key_shares=["x448"])),
     }
-    return [Client.of(Profile(name=n, spec=compile_hello(d), origin="handwritten"))
-            for n, d in docs.items()]
+    return [Client.of(Profile(name=n, spec=spec, origin="handwritten"))
+            for n, spec in specs.items()]
 
 
 @functools.cache

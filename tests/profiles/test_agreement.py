@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from prober.capture.live import hello_key, profile_filename
+from prober.capture.live import profile_filename
+from prober.profiles.identity import client_identity
 from prober.profiles.loader import load_file
 from prober.wire.clienthello import ClientHello, build, read_client_hello
 from prober.wire.registry import suite_value
@@ -79,7 +80,7 @@ def test_real_client_and_replay_agree(client_id: str, servers: dict[str, NginxSe
     raw = read_client_hello(bytes.fromhex(load_file(got.path).extra["raw_hex"]))
     rebuilt = build(load_file(got.path).spec, "demo.test").hello
     assert isinstance(raw, ClientHello) and rebuilt is not None
-    assert hello_key(rebuilt) == hello_key(raw)
+    assert client_identity(rebuilt) == client_identity(raw)
     cells = agree.run_row(got.client, got.name, got.path, list(agree.POLICIES), servers,
                           tools=workdir / "tools", work=workdir / client_id, pki=pki)
     table = agree.render(cells)
@@ -104,7 +105,7 @@ def test_committed_profile_is_this_client(client_id: str, workdir: Path) -> None
     assert got.path is not None
     fresh = read_client_hello(bytes.fromhex(load_file(got.path).extra["raw_hex"]))
     kept = read_client_hello(bytes.fromhex(load_file(committed).extra["raw_hex"]))
-    assert hello_key(fresh) == hello_key(kept), (got.name, committed)
+    assert client_identity(fresh) == client_identity(kept), (got.name, committed)
     info: dict[str, Any] = load_file(committed).client
     assert info["version"] == got.version.version
 

@@ -20,32 +20,26 @@ from prober.diagnose.plan.variants import (
     PQ_RUNG,
     SANITY,
     SPLIT_PAUSE_MS,
-    X25519,
-    X25519MLKEM768,
     bisect_bounds,
     bisect_profile,
     choose_reference,
     fallback_profile,
     fallback_versions,
-    padded,
-    pq_spec,
-    sanity_profile,
     size_profiles,
     small_spec,
-    split_point,
     split_profiles,
     sweep_profiles,
-    with_ext,
 )
+from prober.profiles.families import sanity_profile
 
-# every public name of the former single module stays importable from here
+# the plan's public names, importable from here (how a hello is changed is
+# prober.profiles.variants')
 __all__ = [
     "BISECT_RESOLUTION", "KNOWN_GOOD", "LADDER",
-    "LOWER_VERSION", "PQ_RUNG", "SANITY", "SPLIT_PAUSE_MS", "SPLIT_REPEAT", "TCP_CLOSE",
-    "UNRELATED_SNI", "X25519", "X25519MLKEM768", "Job", "PlanOptions", "PlanState", "Runner",
+    "LOWER_VERSION", "PQ_RUNG", "SANITY", "SPLIT_PAUSE_MS", "SPLIT_REPEAT",
+    "UNRELATED_SNI", "Job", "PlanOptions", "PlanState", "Runner",
     "bisect_bounds", "bisect_profile", "choose_reference", "control", "execute",
     "fallback_profile", "fallback_versions", "idle_waits", "interleave",
-    "measure_idle", "padded", "pq_spec", "refine_waits", "sanity_profile", "seen",
-    "size_profiles", "small_spec", "split_point", "split_profiles", "sweep_profiles",
-    "with_ext",
+    "measure_idle", "refine_waits", "sanity_profile", "seen",
+    "size_profiles", "small_spec", "split_profiles", "sweep_profiles",
 ]

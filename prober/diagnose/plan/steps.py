@@ -52,12 +52,12 @@ from prober.diagnose.plan.variants import (
     choose_reference,
     fallback_profile,
     fallback_versions,
-    sanity_profile,
     size_profiles,
     split_profiles,
     sweep_profiles,
 )
 from prober.net.control import connect_and_wait
+from prober.profiles.families import sanity_profile
 
 # bisection stops when the boundary is known to this many bytes
 BISECT_RESOLUTION = 16

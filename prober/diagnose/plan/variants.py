@@ -1,7 +1,8 @@
-"""The hello variants of the plan, built as profiles (pure): the sanity hello, the
-version sweep, the size ladder and its bisection, the hello split over TLS records and
-TCP segments, TLS_FALLBACK_SCSV; and the pure choices made from the results (the
-known-good reference, the fallback versions, the bisection bounds).
+"""The hello variants of the plan, built as profiles (pure): the version sweep, the size
+ladder and its bisection, the hello split over TLS records and TCP segments,
+TLS_FALLBACK_SCSV; and the pure choices made from the results (the known-good reference,
+the fallback versions, the bisection bounds). How each variant changes a hello is
+:mod:`prober.profiles.variants`'s; which variants to send, and on what, is decided here.
 """
 
 from __future__ import annotations
@@ -20,42 +21,23 @@ from prober.diagnose.findings import (
     SWEEP_VERSIONS,
     Seen,
 )
-from prober.profiles.compile import compile_hello
-from prober.profiles.families import BROAD_VERSIONS, VERSION_PROFILES, tls13_doc, version_profile
-from prober.profiles.model import Profile, TransportSpec
-from prober.wire import registry as reg
-from prober.wire.buffer import Reader
-from prober.wire.clienthello import ExtSpec, HelloSpec, KeyShareSpec, build, ext_u16_list
-from prober.wire.constants import TLS_FALLBACK_SCSV, ExtensionType
+from prober.profiles import variants
+from prober.profiles.model import Profile
+from prober.wire.clienthello import HelloSpec, build
 
 SANITY = "sanity"
 KNOWN_GOOD = "known-good"
 # size ladder: wire sizes of the padded rungs; 1800 is a Chrome-like X25519MLKEM768 hello
 LADDER = (600, 1300, 1800, 4000)
 PQ_RUNG = 1800
-X25519MLKEM768 = 0x11EC
-X25519 = 0x001D
 # a TCP segment split is only meaningful if the peer has to wait for the second part
 SPLIT_PAUSE_MS = 200.0
 # a version -> the sweep profile one below it
 LOWER_VERSION = {SWEEP_VERSIONS[hi]: lo for lo, hi in pairwise(SWEEP_PROFILES)}
 
 
-def sanity_profile(name: str) -> Profile:
-    """A broad hello (TLS 1.0-1.3, every usual suite): what almost any server answers."""
-
-    t13 = version_profile("tls1.3-only").spec.cipher_suites
-    t12 = version_profile("tls1.2-only").spec.cipher_suites
-    doc = tls13_doc([reg.suite_name(v) for v in t13],
-                    legacy=[reg.suite_name(v) for v in t12])
-    for i, e in enumerate(doc["extensions"]):
-        if isinstance(e, dict) and "supported_versions" in e:
-            doc["extensions"][i] = {"supported_versions": list(BROAD_VERSIONS)}
-    return Profile(name=name, spec=compile_hello(doc), origin="generated",
-                   description="broad TLS 1.0-1.3 hello (diagnose sanity probe)")
-
-
 def sweep_profiles() -> list[Profile]:
+    from prober.profiles.families import version_profile
 
     return [version_profile(n) for n in SWEEP_PROFILES]
 
@@ -71,41 +53,11 @@ def choose_reference(sweep: list[Seen]) -> tuple[str, str]:
     return SANITY, "no version of the sweep succeeded: the broad sanity hello is used"
 
 
-def with_ext(spec: HelloSpec, ext: ExtSpec) -> HelloSpec:
-    """A copy of ``spec`` with ``ext`` replacing the extension of its type (or appended)."""
-    out = copy.deepcopy(spec)
-    exts = [e for e in out.extensions or () if e.type != ext.type]
-    out.extensions = [*exts, ext]
-    return out
-
-
 def small_spec(spec: HelloSpec, suite: int | None) -> HelloSpec:
     """The reference hello cut down to the suite the server chose: the ladder's first rung."""
-    out = copy.deepcopy(spec)
-    if suite is not None and suite in out.cipher_suites and len(out.cipher_suites) > 2:
-        out.cipher_suites = [suite]
-    return out
-
-
-def padded(spec: HelloSpec, to: int) -> HelloSpec:
-    return with_ext(spec, ExtSpec(ExtensionType.PADDING, pad_to=to))
-
-
-def pq_spec(spec: HelloSpec) -> HelloSpec | None:
-    """``spec`` with an X25519MLKEM768 key share first (None when it cannot do TLS 1.3)."""
-    if spec.ext(ExtensionType.KEY_SHARE) is None:
-        return None
-
-    sg = spec.ext(ExtensionType.SUPPORTED_GROUPS)
-    groups = Reader(sg.body).pull_list(2, 2) if sg is not None else [X25519]
-    groups = [X25519MLKEM768, *[g for g in groups if g != X25519MLKEM768]]
-    out = with_ext(spec, ExtSpec(ExtensionType.SUPPORTED_GROUPS, ext_u16_list(groups)))
-    ks = ExtSpec(ExtensionType.KEY_SHARE,
-                 key_shares=[KeyShareSpec(X25519MLKEM768), KeyShareSpec(X25519)])
-    # keep the extensions' order: key_share where it was
-    assert out.extensions is not None
-    out.extensions = [ks if e.type == ExtensionType.KEY_SHARE else e for e in out.extensions]
-    return out
+    if suite is not None and suite in spec.cipher_suites and len(spec.cipher_suites) > 2:
+        return variants.with_suites(spec, [suite])
+    return copy.deepcopy(spec)
 
 
 def size_profiles(ref: Profile, suite: int | None, sni: str | None
@@ -119,56 +71,43 @@ def size_profiles(ref: Profile, suite: int | None, sni: str | None
     for to in LADDER:
         if to <= base:
             continue
-        spec = padded(small, to)
+        spec = variants.padded(small, to)
         meta: dict[str, Any] = {"size_target": to}
         if to == PQ_RUNG:
-            pq = pq_spec(small)
+            pq = variants.with_pq_key_share(small)
             meta["pq"] = pq is not None
             if pq is not None:
-                spec = padded(pq, to)
+                spec = variants.padded(pq, to)
         out.append((Profile(name=f"size:{to}", spec=spec, sni=ref.sni), meta))
     return out
 
 
 def bisect_profile(ref: Profile, suite: int | None, to: int) -> Profile:
-    return Profile(name=f"size:{to}", spec=padded(small_spec(ref.spec, suite), to),
+    return Profile(name=f"size:{to}", spec=variants.padded(small_spec(ref.spec, suite), to),
                    sni=ref.sni)
-
-
-def split_point(spec: HelloSpec, sni: str | None) -> tuple[int, int]:
-    """(cut, length) of the handshake message: the cut falls inside the SNI when there is
-    one, since that is what a DPI device matches on."""
-    msg = build(spec, sni).message
-    if sni:
-        at = msg.find(sni.encode("idna"))
-        if at >= 0:
-            return at + max(1, len(sni) // 2), len(msg)
-    return max(1, len(msg) // 3), len(msg)
 
 
 def split_profiles(ref: Profile, sni: str | None) -> list[tuple[str, Profile, dict[str, Any]]]:
     if ref.spec.sslv2:
         return []
-    cut, length = split_point(ref.spec, ref.sni.resolve(sni))
-    records = [cut, max(1, (length - cut) // 2)]
-    # segments are cut in the wire bytes: the record header comes first
-    segments = [cut + 5]
+    sni = ref.sni.resolve(sni)
+    records = variants.split_over_records(ref.spec, sni)
+    segments = variants.split_over_segments(ref.spec, sni, SPLIT_PAUSE_MS)
     return [
         (STEP_RECORDS, Profile(name="records:split", spec=ref.spec, sni=ref.sni,
-                               transport=TransportSpec(record_sizes=records)),
-         {"record_sizes": records}),
+                               transport=records),
+         {"record_sizes": records.record_sizes}),
         (STEP_SEGMENTS, Profile(name="segments:split", spec=ref.spec, sni=ref.sni,
-                                transport=TransportSpec(segment_sizes=segments,
-                                                        pause_ms=SPLIT_PAUSE_MS)),
-         {"segment_sizes": segments, "pause_ms": SPLIT_PAUSE_MS}),
+                                transport=segments),
+         {"segment_sizes": segments.segment_sizes, "pause_ms": segments.pause_ms}),
     ]
 
 
 def fallback_profile(version: str, name: str = "fallback-scsv") -> Profile:
     """``version`` (TLSv1.x, SSLv3) with TLS_FALLBACK_SCSV, as a client retrying lower does."""
+    from prober.profiles.families import VERSION_PROFILES, version_profile
 
-    spec = copy.deepcopy(version_profile(VERSION_PROFILES[version]).spec)
-    spec.cipher_suites = [*spec.cipher_suites, TLS_FALLBACK_SCSV]
+    spec = variants.with_fallback_scsv(version_profile(VERSION_PROFILES[version]).spec)
     return Profile(name=name, spec=spec, origin="generated",
                    description=f"{version} with TLS_FALLBACK_SCSV")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import cache
 
 from prober.policy.model import VERSION_ORDER
-from prober.profiles import families
+from prober.profiles.families import candidate_suites
 from prober.wire import registry as reg
 
 # newest first, between TLS 1.3 (suites of its own) and SSLv2 (cipher specs, not suites)
@@ -22,30 +22,12 @@ RSA_SIGALGS = ["rsa_pss_rsae_sha256", "rsa_pss_rsae_sha384", "rsa_pss_rsae_sha51
 ECDSA_SIGALGS = ["ecdsa_secp256r1_sha256", "ecdsa_secp384r1_sha384", "ecdsa_secp521r1_sha512"]
 
 
-def _strength_key(c: reg.CipherSuite) -> tuple[bool, bool, int, int]:
-    # the same order as the generated version profiles: strongest first
-    return (not c.forward_secret, not c.aead, -(c.enc_bits or 0), c.value)
-
-
-@cache
-def suite_candidates(version: str) -> tuple[int, ...]:
-    """Every registry suite a certificate-based or anonymous server could pick at ``version``
-    (code points: two registry entries may share a name)."""
-    if version == "TLSv1.3":
-        return tuple(reg.suite_value(n) for n in families.tls13_suites())
-    cands = [c for c in reg.all_suites()
-             if version in c.tls_versions and not c.scsv
-             and c.kx in families._KX and c.auth in families._AUTH]
-    cands.sort(key=_strength_key)
-    return tuple(c.value for c in cands)
-
-
 @cache
 def bundles(version: str, cap: int = BUNDLE_CAP) -> tuple[tuple[int, ...], ...]:
     """The candidates of ``version`` cut into hellos of at most ``cap`` suites, the
     commonly deployed key exchanges first: bundle 0 alone holds what nearly every server
     accepts, so the others usually cost one refused hello each and no merge."""
-    cands = suite_candidates(version)
+    cands = candidate_suites(version)
     common = [v for v in cands if _kx(v) in _COMMON_KX]
     rare = [v for v in cands if _kx(v) not in _COMMON_KX]
     out: list[tuple[int, ...]] = []
@@ -68,7 +50,7 @@ def _kx(value: int) -> str:
 
 def candidate_index(version: str) -> dict[int, int]:
     """Position of each candidate in the canonical (strongest-first) order."""
-    return {v: i for i, v in enumerate(suite_candidates(version))}
+    return {v: i for i, v in enumerate(candidate_suites(version))}
 
 
 @cache

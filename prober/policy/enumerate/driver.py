@@ -21,7 +21,6 @@ from prober.net.attempt import Deadlines
 from prober.policy.enumerate.plan import Probe, Reply
 from prober.policy.enumerate.planner import Planner
 from prober.policy.scan import PolicyScan, assemble
-from prober.profiles.compile import compile_hello
 from prober.profiles.model import Profile
 from prober.wire import registry as reg
 from prober.wire.certificates import describe
@@ -71,7 +70,7 @@ async def enumerate_policy(ep: Endpoint, *, concurrency: int = DEFAULT_CONCURREN
                            planner: Planner | None = None) -> PolicyScan:
     """Run a whole policy scan of one endpoint; cancel the task to stop early."""
     plan = planner or Planner(target_sni=ep.target.sni)
-    opts = EngineOptions(deadlines=deadlines or Deadlines(connect=5.0, read=5.0))
+    opts = EngineOptions(deadlines=deadlines or Deadlines())
     results: list[AttemptResult] = []
     started = time.time()
     t_end = time.monotonic() + budget_s
@@ -79,8 +78,7 @@ async def enumerate_policy(ep: Endpoint, *, concurrency: int = DEFAULT_CONCURREN
     next_id = 0
 
     async def one(aid: int, probe: Probe) -> tuple[Probe, AttemptResult]:
-        profile = Profile(name=probe.name, spec=compile_hello(probe.doc), origin="generated",
-                          sni=probe.sni)
+        profile = Profile(name=probe.name, spec=probe.spec, origin="generated", sni=probe.sni)
         return probe, await attempt(aid, ep, profile, probe.tries, opts)
 
     complete = True

@@ -5,7 +5,6 @@ they rest on (the highest version, its top suite) is known."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from prober.core.outcome import CONNECT_FAILURES
 from prober.core.targets import SNI_NONE, Sni
@@ -19,6 +18,8 @@ from prober.policy.enumerate.plan import (
     Reply,
     Task,
 )
+from prober.profiles import families, variants
+from prober.wire.clienthello import HelloSpec
 
 
 class OneShot(Task):
@@ -76,7 +77,7 @@ class Sanity(Task):
             return None
         if self.stage == "end" and not plan.all_but_sanity_done():
             return None
-        return self._send(f"sanity/{self.stage}", hellos.sanity_hello())
+        return self._send(f"sanity/{self.stage}", families.sanity_spec())
 
     def feed(self, plan: PlanView, probe: Probe, reply: Reply) -> None:
         self.busy = False
@@ -90,7 +91,7 @@ class Sanity(Task):
 # -------------------------------------------------------------------------
 
 
-def _base(plan: PlanView, version: str) -> dict[str, Any]:
+def _base(plan: PlanView, version: str) -> HelloSpec:
     """A hello the server is known to answer: the version's top suite."""
     return hellos.hello(version, [plan.top_suite(version)])
 
@@ -104,11 +105,8 @@ def fallback_probe(plan: PlanView) -> list[Probe] | None:
     if len(versions) < 2 or not below:
         return []
     v = below[0]
-    doc = hellos.with_suites(_base(plan, v), [
-        *hellos.names([plan.top_suite(v)]), "TLS_FALLBACK_SCSV"])
-    if v == "SSLv3":
-        doc["cipher_suites"].append("TLS_EMPTY_RENEGOTIATION_INFO_SCSV")
-    return [Probe("fallback-scsv", EXTRAS, doc, v, data={"max": versions[0]})]
+    spec = variants.with_fallback_scsv(_base(plan, v))
+    return [Probe("fallback-scsv", EXTRAS, spec, v, data={"max": versions[0]})]
 
 
 def alpn_probe(plan: PlanView) -> list[Probe] | None:
@@ -122,9 +120,9 @@ def alpn_probe(plan: PlanView) -> list[Probe] | None:
     v = "TLSv1.2" if tls12 else top
     if v == "SSLv3" or plan.supported(v) is not True:
         return []
-    doc = hellos.set_ext(_base(plan, v), "alpn", ["h2", "http/1.1"])
-    doc = hellos.set_ext(doc, "status_request", None)
-    return [Probe("alpn-ocsp", EXTRAS, doc, v)]
+    spec = variants.with_extension(_base(plan, v), variants.extension("alpn", ["h2", "http/1.1"]))
+    spec = variants.with_extension(spec, variants.extension("status_request"))
+    return [Probe("alpn-ocsp", EXTRAS, spec, v)]
 
 
 def cert_probes(plan: PlanView) -> list[Probe] | None:
@@ -139,8 +137,9 @@ def cert_probes(plan: PlanView) -> list[Probe] | None:
     out = []
     for key, sigalgs in (("RSA", RSA_SIGALGS), ("ECDSA", ECDSA_SIGALGS)):
         if key not in seen:
-            doc = hellos.set_ext(_base(plan, "TLSv1.3"), "signature_algorithms", sigalgs)
-            out.append(Probe(f"cert/{key.lower()}-only", EXTRAS, doc, "TLSv1.3",
+            spec = variants.with_extension(
+                _base(plan, "TLSv1.3"), variants.extension("signature_algorithms", sigalgs))
+            out.append(Probe(f"cert/{key.lower()}-only", EXTRAS, spec, "TLSv1.3",
                              data={"key": key}))
     return out
 
@@ -151,14 +150,14 @@ def sni_probe(plan: PlanView) -> list[Probe] | None:
         return None if not plan.all_versions_refused() else []
     if top == "SSLv3":
         return []
-    doc = _base(plan, top)
+    base = _base(plan, top)
     if plan.target_sni:
-        return [Probe("cert/no-sni", EXTRAS, doc, top, sni=SNI_NONE)]
+        return [Probe("cert/no-sni", EXTRAS, base, top, sni=SNI_NONE)]
     first = next((r for p, r in plan.replies if r.answered and r.version == top), None)
     names = [n for n in (first.cert_dns if first else ()) if "*" not in n]
     if not names:
         return []
-    return [Probe("cert/sni", EXTRAS, doc, top, sni=Sni.named(names[0]),
+    return [Probe("cert/sni", EXTRAS, base, top, sni=Sni.named(names[0]),
                   data={"sni": names[0]})]
 
 
@@ -174,14 +173,14 @@ def intolerance_probes(plan: PlanView) -> list[Probe] | None:
     # server speaks TLS 1.2, as that is where the long hellos go)
     long_base = _base(plan, "TLSv1.2") if tls12 else base
     out = [Probe("intolerance/suites>128", EXTRAS,
-                 hellos.many_suites(long_base), "TLSv1.2" if tls12 else top,
+                 variants.many_suites(long_base), "TLSv1.2" if tls12 else top,
                  data={"check": "suites>128"})]
     if top == "TLSv1.2":
-        doc = hellos.tls13_with_legacy([plan.top_suite(top)])
-        out.append(Probe("intolerance/tls13-hello", EXTRAS, doc, top, data={"check": "tls13"}))
-    for name, doc in (("hello>512", hellos.padded(base, 600)),
-                      ("hello>1460", hellos.padded(base, 1600)),
-                      ("unknown-extension", hellos.with_unknown_extension(base)),
-                      ("grease", hellos.greased(base))):
-        out.append(Probe(f"intolerance/{name}", EXTRAS, doc, top, data={"check": name}))
+        spec = hellos.tls13_with_legacy([plan.top_suite(top)])
+        out.append(Probe("intolerance/tls13-hello", EXTRAS, spec, top, data={"check": "tls13"}))
+    for name, spec in (("hello>512", variants.padded(base, 600)),
+                       ("hello>1460", variants.padded(base, 1600)),
+                       ("unknown-extension", variants.with_unknown_extension(base)),
+                       ("grease", variants.greased(base))):
+        out.append(Probe(f"intolerance/{name}", EXTRAS, spec, top, data={"check": name}))
     return out

@@ -56,17 +56,17 @@ class GroupElimination(Task):
             if self.share_mode:
                 pick = "x25519" if "x25519" in self.remaining else self.remaining[0]
                 shares = [pick]
-            doc = hellos.hello(v, [self.suite], groups=self.remaining, key_shares=shares)
+            spec = hellos.hello(v, [self.suite], groups=self.remaining, key_shares=shares)
             if not shares:
                 # the HelloRetryRequest already names the group: finishing the handshake
                 # would only cost the server a key exchange per group (ffdhe8192: ~150 ms)
-                doc["stop_after_hrr"] = True
+                spec.stop_after_hrr = True
         else:
             groups = list(self.remaining)
             if self.pin is not None and self.pin in self.winners:
                 groups.append(self.pin)
-            doc = hellos.hello(v, [self.suite], groups=groups)
-        return self._send(f"groups/{v}/{self.steps}", doc, v)
+            spec = hellos.hello(v, [self.suite], groups=groups)
+        return self._send(f"groups/{v}/{self.steps}", spec, v)
 
     def feed(self, plan: PlanView, probe: Probe, reply: Reply) -> None:
         self.busy = False

@@ -44,14 +44,14 @@ class OrderCheck(Task):
             return self._send(name, hellos.hello(v, [pair[1], pair[0]]), v, pair=pair, gp=())
         if v == "TLSv1.3":
             suites = [pair[1], pair[0]] if pair else [plan.top_suite(v)]
-            doc = hellos.hello(v, suites, groups=[gp[1], gp[0]], key_shares=[])
-            return self._send(name, doc, v, GROUPS, pair=pair, gp=gp)
+            spec = hellos.hello(v, suites, groups=[gp[1], gp[0]], key_shares=[])
+            return self._send(name, spec, v, GROUPS, pair=pair, gp=gp)
         if pair and not all(is_ecdhe(s) for s in pair):
             # the suite check cannot ride on an ECDHE-only hello: send it on its own
             return self._send(name, hellos.hello(v, [pair[1], pair[0]]), v, pair=pair, gp=())
         suites = [pair[1], pair[0]] if pair else [plan.ecdhe_winner()]
-        doc = hellos.hello(v, suites, groups=[gp[1], gp[0]])
-        return self._send(name, doc, v, GROUPS, pair=pair, gp=gp)
+        spec = hellos.hello(v, suites, groups=[gp[1], gp[0]])
+        return self._send(name, spec, v, GROUPS, pair=pair, gp=gp)
 
     def _suite_pair(self, plan: PlanView) -> tuple[int, ...] | None:
         """(x, y) to check; () when none is needed or possible; None while waiting."""

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from prober.core.outcome import REFUSALS
 from prober.core.targets import SNI_TARGET, Sni
 from prober.wire import registry as reg
+from prober.wire.clienthello import HelloSpec
 
 # what a connection was for (the connection counts of the report)
 SUITES, VERSIONS, GROUPS, EXTRAS, SANITY = "suites", "versions", "groups", "extras", "sanity"
@@ -54,11 +55,11 @@ class Reply:
 
 @dataclass(eq=False)
 class Probe:
-    """One hello to send: a profile document plus what it is for."""
+    """One hello to send, plus what it is for."""
 
     name: str
     purpose: str
-    doc: dict[str, Any]
+    spec: HelloSpec
     version: str | None = None
     sni: Sni = SNI_TARGET
     owner: Any = field(default=None, repr=False)
@@ -82,10 +83,10 @@ class Task:
     def feed(self, plan: PlanView, probe: Probe, reply: Reply) -> None:  # pragma: no cover
         raise NotImplementedError
 
-    def _send(self, name: str, doc: dict[str, Any], version: str | None = None,
+    def _send(self, name: str, spec: HelloSpec, version: str | None = None,
               purpose: str | None = None, sni: Sni = SNI_TARGET, **data: Any) -> Probe:
         self.busy = True
-        return Probe(name=name, purpose=purpose or self.purpose, doc=doc, version=version,
+        return Probe(name=name, purpose=purpose or self.purpose, spec=spec, version=version,
                      sni=sni, owner=self, data=data)
 
     def _retry(self, plan: PlanView, probe: Probe, reply: Reply) -> bool:

@@ -23,7 +23,6 @@ How it keeps connections and wall time down:
 from __future__ import annotations
 
 from prober.core.outcome import CONNECT_FAILURES, Outcome
-from prober.policy.enumerate import hellos
 from prober.policy.enumerate.candidates import LEGACY_VERSIONS, auth_of, bundles, is_ecdhe
 from prober.policy.enumerate.extras import (
     OneShot,
@@ -45,6 +44,7 @@ from prober.policy.enumerate.plan import (
     Task,
 )
 from prober.policy.enumerate.suites import Elimination, MergedElimination, SSLv2Probe
+from prober.profiles import families
 
 TLS_VERSIONS = ("TLSv1.3", *LEGACY_VERSIONS)
 
@@ -148,7 +148,7 @@ class Planner:
                 or start.outcome in CONNECT_FAILURES:
             return None
         self.sanity_end.busy = True
-        return self._issue(Probe("sanity/end", SANITY, hellos.sanity_hello(),
+        return self._issue(Probe("sanity/end", SANITY, families.sanity_spec(),
                                  owner=self.sanity_end))
 
     # -- used by tasks ----------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 from prober.policy.enumerate import hellos
 from prober.policy.enumerate.candidates import candidate_index
 from prober.policy.enumerate.plan import SUITES, PlanView, Probe, Reply, Task, older
+from prober.profiles import families
 from prober.wire import registry as reg
 
 
@@ -166,7 +167,7 @@ class SSLv2Probe(Task):
     def poll(self, plan: PlanView) -> Probe | None:
         if self.done or self.busy:
             return None
-        return self._send("SSLv2/a1", hellos.sslv2_hello(), "SSLv2")
+        return self._send("SSLv2/a1", families.version_profile("sslv2-only").spec, "SSLv2")
 
     def feed(self, plan: PlanView, probe: Probe, reply: Reply) -> None:
         self.busy = False
