@@ -15,15 +15,9 @@ from typing import TYPE_CHECKING
 
 from prober.wire.buffer import DecodeError, Reader
 from prober.wire.clienthello import BuiltHello, frame_records, retry_hello
-from prober.wire.constants import (
-    DOWNGRADE_TLS11,
-    DOWNGRADE_TLS12,
-    HRR_RANDOM,
-    ContentType,
-    ExtensionType,
-    HandshakeType,
-)
+from prober.wire.constants import ContentType, ExtensionType, HandshakeType
 from prober.wire.registry import GREASE_VALUES, suite
+from prober.wire.serverhello import ServerHello, alpn_choice, pull_server_hello
 
 if TYPE_CHECKING:
     from prober.wire.tls13 import HandshakeDecryptor
@@ -253,7 +247,7 @@ class FlightReader:
         name = _MESSAGE_NAMES.get(mtype) or f"handshake_{mtype}"
         f.messages.append(name)
         if mtype == HandshakeType.SERVER_HELLO:
-            return self._server_hello(msg, r)
+            return self._server_hello(msg)
         if f.version is None:
             raise _Bad(f"{name} before ServerHello")
         tls13 = f.version == 0x0304
@@ -289,52 +283,37 @@ class FlightReader:
         self._transcript += msg
         return b""
 
-    def _server_hello(self, msg: bytes, r: Reader) -> bytes:
+    def _server_hello(self, msg: bytes) -> bytes:
         f = self.flight
         spec = self.built.spec
-        legacy = r.pull_u16()
-        random = r.pull_bytes(32)
-        r.pull_vector(1)  # session id echo
-        chosen = r.pull_u16()
-        comp = r.pull_u8()
-        exts: list[tuple[int, bytes]] = []
-        if not r.eof():
-            er = r.sub(2)
-            while not er.eof():
-                t = er.pull_u16()
-                exts.append((t, er.pull_vector(2)))
-        ext = dict(exts)
-        version = legacy
-        if ExtensionType.SUPPORTED_VERSIONS in ext:
-            version = Reader(ext[ExtensionType.SUPPORTED_VERSIONS]).pull_u16()
+        # bytes after the extensions have never failed a flight: not strict
+        sh = pull_server_hello(Reader(msg), strict=False)
+        version = sh.selected_version
+        chosen = sh.cipher_suite
         offered_versions = spec.offered_versions()
         if version not in offered_versions:
             raise _Bad(f"server chose version 0x{version:04x}, not offered")
         if chosen not in spec.offered_suites() or chosen in GREASE_VALUES:
             raise _Bad(f"server chose cipher suite 0x{chosen:04x}, not offered")
-        if comp not in spec.offered_compression():
-            raise _Bad(f"server chose compression method {comp}, not offered")
-        is_hrr = random == HRR_RANDOM
-        if is_hrr:
-            return self._hello_retry(msg, chosen, ext)
-        f.version, f.suite, f.compression = version, chosen, comp
-        f.server_extensions = [t for t, _ in exts]
-        # RFC 8446 4.1.3: a server able to do more than it negotiated says so in its
-        # random; reported whatever we offered, it tells what the server could do
-        if version == 0x0303 and random[-8:] == DOWNGRADE_TLS12:
-            f.downgrade_sentinel = "TLSv1.2"
-        elif version < 0x0303 and random[-8:] == DOWNGRADE_TLS11:
-            f.downgrade_sentinel = "TLSv1.1"
+        if sh.compression_method not in spec.offered_compression():
+            raise _Bad(f"server chose compression method {sh.compression_method}, not offered")
+        if sh.is_hello_retry_request:
+            return self._hello_retry(msg, sh)
+        f.version, f.suite, f.compression = version, chosen, sh.compression_method
+        f.server_extensions = sh.extension_types
+        # RFC 8446 4.1.3: reported whatever we offered, it tells what the server could do.
+        # Only ever set, never cleared: a second ServerHello has never undone the first's
+        sentinel = sh.downgrade_sentinel
+        if sentinel is not None:
+            f.downgrade_sentinel = sentinel
         if version != 0x0304:
-            self._extensions_tls12(ext)
+            self._extensions_tls12(sh)
             self._transcript += msg
             return b""
-        ks = ext.get(ExtensionType.KEY_SHARE)
+        ks = sh.key_share
         if ks is None:
             raise _Bad("TLS 1.3 ServerHello without key_share")
-        kr = Reader(ks)
-        group = kr.pull_u16()
-        share = kr.pull_vector(2)
+        group, share = ks
         # no key_share extension in the spec means no share_groups either
         if group not in self.built.share_groups:
             raise _Bad(f"server key_share for group 0x{group:04x}, for which we sent no share")
@@ -352,18 +331,21 @@ class FlightReader:
                 self._decryptor = HandshakeDecryptor(chosen, secret, bytes(self._transcript))
         return b""
 
-    def _hello_retry(self, msg: bytes, chosen: int, ext: dict[int, bytes]) -> bytes:
+    def _hello_retry(self, msg: bytes, hrr: ServerHello) -> bytes:
         f = self.flight
         if self._retried:
             raise _Bad("second HelloRetryRequest")
-        ks = ext.get(ExtensionType.KEY_SHARE)
-        if ks is None or len(ks) != 2:
+        try:
+            group = hrr.selected_group
+        except DecodeError:
+            group = None  # a key_share that is not a bare group selects none
+        if group is None:
             raise _Bad("HelloRetryRequest without a selected group")
-        group = int.from_bytes(ks, "big")
         if group not in self.built.spec.offered_groups() or group in self.built.share_groups:
             raise _Bad(f"HelloRetryRequest for group 0x{group:04x}, not offered or already shared")
         from prober.wire.tls13 import message_hash, suite_params
 
+        chosen = hrr.cipher_suite
         params = suite_params(chosen)
         if params is None:
             raise _Bad(f"HelloRetryRequest with non-TLS 1.3 suite 0x{chosen:04x}")
@@ -374,23 +356,24 @@ class FlightReader:
             f.stopped_at_hrr = True
             f.status = COMPLETE
             return b""
-        cookie_body = ext.get(ExtensionType.COOKIE)
-        cookie = Reader(cookie_body).pull_vector(2) if cookie_body is not None else None
+        cookie = hrr.cookie
         self._retried = True
         second = retry_hello(self.built, group, cookie)
+        # msg, not push_server_hello(hrr): the hash is over the bytes as received
         self._transcript = bytearray(message_hash(params[0], bytes(self._transcript)) + msg)
         self._transcript += second.message
         # the rest of the flight is read against the second hello's keys
         self.built = second
         return frame_records(second.message, self.built.spec.record_version)
 
-    def _extensions_tls12(self, ext: dict[int, bytes]) -> None:
+    def _extensions_tls12(self, sh: ServerHello) -> None:
         f = self.flight
-        f.secure_renegotiation = ExtensionType.RENEGOTIATION_INFO in ext
-        f.extended_master_secret = ExtensionType.EXTENDED_MASTER_SECRET in ext
-        f.session_ticket = ExtensionType.SESSION_TICKET in ext
-        if ExtensionType.ALPN in ext:
-            f.alpn = _alpn_choice(ext[ExtensionType.ALPN])
+        f.secure_renegotiation = sh.extension(ExtensionType.RENEGOTIATION_INFO) is not None
+        f.extended_master_secret = sh.extension(ExtensionType.EXTENDED_MASTER_SECRET) is not None
+        f.session_ticket = sh.extension(ExtensionType.SESSION_TICKET) is not None
+        # absent leaves what an earlier ServerHello set; present but empty clears it
+        if sh.extension(ExtensionType.ALPN) is not None:
+            f.alpn = sh.alpn
 
     def _extensions(self, er: Reader, *, encrypted_extensions: bool) -> None:
         f = self.flight
@@ -400,7 +383,7 @@ class FlightReader:
             if encrypted_extensions:
                 f.server_extensions.append(t)
             if t == ExtensionType.ALPN:
-                f.alpn = _alpn_choice(body)
+                f.alpn = alpn_choice(body)
 
     def _certificate(self, r: Reader, tls13: bool) -> None:
         f = self.flight
@@ -607,11 +590,6 @@ def _inflate_zstd(data: bytes, length: int) -> bytearray | None:
 
 _INFLATERS: dict[int, Callable[[bytes, int], bytearray | None]] = {
     1: _inflate_zlib, 2: _inflate_brotli, 3: _inflate_zstd}
-
-
-def _alpn_choice(body: bytes) -> str | None:
-    r = Reader(body).sub(2)
-    return r.pull_vector(1).decode("ascii", "replace") if not r.eof() else None
 
 
 class _Bad(Exception):

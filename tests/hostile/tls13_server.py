@@ -24,6 +24,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from prober.wire.buffer import u16, u24, vec
 from prober.wire.clienthello import ClientHello, decode_key_share_client, read_client_hello
 from prober.wire.constants import ExtensionType, HandshakeType
+from prober.wire.serverhello import (
+    ServerHello,
+    ext_selected_version,
+    ext_server_key_share,
+    push_server_hello,
+)
 from prober.wire.tls13 import HandshakeDecryptor, hkdf_expand_label, transcript_hash
 from tests.peers.misbehaving import Conn, LoopListener
 
@@ -108,11 +114,11 @@ class Session:
 
 
 def server_hello(hello: ClientHello, public: bytes) -> bytes:
-    exts = (u16(ExtensionType.SUPPORTED_VERSIONS) + vec(u16(0x0304), 2)
-            + u16(ExtensionType.KEY_SHARE) + vec(u16(X25519) + vec(public, 2), 2))
-    body = (u16(0x0303) + os.urandom(32) + vec(hello.session_id, 1) + u16(SUITE) + b"\x00"
-            + vec(exts, 2))
-    return bytes([HandshakeType.SERVER_HELLO]) + u24(len(body)) + body
+    return push_server_hello(ServerHello(
+        legacy_version=0x0303, random=os.urandom(32), session_id=hello.session_id,
+        cipher_suite=SUITE, compression_method=0,
+        extensions=((ExtensionType.SUPPORTED_VERSIONS, ext_selected_version(0x0304)),
+                    (ExtensionType.KEY_SHARE, ext_server_key_share(X25519, public)))))
 
 
 def open_session(hello: ClientHello) -> tuple[Session, bytes]:
