@@ -13,11 +13,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined
+from jinja2 import ChainableUndefined, ChoiceLoader, Environment, PackageLoader
 from markupsafe import Markup
 
 from prober import __version__
 
+# a saved run may lack optional fields: ChainableUndefined prints them as nothing
 # C0 and C1 controls, DEL, and the bidirectional overrides and isolates (which reorder
 # what follows them on screen)
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -54,7 +55,7 @@ def environment(package: str, *below: str) -> Environment:
     env = Environment(
         loader=ChoiceLoader([PackageLoader(p, "templates") for p in (package, *below)]
                             + [PackageLoader("prober.report", "templates")]),
-        autoescape=True, undefined=StrictUndefined, finalize=_finalize,
+        autoescape=True, undefined=ChainableUndefined, finalize=_finalize,
         trim_blocks=True, lstrip_blocks=True, auto_reload=False)
     env.filters["ctl"] = visible_controls
     env.filters["ms"] = ms
