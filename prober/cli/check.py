@@ -12,12 +12,12 @@ from typing import Any
 from tabulate import tabulate
 
 from prober.check.expectations import load
+from prober.check.html import render as render_html
 from prober.check.junit import junit_xml
 from prober.check.run import CheckRun
 from prober.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Commands, UsageError, run_loop
-from prober.check.html import render as render_html
-from prober.cli.outputs import HtmlFile, add_html
 from prober.cli.options import add_target_options, add_timeouts, deadlines_of, target_of
+from prober.cli.outputs import HtmlFile, add_html
 
 
 def register(hooks: Commands) -> None:

@@ -20,12 +20,11 @@ from prober.cli.common import (
     json_file_of,
     run_loop,
 )
-from prober.cli.outputs import HtmlFile, WireFiles, add_html, add_wire_files
 from prober.cli.options import add_target_options, add_timeouts, deadlines_of, target_of
+from prober.cli.outputs import HtmlFile, WireFiles, add_html, add_wire_files
 from prober.core import engine
 from prober.diagnose import capture as cap_mod
-from prober.diagnose import diff, plan, report
-from prober.diagnose import diff_html
+from prober.diagnose import diff, diff_html, plan, report
 from prober.diagnose import html as diagnose_html
 from prober.diagnose.diff import check
 from prober.net.packets import open_capture

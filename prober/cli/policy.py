@@ -8,16 +8,16 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from prober.cli.common import EXIT_INTERRUPTED, EXIT_OK, UsageError, json_file_of, run_loop
-from prober.cli.outputs import HtmlFile, WireFiles, add_html, add_wire_files
 from prober.cli.options import add_target_options, add_timeouts, deadlines_of, target_of
+from prober.cli.outputs import HtmlFile, WireFiles, add_html, add_wire_files
 from prober.core.engine import resolve_targets
 from prober.policy.deep import deep_scan
 from prober.policy.enumerate.driver import enumerate_policy
 from prober.policy.enumerate.planner import Planner
+from prober.policy.html import render as render_html
 from prober.policy.naming.match import match_catalog, mozilla_compliance
 from prober.policy.report import document, table
 from prober.policy.scan import assemble
-from prober.policy.html import render as render_html
 from prober.report.output import emit
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ from prober.cli.common import (
     raise_fd_limit,
     run_loop,
 )
-from prober.cli.outputs import HtmlFile, WireFiles, add_html, add_wire_files
 from prober.cli.options import add_target_options, add_timeouts, deadlines_of, target_of
+from prober.cli.outputs import HtmlFile, WireFiles, add_html, add_wire_files
 from prober.core import engine
 from prober.core.targets import read_targets_file
 from prober.probe.html import render as render_html

@@ -126,12 +126,14 @@ def _from_timings(a: dict[str, Any]) -> list[_Ev]:
     total = tm.get("total")
     evs = [_Ev(0.0, True, "syn", "0.00 ms  SYN", inferred=True)]
     if outcome == "refused":
-        return evs + [_Ev(total, False, "rst", f"{_fmt_t(total)}RST (connection refused)",
-                          inferred=True)]
+        evs.append(_Ev(total, False, "rst", f"{_fmt_t(total)}RST (connection refused)",
+                       inferred=True))
+        return evs
     if tm.get("connect") is None:
         why = {"connect-timeout": "no answer to the SYN", "unreachable": "unreachable"}
-        return evs + [_Ev(total, False, "note", f"{why.get(str(outcome), str(outcome))} "
-                          f"({_fmt_t(total).strip() or 'deadline'})", inferred=True)]
+        evs.append(_Ev(total, False, "note", f"{why.get(str(outcome), str(outcome))} "
+                       f"({_fmt_t(total).strip() or 'deadline'})", inferred=True))
+        return evs
     c = tm["connect"]
     evs += [_Ev(c, False, "synack", f"{_fmt_t(c)}SYN-ACK", inferred=True),
             _Ev(c, True, "ack", f"{_fmt_t(c)}ACK", inferred=True)]
