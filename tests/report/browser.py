@@ -3,6 +3,7 @@ nothing is downloaded), and what a rendered report's layout looks like to it."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,7 +88,7 @@ def check_diagram(svg: dict[str, Any]) -> None:
     for a in arrows:
         # each label sits wholly above its own arrow, and below the previous arrow
         assert a["text"]["bottom"] <= a["line"]["y"] + 0.5, (svg["id"], a["label"])
-    for prev, nxt in zip(arrows, arrows[1:], strict=False):
+    for prev, nxt in itertools.pairwise(arrows):
         assert nxt["text"]["y"] >= prev["line"]["bottom"] - 0.5, (svg["id"], nxt["label"])
         assert nxt["text"]["y"] >= prev["text"]["bottom"], (svg["id"], nxt["label"])
     for a in arrows:

@@ -268,3 +268,26 @@ def test_pcap_keylog_decrypt_tls13_nginx(nginx_factory: Callable[..., NginxServe
         (SHOTS.parent / "tshark-certificate.txt").write_text(
             "\n".join(_tshark("-r", str(pcap), "-o", f"tls.keylog_file:{keys}", "-Y",
                               "tls.handshake.type==11")) + "\n")
+
+
+def test_keylog_after_hello_retry_request(nginx_factory: Callable[..., NginxServer],
+                                          tmp_path: Path) -> None:
+    """After a HelloRetryRequest the lines stay keyed by the first hello's random (the
+    second repeats it), and tshark still decrypts the flight."""
+    need_bins("tshark", "nginx")
+    if not _root():
+        pytest.skip("--pcap needs root or CAP_NET_RAW")
+    srv = nginx_factory(protocols="TLSv1.3", ecdh_curve="secp384r1")
+    pcap, keys = tmp_path / "hrr.pcapng", tmp_path / "hrr.log"
+    prober("probe", f"127.0.0.1:{srv.port}", "-p", "tls1.3-only", "--pcap", str(pcap),
+           "--keylog", str(keys), "--json", str(tmp_path / "hrr.json"), "-q")
+    [a] = json.loads((tmp_path / "hrr.json").read_text())["attempts"]
+    assert a["outcome"] == "ok" and a["negotiated"]["hrr_group"] == "secp384r1", a
+    randoms = _tshark("-r", str(pcap), "-Y", "tls.handshake.type==1", "-T", "fields", "-e",
+                      "tls.handshake.random")
+    assert len(randoms) == 2 and randoms[0] == randoms[1]
+    lines = [ln.split() for ln in keys.read_text().splitlines() if not ln.startswith("#")]
+    assert [ln[1] for ln in lines] == [randoms[0].replace(":", "")] * 2
+    certs = _tshark("-r", str(pcap), "-o", f"tls.keylog_file:{keys}", "-Y",
+                    "tls.handshake.type==11")
+    assert len(certs) == 1
