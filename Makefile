@@ -12,9 +12,9 @@ STAMP  := $(VENV)/.prober-installed
 # Real peers the integration tests run against (tests/peers) and tools they use.
 APT_PACKAGES  := openssl ca-certificates curl nginx-light libnginx-mod-stream haproxy \
                  gnutls-bin iproute2 nftables iptables tcpdump nmap coreutils tshark \
-                 wget libnss3-tools nodejs golang-go gcc openjdk-17-jdk-headless chromium firefox-esr
+                 wget libnss3-tools nodejs golang-go gcc openjdk-17-jdk-headless chromium chromium-driver firefox-esr
 REQUIRED_BINS := openssl curl nginx haproxy gnutls-cli ip nft iptables tcpdump nmap stdbuf tshark editcap mergecap \
-                 wget tstclnt certutil node go java javac chromium firefox-esr
+                 wget tstclnt certutil node go java javac chromium chromedriver firefox-esr
 STREAM_MODULE := /usr/lib/nginx/modules/ngx_stream_module.so
 
 .PHONY: setup system-deps venv test lint demo bench lab-up lab-down
@@ -76,6 +76,7 @@ bench: setup
 	$(PY) bench/run.py
 	$(PY) bench/logs.py
 	$(PY) bench/policy.py
+	$(PY) bench/report.py
 
 # The network-namespace lab of docs/lab.md (root only): every failure mode, to try by hand.
 lab-up: setup

@@ -56,6 +56,8 @@ INSTALL_HINT = {
     "tcpdump": "tcpdump",
     "nmap": "nmap",
     "tshark": "tshark",
+    "chromium": "chromium",
+    "chromedriver": "chromium-driver",
     "iptables": "iptables",
     "editcap": "tshark",
     "mergecap": "tshark",

@@ -12,10 +12,12 @@ from typing import Any
 from tabulate import tabulate
 
 from prober.check.expectations import load
+from prober.check.html import render as render_html
 from prober.check.junit import junit_xml
 from prober.check.run import CheckRun
 from prober.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Commands, UsageError, run_loop
 from prober.cli.options import add_target_options, add_timeouts, deadlines_of, target_of
+from prober.cli.outputs import HtmlFile, add_html
 
 
 def register(hooks: Commands) -> None:
@@ -31,6 +33,7 @@ def register(hooks: Commands) -> None:
     add_target_options(p)
     add_timeouts(p, default=None, default_text="the expectations' timeout, else 5 s")
     p.add_argument("-c", "--concurrency", type=int, default=16, metavar="N")
+    add_html(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print failures only")
     p.set_defaults(func=cmd_check)
 
@@ -40,6 +43,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     deadlines = deadlines_of(args, fallback=exp.timeout)
     targets = [target_of(t, args) for t in args.targets]
     run = CheckRun.prepare(exp, targets, deadlines, args.concurrency)
+    html = HtmlFile(args)
     t0 = time.monotonic()
     try:
         run_loop(run.execute())
@@ -52,6 +56,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         _write(args.junit, junit_xml(run.verdicts, elapsed))
     if args.json:
         _write(args.json, json.dumps(run.document(), indent=2) + "\n")
+    html.write(lambda: render_html(run.document()))
     return EXIT_OK if run.passed else EXIT_FAILED
 
 

@@ -21,9 +21,11 @@ from prober.cli.common import (
     run_loop,
 )
 from prober.cli.options import add_target_options, add_timeouts, deadlines_of, target_of
+from prober.cli.outputs import HtmlFile, WireFiles, add_html, add_wire_files
 from prober.core import engine
 from prober.diagnose import capture as cap_mod
-from prober.diagnose import diff, plan, report
+from prober.diagnose import diff, diff_html, plan, report
+from prober.diagnose import html as diagnose_html
 from prober.diagnose.diff import check
 from prober.net.packets import open_capture
 from prober.report.output import emit
@@ -63,6 +65,8 @@ def register(hooks: Commands) -> None:
     d.add_argument("--pin-sha256", action="append", default=[], metavar="HEX",
                    help="SHA-256 of the expected leaf certificate (DER); repeatable")
     d.add_argument("--json", metavar="FILE|-", help="write the JSON document (- = stdout)")
+    add_html(d)
+    add_wire_files(d)
     d.add_argument("-q", "--quiet", action="store_true", help="no text report, no progress")
     d.set_defaults(func=cmd_diagnose)
 
@@ -75,6 +79,7 @@ def register(hooks: Commands) -> None:
     f.add_argument("--label-a", metavar="NAME", help="name of run A (default: file name)")
     f.add_argument("--label-b", metavar="NAME", help="name of run B (default: file name)")
     f.add_argument("--json", metavar="FILE|-", help="write the diff as JSON (- = stdout)")
+    add_html(f)
     f.set_defaults(func=cmd_diff)
 
 
@@ -109,6 +114,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
                             deadlines=deadlines, per_target=args.per_target, rate=args.rate,
                             unrelated_sni=args.unrelated_sni, idle_max=args.idle_timeout)
     json_out = json_file_of(args)
+    html = HtmlFile(args)
+    wire = WireFiles(args)
     meta = report.RunMeta(started=time.time(), options={
         "repeat": args.repeat, "sweep_repeat": args.sweep_repeat,
         "connect_timeout_s": deadlines.connect, "read_timeout_s": deadlines.read,
@@ -129,7 +136,13 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         holder["ep"] = ep
         if ep.address is None:
             return
-        if args.capture:
+        # --pcap needs whole packets: its capture serves --capture as well
+        wire.start([(ep.address, target.port, ep.family)])
+        pcap_cap = wire.capture_for(ep.address, target.port)
+        if pcap_cap is not None and args.capture:
+            holder["shared_cap"] = pcap_cap
+            meta.capture.update(available=True, reason=None)
+        elif args.capture:
             cap, why = open_capture(ep.address, target.port, ep.family)
             holder["cap"] = cap
             meta.capture.update(available=cap is not None, reason=None if cap else why)
@@ -138,6 +151,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         finally:
             if holder.get("cap") is not None:
                 holder["cap"].stop()
+            wire.stop()
 
     rc = EXIT_OK
     try:
@@ -151,11 +165,13 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         return rc
     if ep.address is None:
         raise _usage(f"target {target.label!r}: {ep.error or 'does not resolve'}")
-    if holder.get("cap") is not None:
-        cap = holder["cap"]
+    cap = holder.get("cap") or holder.get("shared_cap")
+    if cap is not None:
         meta.capture["packets"] = cap_mod.attach(state.results, cap)
         meta.capture["dropped"] = cap.dropped
     doc = report.document(state, ep, meta)
+    wire.write(state.results, args.quiet)
+    html.write(lambda: diagnose_html.render(doc))
     emit(doc, args.json, json_out, None if args.quiet else report.text(doc))
     return rc
 
@@ -181,10 +197,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if la == lb:
         la, lb = f"A:{la}", f"B:{lb}"
     json_out = json_file_of(args)
+    html = HtmlFile(args)
     try:
         doc = diff.document(diff.Side(la, a), diff.Side(lb, b))
     except (KeyError, ValueError, TypeError) as e:
         raise _usage(f"{args.a} / {args.b}: unexpected content ({type(e).__name__}: {e})"
                      ) from None
+    html.write(lambda: diff_html.render(doc, diff.Side(la, a), diff.Side(lb, b)))
     emit(doc, args.json, json_out, diff.text(doc))
     return EXIT_OK

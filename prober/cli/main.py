@@ -27,6 +27,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("check", "prober.cli.check", "check expectations against endpoints (CI gate)"),
     ("diagnose", "prober.cli.diagnose", "name what is on the path to an endpoint"),
     ("diff", "prober.cli.diagnose", "compare two runs (inside vs outside, before vs after)"),
+    ("report", "prober.cli.report", "draw a saved run as a self-contained HTML report"),
     ("demo", "prober.cli.demo", "run the loopback demo endpoint and probe it (or just serve it)"),
 )
 

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from prober.cli.common import EXIT_INTERRUPTED, EXIT_OK, UsageError, json_file_of, run_loop
 from prober.cli.options import add_target_options, add_timeouts, deadlines_of, target_of
+from prober.cli.outputs import HtmlFile, WireFiles, add_html, add_wire_files
 from prober.core.engine import resolve_targets
 from prober.policy.deep import deep_scan
 from prober.policy.enumerate.driver import enumerate_policy
 from prober.policy.enumerate.planner import Planner
+from prober.policy.html import render as render_html
 from prober.policy.naming.match import match_catalog, mozilla_compliance
 from prober.policy.report import document, table
 from prober.policy.scan import assemble
@@ -41,6 +43,8 @@ def register(hooks: Commands) -> None:
                    help="connections open at once to the endpoint (default 8)")
     p.add_argument("--budget", type=float, default=120.0, metavar="S",
                    help="stop the whole scan after this many seconds (default 120)")
+    add_html(p)
+    add_wire_files(p)
     p.set_defaults(func=cmd_policy)
 
 
@@ -52,7 +56,8 @@ def cmd_policy(args: argparse.Namespace) -> int:
     if args.budget <= 0:
         raise UsageError(f"--budget must be positive, got {args.budget}")
     json_out = json_file_of(args)
-
+    html = HtmlFile(args)
+    wire = WireFiles(args)
 
     results: list[Any] = []
     planner = Planner(target_sni=target.sni)
@@ -64,6 +69,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
         holder["ep"] = eps[0]
         if eps[0].address is None:
             return
+        wire.start([(eps[0].address, target.port, eps[0].family)])
         holder["scan"] = await enumerate_policy(
             eps[0], concurrency=args.concurrency, budget_s=args.budget,
             deadlines=deadlines,
@@ -74,6 +80,8 @@ def cmd_policy(args: argparse.Namespace) -> int:
         run_loop(go())
     except KeyboardInterrupt:
         rc = EXIT_INTERRUPTED
+    finally:
+        wire.stop()
     ep = holder.get("ep")
     if ep is None:
         print(f"prober: {target.label}: interrupted before the name resolved", file=sys.stderr)
@@ -88,7 +96,10 @@ def cmd_policy(args: argparse.Namespace) -> int:
     _name_it(scan)
     if args.deep and rc == EXIT_OK:
         _deep(scan, deadlines.read)
-    emit(document(scan), args.json, json_out, table(scan))
+    doc = document(scan)
+    wire.write(results)
+    html.write(lambda: render_html(doc))
+    emit(doc, args.json, json_out, table(scan))
     return rc
 
 

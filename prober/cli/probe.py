@@ -18,8 +18,10 @@ from prober.cli.common import (
     run_loop,
 )
 from prober.cli.options import add_target_options, add_timeouts, deadlines_of, target_of
+from prober.cli.outputs import HtmlFile, WireFiles, add_html, add_wire_files
 from prober.core import engine
 from prober.core.targets import read_targets_file
+from prober.probe.html import render as render_html
 from prober.probe.report import RunInfo, document, table
 from prober.profiles.loader import resolve_all
 from prober.report.output import emit
@@ -55,6 +57,8 @@ def register(hooks: Commands) -> None:
     pr.add_argument("--json", metavar="FILE|-", help="write the JSON document (- = stdout)")
     pr.add_argument("--jsonl", metavar="FILE",
                     help="stream one JSON line per attempt as it finishes")
+    add_html(pr)
+    add_wire_files(pr)
     pr.add_argument("-q", "--quiet", action="store_true", help="no table, no progress")
     pr.set_defaults(func=cmd_probe)
 
@@ -81,6 +85,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
                                 fresh_keys=args.fresh_keys)
     jsonl = open_out(args.jsonl) if args.jsonl else None
     json_out = json_file_of(args)
+    html = HtmlFile(args)
+    wire = WireFiles(args)
     raise_fd_limit(args.concurrency)
 
     results: list[Any] = []
@@ -102,6 +108,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
     async def go() -> None:
         nonlocal progress
         info.endpoints = await engine.resolve_targets(targets, args.all_addresses)
+        wire.start((ep.address, ep.target.port, ep.family) for ep in info.endpoints
+                   if ep.address is not None)
         total = len(info.endpoints) * len(profiles) * args.repeat
         progress = Progress(total, enabled=None if not args.quiet else False)
         await engine.run(info.endpoints, profiles, opts, on_result)
@@ -116,8 +124,12 @@ def cmd_probe(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.close()
         info.finished = time.time()
+        wire.stop()
         if jsonl is not None:
             jsonl.close()
-    emit(document(results, info) if args.json else None, args.json, json_out,
+    doc = document(results, info) if args.json or args.html else None
+    wire.write(results, args.quiet)
+    html.write(lambda: render_html(doc or {}))
+    emit(doc if args.json else None, args.json, json_out,
          None if args.quiet else table(results, info))
     return rc

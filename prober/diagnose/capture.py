@@ -9,25 +9,12 @@ import ipaddress
 from typing import Any
 
 from prober.core.attempt import AttemptResult
-from prober.net.packets import Capture, RawPacket
+from prober.net.packets import Capture, RawPacket, by_connection
 
 PER_ATTEMPT = 60  # kept per attempt in the JSON
 
 # (remote address, remote port, local port): the connection a packet belongs to
 _Conn = tuple[str, int, int]
-
-
-def by_connection(packets: list[RawPacket]) -> dict[_Conn, list[tuple[RawPacket, bool]]]:
-    """The packets of each connection, in capture order, with whether each came in: one
-    pass, so matching them to attempts does not rescan the capture per attempt."""
-    out: dict[_Conn, list[tuple[RawPacket, bool]]] = {}
-    for p in packets:
-        sent = (p.dst, p.dport, p.sport)
-        out.setdefault(sent, []).append((p, False))
-        came = (p.src, p.sport, p.dport)
-        if came != sent:  # a packet to itself is only counted as sent
-            out.setdefault(came, []).append((p, True))
-    return out
 
 
 def packets_of(r: AttemptResult, conns: dict[_Conn, list[tuple[RawPacket, bool]]],

@@ -17,10 +17,14 @@ import socket
 import struct
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 MAX_PACKETS = 50_000  # whole run; beyond that packets are counted, not kept
 SNAPLEN = 256  # IP + TCP headers with options fit; payload is not needed
+# whole packets (--pcap): loopback with GSO hands over up to 64 kB at once; the bytes kept
+# over the whole run are bounded as the packet count is
+SNAPLEN_FULL = 1 << 18
+MAX_FULL_BYTES = 256 << 20
 RCVBUF = 4 << 20
 # after stop(): read until the wire is quiet this long (the resets and FINs of the last
 # attempts are still queued or on their way), and never for more than DRAIN_MAX_S
@@ -46,6 +50,8 @@ class RawPacket:
     ip_id: int | None
     window: int
     length: int  # TCP payload bytes
+    # the whole packet from its IP header on, in full-snaplen mode only (--pcap)
+    data: bytes | None = None
 
 
 def flags_text(bits: int) -> str:
@@ -125,13 +131,17 @@ def _timestamp(ancdata: list[tuple[int, int, bytes]]) -> float:
 class Capture:
     """Records the packets to and from ``address:port`` until ``stop()``."""
 
-    def __init__(self, address: str, port: int, family: int, limit: int = MAX_PACKETS) -> None:
+    def __init__(self, address: str, port: int, family: int, limit: int = MAX_PACKETS,
+                 full: bool = False) -> None:
         self.address = str(ipaddress.ip_address(address))
         self.port = port
         self.v6 = family == socket.AF_INET6
         self.limit = limit
+        self.full = full
+        self.snaplen = SNAPLEN_FULL if full else SNAPLEN
         self.packets: list[RawPacket] = []
         self.dropped = 0
+        self._kept_bytes = 0
         self._sock: socket.socket | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -168,7 +178,7 @@ class Capture:
             elif drain_until and time.monotonic() > drain_until:
                 return
             try:
-                data, anc, _flags, addr = sock.recvmsg(SNAPLEN, socket.CMSG_SPACE(16))
+                data, anc, _flags, addr = sock.recvmsg(self.snaplen, socket.CMSG_SPACE(16))
             except TimeoutError:
                 if drain_until:
                     return
@@ -181,9 +191,13 @@ class Capture:
             p = parse(data, _timestamp(anc))
             if p is None or not self._ours(p):
                 continue
-            if len(self.packets) >= self.limit:
+            if len(self.packets) >= self.limit or (
+                    self.full and self._kept_bytes + len(data) > MAX_FULL_BYTES):
                 self.dropped += 1
                 continue
+            if self.full:
+                self._kept_bytes += len(data)
+                p = replace(p, data=data)
             self.packets.append(p)
 
     def _ours(self, p: RawPacket) -> bool:
@@ -199,9 +213,37 @@ class Capture:
             self._sock = None
 
 
-def open_capture(address: str, port: int, family: int) -> tuple[Capture | None, str]:
-    """A started capture, or None and why it could not be opened."""
-    cap = Capture(address, port, family)
+# (remote address, remote port, local port): the connection a packet belongs to
+Conn = tuple[str, int, int]
+
+
+def by_connection(packets: list[RawPacket]) -> dict[Conn, list[tuple[RawPacket, bool]]]:
+    """The packets of each connection, in capture order, with whether each came in: one
+    pass, so matching them to attempts does not rescan the capture per attempt."""
+    out: dict[Conn, list[tuple[RawPacket, bool]]] = {}
+    for p in packets:
+        sent = (p.dst, p.dport, p.sport)
+        out.setdefault(sent, []).append((p, False))
+        came = (p.src, p.sport, p.dport)
+        if came != sent:  # a packet to itself is only counted as sent
+            out.setdefault(came, []).append((p, True))
+    return out
+
+
+def packets_between(conns: dict[Conn, list[tuple[RawPacket, bool]]], address: str, port: int,
+                    local_port: int, start: float, end: float
+                    ) -> list[tuple[RawPacket, bool]]:
+    """The packets of one connection within [start, end] (wall clock): a local port is
+    reused by later attempts, so its time span is what tells them apart."""
+    key = (str(ipaddress.ip_address(address)), port, local_port)
+    return [(p, came) for p, came in conns.get(key, ()) if start <= p.ts <= end]
+
+
+def open_capture(address: str, port: int, family: int, full: bool = False
+                 ) -> tuple[Capture | None, str]:
+    """A started capture, or None and why it could not be opened; ``full`` keeps whole
+    packets (for a pcap) instead of their headers."""
+    cap = Capture(address, port, family, full=full)
     try:
         cap.start()
     except PermissionError:

@@ -76,10 +76,41 @@ class Flight:
     error: str | None = None
     sslv2_cipher_specs: list[int] | None = None
     bytes_received: int = 0
+    # the TLS 1.3 handshake keys, once a ServerHello was processed (for --keylog); kept as
+    # the key schedule itself so that a run that writes no key log derives nothing more
+    handshake_keys: HandshakeKeys | None = field(default=None, repr=False, compare=False)
 
     @property
     def done(self) -> bool:
         return self.status != PENDING
+
+
+@dataclass(frozen=True)
+class HandshakeKeys:
+    """What an SSLKEYLOGFILE needs to decrypt one TLS 1.3 server flight.
+
+    ``client_random`` is the first ClientHello's: a HelloRetryRequest does not change it
+    (RFC 8446 4.1.2), and it is the key a decoder such as Wireshark looks lines up by.
+    """
+
+    client_random: bytes
+    schedule: HandshakeDecryptor
+
+    @property
+    def client_handshake_traffic_secret(self) -> bytes:
+        return self.schedule.client_handshake_traffic_secret
+
+    @property
+    def server_handshake_traffic_secret(self) -> bytes:
+        return self.schedule.server_handshake_traffic_secret
+
+    def keylog_lines(self) -> list[str]:
+        """The NSS key log lines (SSLKEYLOGFILE format) of this handshake."""
+        cr = self.client_random.hex()
+        return [f"CLIENT_HANDSHAKE_TRAFFIC_SECRET {cr} "
+                f"{self.client_handshake_traffic_secret.hex()}",
+                f"SERVER_HANDSHAKE_TRAFFIC_SECRET {cr} "
+                f"{self.server_handshake_traffic_secret.hex()}"]
 
 
 _MESSAGE_NAMES = {int(t): t.name.lower() for t in HandshakeType}
@@ -101,6 +132,8 @@ class FlightReader:
         self._transcript = bytearray(built.message)
         self._decryptor: HandshakeDecryptor | None = None
         self._retried = False
+        # the key-log lines are keyed by the first hello's random, whatever follows
+        self._client_random = built.hello.random if built.hello is not None else b""
 
     # -- public ------------------------------------------------------------------
 
@@ -329,6 +362,8 @@ class FlightReader:
                 except ValueError as e:
                     raise _Bad(f"server key share unusable: {e}") from e
                 self._decryptor = HandshakeDecryptor(chosen, secret, bytes(self._transcript))
+                if self._client_random:
+                    f.handshake_keys = HandshakeKeys(self._client_random, self._decryptor)
         return b""
 
     def _hello_retry(self, msg: bytes, hrr: ServerHello) -> bytes:

@@ -1,0 +1,117 @@
+"""``diagnose --html`` and ``prober report`` of a diagnose run.
+
+Findings first, each with its evidence linked to the attempts that prove it and the
+sequence diagram of one of them, with the arrow the finding is about highlighted (and
+drawn from a middlebox lane where the finding places a device on the path); then one
+diagram per other distinct behaviour, the outcome matrix, the certificates, the attempts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from prober.probe.html import attempt_rows, certificates, matrix_rows, pictures
+from prober.probe.sequence import Emphasis, diagram
+from prober.report.html import environment
+
+# finding id -> (the kinds of event it is about, the kinds a middlebox sent instead of
+# the server); the rules' own wording is the reference (README, the finding table)
+EMPHASIS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "silent-proxy": (frozenset({"hello_ack"}), frozenset({"hello", "hello_ack", "fin"})),
+    "injected-reset": (frozenset({"rst"}), frozenset({"rst"})),
+    "near-tcp-terminator": (frozenset({"synack"}), frozenset({"syn", "synack", "ack"})),
+    "policy-reset": (frozenset({"rst", "fin"}), frozenset()),
+    "policy-alert": (frozenset({"alert"}), frozenset()),
+    "inappropriate-fallback": (frozenset({"alert"}), frozenset()),
+    "path-drop": (frozenset({"hello"}), frozenset()),
+    "size-drop": (frozenset({"hello"}), frozenset()),
+    "segmentation-drop": (frozenset({"hello"}), frozenset()),
+    "dpi-fragmentation": (frozenset({"hello"}), frozenset()),
+    "sni-drop": (frozenset({"hello"}), frozenset()),
+    "sni-reset": (frozenset({"rst"}), frozenset()),
+    "mtu-blackhole": (frozenset({"flight"}), frozenset()),
+    "tls-interception": (frozenset({"flight"}), frozenset()),
+    "intermittent": (frozenset({"rst", "fin", "alert", "hello"}), frozenset()),
+    "endpoint-flapping": (frozenset({"synack", "rst"}), frozenset()),
+}
+_IDS = re.compile(r"\b(ids?|id) ((?:\d+(?:-\d+)?)(?:, \d+(?:-\d+)?)*)")
+
+
+def linked(text: str) -> list[tuple[str, int | None]]:
+    """Evidence text split into plain parts and attempt ids (``ids 4, 9, 14``, ``id 2``,
+    ``ids 1-38``: a range links its ends)."""
+    out: list[tuple[str, int | None]] = []
+    pos = 0
+    for m in _IDS.finditer(text):
+        out.append((text[pos:m.start(2)], None))
+        for j, part in enumerate(m.group(2).split(", ")):
+            if j:
+                out.append((", ", None))
+            if "-" in part:
+                lo, hi = part.split("-")
+                out += [(lo, int(lo)), ("-", None), (hi, int(hi))]
+            else:
+                out.append((part, int(part)))
+        pos = m.end()
+    out.append((text[pos:], None))
+    return [p for p in out if p[0]]
+
+
+def _cited(f: dict[str, Any], attempts: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
+    """The attempt a finding's diagram shows: the first it cites that shows the event the
+    finding is about (the first cited, failing that)."""
+    kinds = EMPHASIS.get(f["id"], (frozenset(), frozenset()))[0]
+    cited = [attempts[i] for i in f.get("attempts") or [] if i in attempts]
+    for a in cited:
+        if kinds and any(_has(a, k) for k in kinds):
+            return a
+    return cited[0] if cited else None
+
+
+def _has(a: dict[str, Any], kind: str) -> bool:
+    from prober.probe.sequence import events
+
+    return any(e.kind == kind for e in events(a))
+
+
+def finding_views(findings: list[dict[str, Any]], attempts: dict[int, dict[str, Any]]
+                  ) -> tuple[list[dict[str, Any]], dict[int, Emphasis]]:
+    views = []
+    emphasis: dict[int, Emphasis] = {}
+    for f in findings:
+        hl, mb = EMPHASIS.get(f["id"], (frozenset(), frozenset()))
+        a = _cited(f, attempts)
+        svg = None
+        if a is not None and f.get("confidence") != "info":
+            em = Emphasis(hl, mb, f["id"])
+            emphasis.setdefault(a["id"], em)
+            svg = diagram(a, em, ident=f"finding-{f['id']}-svg")
+        views.append({"id": f["id"], "confidence": f.get("confidence", ""),
+                      "cause": f.get("cause", ""), "next": f.get("next", ""),
+                      "evidence": [linked(e) for e in f.get("evidence") or []],
+                      "unchecked": f.get("unchecked") or [],
+                      "attempts": f.get("attempts") or [], "svg": svg,
+                      "shown": a["id"] if a is not None else None})
+    return views, emphasis
+
+
+def render(doc: dict[str, Any]) -> str:
+    attempts = sorted(doc.get("attempts", []), key=lambda a: a["id"])
+    by_id = {a["id"]: a for a in attempts}
+    views, emphasis = finding_views(doc.get("findings") or [], by_id)
+    prefer = [i for f in doc.get("findings") or [] for i in f.get("attempts") or []]
+    figs, more, drawn = pictures(attempts, prefer=prefer, emphasis=emphasis)
+    rows, outcomes = matrix_rows(attempts)
+    t = doc.get("target") or {}
+    v = doc.get("vantage") or {}
+    env = environment("prober.diagnose", "prober.probe")
+    return env.get_template("diagnose.html.j2").render(
+        target=t.get("target", "?"), address=t.get("address"), sni=t.get("sni"),
+        vantage=", ".join(v.get("local_addresses") or []) or v.get("hostname") or "?",
+        started=v.get("started_at"), finished=v.get("finished_at"),
+        complete=doc.get("complete", True), n=len(attempts), elapsed=doc.get("elapsed_s"),
+        reference=doc.get("reference") or {}, capture=doc.get("capture") or {},
+        control=doc.get("control") or {}, findings=views, notes=doc.get("notes") or [],
+        pictures=figs, more_behaviours=more, rows=rows, outcomes=outcomes,
+        certs=certificates(attempts), attempt_rows=attempt_rows(attempts, drawn))
