@@ -126,7 +126,10 @@ def parse(doc: Any, path: Path) -> Inventory:
         if not isinstance(g, dict):
             raise InventoryError(f"{path}: {at}: a mapping with 'name' and 'endpoints'")
         _no_unknown(path, at, g, _GROUP)
-        group = _group(path, at, {**defaults, **g}, str(g.get("name") or f"group{gi + 1}"))
+        merged = {**defaults, **g,
+                  "labels": {**_labels(path, "defaults", defaults.get("labels")),
+                             **_labels(path, at, g.get("labels"))}}
+        group = _group(path, at, merged, str(g.get("name") or f"group{gi + 1}"))
         eps = g.get("endpoints")
         if not isinstance(eps, list) or not eps:
             raise InventoryError(f"{path}: {at}.endpoints: a list of targets")
