@@ -119,6 +119,7 @@ class CountingListener:
         self.open = self.most = self.accepted = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._conns: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
         t = threading.Thread(target=self._accept, daemon=True)
         t.start()
@@ -133,6 +134,8 @@ class CountingListener:
             except OSError:
                 return
             with self._lock:
+                self._reap()
+                self._conns.add(conn)
                 self.open += 1
                 self.accepted += 1
                 self.most = max(self.most, self.open)
@@ -140,27 +143,42 @@ class CountingListener:
             t.start()
             self._threads.append(t)
 
-    def _hold(self, conn: socket.socket) -> None:
-        conn.settimeout(0.2)
-        try:
-            for _ in range(300):  # at most 60 s; the client's deadline ends it far sooner
-                if self._stop.is_set():
-                    break
-                try:
-                    if not conn.recv(65536):
-                        break
-                except TimeoutError:
+    def _reap(self) -> None:
+        # A closed connection's thread may not have run yet when the next one is accepted:
+        # ask the kernel (a non-blocking peek) so that a close that came first counts first.
+        for c in list(self._conns):
+            try:
+                if c.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
                     continue
-                except OSError:
-                    break
+            except BlockingIOError:
+                continue
+            except OSError:
+                pass
+            self._conns.discard(c)
+            self.open -= 1
+
+    def _hold(self, conn: socket.socket) -> None:
+        # a blocking read: the client's RST or FIN ends it at once, so the count follows
+        # the client's connections without a polling lag; close() shuts the rest down
+        try:
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass
         finally:
-            conn.close()
             with self._lock:
-                self.open -= 1
+                if conn in self._conns:  # not already counted closed by _reap
+                    self.open -= 1
+                    self._conns.discard(conn)
+            conn.close()
 
     def close(self) -> None:
         self._stop.set()
         self.sock.close()
+        with self._lock:
+            for c in self._conns:
+                with contextlib.suppress(OSError):
+                    c.shutdown(socket.SHUT_RDWR)
         for t in self._threads:
             t.join(5)
 
