@@ -17,7 +17,7 @@ from celery import Celery
 
 from prober.core.errors import InputError
 from prober.fleet.allowlist import Allowlist
-from prober.fleet.leases import RedisLeases
+from prober.fleet.leases import LEASE_TTL_S, RedisLeases
 from prober.fleet.tasks import execute
 
 TASK_NAME = "prober.fleet.task"
@@ -34,7 +34,7 @@ def queue_of(vantage: str) -> str:
 
 
 # set by `prober agent` before its worker starts (one process: the solo pool)
-AGENT: dict[str, Any] = {"allow": None, "name": None}
+AGENT: dict[str, Any] = {"allow": None, "name": None, "lease_ttl": LEASE_TTL_S}
 
 
 def make_app(broker: str, *, time_limit: float = DEFAULT_TIME_LIMIT_S,
@@ -51,15 +51,21 @@ def make_app(broker: str, *, time_limit: float = DEFAULT_TIME_LIMIT_S,
         task_serializer="json", result_serializer="json", event_serializer="json",
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
         task_time_limit=time_limit,
-        broker_transport_options={"visibility_timeout": visibility_timeout},
+        broker_transport_options={
+            "visibility_timeout": visibility_timeout,
+            # kombu sweeps for unacknowledged messages every interval x throttle seconds
+            # (100 s by default): a lost task should come back soon after its timeout
+            "unacked_restore_interval": max(1, min(10, int(visibility_timeout / 4))),
+            "unacked_restore_throttle": 1},
         result_expires=7 * 86400, result_extended=False,
         broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
-        task_default_queue="prober.default", worker_cancel_long_running_tasks_on_connection_loss=True,
+        task_default_queue="prober.default",
+        worker_cancel_long_running_tasks_on_connection_loss=True,
     )
 
     @app.task(name=TASK_NAME)  # type: ignore[untyped-decorator]
     def fleet_task(spec: dict[str, Any]) -> dict[str, Any]:
-        leases = RedisLeases(broker)
+        leases = RedisLeases(broker, ttl_s=AGENT["lease_ttl"])
 
         async def go() -> dict[str, Any]:
             try:
@@ -74,10 +80,11 @@ def make_app(broker: str, *, time_limit: float = DEFAULT_TIME_LIMIT_S,
 
 
 def run_agent(broker: str, vantage: str, allow: Allowlist, *, time_limit: float,
-              visibility_timeout: float, name: str, loglevel: str = "INFO") -> None:
+              visibility_timeout: float, name: str, lease_ttl: float = LEASE_TTL_S,
+              loglevel: str = "INFO") -> None:
     """Consume ``vantage``'s queue until stopped (one task at a time; each task is itself
     concurrent up to its endpoint's cap; run more agents for more)."""
     app = make_app(broker, time_limit=time_limit, visibility_timeout=visibility_timeout)
-    AGENT["allow"], AGENT["name"] = allow, name
+    AGENT.update(allow=allow, name=name, lease_ttl=lease_ttl)
     app.worker_main(["worker", "-Q", queue_of(vantage), "-P", "solo", "-c", "1",
                      "-n", name, "-l", loglevel, "--without-gossip", "--without-mingle"])

@@ -62,11 +62,13 @@ class Agent:
     """`prober agent` as a subprocess; ``ready()`` waits for its worker to consume."""
 
     def __init__(self, tmp: Path, broker: str, vantage: str, allow: list[str], *,
-                 name: str, time_limit: float = 30, visibility: float = 60) -> None:
+                 name: str, time_limit: float = 30, visibility: float = 60,
+                 lease_ttl: float = 15) -> None:
         self.log_path = tmp / f"agent-{name}.log"
         self._log = open(self.log_path, "wb")
         args = ["agent", "--broker", broker, "--vantage", vantage, "--name", name,
-                "--time-limit", str(time_limit), "--visibility-timeout", str(visibility)]
+                "--time-limit", str(time_limit), "--visibility-timeout", str(visibility),
+                "--lease-ttl", str(lease_ttl)]
         for a in allow:
             args += ["--allow", a]
         self.proc = subprocess.Popen(prober(*args), stdout=self._log,

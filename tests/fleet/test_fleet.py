@@ -213,8 +213,9 @@ def test_sigkill_of_agent_mid_task_leaves_store_complete(tmp_path: Path, broker:
         inv.write_text("schema: 1\ngroups:\n  - name: g\n    cap: 1\n"
                        "    profiles: [tls1.2-only, tls1.3-only, tls1.1-only, tls1.0-only]\n"
                        f"    endpoints: ['127.0.0.1:{listener.port}']\n")
-        # a short visibility timeout so the broker hands the lost task on within the test
-        limits = {"time_limit": 4.0, "visibility": 5.0}
+        # a short visibility timeout so the broker hands the lost task on within the test,
+        # and short leases so the dead agent's hold on the endpoint lapses as soon
+        limits = {"time_limit": 4.0, "visibility": 5.0, "lease_ttl": 1.5}
         first = Agent(tmp_path, broker, "killed", ["127.0.0.1/32:1-65535"], name="k1",
                       **limits).ready()
         started.append(first)
@@ -245,21 +246,35 @@ def test_sigkill_of_agent_mid_task_leaves_store_complete(tmp_path: Path, broker:
     assert listener.accepted >= 4 + 2
 
 
-def test_resume_collects_and_resends(tmp_path: Path, broker: str,
-                                     two_faced: tuple[int, int]) -> None:
-    port, other = two_faced
-    inv = write_inventory(tmp_path / "inv.yaml", port, other)
-    store = tmp_path / "s.sqlite"
-    with agents() as started:
-        started.append(Agent(tmp_path, broker, "resume", [f"127.0.0.1/32:{port},{other}"],
+def test_killed_coordinator_resumes_without_rerunning(tmp_path: Path, broker: str) -> None:
+    with CountingListener() as listener, agents() as started:
+        inv = tmp_path / "inv.yaml"
+        inv.write_text("schema: 1\ngroups:\n  - name: g\n    cap: 1\n"
+                       "    profiles: [tls1.2-only, tls1.3-only]\n"
+                       f"    endpoints: ['127.0.0.1:{listener.port}']\n")
+        started.append(Agent(tmp_path, broker, "resume", ["127.0.0.1/32:1-65535"],
                              name="r1").ready())
-        # a coordinator that gives up at once leaves its run incomplete
-        r = fleet("run", str(inv), "--store", str(store), "--broker", broker,
-                  "--vantage", "resume", "--stall", "0.01")
-        assert r.returncode == 1
+        store = tmp_path / "s.sqlite"
+        coord = subprocess.Popen(
+            prober("fleet", "run", str(inv), "--store", str(store), "--broker", broker,
+                   "--vantage", "resume", "-t", "1", "-q"),
+            env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 20
+            while listener.accepted < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            coord.kill()  # the coordinator dies while its one task runs on the agent
+            coord.wait(5)
+        assert sql(store, "SELECT status FROM runs") == [("running",)]
+        deadline = time.monotonic() + 20
+        while (listener.accepted < 2 or listener.open) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the agent stores its result in the backend after the last close
         r = fleet("run", "--resume", "1", "--store", str(store), "--broker", broker)
         assert r.returncode == 0, r.stderr
     assert sql(store, "SELECT status FROM runs") == [("complete",)]
-    assert sql(store, "SELECT endpoint, status FROM tasks ORDER BY endpoint") == [
-        ("forbidden", "done"), ("shop", "done")]
+    assert sql(store, "SELECT status, agent FROM tasks") == [("done", "r1")]
     assert sql(store, "SELECT count(*) FROM attempts") == [(2,)]
+    # the finished task's result was collected, not run again
+    assert listener.accepted == 2
