@@ -98,9 +98,8 @@ def _fail_on(text: str) -> set[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     fail_on = _fail_on(args.fail_on)
-    if args.vantage and not args.broker:
-        if len(args.vantage) > 1:
-            raise UsageError("several --vantage need --broker (agents run them)")
+    if args.vantage and not args.broker and len(args.vantage) > 1:
+        raise UsageError("several --vantage need --broker (agents run them)")
     if args.broker and not args.vantage and args.resume is None:
         raise UsageError("--broker needs at least one --vantage")
     if args.repeat < 1 or args.concurrency < 1 or args.time_limit <= 0:

@@ -113,9 +113,8 @@ def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
                 continue
             drift += [{"endpoint": k[0], "vantage": k[1], **d}
                       for d in _differences(old[k], sig[k], outcomes=same_job)]
-    for k in ("options",):
-        if isinstance(info.get(k), str):
-            info[k] = json.loads(info[k])
+    if isinstance(info.get("options"), str):
+        info["options"] = json.loads(info["options"])
     return {"schema": REPORT_SCHEMA, "run": info, "vantages": vantages, "endpoints": rows,
             "between_vantages": between, "since": since, "drift": drift}
 

@@ -46,7 +46,7 @@ def redis_server(tmp: Path) -> Iterator[str]:
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server not found (apt-get install redis-server)")
     port = free_port()
-    log = open(tmp / f"redis-{port}.log", "wb")
+    log = open(tmp / f"redis-{port}.log", "wb")  # noqa: SIM115 (outlives this block)
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                              "--save", "", "--appendonly", "no", "--dir", str(tmp)],
                             stdout=log, stderr=subprocess.STDOUT)
@@ -65,7 +65,7 @@ class Agent:
                  name: str, time_limit: float = 30, visibility: float = 60,
                  lease_ttl: float = 15) -> None:
         self.log_path = tmp / f"agent-{name}.log"
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed by stop())
         args = ["agent", "--broker", broker, "--vantage", vantage, "--name", name,
                 "--time-limit", str(time_limit), "--visibility-timeout", str(visibility),
                 "--lease-ttl", str(lease_ttl)]

@@ -6,7 +6,6 @@ allowlists; the endpoint `shop` differs between them by a per-vantage address ov
 from __future__ import annotations
 
 import json
-import pickle
 import sqlite3
 import subprocess
 import time
@@ -159,7 +158,7 @@ class Planted:
 
 
 def test_pickled_message_is_rejected(tmp_path: Path, broker: str) -> None:
-    from kombu import Connection
+    from kombu.connection import Connection
     from redis import Redis
 
     marker = tmp_path / "pwned"
@@ -167,7 +166,7 @@ def test_pickled_message_is_rejected(tmp_path: Path, broker: str) -> None:
     with agents() as started:
         agent = Agent(tmp_path, broker, "pickle-test", ["127.0.0.1/32:1"], name="pk1").ready()
         started.append(agent)
-        with Connection(broker) as conn:
+        with Connection(broker) as conn:  # type: ignore[no-untyped-call]
             conn.Producer().publish(
                 Planted(str(marker)), routing_key=queue, serializer="pickle",
                 headers={"task": TASK_NAME, "id": "planted-1", "lang": "py"})
@@ -233,7 +232,7 @@ def test_sigkill_of_agent_mid_task_leaves_store_complete(tmp_path: Path, broker:
             first.kill()  # mid-task: its message stays unacknowledged on the broker
             started.append(Agent(tmp_path, broker, "killed", ["127.0.0.1/32:1-65535"],
                                  name="k2", **limits).ready())
-            out, err = coord.communicate(timeout=90)
+            _out, err = coord.communicate(timeout=90)
         finally:
             if coord.poll() is None:
                 coord.kill()
