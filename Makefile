@@ -12,9 +12,10 @@ STAMP  := $(VENV)/.prober-installed
 # Real peers the integration tests run against (tests/peers) and tools they use.
 APT_PACKAGES  := openssl ca-certificates curl nginx-light libnginx-mod-stream haproxy \
                  gnutls-bin iproute2 nftables iptables tcpdump nmap coreutils tshark \
-                 wget libnss3-tools nodejs golang-go gcc openjdk-17-jdk-headless chromium chromium-driver firefox-esr
+                 wget libnss3-tools nodejs golang-go gcc openjdk-17-jdk-headless chromium chromium-driver firefox-esr \
+                 redis-server
 REQUIRED_BINS := openssl curl nginx haproxy gnutls-cli ip nft iptables tcpdump nmap stdbuf tshark editcap mergecap \
-                 wget tstclnt certutil node go java javac chromium chromedriver firefox-esr
+                 wget tstclnt certutil node go java javac chromium chromedriver firefox-esr redis-server
 STREAM_MODULE := /usr/lib/nginx/modules/ngx_stream_module.so
 
 .PHONY: setup system-deps venv test lint demo bench lab-up lab-down
@@ -32,6 +33,7 @@ system-deps:
 	else echo "setup: need root to install: $(APT_PACKAGES)" >&2; exit 1; fi; \
 	nginx_up() { [ -s /run/nginx.pid ] && $$SUDO kill -0 "$$(cat /run/nginx.pid)" 2>/dev/null; }; \
 	was_up=no; if nginx_up; then was_up=yes; fi; \
+	redis_was_up=no; if command -v redis-cli >/dev/null 2>&1 && redis-cli -p 6379 ping >/dev/null 2>&1; then redis_was_up=yes; fi; \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		$(APT_PACKAGES) >/dev/null || exit 1; \
@@ -39,6 +41,12 @@ system-deps:
 		echo "setup: stopping the system nginx the package install started (tests run their own)"; \
 		$$SUDO service nginx stop >/dev/null 2>&1 || true; \
 		if nginx_up; then $$SUDO kill "$$(cat /run/nginx.pid)" || true; fi; \
+	fi; \
+	redis_up() { $$SUDO redis-cli -p 6379 ping >/dev/null 2>&1; }; \
+	if [ $$redis_was_up = no ] && redis_up; then \
+		echo "setup: stopping the system redis-server the package install started (tests run their own)"; \
+		$$SUDO service redis-server stop >/dev/null 2>&1 || true; \
+		if redis_up; then $$SUDO redis-cli -p 6379 shutdown nosave >/dev/null 2>&1 || true; fi; \
 	fi; \
 	for b in $(REQUIRED_BINS); do command -v $$b >/dev/null 2>&1 || { echo "setup: $$b still missing" >&2; exit 1; }; done; \
 	[ -e $(STREAM_MODULE) ] || { echo "setup: $(STREAM_MODULE) still missing" >&2; exit 1; }

@@ -29,6 +29,9 @@ class CheckRun:
     targets: list[Target]
     deadlines: Deadlines
     concurrency: int = 16
+    # connections open at once to one endpoint by the policy scan and the diagnosis (a
+    # fleet run holds each endpoint to its cap)
+    per_target: int = 8
     profiles: list[Profile] = field(default_factory=list)
     # each profile argument of the expectations -> the profile names it stands for
     sets: dict[str, list[str]] = field(default_factory=dict)
@@ -54,7 +57,7 @@ class CheckRun:
         exp = self.exp
         eps = await engine.resolve_targets(self.targets, False)
         opts = engine.EngineOptions(repeat=exp.repeat, concurrency=self.concurrency,
-                                    deadlines=self.deadlines)
+                                    per_target=self.per_target, deadlines=self.deadlines)
         if self.profiles:
             await engine.run(eps, self.profiles, opts, self.results.append)
         for ep in eps:
@@ -66,10 +69,11 @@ class CheckRun:
             if ep.address is None:
                 continue
             if exp.policy_equals or exp.policy_no_weaker_than:
-                scan = await enumerate_policy(ep, deadlines=self.deadlines)
+                scan = await enumerate_policy(ep, deadlines=self.deadlines,
+                                              concurrency=self.per_target)
                 self.verdicts += ev.policy_verdicts(exp, label, scan)
             if exp.no_findings:
-                doc = await diagnose(ep, self.deadlines)
+                doc = await diagnose(ep, self.deadlines, per_target=self.per_target)
                 self.verdicts += ev.finding_verdicts(exp, label, doc["findings"])
         return self.verdicts
 

@@ -28,6 +28,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("diagnose", "prober.cli.diagnose", "name what is on the path to an endpoint"),
     ("diff", "prober.cli.diagnose", "compare two runs (inside vs outside, before vs after)"),
     ("report", "prober.cli.report", "draw a saved run as a self-contained HTML report"),
+    ("fleet", "prober.cli.fleet", "run a job over an inventory from several vantage points"),
+    ("agent", "prober.cli.agent", "serve a vantage point: a Celery worker for fleet runs"),
     ("demo", "prober.cli.demo", "run the loopback demo endpoint and probe it (or just serve it)"),
 )
 

@@ -12,9 +12,10 @@ from prober.diagnose.plan import PlanOptions, PlanState, execute
 from prober.net.attempt import Deadlines
 
 
-async def diagnose(ep: Endpoint, deadlines: Deadlines) -> dict[str, Any]:
+async def diagnose(ep: Endpoint, deadlines: Deadlines, *, per_target: int = 8
+                   ) -> dict[str, Any]:
     """The diagnose document (``prober.diagnose/1``) of ``ep`` with the default plan."""
     started = time.time()
     state = PlanState()
-    await execute(ep, PlanOptions(deadlines=deadlines), state)
+    await execute(ep, PlanOptions(deadlines=deadlines, per_target=per_target), state)
     return report.document(state, ep, report.RunMeta(started=started, finished=time.time()))

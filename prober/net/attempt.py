@@ -134,7 +134,13 @@ async def run_attempt(address: str, port: int, family: int, built: BuiltHello, *
         return obs
     finally:
         obs.t_end = time.monotonic() - t0
+        had_transport = conn.transport is not None
         conn.close()
+        if had_transport:
+            # the transport closes its socket (the RST) on the loop's next turn: wait for
+            # it, so a caller's next connection never overlaps this one and a
+            # per-endpoint cap holds on the wire, not only in the scheduler
+            await asyncio.sleep(0)
 
 
 def abort(sock: socket.socket) -> None:

@@ -1,0 +1,186 @@
+"""`prober fleet run|report|export`: a job over an inventory, from one or several vantage
+points, into the SQLite results store (docs/fleet.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from prober.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    Commands,
+    Parser,
+    UsageError,
+    open_out,
+    run_loop,
+)
+from prober.cli.options import add_timeouts, deadlines_of
+from prober.fleet import inventory, report
+from prober.fleet.runner import (
+    EMBEDDED_VANTAGE,
+    FleetOptions,
+    Progress,
+    check_consumers,
+    plan,
+    run_distributed,
+    run_embedded,
+)
+from prober.fleet.store import DEFAULT_STORE, Store
+from prober.fleet.tasks import JOBS
+
+SEVERITIES = ("high", "medium", "low")
+
+
+def register(hooks: Commands) -> None:
+    p = hooks.command("fleet", "Run a job over an inventory of endpoints from one or several "
+                      "vantage points and keep the results in a SQLite store.")
+    sub = p.add_subparsers(dest="fleet_command", metavar="ACTION", parser_class=Parser)
+    r = sub.add_parser("run", help="run a job over an inventory")
+    r.add_argument("inventory", nargs="?", metavar="INVENTORY",
+                   help="inventory (.yaml) or plain targets file (not with --resume)")
+    r.add_argument("--job", choices=JOBS, default="probe",
+                   help="probe (the group's profiles), policy (enumerate and name it) or "
+                   "check (the group's expectations file); default probe")
+    r.add_argument("-p", "--profile", action="append", metavar="NAME",
+                   help="profiles for --job probe, instead of each group's (repeatable)")
+    r.add_argument("-n", "--repeat", type=int, default=1, metavar="N")
+    _store_option(r)
+    r.add_argument("--resume", type=int, metavar="RUN",
+                   help="finish a run whose coordinator was stopped")
+    r.add_argument("--broker", metavar="URL",
+                   help="redis:// broker of the agents; without it, run in this process")
+    r.add_argument("--vantage", action="append", metavar="NAME",
+                   help="vantage point whose agents run the tasks (repeatable; with --broker)")
+    r.add_argument("--time-limit", type=float, default=1800.0, metavar="S",
+                   help="a task's time limit (default 1800 s)")
+    r.add_argument("--visibility-timeout", type=float, default=3600.0, metavar="S",
+                   help="broker redelivery delay of an unacknowledged task (default 3600 s, "
+                   "must exceed --time-limit)")
+    r.add_argument("--stall", type=float, default=None, metavar="S",
+                   help="give up when no answer came for S seconds (default: time limit + "
+                   "visibility timeout + 60)")
+    r.add_argument("-c", "--concurrency", type=int, default=16, metavar="N",
+                   help="in-process: tasks at once (default 16)")
+    r.add_argument("--fail-on", default="high", metavar="LIST",
+                   help="findings that make the exit status 1: severities (high, medium, low) "
+                   "and/or finding ids, comma-separated (default high)")
+    r.add_argument("--retention", type=int, metavar="N", help="keep only the newest N runs")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    add_timeouts(r)
+    r.set_defaults(func=cmd_run)
+    rep = sub.add_parser("report", help="what a run found, between vantage points, drift")
+    _store_option(rep)
+    rep.add_argument("--run", type=int, metavar="RUN", help="default: the newest")
+    rep.add_argument("--since", type=int, metavar="RUN", help="drift since this earlier run")
+    rep.add_argument("--json", metavar="FILE|-", help="write the report as JSON")
+    rep.set_defaults(func=cmd_report)
+    ex = sub.add_parser("export", help="a run as JSON lines, one per stored row")
+    _store_option(ex)
+    ex.add_argument("--run", type=int, metavar="RUN", help="default: the newest")
+    ex.add_argument("-o", "--output", metavar="FILE", help="default: stdout")
+    ex.set_defaults(func=cmd_export)
+
+
+def _store_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=DEFAULT_STORE, metavar="FILE",
+                   help=f"SQLite results store (default ./{DEFAULT_STORE})")
+
+
+def _fail_on(text: str) -> set[str]:
+    out = {t.strip() for t in text.split(",") if t.strip()}
+    if not out:
+        raise UsageError("--fail-on: give severities (high, medium, low) or finding ids")
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    fail_on = _fail_on(args.fail_on)
+    if args.vantage and not args.broker and len(args.vantage) > 1:
+        raise UsageError("several --vantage need --broker (agents run them)")
+    if args.broker and not args.vantage and args.resume is None:
+        raise UsageError("--broker needs at least one --vantage")
+    if args.repeat < 1 or args.concurrency < 1 or args.time_limit <= 0:
+        raise UsageError("--repeat and --concurrency must be at least 1, --time-limit positive")
+    store = Store(args.store)
+    app = None
+    if args.broker:
+        from prober.fleet.celeryapp import make_app
+
+        app = make_app(args.broker, time_limit=args.time_limit,
+                       visibility_timeout=args.visibility_timeout)
+    if args.resume is not None:
+        if args.inventory:
+            raise UsageError("--resume RUN takes no INVENTORY (the run's tasks are stored)")
+        info = store.run_row(args.resume)
+        if info["mode"] == "celery" and app is None:
+            raise UsageError(f"run {args.resume} ran on agents: give --broker again")
+        run = int(info["id"])
+        vantages = [r["name"] for r in store.rows(
+            "SELECT name FROM vantages WHERE run_id=?", run)]
+    else:
+        if not args.inventory:
+            raise UsageError("fleet run needs an INVENTORY (or --resume RUN)")
+        inv = inventory.load(args.inventory)
+        vantages = args.vantage or [EMBEDDED_VANTAGE]
+        opts = FleetOptions(job=args.job, vantages=vantages, profiles=args.profile,
+                            deadlines=deadlines_of(args), repeat=args.repeat,
+                            time_limit=args.time_limit, concurrency=args.concurrency)
+        if app is not None:
+            check_consumers(app, vantages)
+        run = plan(inv, store, opts, "celery" if app is not None else "embedded")
+    specs = store.queued_specs(run)
+    progress = Progress(run, specs, None if args.quiet else sys.stderr)
+    try:
+        if app is None:
+            run_loop(run_embedded(specs, store, progress, args.concurrency))
+        else:
+            if args.resume is not None:
+                check_consumers(app, vantages)
+            stall = args.stall or args.time_limit + args.visibility_timeout + 60
+            run_distributed(app, specs, store, progress, stall_s=stall)
+    except KeyboardInterrupt:
+        store.finish_run(run)
+        print(f"prober: fleet run {run} interrupted: resume with --resume {run}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    progress.show(force=True)
+    status = store.finish_run(run)
+    if args.retention is not None:
+        store.prune(max(1, args.retention))
+    doc = report.build(store, run, None)
+    print(report.text(doc))
+    counted = [(e["endpoint"], e["vantage"], f["id"]) for e in doc["endpoints"]
+               for f in e["findings"] if f["severity"] in fail_on or f["id"] in fail_on]
+    print(f"run {run}: {status}; {len(counted)} finding(s) counted by --fail-on "
+          f"{','.join(sorted(fail_on))}; store {args.store}", file=sys.stderr)
+    return EXIT_OK if status == "complete" and not counted else EXIT_FAILED
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    store = Store(args.store)
+    doc = report.build(store, args.run, args.since)
+    if args.json == "-":
+        print(json.dumps(doc, indent=2))
+        print(report.text(doc), file=sys.stderr)
+        return EXIT_OK
+    if args.json:
+        with open_out(args.json) as fh:
+            json.dump(doc, fh, indent=2)
+    print(report.text(doc))
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store = Store(args.store)
+    run = int(store.run_row(args.run)["id"])
+    fh = open_out(args.output) if args.output else sys.stdout
+    try:
+        for rec in store.export(run):
+            fh.write(json.dumps(rec, sort_keys=True) + "\n")
+    finally:
+        if fh is not sys.stdout:
+            fh.close()
+    return EXIT_OK

@@ -1,0 +1,90 @@
+"""The distributed engine: a Celery app on a Redis broker, JSON only.
+
+Every setting here is one the fleet's guarantees rest on: JSON in and out (a pickled
+message is refused before it is decoded, so a broker writer cannot run code on an
+agent); a message is acknowledged only after its task finished (``acks_late``), one at a
+time (prefetch 1), and the broker hands an unacknowledged one to another agent only after
+``visibility_timeout``, which must outlast the task's time limit or a slow task would run
+twice at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from celery import Celery
+
+from prober.core.errors import InputError
+from prober.fleet.allowlist import Allowlist
+from prober.fleet.leases import LEASE_TTL_S, RedisLeases
+from prober.fleet.tasks import execute
+
+TASK_NAME = "prober.fleet.task"
+DEFAULT_TIME_LIMIT_S = 1800.0
+DEFAULT_VISIBILITY_S = 3600.0
+
+
+class BrokerError(InputError):
+    """A broker URL or broker settings that cannot work."""
+
+
+def queue_of(vantage: str) -> str:
+    return f"prober.vantage.{vantage}"
+
+
+# set by `prober agent` before its worker starts (one process: the solo pool)
+AGENT: dict[str, Any] = {"allow": None, "name": None, "lease_ttl": LEASE_TTL_S}
+
+
+def make_app(broker: str, *, time_limit: float = DEFAULT_TIME_LIMIT_S,
+             visibility_timeout: float = DEFAULT_VISIBILITY_S) -> Celery:
+    if not broker.startswith(("redis://", "rediss://", "unix://")):
+        raise BrokerError(f"--broker {broker!r}: a redis:// URL (e.g. redis://host:6379/0)")
+    if visibility_timeout <= time_limit:
+        raise BrokerError(f"--visibility-timeout ({visibility_timeout:g} s) must be longer "
+                          f"than the task time limit ({time_limit:g} s), or a slow task is "
+                          "handed to a second agent while the first still runs it")
+    app = Celery("prober", broker=broker, backend=broker, set_as_current=False)
+    app.conf.update(
+        accept_content=["json"], result_accept_content=["json"],
+        task_serializer="json", result_serializer="json", event_serializer="json",
+        task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
+        task_time_limit=time_limit,
+        broker_transport_options={
+            "visibility_timeout": visibility_timeout,
+            # kombu sweeps for unacknowledged messages every interval x throttle seconds
+            # (100 s by default): a lost task should come back soon after its timeout
+            "unacked_restore_interval": max(1, min(10, int(visibility_timeout / 4))),
+            "unacked_restore_throttle": 1},
+        result_expires=7 * 86400, result_extended=False,
+        broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
+        task_default_queue="prober.default",
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+    )
+
+    @app.task(name=TASK_NAME)  # type: ignore[untyped-decorator]
+    def fleet_task(spec: dict[str, Any]) -> dict[str, Any]:
+        leases = RedisLeases(broker, ttl_s=AGENT["lease_ttl"])
+
+        async def go() -> dict[str, Any]:
+            try:
+                return await execute(spec, leases=leases, allow=AGENT["allow"],
+                                     agent=AGENT["name"])
+            finally:
+                await leases.close()
+
+        return asyncio.run(go())
+
+    return app
+
+
+def run_agent(broker: str, vantage: str, allow: Allowlist, *, time_limit: float,
+              visibility_timeout: float, name: str, lease_ttl: float = LEASE_TTL_S,
+              loglevel: str = "INFO") -> None:
+    """Consume ``vantage``'s queue until stopped (one task at a time; each task is itself
+    concurrent up to its endpoint's cap; run more agents for more)."""
+    app = make_app(broker, time_limit=time_limit, visibility_timeout=visibility_timeout)
+    AGENT.update(allow=allow, name=name, lease_ttl=lease_ttl)
+    app.worker_main(["worker", "-Q", queue_of(vantage), "-P", "solo", "-c", "1",
+                     "-n", name, "-l", loglevel, "--without-gossip", "--without-mingle"])

@@ -1,0 +1,121 @@
+"""Per-endpoint connection caps held as short-lived leases.
+
+A task asks for up to ``want`` connection slots on an endpoint address and gets between
+1 and ``cap`` minus what others hold; it then opens at most that many connections at
+once. In-process the book is a counter; across agents it is a sorted set in Redis whose
+members expire (the server's own clock, so agents with skewed clocks agree), so a killed
+agent's slots come back after ``ttl`` seconds and two agents never exceed the cap together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+LEASE_TTL_S = 15.0
+WAIT_STEP_S = 0.05
+
+
+class LeaseTimeout(TimeoutError):
+    """No slot came free within the wait allowed."""
+
+
+class LeaseBook(Protocol):
+    def hold(self, key: str, want: int, cap: int, wait_s: float
+             ) -> contextlib.AbstractAsyncContextManager[int]: ...
+
+
+@dataclass
+class LocalLeases:
+    """One process's book: every task of an in-process run shares it."""
+
+    def __post_init__(self) -> None:
+        self._used: dict[str, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str, want: int, cap: int, wait_s: float) -> AsyncIterator[int]:
+        deadline = time.monotonic() + wait_s
+        while True:
+            free = cap - self._used.get(key, 0)
+            if free > 0:
+                n = min(free, max(1, want))
+                break
+            if time.monotonic() >= deadline:
+                raise LeaseTimeout(f"{key}: no connection slot free within {wait_s:g} s")
+            await asyncio.sleep(WAIT_STEP_S)
+        self._used[key] = self._used.get(key, 0) + n
+        try:
+            yield n
+        finally:
+            self._used[key] -= n
+
+
+# KEYS[1]: the endpoint's set; ARGV: ttl_ms, want, cap, token. Drops expired members,
+# then takes min(want, cap - held) slots, each a member token:i scored by its expiry.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local free = tonumber(ARGV[3]) - redis.call('ZCARD', KEYS[1])
+if free <= 0 then return 0 end
+local n = math.min(free, tonumber(ARGV[2]))
+for i = 1, n do redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[4] .. ':' .. i) end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) * 2)
+return n
+"""
+# KEYS[1]; ARGV: ttl_ms, n, token. Pushes the expiry of the token's slots forward.
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 1, tonumber(ARGV[2]) do
+  redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[3] .. ':' .. i)
+end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) * 2)
+return 1
+"""
+
+
+class RedisLeases:
+    """The fleet-wide book in Redis (the broker's server, another database is fine)."""
+
+    def __init__(self, url: str, ttl_s: float = LEASE_TTL_S) -> None:
+        import redis.asyncio as aioredis
+
+        self._redis: Any = aioredis.Redis.from_url(url)
+        self.ttl_ms = int(ttl_s * 1000)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str, want: int, cap: int, wait_s: float) -> AsyncIterator[int]:
+        rkey = f"prober:lease:{key}"
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + wait_s
+        while True:
+            n = int(await self._redis.eval(_ACQUIRE, 1, rkey, self.ttl_ms, max(1, want), cap,
+                                           token))
+            if n > 0:
+                break
+            if time.monotonic() >= deadline:
+                raise LeaseTimeout(f"{key}: no connection slot free fleet-wide within "
+                                   f"{wait_s:g} s")
+            await asyncio.sleep(WAIT_STEP_S * 2)
+        renewer = asyncio.ensure_future(self._renew(rkey, n, token))
+        try:
+            yield n
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            await self._redis.zrem(rkey, *(f"{token}:{i}" for i in range(1, n + 1)))
+
+    async def _renew(self, rkey: str, n: int, token: str) -> None:
+        while True:
+            await asyncio.sleep(self.ttl_ms / 3000)
+            await self._redis.eval(_RENEW, 1, rkey, self.ttl_ms, n, token)

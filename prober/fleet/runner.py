@@ -1,0 +1,196 @@
+"""The coordinator: turn an inventory into tasks (one per endpoint and vantage), run them
+in-process or on the agents, and write every result into the store as it arrives.
+
+The coordinator is the only writer of the store; agents only answer. A run's tasks are
+written to the store before any is sent, so a killed coordinator's run is resumed from
+the store alone (``fleet run --resume RUN``): tasks with a result are kept, results the
+agents finished meanwhile are collected from the result backend, the rest are re-sent
+under the same task id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from prober.core.errors import InputError
+from prober.fleet.inventory import Inventory
+from prober.fleet.leases import LocalLeases
+from prober.fleet.store import Store
+from prober.fleet.tasks import execute, target_json, task_key
+from prober.net.attempt import Deadlines
+
+EMBEDDED_VANTAGE = "local"
+
+
+class NoConsumerError(InputError):
+    """A vantage point whose queue no agent consumes."""
+
+
+@dataclass
+class FleetOptions:
+    job: str = "probe"
+    vantages: list[str] = field(default_factory=lambda: [EMBEDDED_VANTAGE])
+    profiles: list[str] | None = None  # replaces every group's profiles
+    deadlines: Deadlines = field(default_factory=Deadlines)
+    repeat: int = 1
+    time_limit: float = 1800.0
+    concurrency: int = 16  # in-process: tasks at once
+
+    def to_json(self) -> dict[str, Any]:
+        return {"job": self.job, "vantages": self.vantages, "profiles": self.profiles,
+                "connect_timeout_s": self.deadlines.connect,
+                "read_timeout_s": self.deadlines.read, "repeat": self.repeat,
+                "time_limit_s": self.time_limit, "concurrency": self.concurrency}
+
+
+def plan(inv: Inventory, store: Store, opts: FleetOptions, mode: str) -> int:
+    """Write the run, its targets and its tasks to the store; the run's id."""
+    run = store.begin_run(inv.path, opts.job, mode, opts.to_json(), opts.vantages)
+    store.add_targets(run, ({
+        "endpoint": e.name, "grp": e.group, "host": e.target.host, "port": e.target.port,
+        "address": e.target.address, "sni": e.target.sni, "labels": json.dumps(e.labels),
+        "expected_policy": e.policy, "expect_file": e.expect,
+        "overrides": json.dumps({v: o.to_json() for v, o in e.overrides.items()}),
+    } for e in inv.entries))
+    store.plan_tasks({
+        "run": run, "endpoint": e.name, "vantage": v, "task": opts.job,
+        "target": target_json(e.target_for(v)), "profiles": opts.profiles or e.profiles,
+        "policy": e.policy, "expect": e.expect_doc, "expect_path": e.expect, "cap": e.cap,
+        "repeat": opts.repeat, "time_limit": opts.time_limit,
+        "deadlines": {"connect": opts.deadlines.connect, "read": opts.deadlines.read},
+    } for v in opts.vantages for e in inv.entries)
+    return run
+
+
+class Progress:
+    """done/queued/failed per vantage on stderr, when it changes (at most once a second)."""
+
+    def __init__(self, run: int, specs: list[dict[str, Any]], out: IO[str] | None) -> None:
+        self.run, self.out = run, out
+        self.counts: dict[str, dict[str, int]] = {}
+        for s in specs:
+            c = self.counts.setdefault(s["vantage"], {"done": 0, "queued": 0, "failed": 0})
+            c["queued"] += 1
+        self._last = 0.0
+
+    def result(self, r: dict[str, Any]) -> None:
+        c = self.counts[r["vantage"]]
+        c["queued"] -= 1
+        c["done" if r["status"] == "done" else "failed"] += 1
+        self.show()
+
+    def line(self) -> str:
+        parts = [f"{v}: {c['done']} done, {c['queued']} queued, {c['failed']} failed"
+                 for v, c in sorted(self.counts.items())]
+        return f"fleet run {self.run}: " + " | ".join(parts)
+
+    def show(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.out is not None and (force or now - self._last >= 1.0):
+            self._last = now
+            print(self.line(), file=self.out, flush=True)
+
+
+def _checked(spec: dict[str, Any], r: Any) -> dict[str, Any]:
+    """An agent's answer, accepted only for the key it was asked about."""
+    keys = ("run", "endpoint", "vantage", "task")
+    if not isinstance(r, dict) or any(r.get(k) != spec[k] for k in keys):
+        return failed_result(spec, "the agent's answer is not a result for this task")
+    return r
+
+
+def failed_result(spec: dict[str, Any], reason: str) -> dict[str, Any]:
+    now = time.time()
+    return {"run": spec["run"], "endpoint": spec["endpoint"], "vantage": spec["vantage"],
+            "task": spec["task"], "status": "failed", "reason": reason, "agent": None,
+            "address": None, "started_at": now, "finished_at": now, "attempts": [],
+            "policy": None, "verdicts": [],
+            "findings": [{"id": "task-failed", "severity": "high", "cause": reason}]}
+
+
+async def run_embedded(specs: list[dict[str, Any]], store: Store, progress: Progress,
+                       concurrency: int) -> None:
+    """Every task in this process on the asyncio engine: the default, no broker."""
+    leases = LocalLeases()
+    slots = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(spec: dict[str, Any]) -> None:
+        async with slots:
+            r = await execute(spec, leases=leases, allow=None)
+        store.record(r)
+        progress.result(r)
+
+    await asyncio.gather(*(one(s) for s in specs))
+
+
+def check_consumers(app: Any, vantages: list[str], timeout: float = 2.0) -> None:
+    from prober.fleet.celeryapp import queue_of
+
+    replies = app.control.inspect(timeout=timeout).active_queues() or {}
+    served = {q.get("name") for qs in replies.values() for q in (qs or [])}
+    missing = [v for v in vantages if queue_of(v) not in served]
+    if missing:
+        raise NoConsumerError(
+            f"no agent consumes the queue of vantage point(s) {', '.join(missing)} (asked "
+            f"{len(replies)} agent(s), waited {timeout:g} s): start `prober agent --broker "
+            f"URL --vantage {missing[0]} --allow CIDR:PORTS` there")
+
+
+def run_distributed(app: Any, specs: list[dict[str, Any]], store: Store, progress: Progress,
+                    *, stall_s: float, poll_s: float = 0.3,
+                    sleep: Callable[[float], None] = time.sleep) -> None:
+    """Send the tasks to their vantage's queue and gather the answers into the store.
+
+    Gives up (leaving the rest queued in the store, for ``--resume``) when no answer came
+    for ``stall_s`` seconds.
+    """
+    from prober.fleet.celeryapp import TASK_NAME, queue_of
+
+    pending = {task_key(s): s for s in specs}
+    _collect(app, pending, store, progress)  # a resumed run: what finished meanwhile
+    for tid, s in pending.items():
+        app.send_task(TASK_NAME, args=[s], task_id=tid, queue=queue_of(s["vantage"]),
+                      serializer="json")
+    last = time.monotonic()
+    while pending:
+        if _collect(app, pending, store, progress):
+            last = time.monotonic()
+        elif time.monotonic() - last > stall_s:
+            print(f"prober: fleet run {progress.run}: no answer for {stall_s:g} s; "
+                  f"{len(pending)} task(s) left queued (resume with --resume "
+                  f"{progress.run})", file=sys.stderr)
+            return
+        progress.show()
+        sleep(poll_s)
+
+
+def _collect(app: Any, pending: dict[str, dict[str, Any]], store: Store,
+             progress: Progress) -> int:
+    backend = app.backend
+    got = 0
+    ids = list(pending)
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        raws = backend.mget([backend.get_key_for_task(t) for t in chunk])
+        for tid, raw in zip(chunk, raws, strict=True):
+            if raw is None:
+                continue
+            meta = backend.decode_result(raw)
+            spec = pending[tid]
+            if meta.get("status") == "SUCCESS":
+                r = _checked(spec, meta.get("result"))
+            elif meta.get("status") in ("FAILURE", "REVOKED"):
+                r = failed_result(spec, f"the agent's task raised: {meta.get('result')!r}")
+            else:
+                continue
+            store.record(r)
+            progress.result(r)
+            del pending[tid]
+            got += 1
+    return got

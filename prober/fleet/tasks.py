@@ -1,0 +1,194 @@
+"""The one task function of a fleet run: one job against one endpoint from one vantage.
+
+A task spec and its result are plain JSON (the broker carries nothing else), and the same
+``execute`` runs in-process and inside a Celery agent: only the lease book and the
+allowlist differ. A result is keyed by (run, endpoint, vantage, task); the store keeps
+the first one that arrives for a key, so a task that ran twice is stored once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import traceback
+from typing import Any
+
+from prober.check.evaluate import Verdict
+from prober.check.expectations import parse as parse_expectations
+from prober.check.run import CheckRun
+from prober.core import engine
+from prober.core.attempt import AttemptResult
+from prober.core.engine import Endpoint
+from prober.core.targets import Sni, Target
+from prober.fleet.allowlist import Allowlist
+from prober.fleet.leases import LeaseBook, LeaseTimeout
+from prober.net.attempt import Deadlines
+from prober.net.host import hostname
+from prober.policy.enumerate.driver import enumerate_policy
+from prober.policy.naming.match import match_catalog
+from prober.profiles.loader import resolve_all
+
+JOBS = ("probe", "policy", "check")
+TASK_SCHEMA = "prober.fleet.task/1"
+# outcomes where no server byte ever came back: the endpoint is not reachable from here
+_UNREACHED = {"refused", "connect-timeout", "unreachable", "dns-error"}
+CERT_WARN_DAYS = 21
+
+
+def task_key(spec: dict[str, Any]) -> str:
+    """The Celery task id, also the result's key: a re-sent task keeps its identity."""
+    return f"prober-fleet:{spec['run']}:{spec['vantage']}:{spec['task']}:{spec['endpoint']}"
+
+
+def target_json(t: Target) -> dict[str, Any]:
+    return {"host": t.host, "port": t.port, "address": t.address,
+            "sni": {"kind": t.sni_choice.kind, "name": t.sni_choice.name}}
+
+
+def target_of(d: dict[str, Any]) -> Target:
+    s = d.get("sni") or {}
+    return Target(host=str(d["host"]), port=int(d["port"]), address=d.get("address"),
+                  sni_choice=Sni(str(s.get("kind", "target")), s.get("name")))
+
+
+async def execute(spec: dict[str, Any], *, leases: LeaseBook, allow: Allowlist | None,
+                  agent: str | None = None) -> dict[str, Any]:
+    """Run one task; never raises for what the endpoint or the agent did: a refusal or a
+    failure is a result like any other (``status``)."""
+    out: dict[str, Any] = {
+        "schema": TASK_SCHEMA, "run": spec["run"], "endpoint": spec["endpoint"],
+        "vantage": spec["vantage"], "task": spec["task"], "status": "done", "reason": None,
+        "agent": agent or hostname(), "address": None, "started_at": time.time(),
+        "finished_at": None, "attempts": [], "policy": None, "verdicts": [], "findings": []}
+    try:
+        await asyncio.wait_for(_run(spec, out, leases, allow), timeout=spec["time_limit"])
+    except TimeoutError:
+        out["status"], out["reason"] = "failed", (
+            f"the task's time limit ({spec['time_limit']:g} s) ran out")
+    except LeaseTimeout as e:
+        out["status"], out["reason"] = "failed", str(e)
+    except Exception as e:  # a bug must come back as a failed task, not a lost one
+        out["status"] = "failed"
+        out["reason"] = f"{type(e).__name__}: {e}"
+        out["traceback"] = traceback.format_exc(limit=8)
+    out["finished_at"] = time.time()
+    out["findings"] += _findings(out, spec)
+    return out
+
+
+async def _run(spec: dict[str, Any], out: dict[str, Any], leases: LeaseBook,
+               allow: Allowlist | None) -> None:
+    target = target_of(spec["target"])
+    deadlines = Deadlines(connect=float(spec["deadlines"]["connect"]),
+                          read=float(spec["deadlines"]["read"]))
+    eps = await engine.resolve_targets([target], False)
+    ep = eps[0]
+    out["address"] = ep.address
+    if allow is not None and ep.address is not None and not allow.permits(ep.address,
+                                                                          target.port):
+        out["status"] = "refused"
+        out["reason"] = (f"{ep.address}:{target.port} is outside this agent's allowlist "
+                         f"({allow})")
+        return
+    cap = int(spec["cap"])
+    key = f"{ep.address or target.host}:{target.port}"
+    async with leases.hold(key, cap, cap, wait_s=float(spec["time_limit"])) as slots:
+        job = spec["task"]
+        if job == "probe":
+            await _probe(spec, ep, deadlines, slots, out)
+        elif job == "policy":
+            await _policy(spec, ep, deadlines, slots, out)
+        else:
+            await _check(spec, target, deadlines, slots, out)
+
+
+async def _probe(spec: dict[str, Any], ep: Endpoint, deadlines: Deadlines, slots: int,
+                 out: dict[str, Any]) -> None:
+    results: list[AttemptResult] = []
+    opts = engine.EngineOptions(repeat=int(spec.get("repeat", 1)), concurrency=slots,
+                                per_target=slots, deadlines=deadlines)
+    try:
+        await engine.run([ep], resolve_all(spec["profiles"]), opts, results.append)
+    finally:
+        out["attempts"] = [r.to_json() for r in sorted(results, key=lambda r: r.id)]
+
+
+async def _policy(spec: dict[str, Any], ep: Endpoint, deadlines: Deadlines, slots: int,
+                  out: dict[str, Any]) -> None:
+    if ep.address is None:
+        out["reason"] = ep.error
+        return
+    scan = await enumerate_policy(ep, concurrency=slots, deadlines=deadlines,
+                                  budget_s=float(spec["time_limit"]))
+    out["attempts"] = [a.to_json() for a in scan.attempts]
+    verdict = match_catalog(scan.policy) if scan.reliable and scan.policy.versions else None
+    names = [m.policy.name for m in verdict.matches] if verdict is not None else []
+    out["policy"] = {
+        "versions": list(scan.policy.versions), "reliable": scan.reliable,
+        "complete": scan.complete, "name": names[0] if names else None, "equals": names,
+        "text": verdict.text() if verdict is not None else (
+            "not named: the scan is not reliable" if not scan.reliable else
+            "no version accepted"),
+        "policy": scan.policy.to_json(), "certificates": scan.certificates}
+    expected = spec.get("policy")
+    if expected:
+        ok = expected in names
+        out["verdicts"].append(Verdict(
+            spec["endpoint"], f"policy equals {expected}", ok,
+            "equal" if ok else out["policy"]["text"]).to_json())
+
+
+async def _check(spec: dict[str, Any], target: Target, deadlines: Deadlines, slots: int,
+                 out: dict[str, Any]) -> None:
+    doc = spec.get("expect") or {"schema": 1}
+    exp = parse_expectations(doc, spec.get("expect_path") or "(inventory)")
+    if spec.get("policy") and not exp.policy_equals:
+        exp.policy_equals = spec["policy"]
+    run = CheckRun.prepare(exp, [target], deadlines, slots)
+    run.per_target = slots
+    try:
+        await run.execute()
+    finally:
+        out["attempts"] = [r.to_json() for r in sorted(run.results, key=lambda r: r.id)]
+        out["verdicts"] = [v.to_json() for v in run.verdicts]
+
+
+def _findings(out: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a fleet operator acts on, each with a severity that ``--fail-on`` selects."""
+    f: list[dict[str, Any]] = []
+    if out["status"] == "refused":
+        f.append(_finding("task-refused", "high", out["reason"]))
+    elif out["status"] == "failed":
+        f.append(_finding("task-failed", "high", out["reason"]))
+    for v in out["verdicts"]:
+        if not v["passed"]:
+            fid = "policy-mismatch" if v["expectation"].startswith("policy") else (
+                "expectation-failed")
+            f.append(_finding(fid, "high", f"{v['expectation']}: {v['message']}"))
+    attempts = out["attempts"]
+    if attempts and all(a["outcome"] in _UNREACHED for a in attempts):
+        f.append(_finding("unreachable", "high", f"all {len(attempts)} attempts: "
+                          f"{attempts[0]['outcome']} ({attempts[0]['detail']})"))
+    soonest = cert_expiry(out)
+    if soonest is not None:
+        days = (dt.datetime.fromisoformat(soonest) - dt.datetime.now(dt.UTC)).days
+        if days < 0:
+            f.append(_finding("cert-expired", "high", f"certificate expired on {soonest}"))
+        elif days < CERT_WARN_DAYS:
+            f.append(_finding("cert-expiring", "medium",
+                              f"certificate expires on {soonest} (in {days} days)"))
+    return f
+
+
+def _finding(fid: str, severity: str, cause: str | None) -> dict[str, Any]:
+    return {"id": fid, "severity": severity, "cause": cause or ""}
+
+
+def cert_expiry(out: dict[str, Any]) -> str | None:
+    """The soonest ``not_after`` of every certificate the task saw."""
+    seen = [a["certificate"]["not_after"] for a in out["attempts"]
+            if isinstance(a.get("certificate"), dict) and a["certificate"].get("not_after")]
+    pol = out.get("policy") or {}
+    seen += [c["not_after"] for c in pol.get("certificates") or [] if c.get("not_after")]
+    return min(seen, key=dt.datetime.fromisoformat) if seen else None

@@ -1,0 +1,191 @@
+"""A real redis-server and real `prober agent` processes for the fleet tests; every one is
+started here and stopped here, by PID, also when the test fails."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.peers.ports import free_port, wait_listening
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def prober(*args: str) -> list[str]:
+    return [sys.executable, "-m", "prober", *args]
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@contextlib.contextmanager
+def redis_server(tmp: Path) -> Iterator[str]:
+    """A private redis-server on an ephemeral loopback port, nothing saved to disk."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not found (apt-get install redis-server)")
+    port = free_port()
+    log = open(tmp / f"redis-{port}.log", "wb")  # noqa: SIM115 (outlives this block)
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--dir", str(tmp)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_listening("127.0.0.1", port, 10, alive=proc)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        _stop(proc)
+        log.close()
+
+
+class Agent:
+    """`prober agent` as a subprocess; ``ready()`` waits for its worker to consume."""
+
+    def __init__(self, tmp: Path, broker: str, vantage: str, allow: list[str], *,
+                 name: str, time_limit: float = 30, visibility: float = 60,
+                 lease_ttl: float = 15) -> None:
+        self.log_path = tmp / f"agent-{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed by stop())
+        args = ["agent", "--broker", broker, "--vantage", vantage, "--name", name,
+                "--time-limit", str(time_limit), "--visibility-timeout", str(visibility),
+                "--lease-ttl", str(lease_ttl)]
+        for a in allow:
+            args += ["--allow", a]
+        self.proc = subprocess.Popen(prober(*args), stdout=self._log,
+                                     stderr=subprocess.STDOUT, env=env())
+        self.name = name
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def ready(self, timeout: float = 30) -> Agent:
+        deadline = time.monotonic() + timeout
+        while " ready." not in self.log():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"agent {self.name} exited: {self.log()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"agent {self.name} not ready: {self.log()[-2000:]}")
+            time.sleep(0.1)
+        return self
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(5)
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self._log.close()
+
+
+@contextlib.contextmanager
+def agents() -> Iterator[list[Agent]]:
+    started: list[Agent] = []
+    try:
+        yield started
+    finally:
+        for a in started:
+            a.stop()
+
+
+class CountingListener:
+    """Accepts on host:port, never answers, and counts connections open at once (the
+    most ever), so a test can check a cap held across processes."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(128)
+        self.sock.settimeout(0.2)
+        self.host, self.port = host, self.sock.getsockname()[1]
+        self.open = self.most = self.accepted = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._conns: set[socket.socket] = set()
+        self._threads: list[threading.Thread] = []
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self._reap()
+                self._conns.add(conn)
+                self.open += 1
+                self.accepted += 1
+                self.most = max(self.most, self.open)
+            t = threading.Thread(target=self._hold, args=(conn,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _reap(self) -> None:
+        # A closed connection's thread may not have run yet when the next one is accepted:
+        # ask the kernel (a non-blocking peek) so that a close that came first counts first.
+        for c in list(self._conns):
+            try:
+                if c.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                    continue
+            except BlockingIOError:
+                continue
+            except OSError:
+                pass
+            self._conns.discard(c)
+            self.open -= 1
+
+    def _hold(self, conn: socket.socket) -> None:
+        # a blocking read: the client's RST or FIN ends it at once, so the count follows
+        # the client's connections without a polling lag; close() shuts the rest down
+        try:
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                if conn in self._conns:  # not already counted closed by _reap
+                    self.open -= 1
+                    self._conns.discard(conn)
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.sock.close()
+        with self._lock:
+            for c in self._conns:
+                with contextlib.suppress(OSError):
+                    c.shutdown(socket.SHUT_RDWR)
+        for t in self._threads:
+            t.join(5)
+
+    def __enter__(self) -> CountingListener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,279 @@
+"""Fleet runs end to end: a real redis-server, real `prober agent` processes, real TLS
+peers on loopback. Two vantage points are two agents on loopback with different
+allowlists; the endpoint `shop` differs between them by a per-vantage address override
+(127.0.0.1 is a TLS server, 127.0.0.2 on the same port resets after the hello)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from prober.cli.main import main
+from prober.fleet.celeryapp import TASK_NAME, queue_of
+from tests.fleet.harness import Agent, CountingListener, agents, env, prober, redis_server
+from tests.peers.misbehaving import ResetAfterHello
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+def sql(store: Path, q: str, *params: Any) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(store) as db:
+        return list(db.execute(q, params))
+
+
+def fleet(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(prober("fleet", *args), env=env(), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+@pytest.fixture
+def two_faced(python_tls_server_factory: Any, peer_stack: Any) -> tuple[int, int]:
+    """(port, other port): TLS on 127.0.0.1:port, a resetting front on 127.0.0.2:port, and
+    a second TLS endpoint no agent may probe."""
+    tls = python_tls_server_factory()
+    peer_stack.enter_context(ResetAfterHello(host="127.0.0.2", port=tls.port))
+    other = python_tls_server_factory()
+    return tls.port, other.port
+
+
+def write_inventory(path: Path, port: int, other: int) -> Path:
+    path.write_text(f"""\
+schema: 1
+defaults: {{profiles: [tls1.2-only], cap: 2}}
+groups:
+  - name: shop
+    labels: {{environment: prod, owner: team-shop}}
+    endpoints:
+      - target: 127.0.0.1:{port}
+        name: shop
+        vantages:
+          outside: {{address: 127.0.0.2}}
+      - {{target: "127.0.0.1:{other}", name: forbidden}}
+""")
+    return path
+
+
+def test_two_vantages_store_report_and_refusal(tmp_path: Path, broker: str,
+                                               two_faced: tuple[int, int]) -> None:
+    port, other = two_faced
+    inv = write_inventory(tmp_path / "inv.yaml", port, other)
+    store = tmp_path / "fleet.sqlite"
+    with agents() as started:
+        started.append(Agent(tmp_path, broker, "inside", [f"127.0.0.1/32:{port}"],
+                             name="in1").ready())
+        started.append(Agent(tmp_path, broker, "outside", [f"127.0.0.2/32:{port}"],
+                             name="out1").ready())
+        r = fleet("run", str(inv), "--store", str(store), "--broker", broker,
+                  "--vantage", "inside", "--vantage", "outside", "-t", "2")
+    # the refusals are high findings: exit 1, and the table names them
+    assert r.returncode == 1, r.stderr
+    assert "inside: 1 done, 0 queued, 1 failed" in r.stderr
+    tasks = {(e, v): (s, reason) for e, v, s, reason in sql(
+        store, "SELECT endpoint, vantage, status, reason FROM tasks WHERE run_id=1")}
+    assert tasks[("shop", "inside")][0] == "done"
+    assert tasks[("shop", "outside")][0] == "done"
+    for v in ("inside", "outside"):
+        status, reason = tasks[("forbidden", v)]
+        assert status == "refused" and "allowlist" in reason and str(other) in reason
+    outcomes = dict(sql(store, "SELECT vantage, outcome FROM attempts WHERE endpoint='shop'"))
+    assert outcomes == {"inside": "ok", "outside": "reset"}
+    # nothing was sent to the refused endpoint from either side
+    assert sql(store, "SELECT count(*) FROM attempts WHERE endpoint='forbidden'") == [(0,)]
+    assert ("forbidden", "inside", "task-refused", "high") in sql(
+        store, "SELECT endpoint, vantage, id, severity FROM findings")
+
+    rep = fleet("report", "--store", str(store), "--json", str(tmp_path / "rep.json"))
+    assert rep.returncode == 0, rep.stderr
+    doc = json.loads((tmp_path / "rep.json").read_text())
+    diff = [d for d in doc["between_vantages"]
+            if d["endpoint"] == "shop" and d["what"] == "profile tls1.2-only"]
+    assert diff == [{"endpoint": "shop", "vantage_a": "inside", "vantage_b": "outside",
+                     "what": "profile tls1.2-only", "a": "ok 1", "b": "reset 1"}]
+    assert "shop: profile tls1.2-only: ok 1 from inside, reset 1 from outside" in rep.stdout
+
+    ex = fleet("export", "--store", str(store))
+    tables = {json.loads(ln)["table"] for ln in ex.stdout.splitlines()}
+    assert {"runs", "targets", "tasks", "attempts", "findings"} <= tables
+
+
+def test_in_process_default_same_results_without_broker(tmp_path: Path,
+                                                         two_faced: tuple[int, int]) -> None:
+    port, other = two_faced
+    inv = write_inventory(tmp_path / "inv.yaml", port, other)
+    store = tmp_path / "fleet.sqlite"
+    # the embedded engine is one vantage point; naming it applies its overrides
+    assert main(["fleet", "run", str(inv), "--store", str(store), "-t", "2", "-q"]) == 0
+    assert main(["fleet", "run", str(inv), "--store", str(store), "-t", "2", "-q",
+                 "--vantage", "outside"]) == 0
+    rows = sql(store, "SELECT run_id, endpoint, vantage, outcome FROM attempts "
+                      "ORDER BY run_id, endpoint")
+    assert rows == [(1, "forbidden", "local", "ok"), (1, "shop", "local", "ok"),
+                    (2, "forbidden", "outside", "ok"), (2, "shop", "outside", "reset")]
+    assert sql(store, "SELECT DISTINCT status FROM tasks") == [("done",)]
+    assert sql(store, "SELECT mode FROM runs") == [("embedded",), ("embedded",)]
+    doc_path = tmp_path / "rep.json"
+    assert main(["fleet", "report", "--store", str(store), "--since", "1",
+                 "--json", str(doc_path)]) == 0
+    drift = json.loads(doc_path.read_text())["drift"]
+    # the vantage names differ, so each side is reported present on one side only
+    assert {d["what"] for d in drift} == {"presence"}
+    # --retention keeps the newest runs only, and all they hold goes with the old ones
+    assert main(["fleet", "run", str(inv), "--store", str(store), "-t", "2", "-q",
+                 "--retention", "1"]) == 0
+    assert sql(store, "SELECT id FROM runs") == [(3,)]
+    assert sql(store, "SELECT DISTINCT run_id FROM attempts") == [(3,)]
+
+
+def test_vantage_without_consumer_is_a_clear_error(tmp_path: Path, broker: str,
+                                                   two_faced: tuple[int, int]) -> None:
+    inv = write_inventory(tmp_path / "inv.yaml", *two_faced)
+    r = fleet("run", str(inv), "--store", str(tmp_path / "s.sqlite"), "--broker", broker,
+              "--vantage", "nobody-here")
+    assert r.returncode == 2
+    assert "no agent consumes the queue of vantage point(s) nobody-here" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+class Planted:
+    """Unpickling this creates a file: what a pickle-accepting worker would run."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (self.path, "w"))
+
+
+def test_pickled_message_is_rejected(tmp_path: Path, broker: str) -> None:
+    from kombu.connection import Connection
+    from redis import Redis
+
+    marker = tmp_path / "pwned"
+    queue = queue_of("pickle-test")
+    with agents() as started:
+        agent = Agent(tmp_path, broker, "pickle-test", ["127.0.0.1/32:1"], name="pk1").ready()
+        started.append(agent)
+        with Connection(broker) as conn:  # type: ignore[no-untyped-call]
+            conn.Producer().publish(
+                Planted(str(marker)), routing_key=queue, serializer="pickle",
+                headers={"task": TASK_NAME, "id": "planted-1", "lang": "py"})
+        r = Redis.from_url(broker)
+        deadline = time.monotonic() + 20
+        while r.llen(queue) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert r.llen(queue) == 0, "the agent never took the planted message"
+        deadline = time.monotonic() + 10
+        while "pickle" not in agent.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert agent.proc.poll() is None
+        assert "pickle" in agent.log()  # refused as untrusted content, and logged
+    assert not marker.exists()
+
+
+def test_two_agents_never_exceed_an_endpoint_cap(tmp_path: Path, broker: str) -> None:
+    with CountingListener() as listener, agents() as started:
+        # four names, one address: every task lands on the same listener, cap 2 fleet-wide
+        eps = "\n".join(f"      - {{target: '127.0.0.1:{listener.port}', name: e{i}}}"
+                        for i in range(4))
+        inv = tmp_path / "inv.yaml"
+        inv.write_text("schema: 1\ngroups:\n  - name: g\n    cap: 2\n"
+                       "    profiles: [tls1.2-only, tls1.3-only, tls1.1-only]\n"
+                       f"    endpoints:\n{eps}\n")
+        for i in range(2):
+            started.append(Agent(tmp_path, broker, "capped", ["127.0.0.1/32:1-65535"],
+                                 name=f"cap{i}").ready())
+        store = tmp_path / "s.sqlite"
+        r = fleet("run", str(inv), "--store", str(store), "--broker", broker,
+                  "--vantage", "capped", "-t", "0.4", "-n", "2")
+        assert r.returncode == 0, r.stderr
+    assert listener.accepted == 4 * 3 * 2
+    assert 1 <= listener.most <= 2, listener.most
+    # both agents worked at once: without the fleet-wide lease they would have held 4
+    assert len(sql(store, "SELECT DISTINCT agent FROM tasks")) == 2
+    assert sql(store, "SELECT count(*) FROM attempts") == [(24,)]
+
+
+def test_sigkill_of_agent_mid_task_leaves_store_complete(tmp_path: Path, broker: str) -> None:
+    with CountingListener() as listener, agents() as started:
+        inv = tmp_path / "inv.yaml"
+        inv.write_text("schema: 1\ngroups:\n  - name: g\n    cap: 1\n"
+                       "    profiles: [tls1.2-only, tls1.3-only, tls1.1-only, tls1.0-only]\n"
+                       f"    endpoints: ['127.0.0.1:{listener.port}']\n")
+        # a short visibility timeout so the broker hands the lost task on within the test,
+        # and short leases so the dead agent's hold on the endpoint lapses as soon
+        limits = {"time_limit": 4.0, "visibility": 5.0, "lease_ttl": 1.5}
+        first = Agent(tmp_path, broker, "killed", ["127.0.0.1/32:1-65535"], name="k1",
+                      **limits).ready()
+        started.append(first)
+        store = tmp_path / "s.sqlite"
+        coord = subprocess.Popen(
+            prober("fleet", "run", str(inv), "--store", str(store), "--broker", broker,
+                   "--vantage", "killed", "-t", "0.5", "--time-limit", "4",
+                   "--visibility-timeout", "5", "--stall", "60"),
+            env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while listener.accepted < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert listener.accepted >= 2, "the task never started"
+            first.kill()  # mid-task: its message stays unacknowledged on the broker
+            started.append(Agent(tmp_path, broker, "killed", ["127.0.0.1/32:1-65535"],
+                                 name="k2", **limits).ready())
+            _out, err = coord.communicate(timeout=90)
+        finally:
+            if coord.poll() is None:
+                coord.kill()
+                coord.wait(5)
+        assert coord.returncode == 0, err
+    assert sql(store, "SELECT status, agent FROM tasks") == [("done", "k2")]
+    assert sql(store, "SELECT count(*), count(DISTINCT attempt) FROM attempts") == [(4, 4)]
+    assert sql(store, "SELECT status FROM runs") == [("complete",)]
+    # the first agent's attempts happened, but only one result was ever stored
+    assert listener.accepted >= 4 + 2
+
+
+def test_killed_coordinator_resumes_without_rerunning(tmp_path: Path, broker: str) -> None:
+    with CountingListener() as listener, agents() as started:
+        inv = tmp_path / "inv.yaml"
+        inv.write_text("schema: 1\ngroups:\n  - name: g\n    cap: 1\n"
+                       "    profiles: [tls1.2-only, tls1.3-only]\n"
+                       f"    endpoints: ['127.0.0.1:{listener.port}']\n")
+        started.append(Agent(tmp_path, broker, "resume", ["127.0.0.1/32:1-65535"],
+                             name="r1").ready())
+        store = tmp_path / "s.sqlite"
+        coord = subprocess.Popen(
+            prober("fleet", "run", str(inv), "--store", str(store), "--broker", broker,
+                   "--vantage", "resume", "-t", "1", "-q"),
+            env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 20
+            while listener.accepted < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            coord.kill()  # the coordinator dies while its one task runs on the agent
+            coord.wait(5)
+        assert sql(store, "SELECT status FROM runs") == [("running",)]
+        deadline = time.monotonic() + 20
+        while (listener.accepted < 2 or listener.open) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the agent stores its result in the backend after the last close
+        r = fleet("run", "--resume", "1", "--store", str(store), "--broker", broker)
+        assert r.returncode == 0, r.stderr
+    assert sql(store, "SELECT status FROM runs") == [("complete",)]
+    assert sql(store, "SELECT status, agent FROM tasks") == [("done", "r1")]
+    assert sql(store, "SELECT count(*) FROM attempts") == [(2,)]
+    # the finished task's result was collected, not run again
+    assert listener.accepted == 2
