@@ -1,3 +1,16 @@
 """prober: an active TLS handshake prober and compatibility tester."""
 
-__version__ = "0.1.0"
+from importlib import import_module
+
+
+def _version() -> str:
+    # prober/_version.py is written by the build (setuptools-scm, from git); a checkout
+    # run from PYTHONPATH without ever being built or installed has none, hence the
+    # import by name (mypy and the linters must not depend on a generated file)
+    try:
+        return str(import_module("prober._version").__version__)
+    except ImportError:
+        return "0+unknown"
+
+
+__version__ = _version()
