@@ -114,8 +114,7 @@ run prober probe "$target" -p firefox-137-win11 --json probe-firefox.json
 json_check probe-firefox.json "[c['outcome'] for c in d['summary']] == ['ok']" \
     "firefox-137-win11 did not connect to the demo endpoint"
 run prober policy "$target"
-run prober whatif --policy "$WHATIF_POLICY" --json whatif.json >/dev/null
-run prober whatif --policy "$WHATIF_POLICY"
+run prober whatif --policy "$WHATIF_POLICY" --json whatif.json
 json_check whatif.json "len(d['clients']) == $n_all + 6" \
     "whatif with the default clients did not simulate all $n_all profiles + 6 version sweeps"
 run prober check "$target" --expect example:demo --junit junit.xml
