@@ -53,7 +53,7 @@ system-deps:
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[dev]'
 	$(PY) -m compileall -q prober
@@ -63,15 +63,18 @@ $(STAMP): pyproject.toml
 # PYTEST_ARGS narrows a local run, e.g. `make test PYTEST_ARGS=tests/net/test_peers.py`.
 PYTEST_ARGS ?=
 # The deploy gate runs first (prober check against the demo endpoint, exactly as a
-# user's pipeline would), then the test suite; pytest's summary stays the last line.
+# user's pipeline would), then the user install (the wheel, built and installed into a
+# fresh venv outside the checkout, running the README's commands from an empty
+# directory), then the test suite; pytest's summary stays the last line.
 test: setup
 	bash .ci/gate.sh
+	bash .ci/user_install.sh
 	@set +e; $(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$rc
 
 lint: venv
-	$(VENV)/bin/ruff check prober tests bench scripts
+	$(VENV)/bin/ruff check prober tests bench scripts setup.py
 	$(VENV)/bin/lint-imports
 	$(PY) scripts/check_layers.py
 	$(VENV)/bin/mypy
@@ -81,6 +84,7 @@ demo: setup
 	$(PY) -m prober demo
 
 bench: setup
+	$(PY) bench/startup.py
 	$(PY) bench/run.py
 	$(PY) bench/logs.py
 	$(PY) bench/policy.py

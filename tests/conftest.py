@@ -95,6 +95,24 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_profile_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The suite sees the shipped profiles only: not the user's own profile directory,
+    $PROBER_PROFILES or profile index, which would change every set (and every count and
+    live result of a set) from one machine to the next. Subprocesses inherit it."""
+    base = tmp_path_factory.mktemp("xdg")
+    saved = {k: os.environ.get(k) for k in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME",
+                                            "PROBER_PROFILES")}
+    os.environ.update(XDG_CONFIG_HOME=str(base / "config"), XDG_CACHE_HOME=str(base / "cache"))
+    os.environ.pop("PROBER_PROFILES", None)
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for marker in item.iter_markers("requires_bin"):
         need_bins(*marker.args)

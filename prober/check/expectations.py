@@ -132,6 +132,41 @@ def _int(where: str, v: Any) -> int:
     return v
 
 
-def load(path: str | Path) -> Expectations:
+EXAMPLE_PREFIX = "example:"
 
-    return parse(read_yaml(path, ExpectationError), str(path))
+
+def examples() -> list[str]:
+    """Names of the expectations examples shipped in prober/data/examples."""
+    from importlib import resources
+
+    folder = resources.files("prober").joinpath("data", "examples")
+    try:
+        names = [f.name for f in folder.iterdir()]
+    except OSError:
+        return []
+    return sorted(n[len("expect-"):-len(".yaml")] for n in names
+                  if n.startswith("expect-") and n.endswith(".yaml"))
+
+
+def example_text(name: str) -> str:
+    """The text of a shipped example: ``ExpectationError`` naming the examples there are
+    when ``name`` is not one, or when the installation lost the file."""
+    from importlib import resources
+
+    f = resources.files("prober").joinpath("data", "examples", f"expect-{name}.yaml")
+    try:
+        return f.read_text(encoding="utf-8")
+    except OSError:
+        known = ", ".join(examples()) or "none are installed"
+        raise ExpectationError(f"{EXAMPLE_PREFIX}{name}: no such example ({known})") from None
+
+
+def load(path: str | Path) -> Expectations:
+    """An expectations file, or ``example:NAME`` for one shipped with prober."""
+    from prober.core.yamlfile import parse_yaml
+
+    text = str(path)
+    if text.startswith(EXAMPLE_PREFIX):
+        name = text[len(EXAMPLE_PREFIX):]
+        return parse(parse_yaml(example_text(name), text, ExpectationError), text)
+    return parse(read_yaml(path, ExpectationError), text)

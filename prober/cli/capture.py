@@ -11,6 +11,7 @@ from prober.capture import live as cap
 from prober.capture.live import profile_filename
 from prober.cli.common import UsageError, run_loop
 from prober.net import listener
+from prober.profiles import locations
 from prober.profiles.describe import versions_text
 from prober.profiles.importer import write_yaml
 from prober.profiles.model import Profile
@@ -37,8 +38,10 @@ def register(sub: Any) -> None:
                    help="profile name (further distinct hellos get NAME-2, NAME-3, ...)")
     p.add_argument("-n", "--count", type=int, default=1, metavar="N",
                    help="stop after N hellos (default 1)")
-    p.add_argument("--out", default=".", metavar="DIR",
-                   help="directory for the profile files (default: current directory)")
+    p.add_argument("--out", metavar="DIR",
+                   help="directory for the profile files (default: captured/ in the user "
+                   f"profile directory, {locations.captured_dir()}, where `-p NAME` finds "
+                   "them)")
     p.add_argument("--complete", action="store_true",
                    help="complete the handshake (throwaway certificate) and answer HTTP "
                    "requests, so clients that retry after a failure show their first hello")
@@ -78,9 +81,9 @@ def cmd_capture(args: argparse.Namespace) -> int:
         raise UsageError(f"--count must be at least 1, got {args.count}")
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError(f"--timeout must be positive, got {args.timeout}")
-    out = Path(args.out)
+    out = Path(args.out) if args.out else locations.captured_dir()
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {args.out!r} is not a directory")
+        raise UsageError(f"--out {args.out or str(out)!r} is not a directory")
     details = {}
     for item in args.client_detail:
         key, sep, value = item.partition("=")

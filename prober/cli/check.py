@@ -11,7 +11,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from prober.check.expectations import load
+from prober.check.expectations import ExpectationError, example_text, load
 from prober.check.html import render as render_html
 from prober.check.junit import junit_xml
 from prober.check.run import CheckRun
@@ -27,7 +27,12 @@ def register(hooks: Commands) -> None:
         "Exit 0 when all hold, 1 when any fails, 2 on usage or input errors.")
     p.add_argument("targets", nargs="+", metavar="TARGET")
     p.add_argument("-e", "--expect", required=True, metavar="FILE",
-                   help="expectations file (YAML, see README: prober check)")
+                   help="expectations file (YAML, see README: prober check), or example:NAME "
+                   "for an example shipped with prober (example:demo checks `prober demo "
+                   "serve`)")
+    p.add_argument("--example", action=_PrintExample, metavar="NAME",
+                   help="print the shipped example NAME (demo) to stdout, to start an "
+                   "expectations file from, and exit")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML (one test per expectation)")
     p.add_argument("--json", metavar="FILE", help="write verdicts and attempts as JSON")
     add_target_options(p)
@@ -36,6 +41,17 @@ def register(hooks: Commands) -> None:
     add_html(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print failures only")
     p.set_defaults(func=cmd_check)
+
+
+class _PrintExample(argparse.Action):
+    # acts while parsing, as --version does, so it needs no TARGET or --expect
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        try:
+            sys.stdout.write(example_text(str(values)))
+        except ExpectationError as e:
+            raise UsageError(str(e)) from None
+        parser.exit()
 
 
 def cmd_check(args: argparse.Namespace) -> int:

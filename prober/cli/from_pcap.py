@@ -16,6 +16,7 @@ from prober import __version__
 from prober.capture.hellos import profile_doc
 from prober.capture.pcap import import_captures
 from prober.cli.common import EXIT_OK, UsageError, json_file_of
+from prober.profiles import locations
 from prober.profiles.compile import ProfileError
 from prober.profiles.describe import versions_text
 from prober.profiles.importer import write_yaml
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from prober.capture.pcap import CaptureImport
     from prober.profiles.model import Profile
 
-DEFAULT_OUT = "profiles/imported"
 SCHEMA = "prober.pcap-import/1"
 
 
@@ -39,8 +39,9 @@ def register(sub: Any) -> None:
         "VLAN, Linux cooked, raw IP, VXLAN on UDP 4789; TCP reassembled), one profile per "
         "fingerprint, with counts and client addresses.")
     p.add_argument("files", nargs="+", metavar="FILE", help="pcap or pcapng capture")
-    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
-                   help=f"where the profile files go (default {DEFAULT_OUT}/)")
+    p.add_argument("--out", metavar="DIR",
+                   help="where the profile files go (default: imported/ in the user profile "
+                   f"directory, {locations.imported_dir()}, where `-p NAME` finds them)")
     p.add_argument("--json", metavar="FILE|-", help="write the findings as JSON (- = stdout)")
     p.set_defaults(func=cmd_from_pcap)
 
@@ -48,7 +49,7 @@ def register(sub: Any) -> None:
 def cmd_from_pcap(args: argparse.Namespace) -> int:
 
     result = import_captures(args.files)
-    out = Path(args.out)
+    out = Path(args.out) if args.out else locations.imported_dir()
     written: list[tuple[HelloGroup, Profile, Path]] = []
     for g in result.groups:
         doc = profile_doc(g)

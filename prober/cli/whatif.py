@@ -74,7 +74,9 @@ def cmd_whatif(args: argparse.Namespace) -> int:
 
 
     deadlines = deadlines_of(args)
-    given = _clients(args.clients or DEFAULT_CLIENTS, args.format)
+    given = _clients(args.clients or DEFAULT_CLIENTS, args.format,
+                     "--clients" if args.clients else f"--clients (default: "
+                     f"{' '.join(DEFAULT_CLIENTS)})")
     clients = given.clients
     against = _target(args.against, "--against") if args.against else None
     current_policy: NamedPolicy | None = None
@@ -134,7 +136,7 @@ def _is_log(arg: str) -> bool:
     return arg == "-" or (p.is_file() and p.suffix.lower() not in (".yaml", ".yml"))
 
 
-def _clients(args: list[str], log_format: str) -> Clients:
+def _clients(args: list[str], log_format: str, option: str = "--clients") -> Clients:
 
     out = Clients([])
     seen: set[str] = set()
@@ -145,7 +147,10 @@ def _clients(args: list[str], log_format: str) -> Clients:
         try:
             profiles = resolve_all([a])
         except ProfileError as e:
-            raise UsageError(f"--clients: {e}") from None
+            raise UsageError(f"{option}: {e}") from None
+        # a name that yields no client would shrink the simulation without a word
+        if not profiles:
+            raise UsageError(f"{option}: {a!r} names no client profile")
         for p in profiles:
             if p.name not in seen:
                 seen.add(p.name)

@@ -1,8 +1,10 @@
 """Finding and loading profiles by name, path, glob or set name.
 
-Profile files are YAML (see ``profiles/README.md``). They are looked up in, in order:
-the directories of ``$PROBER_PROFILES`` (colon-separated), the repository's
-``profiles/`` directory, and ``~/.config/prober/profiles``.
+Profile files are YAML (see ``profiles/README.md``), looked up by name in the
+directories of ``prober.profiles.locations`` ($PROBER_PROFILES, the user directory, the
+profiles shipped with prober). Every argument must resolve to at least one profile: a
+set, a glob or a search path that yields nothing is an error naming it, never an empty
+run.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from prober.core.targets import SNI_NONE, SNI_TARGET
 from prober.core.yamlfile import read_yaml
-from prober.profiles import families
+from prober.profiles import families, index, locations
 from prober.profiles.compile import ProfileError, compile_hello
 from prober.profiles.model import ORIGINS, PROFILE_SCHEMA, Profile, TransportSpec
 
@@ -25,11 +27,20 @@ _FILE_FIELDS = {"schema", "name", "description", "origin", "client", "source", "
 
 
 def search_path() -> list[Path]:
-    dirs = [Path(p) for p in os.environ.get("PROBER_PROFILES", "").split(":") if p]
-    repo = Path(__file__).resolve().parents[2] / "profiles"
-    dirs.append(repo)
-    dirs.append(Path.home() / ".config" / "prober" / "profiles")
-    return [d for d in dirs if d.is_dir()]
+    """The directories profiles are read from, in order (see prober.profiles.locations)."""
+    try:
+        return [s.path for s in locations.sources()]
+    except locations.LocationError as e:
+        raise ProfileError(str(e)) from None
+
+
+def reset() -> None:
+    """Forget what was read: the next lookup walks the search path again (it is read
+    once per process, as the environment that defines it does not change)."""
+    _entries.cache_clear()
+    _by_path.cache_clear()
+    _catalog.cache_clear()
+    _file_tags.cache_clear()
 
 
 def _read_yaml(path: Path) -> Any:
@@ -90,24 +101,40 @@ def load_file(path: str | Path) -> Profile:
 
 
 @cache
+def _entries() -> tuple[index.Entry, ...]:
+    cache_file = locations.cache_dir() / index.INDEX_FILE
+    return tuple(index.scan(search_path(), cache_file, _read_yaml))
+
+
+@cache
+def _by_path() -> dict[Path, index.Entry]:
+    return {e.path: e for e in _entries()}
+
+
+def _load_indexed(path: Path) -> Profile:
+    """A profile of the catalog, from the document the index holds when it has one."""
+    e = _by_path().get(path)
+    doc = e.doc if e is not None and e.doc is not None else _read_yaml(path)
+    return profile_from_doc(doc, str(path))
+
+
+@cache
 def _catalog() -> dict[str, Path]:
     """Profile name -> file, over the search path (earlier directories win)."""
     out: dict[str, Path] = {}
-    for d in search_path():
-        for f in sorted(d.rglob("*.y*ml")):
-            doc = _read_yaml(f)
-            if isinstance(doc, dict) and isinstance(doc.get("name"), str):
-                out.setdefault(doc["name"], f)
+    for e in _entries():
+        if e.name is not None:
+            out.setdefault(e.name, e.path)
     return out
 
 
 @cache
 def _file_tags() -> dict[str, list[str]]:
+    # the tags of the file that won the name, not of the files it shadows
     out: dict[str, list[str]] = {}
     for name, path in _catalog().items():
-        doc = _read_yaml(path)
-        for tag in doc.get("tags") or []:
-            out.setdefault(str(tag), []).append(name)
+        for tag in _by_path()[path].tags:
+            out.setdefault(tag, []).append(name)
     return out
 
 
@@ -122,6 +149,25 @@ def set_names() -> dict[str, list[str]]:
 
 def available_names() -> list[str]:
     return sorted(_catalog())
+
+
+def require_files() -> None:
+    """``ProfileError`` naming every place looked in when no profile file was found."""
+    if not _catalog():
+        raise ProfileError(f"no profile file found (searched {locations.search_text()})")
+
+
+def files_per_directory() -> dict[Path, int]:
+    """Profile files (named YAML documents) under each directory of the search path,
+    shadowed ones included."""
+    dirs = search_path()
+    counts = dict.fromkeys(dirs, 0)
+    for e in _entries():
+        if e.name is not None:
+            # the first directory that holds the file: the walk found it there
+            home = next(d for d in dirs if e.path.is_relative_to(d))
+            counts[home] += 1
+    return counts
 
 
 def resolve(arg: str) -> list[Profile]:
@@ -141,16 +187,24 @@ def resolve(arg: str) -> list[Profile]:
         return [load_file(p)]
     cat = _catalog()
     if arg in cat:
-        return [load_file(cat[arg])]
+        return [_load_indexed(cat[arg])]
     sets = set_names()
     if arg in sets:
+        if not sets[arg]:
+            raise ProfileError(f"profile set {arg!r} is empty: no profile file found "
+                               f"(searched {locations.search_text()})")
         return [p for n in sets[arg] for p in resolve(n)]
     if any(ch in arg for ch in "*?["):
         import fnmatch
 
         names = [n for n in sorted(cat) if fnmatch.fnmatch(n, arg)]
-        if names:
-            return [load_file(cat[n]) for n in names]
+        if not names:
+            raise ProfileError(f"profile glob {arg!r} matches no profile name "
+                               f"({len(cat)} profiles; `prober profiles list` shows them)")
+        return [_load_indexed(cat[n]) for n in names]
+    if not cat:
+        raise ProfileError(f"unknown profile {arg!r}: no profile file found "
+                           f"(searched {locations.search_text()})")
     hint = ", ".join(sorted(set(list(families.VERSION_FAMILY) + list(sets)))[:12])
     raise ProfileError(
         f"unknown profile {arg!r}: not a file, a profile name, cipher:NAME, group:NAME "
