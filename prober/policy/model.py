@@ -37,6 +37,10 @@ class ObservedPolicy:
     # the certificate key types served with the SNI the suites were enumerated with
     # ("RSA", "ECDSA P-256", "ECDSA P-384", "DSA", ...); None = not known
     certificates: list[str] | None = None
+    # versions where the server picks its certificate before the suite (a hello offering
+    # every suite never reached one key type's suites: HAProxy takes ECDSA whenever it
+    # can); the suite order is then a preference within each key type only
+    certificate_first: list[str] = field(default_factory=list)
 
     def all_suites(self, tls13: bool | None = None) -> set[str]:
         out: set[str] = set()
@@ -68,4 +72,5 @@ class ObservedPolicy:
                 "chacha_priority": self.chacha_priority, "groups_tls13": self.groups_tls13,
                 "groups_tls12": self.groups_tls12,
                 "groups_tls12_complete": self.groups_tls12_complete,
-                "certificates": self.certificates}
+                "certificates": self.certificates,
+                "certificate_first": self.certificate_first}

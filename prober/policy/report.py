@@ -40,6 +40,14 @@ def suite_rows(scan: PolicyScan, version: str) -> list[dict[str, Any]]:
 
 
 def _order_words(scan: PolicyScan, version: str) -> str:
+    words = _order_only(scan, version)
+    if version in scan.policy.certificate_first:
+        words += ("; the certificate is chosen before the suite (a hello offering every "
+                  "suite never reached some of them)")
+    return words
+
+
+def _order_only(scan: PolicyScan, version: str) -> str:
     n = len(scan.policy.suites.get(version, []))
     verdict = scan.policy.server_order.get(version)
     what = f"{n} suite{'s' if n != 1 else ''}"

@@ -90,6 +90,8 @@ def assemble(plan: Planner, ep: Endpoint, results: list[AttemptResult], *, start
         obs.versions.append(v)
         obs.suites[v] = [suite_label(s, v)[0] for s in seq]
         obs.server_order[v] = plan.server_order(v) if len(seq) > 1 else None
+    obs.certificate_first = [v for v in obs.versions
+                             if any(k.winners for k in plan.kinds.get(v, []))]
     for v, check in plan.chacha.items():
         if v in obs.suites and check.applies:
             obs.chacha_priority[v] = check.verdict

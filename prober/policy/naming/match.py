@@ -118,6 +118,8 @@ class _Shape:
     groups: dict[str, tuple[str, ...]]  # scope -> groups in preference order
     # scopes whose list is only the start of the real one (what lacks may be hidden)
     partial: frozenset[str] = frozenset()
+    # the groups name only post-quantum ones: the classical groups are not documented
+    pq_only: bool = False
 
 
 def _legacy(protocols: Iterable[str]) -> bool:
@@ -139,7 +141,14 @@ def _shape_named(p: NamedPolicy) -> _Shape:
                                       ("tls12", _legacy(protocols))) if on}
     names = tuple(_group_key(g) for g in p.groups or ())
     groups = {s: tuple(g for g in names if _applies(g, s)) for s in scopes}
-    return _Shape(p.name, protocols, suites, tls13, frozenset(scopes), groups)
+    pq_only = bool(names) and all(_pq(g) for g in names)
+    return _Shape(p.name, protocols, suites, tls13, frozenset(scopes), groups,
+                  pq_only=pq_only)
+
+
+def _pq(group: str) -> bool:
+    g = _group_info(group)
+    return g is not None and g.kind in ("pq_kem", "hybrid_pq")
 
 
 def _shape_observed(o: ObservedPolicy, name: str = "observed") -> _Shape:
@@ -299,7 +308,14 @@ def _diff_shapes(a: _Shape, b: _Shape) -> PolicyDiff:
         def union(s: _Shape) -> list[str]:
             return list(dict.fromkeys(g for sc in ("tls13", "tls12") if sc in scopes
                                       for g in s.groups[sc]))
-        groups = _delta(union(a), union(b))
+        if a.pq_only or b.pq_only:
+            # ELB's PQ policies and Cloudflare document their post-quantum groups only;
+            # the classical ones they also offer are unknown, so only those are compared
+            groups = _delta([g for g in union(a) if _pq(g)], [g for g in union(b) if _pq(g)])
+            why["groups"] = ("partly: the catalog documents only its post-quantum groups; "
+                             "classical groups not compared")
+        else:
+            groups = _delta(union(a), union(b))
         if partial:
             # what the cut-short side lacks may only be hidden: not a difference
             side = "minus" if a.partial & scopes else "plus"
@@ -353,6 +369,12 @@ def _same_order(mine: list[str], ref: Sequence[str]) -> tuple[bool, str, str]:
     return False, a[i], b[i]
 
 
+def _by_key(suites: Sequence[str]) -> list[str]:
+    """``suites`` grouped by the certificate key they need (order kept within a group)."""
+    keys = list(dict.fromkeys(_needs_key(s) or "" for s in suites))
+    return [s for k in sorted(keys) for s in suites if (_needs_key(s) or "") == k]
+
+
 def order_check(obs: ObservedPolicy, policy: NamedPolicy) -> OrderCheck:
     versions: dict[str, str] = {}
     details: list[str] = []
@@ -379,13 +401,22 @@ def order_check(obs: ObservedPolicy, policy: NamedPolicy) -> OrderCheck:
             if len(mine) < 2:
                 versions[v] = "not compared: fewer than two suites in common"
                 continue
+            if v in obs.certificate_first:
+                # the certificate was chosen first: an ECDSA suite "before" an RSA one says
+                # nothing about the suite order; compare within each key type
+                mine = _by_key(mine)
+                ref = tuple(_by_key([s for s in ref if s in set(mine)]))
+                notes.append(f"{protocol_label(v)}: the server picks its certificate before "
+                             "the suite; order compared within each certificate type")
             same, x, y = _same_order(mine, ref)
             if same:
                 versions[v] = "same"
                 continue
             # the sources of some entries disagree on the order; any of them is the policy
             alt = next((label for label, order in policy.order_alternatives
-                        if v != TLS13 and _same_order(mine, order)[0]), None)
+                        if v != TLS13 and _same_order(mine, _by_key(order) if v in
+                                                      obs.certificate_first else order)[0]),
+                       None)
             if alt is not None:
                 versions[v] = "same"
                 notes.append(f"{protocol_label(v)}: the order the catalog records as {alt}")
