@@ -109,12 +109,12 @@ def _suite_rows(names: tuple[str, ...]) -> list[list[str]]:
 
 def show_text(p: NamedPolicy) -> str:
     lines = [f"{p.name}  ({p.provider}, {p.confidence})", f"versions: {_versions(p)}"]
-    order = ("the listed order is the provider's priority" if p.order_is_priority
-             else "the listed order is not a priority order (the provider says so)")
+    order = ("suites listed in the publisher's preference order" if p.order_is_priority
+             else "the listed order is not a preference order (the publisher says so)")
     server_pref = p.raw.get("server_preferred_order")
     if server_pref is not None:
         order += ("; the publisher prescribes server order" if server_pref
-                  else "; the publisher prescribes the client's order")
+                  else "; the publisher prescribes following the client's order")
     lines.append(f"order: {order}")
     for title, names, speaks in (("TLS 1.3 suites", p.tls13_suites, _tls13(p)),
                                  ("TLS ≤1.2 suites", p.suites, _legacy(p))):

@@ -76,6 +76,8 @@ def cmd_whatif(args: argparse.Namespace) -> int:
 
 
     deadlines = deadlines_of(args)
+    # a bad policy name is reported before the (slower) client profiles are loaded
+    policy = _policy(args.policy, "--policy")
     given = _clients(args.clients or DEFAULT_CLIENTS, args.format)
     clients = given.clients
     against = _target(args.against, "--against") if args.against else None
@@ -88,7 +90,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     server_order = None if args.order is None else args.order != "client"
     chacha = None if args.order is None else args.order == "server-chacha"
     # both policies are checked before anything goes on the wire
-    cand = candidate(_policy(args.policy, "--policy"), args.cert or "rsa", server_order, chacha)
+    cand = candidate(policy, args.cert or "rsa", server_order, chacha)
     cur = candidate(current_policy, args.cert or "rsa") if current_policy else None
     # opened now: a path that cannot be written must not cost a live run
     json_out = json_file_of(args)
