@@ -5,8 +5,10 @@ policy, logs each session (with the negotiated protocol and cipher) and closes.
 ``bind`` options of the same names (``ssl-min-ver``/``ssl-max-ver``);
 ``prefer_client_ciphers=True`` adds ``prefer-client-ciphers`` (HAProxy's default is the
 server's order, with OpenSSL's ChaCha20 priority); ``global_lines`` go into ``global``
-(e.g. ``ssl-dh-param-file PATH``). ``cert`` is ``"rsa"``, ``"ecdsa"`` or ``"both"`` (two ``crt`` files on
-one bind: HAProxy picks by the client's signature algorithms). Runs in the foreground
+(e.g. ``ssl-dh-param-file PATH``). ``cert`` is ``"rsa"``, ``"ecdsa"``, ``"ecdsa384"`` or
+``"both"`` (two ``crt`` files on one bind: for a client that sends a name the certificates
+carry, HAProxy takes the ECDSA one whenever the hello offers an ECDSA suite and ECDSA
+signatures, else the RSA one; without SNI, the first, ECDSA). Runs in the foreground
 (``-db``), so :meth:`stop` ends exactly the process it started, by PID.
 """
 
