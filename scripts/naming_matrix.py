@@ -4,6 +4,7 @@ certificates, scanned by `prober policy` and named against the catalog.
 
     .venv/bin/python scripts/naming_matrix.py [--only SUBSTRING]... [--server nginx|haproxy]
                                               [--cert rsa|ecdsa|both] [--json FILE]
+                                              [--compact]
 
 Server configurations come from tests/peers/policy_configs.py (AWS's published tables,
 Mozilla's guideline files as its generator renders them); the expected verdict from
@@ -64,7 +65,7 @@ def elb_configs() -> tuple[list[PolicyConfig], list[tuple[str, str]]]:
             skipped.append((entry["name"], "protocols or suites not published"))
             continue
         pq = [g for g in entry.get("groups") or ()
-              if getattr(reg.group(reg.group_value(g)), "kind", "") == "hybrid_pq"]
+              if getattr(reg.group(reg.group_value(g)), "kind", "") in ("hybrid_pq", "pq_kem")]
         if pq and OPENSSL < (3, 5):
             skipped.append((cfg.name, f"OpenSSL {'.'.join(map(str, OPENSSL))} has no "
                             f"{', '.join(pq)}"))
@@ -137,6 +138,35 @@ def run_cell(cfg: PolicyConfig, server: str, cert: str, pki: Any, dhparam: Path,
     return row
 
 
+_SHORT = {"equal": "=", "equal-as-applicable": "≈", "not named": "✗", "NOT RELIABLE": "!"}
+
+
+def compact(rows: list[dict[str, Any]], servers: list[str], certs: list[str]) -> str:
+    """One line per policy: a mark per server × certificate (= equal, ≈ equal as
+    applicable, ✗ not named, ! unreliable; * not as expected), what was left out or the
+    edit list once per distinct answer, and the range of connections."""
+    by: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+    for r in rows:
+        by.setdefault(r["policy"], {})[(r["server"], r["cert"])] = r
+    out = []
+    for policy, cells in by.items():
+        marks = []
+        for server in servers:
+            marks.append("".join(
+                _SHORT.get(cells[(server, c)]["verdict"], "?")
+                + ("" if cells[(server, c)]["ok"] else "*") if (server, c) in cells else " "
+                for c in certs))
+        # each distinct part once (the counts of certificate left-outs differ by set-up)
+        notes = "; ".join(dict.fromkeys(part for r in cells.values() if r["why"]
+                                        for part in r["why"].split("; ")))
+        conns = sorted(r["connections"] for r in cells.values())
+        orders = "/".join(sorted({w for r in cells.values() for w in r["order"].split("/")}))
+        out.append([policy, *marks, notes, orders, f"{conns[0]}–{conns[-1]}"])
+    heads = [f"{s} {'/'.join(c[0] for c in certs)}" for s in servers]
+    return tabulate(out, headers=["policy", *heads, "left out / edit list", "order",
+                                  "conns"], tablefmt="github", disable_numparse=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", action="append", metavar="SUBSTRING",
@@ -144,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--server", choices=["nginx", "haproxy"], action="append")
     p.add_argument("--cert", choices=list(CERTS), action="append")
     p.add_argument("--json", metavar="FILE")
+    p.add_argument("--compact", action="store_true",
+                   help="one line per policy instead of one per cell")
     args = p.parse_args(argv)
     elb, skipped = elb_configs()
     configs = elb + mozilla_all()
@@ -167,11 +199,15 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(row)
                     print(f"{'ok ' if row['ok'] else 'BAD'} {cfg.name} {server} {cert}: "
                           f"{row['verdict']} {row['why']}", file=sys.stderr)
-    table = [[r["policy"], r["server"], r["cert"], r["verdict"], r["why"], r["expected"],
-              "yes" if r["ok"] else "NO", r["order"], r["connections"]] for r in rows]
-    print(tabulate(table, headers=["policy", "server", "cert", "verdict", "left out / edit list",
-                                   "expected", "as expected", "order", "conns"],
-                   tablefmt="github", disable_numparse=True))
+    if args.compact:
+        print(compact(rows, servers, certs))
+    else:
+        table = [[r["policy"], r["server"], r["cert"], r["verdict"], r["why"], r["expected"],
+                  "yes" if r["ok"] else "NO", r["order"], r["connections"]] for r in rows]
+        print(tabulate(table, headers=["policy", "server", "cert", "verdict",
+                                       "left out / edit list", "expected", "as expected",
+                                       "order", "conns"],
+                       tablefmt="github", disable_numparse=True))
     counts = Counter(r["verdict"] for r in rows)
     bad = [r for r in rows if not r["ok"]]
     conns = sorted(r["connections"] for r in rows)
