@@ -28,6 +28,7 @@ DATA = {
     "prober.data": ["*.json", "*.md"],
     "prober.data.policies": ["*.json"],
     "prober.data.examples": ["*.yaml"],
+    "prober.data.mozilla_guidelines": ["*"],
 }
 PROFILE_FILES = ["*.yaml", "*.yml", "*.md"]
 # each capability's HTML templates (prober/<capability>/templates/)

@@ -6,6 +6,7 @@ Fixtures
 ``tls12_flight`` (session)          canned TLS 1.2 ServerHello..ServerHelloDone bytes
 ``openssl_server_factory``          ``factory(**OpenSSLServer kwargs) -> started OpenSSLServer``
 ``nginx_factory``                   ``factory(**NginxServer kwargs) -> started NginxServer``
+``haproxy_factory``                 ``factory(**HaproxyServer kwargs) -> started HaproxyServer``
 ``python_tls_server_factory``       ``factory(context_factory=None) -> started PythonTLSServer``
 ``peer_stack``                      ``ExitStack``: ``peer_stack.enter_context(ResetAfterHello())``
 ``drop_lab`` (module)               a started :class:`tests.peers.DropLab` (root only)
@@ -42,6 +43,7 @@ from tests.peers import (
     stream_module_path,
 )
 from tests.peers.factory import started_peers
+from tests.peers.haproxy_server import HaproxyServer
 from tests.peers.netns import unavailable_reason
 from tests.peers.python_server import ContextFactory
 
@@ -139,6 +141,13 @@ def openssl_server_factory(pki: Pki) -> Iterator[Callable[..., OpenSSLServer]]:
 def nginx_factory(pki: Pki) -> Iterator[Callable[..., NginxServer]]:
     need_nginx_stream()
     with started_peers(lambda **kw: NginxServer(pki, **kw)) as factory:
+        yield factory
+
+
+@pytest.fixture
+def haproxy_factory(pki: Pki) -> Iterator[Callable[..., HaproxyServer]]:
+    need_bins("haproxy")
+    with started_peers(lambda **kw: HaproxyServer(pki, **kw)) as factory:
         yield factory
 
 

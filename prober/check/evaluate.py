@@ -12,7 +12,7 @@ from prober.check.expectations import Expectations
 from prober.core.attempt import AttemptResult
 from prober.core.outcome import Outcome
 from prober.policy.naming.catalog import get
-from prober.policy.naming.match import diff_policies
+from prober.policy.naming.match import compare, extras_beyond
 from prober.profiles.families import VERSION_PROFILES
 from prober.wire import registry as reg
 from prober.wire.certificates import describe
@@ -177,29 +177,40 @@ def _suite(r: AttemptResult) -> str | None:
 
 
 def policy_verdicts(exp: Expectations, target: str, scan: Any) -> list[Verdict]:
-    """``policy.equals`` / ``policy.no_weaker_than`` against a `prober policy` scan."""
+    """``policy.equals`` (literally or as applicable), ``policy.equals_strict`` (the
+    literal entry) and ``policy.no_weaker_than`` against a `prober policy` scan."""
 
     out: list[Verdict] = []
     obs = scan.policy
     unreliable = [] if scan.reliable else [
         "the policy scan is NOT RELIABLE: " + "; ".join(scan.warnings[:2])]
-    if exp.policy_equals:
-        named = get(exp.policy_equals)
-        diff = diff_policies(obs, named, a_name="observed", b_name=named.name)
-        ok = diff.equal and scan.reliable
-        msg = (f"equals {named.name}" if diff.equal
-               else f"differs from {named.name}: observed = {diff.text()}")
-        out.append(Verdict(target, f"policy equals {named.name}", ok, msg, unreliable))
+    for strict, name in ((False, exp.policy_equals), (True, exp.policy_equals_strict)):
+        if not name:
+            continue
+        named = get(name)
+        c = compare(obs, named)
+        ok = (c.kind == "equal" if strict else c.named) and scan.reliable
+        why = "; ".join(r.words() for r in c.not_applicable)
+        if c.kind == "equal":
+            msg = f"equals {named.name}"
+        elif c.kind == "equal-as-applicable":
+            msg = f"equals {named.name} as applicable ({why})"
+            if strict:
+                msg += f"; the literal entry differs: observed = {c.strict.text()}"
+        else:
+            scope = f" [as applicable: {why}]" if why else ""
+            msg = f"differs from {named.name}: observed = {c.diff.text()}{scope}"
+        what = "policy equals_strict" if strict else "policy equals"
+        out.append(Verdict(target, f"{what} {named.name}", ok, msg, unreliable))
     if exp.policy_no_weaker_than:
         named = get(exp.policy_no_weaker_than)
-        diff = diff_policies(obs, named, a_name="observed", b_name=named.name)
-        extra = [*(diff.protocols.plus if diff.protocols else ()),
-                 *(diff.tls13_suites.plus if diff.tls13_suites else ()),
-                 *(diff.suites.plus if diff.suites else ())]
+        extra, reasons, diff = extras_beyond(obs, named)
         ok = not extra and scan.reliable
         msg = (f"accepts nothing beyond {named.name}" if not extra
                else f"accepts {len(extra)} thing(s) {named.name} does not: "
                     + ", ".join(extra[:8]) + (" …" if len(extra) > 8 else ""))
+        if reasons:
+            msg += " (as applicable: " + "; ".join(r.words() for r in reasons) + ")"
         out.append(Verdict(target, f"policy no weaker than {named.name}", ok, msg,
                            unreliable + [f"not compared: {k}: {v}"
                                          for k, v in diff.not_compared.items()]))

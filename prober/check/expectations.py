@@ -13,12 +13,15 @@ from typing import Any
 from prober.core.errors import InputError
 from prober.core.outcome import OUTCOMES
 from prober.core.yamlfile import read_yaml
-from prober.policy.naming.catalog import CatalogError, get
+from prober.policy.naming.catalog import LIST_HINT, CatalogError, get
 from prober.wire import registry as reg
 
 EXPECT_SCHEMA = 1
 _TOP = {"schema", "profiles", "min_version", "forbidden_suites", "required_groups",
         "certificate", "policy", "no_findings", "repeat", "timeout"}
+
+
+POLICY_KEYS = ("equals", "equals_strict", "no_weaker_than")
 
 
 class ExpectationError(InputError):
@@ -41,7 +44,10 @@ class Expectations:
     forbidden_suites: list[str] = field(default_factory=list)
     required_groups: list[str] = field(default_factory=list)
     certificate_valid_days: int | None = None
+    # equal literally or as applicable (see prober.policy.naming.match.compare)
     policy_equals: str | None = None
+    # equal to the literal catalog entry
+    policy_equals_strict: str | None = None
     policy_no_weaker_than: str | None = None
     no_findings: list[str] = field(default_factory=list)
     repeat: int = 1
@@ -106,17 +112,23 @@ def parse(doc: Any, where: str) -> Expectations:
     if "valid_days" in cert:
         exp.certificate_valid_days = _int(f"{where}: certificate.valid_days", cert["valid_days"])
     pol = doc.get("policy") or {}
-    if not isinstance(pol, dict) or set(pol) - {"equals", "no_weaker_than"}:
-        raise ExpectationError(f"{where}: policy: give 'equals' and/or 'no_weaker_than'")
+    if not isinstance(pol, dict) or set(pol) - set(POLICY_KEYS):
+        raise ExpectationError(f"{where}: policy: give any of {', '.join(POLICY_KEYS)} "
+                               f"(catalog names; {LIST_HINT})")
+    for key in POLICY_KEYS:
+        name = pol.get(key)
+        if name is None:
+            continue
+        if not isinstance(name, str):
+            raise ExpectationError(f"{where}: policy.{key}: a catalog policy name, got "
+                                   f"{name!r}")
+        try:
+            get(name)
+        except CatalogError as e:
+            raise ExpectationError(f"{where}: policy.{key}: {e}") from None
     exp.policy_equals = pol.get("equals")
+    exp.policy_equals_strict = pol.get("equals_strict")
     exp.policy_no_weaker_than = pol.get("no_weaker_than")
-    if exp.policy_equals or exp.policy_no_weaker_than:
-
-        for name in filter(None, (exp.policy_equals, exp.policy_no_weaker_than)):
-            try:
-                get(name)
-            except CatalogError as e:
-                raise ExpectationError(f"{where}: policy: {e}") from None
     exp.no_findings = _list(f"{where}: no_findings", doc.get("no_findings", []))
     exp.repeat = _int(f"{where}: repeat", doc.get("repeat", 1))
     try:

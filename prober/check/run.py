@@ -68,7 +68,7 @@ class CheckRun:
             self.verdicts += ev.evaluate(exp, label, mine, self.sets)
             if ep.address is None:
                 continue
-            if exp.policy_equals or exp.policy_no_weaker_than:
+            if exp.policy_equals or exp.policy_equals_strict or exp.policy_no_weaker_than:
                 scan = await enumerate_policy(ep, deadlines=self.deadlines,
                                               concurrency=self.per_target)
                 self.verdicts += ev.policy_verdicts(exp, label, scan)

@@ -22,6 +22,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("profiles", "prober.cli.profiles", "list and show client profiles"),
     ("outcomes", "prober.cli.profiles", "the outcome taxonomy"),
     ("policy", "prober.cli.policy", "enumerate an endpoint's effective TLS policy and name it"),
+    ("catalog", "prober.cli.catalog", "list and show the named policies endpoints are matched to"),
     ("logs", "prober.cli.logs", "summarise clients and handshake failures from logs"),
     ("whatif", "prober.cli.whatif", "simulate a candidate TLS policy against client profiles"),
     ("check", "prober.cli.check", "check expectations against endpoints (CI gate)"),

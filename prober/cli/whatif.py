@@ -57,8 +57,10 @@ def register(hooks: Commands) -> None:
     p.add_argument("--cert", choices=["rsa", "ecdsa", "both"],
                    help="certificate key type(s) the endpoint serves (default: seen on "
                    "--against, else rsa)")
-    p.add_argument("--order", choices=["server", "client"],
-                   help="cipher order the endpoint enforces (default: the policy's)")
+    p.add_argument("--order", choices=["server", "server-chacha", "client"],
+                   help="cipher order the endpoint enforces; server-chacha: server order "
+                   "with OpenSSL's ChaCha20 priority, as HAProxy by default (default: the "
+                   "policy's)")
     p.add_argument("--against", metavar="TARGET",
                    help="also run the profiles live against this endpoint (carrying the "
                    "candidate) and report where simulation and reality disagree")
@@ -74,6 +76,8 @@ def cmd_whatif(args: argparse.Namespace) -> int:
 
 
     deadlines = deadlines_of(args)
+    # a bad policy name is reported before the (slower) client profiles are loaded
+    policy = _policy(args.policy, "--policy")
     given = _clients(args.clients or DEFAULT_CLIENTS, args.format,
                      "--clients" if args.clients else f"--clients (default: "
                      f"{' '.join(DEFAULT_CLIENTS)})")
@@ -85,9 +89,10 @@ def cmd_whatif(args: argparse.Namespace) -> int:
         current_policy = _maybe_policy(args.current)
         if current_policy is None:
             current_target = _target(args.current, "--current")
-    server_order = None if args.order is None else args.order == "server"
+    server_order = None if args.order is None else args.order != "client"
+    chacha = None if args.order is None else args.order == "server-chacha"
     # both policies are checked before anything goes on the wire
-    cand = candidate(_policy(args.policy, "--policy"), args.cert or "rsa", server_order)
+    cand = candidate(policy, args.cert or "rsa", server_order, chacha)
     cur = candidate(current_policy, args.cert or "rsa") if current_policy else None
     # opened now: a path that cannot be written must not cost a live run
     json_out = json_file_of(args)
@@ -195,4 +200,5 @@ def _target(text: str, option: str) -> Target:
     try:
         return parse_target(text)
     except TargetError as e:
-        raise UsageError(f"{option}: {e} (and not a catalog policy or policy file)") from None
+        raise UsageError(f"{option}: {e} (and not a catalog policy or policy file; "
+                         "`prober catalog list` lists the catalog)") from None

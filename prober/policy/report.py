@@ -40,12 +40,24 @@ def suite_rows(scan: PolicyScan, version: str) -> list[dict[str, Any]]:
 
 
 def _order_words(scan: PolicyScan, version: str) -> str:
+    words = _order_only(scan, version)
+    if version in scan.policy.certificate_first:
+        words += ("; the certificate is chosen before the suite (a hello offering every "
+                  "suite never reached some of them)")
+    return words
+
+
+def _order_only(scan: PolicyScan, version: str) -> str:
     n = len(scan.policy.suites.get(version, []))
     verdict = scan.policy.server_order.get(version)
     what = f"{n} suite{'s' if n != 1 else ''}"
     if n < 2:
         return what
     if verdict is True:
+        chacha = scan.policy.chacha_priority.get(version)
+        if chacha:
+            return (f"{what}, server order with ChaCha20 priority (a client whose first "
+                    "suite is ChaCha20 gets the best ChaCha20 suite here)")
         return f"{what}, server order"
     if verdict is False:
         return f"{what}, client order (the server follows the client; listed in our offer order)"
@@ -128,6 +140,9 @@ def table(scan: PolicyScan) -> str:
     lines.append(tabulate(rows, tablefmt="plain") if rows else "none seen")
     if scan.sni_dependent is not None:
         lines.append("SNI-dependent chain: " + _yes_no(scan.sni_dependent))
+    if obs.certificates:
+        lines.append(f"served with SNI {scan.sni or 'none'}: {', '.join(obs.certificates)} "
+                     "(what the catalog match counts as applicable)")
 
     lines += ["", "INTOLERANCE"]
     rows = [[k, _yes_no(v.get("tolerated"), "ok", "BREAKS", "-"), v.get("detail", "")]

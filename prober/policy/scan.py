@@ -90,11 +90,18 @@ def assemble(plan: Planner, ep: Endpoint, results: list[AttemptResult], *, start
         obs.versions.append(v)
         obs.suites[v] = [suite_label(s, v)[0] for s in seq]
         obs.server_order[v] = plan.server_order(v) if len(seq) > 1 else None
+    obs.certificate_first = [v for v in obs.versions
+                             if any(k.winners for k in plan.kinds.get(v, []))]
+    for v, check in plan.chacha.items():
+        if v in obs.suites and check.applies:
+            obs.chacha_priority[v] = check.verdict
     g13, g12 = plan.groups["TLSv1.3"], plan.groups["TLSv1.2"]
     if "TLSv1.3" in obs.versions:
         obs.groups_tls13 = list(g13.winners) if not g13.skipped else None
     if "TLSv1.2" in obs.versions:
         obs.groups_tls12 = list(g12.winners) if not g12.skipped else []
+    pinned = g12.pinned and plan.orders["TLSv1.2"].group_verdict is not False
+    obs.groups_tls12_complete = not pinned
 
     accepted = set(obs.versions)
     counts = dict.fromkeys(PURPOSES, 0)
@@ -119,7 +126,7 @@ def assemble(plan: Planner, ep: Endpoint, results: list[AttemptResult], *, start
                         f"({start.outcome}: {start.detail}) and the end ({end.outcome}: "
                         f"{end.detail}) of the scan: it is flaky or changed; the results "
                         "below are not a reliable policy")
-    if g12.pinned and plan.orders["TLSv1.2"].group_verdict is not False:
+    if pinned:
         warnings.append(f"TLS 1.2 ECDHE curves after {g12.pin} not determined: the server "
                         f"uses its ECDSA certificate only while {g12.pin} is offered, and "
                         f"prefers {g12.pin} to the rest")
@@ -132,6 +139,7 @@ def assemble(plan: Planner, ep: Endpoint, results: list[AttemptResult], *, start
     features = _features(plan, obs)
     features["signature_schemes"] = _signature_schemes(results)
     certs, sni_dep = _certificates(plan, results)
+    obs.certificates = served_keys(certs, ep.target.sni) or None
     return PolicyScan(
         target=ep.target.label, host=ep.target.host, port=ep.target.port, address=ep.address,
         sni=ep.target.sni, policy=obs, started=started, finished=finished, complete=complete,
@@ -241,6 +249,25 @@ def _certificates(plan: Planner, results: list[AttemptResult]
         if base is not None and base in sni_of:
             sni_dep = sni_of[probe] != sni_of[base]
     return list(by_sha.values()), sni_dep
+
+
+_CURVE_LABEL = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+
+
+def served_keys(certs: list[dict[str, Any]], sni: str | None) -> list[str]:
+    """The key types of the certificates served with ``sni`` (the name the suites were
+    enumerated with; None: no SNI), RSA first: ``RSA``, ``ECDSA P-256``, ``DSA``…"""
+    label = sni or "none"
+    out: list[str] = []
+    for c in certs:
+        if label not in c.get("sni", []) or not c.get("key_type"):
+            continue
+        key = str(c["key_type"])
+        if key == "ECDSA" and c.get("curve"):
+            key += " " + _CURVE_LABEL.get(str(c["curve"]), str(c["curve"]))
+        if key not in out:
+            out.append(key)
+    return sorted(out, key=lambda k: (not k.startswith("RSA"), k))
 
 
 INTOLERANCE_CHECKS = ("tls13-hello", "hello>512", "hello>1460", "suites>128",

@@ -69,6 +69,9 @@ class CipherSuite:
     forward_secret: bool
     scsv: bool
     tls_versions: tuple[str, ...]
+    # named by OpenSSL 3 itself (the registry's local `openssl ciphers` listing), not only
+    # by testssl.sh's mapping of older spellings: what an OpenSSL server reads from a hello
+    openssl_builtin: bool = False
 
     @property
     def tls13(self) -> bool:
@@ -135,6 +138,7 @@ class _Index:
                 forward_secret=bool(e.get("forward_secret")),
                 scsv=bool(e.get("scsv")),
                 tls_versions=tuple(e.get("tls_versions") or ()),
+                openssl_builtin=str(e.get("openssl_name_source") or "").startswith("openssl-"),
             )
             self.suites[cs.value] = cs
             names = [e["name"], e.get("iana_name"), e.get("openssl_name"),

@@ -4,8 +4,11 @@ policy, logs each session (with the negotiated protocol and cipher) and closes.
 ``ciphers``/``ciphersuites``/``curves``/``min_version``/``max_version`` become the
 ``bind`` options of the same names (``ssl-min-ver``/``ssl-max-ver``);
 ``prefer_client_ciphers=True`` adds ``prefer-client-ciphers`` (HAProxy's default is the
-server's order). ``cert`` is ``"rsa"``, ``"ecdsa"`` or ``"both"`` (two ``crt`` files on
-one bind: HAProxy picks by the client's signature algorithms). Runs in the foreground
+server's order, with OpenSSL's ChaCha20 priority); ``global_lines`` go into ``global``
+(e.g. ``ssl-dh-param-file PATH``). ``cert`` is ``"rsa"``, ``"ecdsa"``, ``"ecdsa384"`` or
+``"both"`` (two ``crt`` files on one bind: for a client that sends a name the certificates
+carry, HAProxy takes the ECDSA one whenever the hello offers an ECDSA suite and ECDSA
+signatures, else the RSA one; without SNI, the first, ECDSA). Runs in the foreground
 (``-db``), so :meth:`stop` ends exactly the process it started, by PID.
 """
 
@@ -20,7 +23,7 @@ from typing import Literal
 from .lifecycle import ProcessPeer, wait_count
 from .pki import Pki
 
-CertKind = Literal["rsa", "ecdsa", "both"]
+CertKind = Literal["rsa", "ecdsa", "ecdsa384", "both"]
 _LOG_FORMAT = "%ci:%cp %sslv %sslc"
 
 
@@ -38,8 +41,8 @@ class HaproxyServer(ProcessPeer):
     def __init__(self, pki: Pki, *, ciphers: str | None = None, ciphersuites: str | None = None,
                  curves: str | None = None, min_version: str | None = None,
                  max_version: str | None = None, prefer_client_ciphers: bool = False,
-                 cert: CertKind = "rsa", host: str = "127.0.0.1",
-                 haproxy: str = "haproxy") -> None:
+                 cert: CertKind = "rsa", global_lines: list[str] | None = None,
+                 host: str = "127.0.0.1", haproxy: str = "haproxy") -> None:
         super().__init__(host)
         self.pki = pki
         self.ciphers = ciphers
@@ -49,6 +52,7 @@ class HaproxyServer(ProcessPeer):
         self.max_version = max_version
         self.prefer_client_ciphers = prefer_client_ciphers
         self.cert = cert
+        self.global_lines = list(global_lines or [])
         self.haproxy = shutil.which(haproxy) or haproxy
 
     def _crt_files(self) -> list[Path]:
@@ -71,9 +75,10 @@ class HaproxyServer(ProcessPeer):
                 bind.append(f"{opt} {val}")
         if self.prefer_client_ciphers:
             bind.append("prefer-client-ciphers")
+        extra = "".join(f"\n    {line}" for line in self.global_lines)
         return f"""# written by tests/peers/haproxy_server.py
 global
-    nbthread 1
+    nbthread 1{extra}
 defaults
     mode tcp
     no option tcp-smart-accept

@@ -27,8 +27,7 @@ from prober.policy.naming.catalog import get
 from prober.profiles.families import candidate_suites
 from prober.wire import registry as reg
 from prober.wire.constants import ExtensionType
-from tests.peers import Pki, closed_port
-from tests.peers.haproxy_server import HaproxyServer
+from tests.peers import closed_port
 
 _FLAG = {"TLSv1.3": "-tls1_3", "TLSv1.2": "-tls1_2", "TLSv1.1": "-tls1_1", "TLSv1.0": "-tls1"}
 _NGINX_VERSION = {"TLSv1.0": "TLSv1", "TLSv1.1": "TLSv1.1", "TLSv1.2": "TLSv1.2",
@@ -131,16 +130,6 @@ CASES = [
     Case("haproxy-elb-fs-1-1", "haproxy", "ELBSecurityPolicy-FS-1-1-2019-08", "ecdsa",
          ("TLSv1.2", "TLSv1.1"), seclevel0=True),
 ]
-
-
-@pytest.fixture
-def haproxy_factory(pki: Pki) -> Any:
-    from tests.conftest import need_bins
-    from tests.peers.factory import started_peers
-
-    need_bins("haproxy")
-    with started_peers(lambda **kw: HaproxyServer(pki, **kw)) as factory:
-        yield factory
 
 
 def start(case: Case, request: pytest.FixtureRequest, dhparam: Path) -> Any:

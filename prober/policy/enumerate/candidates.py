@@ -69,6 +69,27 @@ def is_ecdhe(value: int) -> bool:
     return _kx(value) == "ECDHE"
 
 
+def is_chacha(value: int) -> bool:
+    cs = reg.suite(value)
+    return cs is not None and cs.enc == "CHACHA20"
+
+
+# A known, non-ChaCha20 suite that cannot be negotiated at the hello's version: put first
+# in a hello that compares two suites when the first of them is ChaCha20. OpenSSL's
+# ChaCha20 priority looks at the first suite of the client's list that it knows, whatever
+# its version; the decoy keeps that from deciding a question about plain order.
+_DECOY = {"TLSv1.3": 0xC02F, "TLSv1.2": 0x1301}
+
+
+def neutral(version: str, suites: list[int]) -> list[int]:
+    """``suites`` as offered in a preference comparison: a decoy first when the first is
+    ChaCha20 and something else follows (TLS 1.2 and 1.3 have ChaCha20 suites)."""
+    if version in _DECOY and len(suites) > 1 and is_chacha(suites[0]) and \
+            not all(is_chacha(s) for s in suites):
+        return [_DECOY[version], *suites]
+    return list(suites)
+
+
 def auth_of(value: int) -> str | None:
     cs = reg.suite(value)
     return cs.auth if cs else None

@@ -4,8 +4,8 @@ out of several winner runs of a version."""
 from __future__ import annotations
 
 from prober.policy.enumerate import hellos
-from prober.policy.enumerate.candidates import candidate_index, is_ecdhe
-from prober.policy.enumerate.plan import GROUPS, SUITES, PlanView, Probe, Reply, Task
+from prober.policy.enumerate.candidates import candidate_index, is_chacha, is_ecdhe, neutral
+from prober.policy.enumerate.plan import EXTRAS, GROUPS, SUITES, PlanView, Probe, Reply, Task
 from prober.wire import registry as reg
 
 
@@ -41,15 +41,17 @@ class OrderCheck(Task):
         v = self.version
         name = f"order/{v}"
         if not gp:
-            return self._send(name, hellos.hello(v, [pair[1], pair[0]]), v, pair=pair, gp=())
+            return self._send(name, hellos.hello(v, neutral(v, [pair[1], pair[0]])), v,
+                              pair=pair, gp=())
         if v == "TLSv1.3":
-            suites = [pair[1], pair[0]] if pair else [plan.top_suite(v)]
+            suites = neutral(v, [pair[1], pair[0]]) if pair else [plan.top_suite(v)]
             spec = hellos.hello(v, suites, groups=[gp[1], gp[0]], key_shares=[])
             return self._send(name, spec, v, GROUPS, pair=pair, gp=gp)
         if pair and not all(is_ecdhe(s) for s in pair):
             # the suite check cannot ride on an ECDHE-only hello: send it on its own
-            return self._send(name, hellos.hello(v, [pair[1], pair[0]]), v, pair=pair, gp=())
-        suites = [pair[1], pair[0]] if pair else [plan.ecdhe_winner()]
+            return self._send(name, hellos.hello(v, neutral(v, [pair[1], pair[0]])), v,
+                              pair=pair, gp=())
+        suites = neutral(v, [pair[1], pair[0]]) if pair else [plan.ecdhe_winner()]
         spec = hellos.hello(v, suites, groups=[gp[1], gp[0]])
         return self._send(name, spec, v, GROUPS, pair=pair, gp=gp)
 
@@ -133,7 +135,7 @@ class CrossOrder(Task):
         a, b = self.pair
         order = [a, b] if not self.picks else [b, a]
         return self._send(f"order/{self.version}/{len(self.picks) + 1}",
-                          hellos.hello(self.version, order), self.version)
+                          hellos.hello(self.version, neutral(self.version, order)), self.version)
 
     def feed(self, plan: PlanView, probe: Probe, reply: Reply) -> None:
         self.busy = False
@@ -222,7 +224,8 @@ class Merge(Task):
                 continue
             self.comparisons += 1
             return self._send(f"merge/{self.version}/{self.comparisons}",
-                              hellos.hello(self.version, [self._current, other]),
+                              hellos.hello(self.version, neutral(self.version,
+                                                                 [self._current, other])),
                               self.version, pair=(self._current, other), mid=mid)
 
     def _step(self, current_wins: bool, mid: int) -> None:
@@ -247,3 +250,69 @@ class Merge(Task):
         self.merged.append(cur)
         self._current = None
         self._floor = len(self.merged)
+
+
+class ChachaCheck(Task):
+    """Under server order, does the server apply OpenSSL's ChaCha20 priority
+    (``SSL_OP_PRIORITIZE_CHACHA``, on by default in HAProxy, ``Options PrioritizeChaCha``
+    elsewhere)? Such a server keeps its own order, except that when the first suite of the
+    client's list is a ChaCha20 suite it picks among its ChaCha20 suites first.
+
+    Every other hello of the scan keeps a non-ChaCha20 suite first where the order is in
+    question (``candidates.neutral``), so server and client order are told apart exactly;
+    this adds one hello per version (TLS 1.2, TLS 1.3), and only where the priority would
+    show: a ChaCha20 suite c the server ranks below some other suite x. Offering ``[c, x]``
+    is answered with x by plain server order and with c under ChaCha20 priority."""
+
+    purpose = EXTRAS
+
+    def __init__(self, version: str) -> None:
+        super().__init__()
+        self.version = version
+        # True / False once asked; None: not asked (client order, no ChaCha20 suite, or
+        # none ranked below another suite, where the priority changes nothing)
+        self.verdict: bool | None = None
+        self.applies = False  # server order and ChaCha20 suites: the question is asked
+
+    def poll(self, plan: PlanView) -> Probe | None:
+        if self.done or self.busy:
+            return None
+        v = self.version
+        if v not in ("TLSv1.3", "TLSv1.2"):
+            self.done = True
+            return None
+        order = plan.suite_order(v)
+        if order is None or not plan.order_settled(v):
+            return None  # the order (and whether the server enforces it) is not known yet
+        if plan.server_order(v) is not True or not any(is_chacha(s) for s in order):
+            self.done = True
+            return None
+        self.applies = True
+        pair = _chacha_pair(order)
+        if pair is None:
+            self.done = True
+            return None
+        return self._send(f"chacha/{v}", hellos.hello(v, list(pair)), v, pair=pair)
+
+    def feed(self, plan: PlanView, probe: Probe, reply: Reply) -> None:
+        self.busy = False
+        chacha, other = probe.data["pair"]
+        if reply.answered and reply.suite in (chacha, other):
+            self.verdict = reply.suite == chacha
+        elif not reply.refused and self._retry(plan, probe, reply):
+            return
+        else:
+            plan.warn(f"ChaCha20 priority check for {self.version} got {reply.outcome} "
+                      f"({reply.detail}); not determined")
+        self.done = True
+
+
+def _chacha_pair(order: list[int]) -> tuple[int, int] | None:
+    """(c, x): the best-ranked ChaCha20 suite c with a non-ChaCha20 suite x ranked above
+    it (x: the best such suite); None when every ChaCha20 suite is ahead of the rest."""
+    for i, s in enumerate(order):
+        if is_chacha(s):
+            above = [x for x in order[:i] if not is_chacha(x)]
+            if above:
+                return s, above[0]
+    return None

@@ -34,7 +34,7 @@ from prober.policy.enumerate.extras import (
     sni_probe,
 )
 from prober.policy.enumerate.groups import GroupElimination
-from prober.policy.enumerate.order import CrossOrder, Merge, OrderCheck
+from prober.policy.enumerate.order import ChachaCheck, CrossOrder, Merge, OrderCheck
 from prober.policy.enumerate.plan import (
     MAX_ERRORS,
     SANITY,
@@ -43,7 +43,12 @@ from prober.policy.enumerate.plan import (
     SuiteLine,
     Task,
 )
-from prober.policy.enumerate.suites import Elimination, MergedElimination, SSLv2Probe
+from prober.policy.enumerate.suites import (
+    Elimination,
+    KindElimination,
+    MergedElimination,
+    SSLv2Probe,
+)
 from prober.profiles import families
 
 TLS_VERSIONS = ("TLSv1.3", *LEGACY_VERSIONS)
@@ -71,11 +76,14 @@ class Planner:
             v: [Elimination(v, i, b) for i, b in enumerate(bundles(v))] for v in TLS_VERSIONS}
         self.merged: dict[str, MergedElimination] = {
             v: MergedElimination(v) for v in TLS_VERSIONS if len(self.elims[v]) > 1}
+        self.kinds: dict[str, list[KindElimination]] = {
+            v: [KindElimination(v, k) for k in ("RSA", "ECDSA")] for v in LEGACY_VERSIONS}
         self.sslv2 = SSLv2Probe()
         self.groups = {v: GroupElimination(v) for v in ("TLSv1.3", "TLSv1.2")}
         self.orders = {v: OrderCheck(v) for v in TLS_VERSIONS}
         self.cross = {v: CrossOrder(v) for v in TLS_VERSIONS}
         self.merges = {v: Merge(v) for v in TLS_VERSIONS}
+        self.chacha = {v: ChachaCheck(v) for v in ("TLSv1.3", "TLSv1.2")}
         self.extras = {
             "intolerance": OneShot("intolerance", intolerance_probes),
             "fallback_scsv": OneShot("fallback_scsv", fallback_probe),
@@ -87,11 +95,12 @@ class Planner:
         firsts: list[Task] = [self.sanity_start, *(self.elims[v][0] for v in TLS_VERSIONS),
                               self.sslv2]
         later: list[Task] = [*self.merged.values(),
-                             *(e for v in TLS_VERSIONS for e in self.elims[v][1:])]
+                             *(e for v in TLS_VERSIONS for e in self.elims[v][1:]),
+                             *(k for v in LEGACY_VERSIONS for k in self.kinds[v])]
         self.tasks: list[Task] = [
             *firsts, *later, self.groups["TLSv1.3"], self.groups["TLSv1.2"],
             *self.orders.values(), *self.cross.values(), *self.merges.values(),
-            *self.extras.values(), self.sanity_end]
+            *self.chacha.values(), *self.extras.values(), self.sanity_end]
 
     # -- the driver's side ------------------------------------------------------------
     def next_probe(self) -> Probe | None:
@@ -226,11 +235,48 @@ class Planner:
         if m is not None:
             runs.append(m.winners)
         runs += [e.winners for e in es[1:]]
+        runs += [k.winners for k in self.kinds.get(version, [])]
         return [list(r) for r in runs if r]
 
-    def suites_done(self, version: str) -> bool:
+    def bundle_winners(self, version: str) -> list[int]:
+        """The winners of the bundles and the merged chain (not of the kind chains)."""
+        es = self.elims.get(version, [])
+        m = self.merged.get(version)
+        return [s for e in es for s in e.winners] + (list(m.winners) if m is not None else [])
+
+    def bundles_done(self, version: str) -> bool:
         m = self.merged.get(version)
         return all(e.done for e in self.elims[version]) and (m is None or m.done)
+
+    def cert_kinds_known(self) -> set[str] | None:
+        """Certificate key types seen in any answer, once the TLS 1.3 certificate probes
+        (which ask for each type) are done or known not to run; None until then."""
+        if self.supported("TLSv1.3") is None:
+            return None
+        if self.supported("TLSv1.3") and not self.extras["certificates"].done:
+            return None
+        return self.certs_seen()
+
+    def top_legacy_version(self) -> str | None:
+        """The highest TLS <= 1.2 version with a winner, once no higher one can appear."""
+        for v in LEGACY_VERSIONS:
+            s = self.supported(v)
+            if s is None:
+                return None
+            if s:
+                return v
+        return None
+
+    def suite_order(self, version: str) -> list[int] | None:
+        """The version's accepted suites in the server's order (or the client's), once
+        enumeration, order checks and merge are all done; None until then."""
+        m = self.merges[version]
+        if not m.done or m.merged is None:
+            return None
+        return list(m.merged)
+
+    def suites_done(self, version: str) -> bool:
+        return self.bundles_done(version) and all(k.done for k in self.kinds.get(version, []))
 
     def bundle_gate(self, e: SuiteLine) -> bool | None:
         """True: the bundle may send; False: it is finished without sending; None: wait."""

@@ -13,8 +13,8 @@ intolerance check says the server reads long lists; otherwise the bundles go on 
 from __future__ import annotations
 
 from prober.policy.enumerate import hellos
-from prober.policy.enumerate.candidates import candidate_index
-from prober.policy.enumerate.plan import SUITES, PlanView, Probe, Reply, Task, older
+from prober.policy.enumerate.candidates import BUNDLE_CAP, auth_of, candidate_index, neutral
+from prober.policy.enumerate.plan import EXTRAS, SUITES, PlanView, Probe, Reply, Task, older
 from prober.profiles import families
 from prober.wire import registry as reg
 
@@ -52,7 +52,8 @@ class Elimination(Task):
             self.finish("exhausted")
             return None
         self.steps += 1
-        return self._send(f"{self.label}{self.steps}", hellos.hello(self.version, self.remaining),
+        return self._send(f"{self.label}{self.steps}",
+                          hellos.hello(self.version, neutral(self.version, self.remaining)),
                           self.version, offered=tuple(self.remaining))
 
     def feed(self, plan: PlanView, probe: Probe, reply: Reply) -> None:
@@ -133,8 +134,8 @@ class MergedElimination(Task):
             return None
         self.steps += 1
         return self._send(f"{self.version}/all{self.steps}",
-                          hellos.hello(self.version, self.remaining), self.version,
-                          offered=tuple(self.remaining))
+                          hellos.hello(self.version, neutral(self.version, self.remaining)),
+                          self.version, offered=tuple(self.remaining))
 
     def feed(self, plan: PlanView, probe: Probe, reply: Reply) -> None:
         self.busy = False
@@ -154,6 +155,77 @@ class MergedElimination(Task):
 
     def _end(self, state: str) -> None:
         self.state = state
+        self.done = True
+
+
+class KindElimination(Task):
+    """Remove-the-winner over the suites of one certificate kind (RSA or ECDSA) that the
+    bundles found none of.
+
+    A server with two certificates may choose one before it looks at suites: HAProxy takes
+    its ECDSA certificate for any hello that offers an ECDSA suite and ECDSA signatures, so
+    a hello offering everything never reaches its RSA suites. A hello offering only the
+    other kind's suites does. It is sent where that certificate is known to exist (seen in
+    any answer, e.g. the TLS 1.3 certificate probes) or, without TLS 1.3 to ask, at the
+    highest legacy version; its first hello is counted as a certificate check (extras)."""
+
+    purpose = SUITES
+
+    def __init__(self, version: str, kind: str) -> None:
+        super().__init__()
+        self.version = version
+        self.kind = kind
+        self.remaining: list[int] | None = None
+        self.winners: list[int] = []
+        self.steps = 0
+
+    def poll(self, plan: PlanView) -> Probe | None:
+        if self.done or self.busy:
+            return None
+        v = self.version
+        if self.remaining is None:
+            if not plan.bundles_done(v):
+                return None
+            won = plan.bundle_winners(v)
+            if not won or any(auth_of(s) == self.kind for s in won):
+                self.done = True
+                return None
+            kinds = plan.cert_kinds_known()
+            if kinds is None:
+                return None  # the TLS 1.3 certificate probes may still tell
+            top = plan.top_legacy_version()
+            if top is None:
+                return None
+            if self.kind not in kinds and not (v == top and plan.supported("TLSv1.3") is False):
+                self.done = True
+                return None
+            idx = candidate_index(v)
+            left = {s for e in plan.elims[v] for s in e.remaining}
+            self.remaining = sorted((s for s in left if auth_of(s) == self.kind),
+                                    key=lambda s: idx.get(s, 0))[:BUNDLE_CAP]
+        if not self.remaining:
+            self.done = True
+            return None
+        self.steps += 1
+        return self._send(f"{v}/{self.kind.lower()}{self.steps}",
+                          hellos.hello(v, neutral(v, self.remaining)), v,
+                          purpose=SUITES if self.winners else EXTRAS,
+                          offered=tuple(self.remaining))
+
+    def feed(self, plan: PlanView, probe: Probe, reply: Reply) -> None:
+        self.busy = False
+        assert self.remaining is not None
+        if reply.answered and reply.version == self.version and reply.suite in self.remaining:
+            assert reply.suite is not None
+            self.remaining.remove(reply.suite)
+            self.winners.append(reply.suite)
+            plan.note_pick(self.version, reply.suite, probe.data["offered"])
+            return
+        if not reply.answered and not reply.refused and self._retry(plan, probe, reply):
+            return
+        if reply.answered:
+            plan.warn(f"{self.version}/{self.kind.lower()}: the server chose {reply.version} "
+                      f"{reg.suite_name(reply.suite or 0)}, outside what was offered")
         self.done = True
 
 

@@ -22,8 +22,38 @@ CATALOG_FILES = ("aws_elb.json", "aws_cloudfront.json", "gcp.json", "azure_appgw
                  "cloudflare.json", "mozilla.json")
 
 
+# `prober catalog list --provider` families and the catalog providers each covers
+PROVIDER_FAMILIES: dict[str, tuple[str, ...]] = {
+    "aws": ("aws-elb", "aws-cloudfront"),
+    "gcp": ("gcp",),
+    "azure": ("azure-application-gateway",),
+    "mozilla": ("mozilla",),
+    "cloudflare": ("cloudflare",),
+}
+LIST_HINT = "`prober catalog list` lists them"
+
+
 class CatalogError(InputError):
     """A policy name or file that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A catalog policy as deployed under a library condition its publisher documents
+    (e.g. Mozilla's generator leaves X25519MLKEM768 out below OpenSSL 3.5): the policy
+    with ``groups`` replaced. ``name`` is what a match on it is called."""
+
+    id: str
+    name: str
+    condition: str
+    why: str
+    source: str
+    groups: tuple[str, ...] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "condition": self.condition,
+                "why": self.why, "source": self.source,
+                "groups": list(self.groups) if self.groups is not None else None}
 
 
 @dataclass(frozen=True)
@@ -39,6 +69,11 @@ class NamedPolicy:
     source: str
     notes: str = ""
     order_is_priority: bool = True
+    # certificate key types the publisher prescribes ("rsa", "ecdsa"); None = not said
+    certificate_types: tuple[str, ...] | None = None
+    variants: tuple[Variant, ...] = ()
+    # other orders the sources give for the same suites (IANA names), by source label
+    order_alternatives: tuple[tuple[str, tuple[str, ...]], ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -50,24 +85,46 @@ def _tuple(v: Any) -> tuple[str, ...] | None:
     return None if v is None else tuple(str(x) for x in v)
 
 
+def _groups(groups: Any) -> tuple[str, ...] | None:
+    if groups is None:
+        return None
+    names = []
+    for g in groups:
+        try:
+            names.append(reg.group_name(reg.group_value(str(g))))
+        except KeyError:
+            names.append(str(g))
+    return tuple(names)
+
+
+def _iana(names: Any) -> tuple[str, ...]:
+    out = []
+    for n in names:
+        try:
+            out.append(reg.suite_name(reg.suite_value(str(n))))
+        except KeyError:
+            out.append(str(n))
+    return tuple(out)
+
+
 def _entry(e: dict[str, Any]) -> NamedPolicy:
 
     protocols = e.get("effective_protocols") or e.get("protocols")
-    groups = e.get("groups")
-    if groups is not None:
-        names = []
-        for g in groups:
-            try:
-                names.append(reg.group_name(reg.group_value(str(g))))
-            except KeyError:
-                names.append(str(g))
-        groups = names
+    variants = tuple(
+        Variant(str(v["id"]), str(v["name"]), str(v.get("condition", "")),
+                str(v.get("why", "")), str(v.get("source", "")), _groups(v.get("groups")))
+        for v in e.get("variants") or ())
+    alternatives = tuple((str(k), _iana(v))
+                         for k, v in (e.get("cipher_order_alternatives") or {}).items())
+    cert_types = e.get("certificate_types")
     return NamedPolicy(
         name=e["name"], provider=e.get("provider", ""), protocols=_tuple(protocols),
         tls13_suites=_tuple(e.get("tls13_ciphersuites")), suites=_tuple(e.get("ciphers_iana")),
-        groups=_tuple(groups), confidence=e.get("confidence", "unknown"),
+        groups=_groups(e.get("groups")), confidence=e.get("confidence", "unknown"),
         source=e.get("source", ""), notes=e.get("notes", "") or "",
-        order_is_priority=bool(e.get("cipher_order_is_priority", True)), raw=e)
+        order_is_priority=bool(e.get("cipher_order_is_priority", True)),
+        certificate_types=_tuple(cert_types), variants=variants,
+        order_alternatives=alternatives, raw=e)
 
 
 @cache
@@ -89,7 +146,19 @@ def get(name: str) -> NamedPolicy:
             return p
     close = [p.name for p in all_policies() if lowered in p.name.lower()][:5]
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise CatalogError(f"unknown policy {name!r}{hint} (`prober policies` lists them)")
+    raise CatalogError(f"unknown policy {name!r}{hint} ({LIST_HINT})")
+
+
+def by_provider(family: str | None = None) -> tuple[NamedPolicy, ...]:
+    """Every catalog policy, or those of one ``PROVIDER_FAMILIES`` key, in catalog order."""
+    if family is None:
+        return all_policies()
+    try:
+        providers = PROVIDER_FAMILIES[family]
+    except KeyError:
+        raise CatalogError(f"unknown provider {family!r}; providers: "
+                           f"{', '.join(PROVIDER_FAMILIES)}") from None
+    return tuple(p for p in all_policies() if p.provider in providers)
 
 
 def load_policy_file(path: str | Path) -> NamedPolicy:

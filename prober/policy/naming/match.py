@@ -7,6 +7,15 @@ both sides know them. Suite *order* never decides a match: where the catalog say
 order is the priority and the server enforces its own order, the agreement is reported
 next to the match.
 
+A catalog entry says what a policy *allows*; an endpoint can only show what it can
+*serve*. So each entry is compared twice (``compare``): literally (``equal``), and as
+applicable (``equal-as-applicable``), leaving out exactly what one of two reasons explains
+and nothing else: TLS <= 1.2 suites whose authentication needs a certificate key type the
+endpoint does not serve (an RSA-only endpoint configured with an ELB policy cannot show its
+ECDHE-ECDSA suites), and explicit catalog variants for library conditions the publisher
+documents (Mozilla's generator leaves X25519MLKEM768 out below OpenSSL 3.5). Any other
+difference is a mismatch, ranked and worded from the closest applicable form.
+
 Distance (``PolicyDiff.distance``), the ranking of near policies, counts the edits that
 turn the catalog policy into what was observed, exactly the items ``PolicyDiff.words``
 lists:
@@ -30,13 +39,13 @@ from __future__ import annotations
 import importlib.util
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 from prober.policy.model import VERSION_ORDER, ObservedPolicy
-from prober.policy.naming.catalog import NamedPolicy, all_policies
+from prober.policy.naming.catalog import NamedPolicy, Variant, all_policies
 from prober.wire import registry as reg
 
 PROTOCOL_WEIGHT = 4
@@ -107,6 +116,10 @@ class _Shape:
     tls13: tuple[str, ...] | None  # () when TLS 1.3 is not accepted
     group_scopes: frozenset[str]  # where groups are known: "tls13", "tls12"
     groups: dict[str, tuple[str, ...]]  # scope -> groups in preference order
+    # scopes whose list is only the start of the real one (what lacks may be hidden)
+    partial: frozenset[str] = frozenset()
+    # the groups name only post-quantum ones: the classical groups are not documented
+    pq_only: bool = False
 
 
 def _legacy(protocols: Iterable[str]) -> bool:
@@ -128,7 +141,14 @@ def _shape_named(p: NamedPolicy) -> _Shape:
                                       ("tls12", _legacy(protocols))) if on}
     names = tuple(_group_key(g) for g in p.groups or ())
     groups = {s: tuple(g for g in names if _applies(g, s)) for s in scopes}
-    return _Shape(p.name, protocols, suites, tls13, frozenset(scopes), groups)
+    pq_only = bool(names) and all(_pq(g) for g in names)
+    return _Shape(p.name, protocols, suites, tls13, frozenset(scopes), groups,
+                  pq_only=pq_only)
+
+
+def _pq(group: str) -> bool:
+    g = _group_info(group)
+    return g is not None and g.kind in ("pq_kem", "hybrid_pq")
 
 
 def _shape_observed(o: ObservedPolicy, name: str = "observed") -> _Shape:
@@ -147,7 +167,8 @@ def _shape_observed(o: ObservedPolicy, name: str = "observed") -> _Shape:
         groups["tls13"] = tuple(_group_key(g) for g in o.groups_tls13)
     if o.groups_tls12 is not None and legacy:
         groups["tls12"] = tuple(_group_key(g) for g in o.groups_tls12)
-    return _Shape(name, protocols, suites, tls13, frozenset(groups), groups)
+    partial = frozenset(() if o.groups_tls12_complete or "tls12" not in groups else ("tls12",))
+    return _Shape(name, protocols, suites, tls13, frozenset(groups), groups, partial)
 
 
 def _shape(p: Policy, name: str | None = None) -> _Shape:
@@ -277,12 +298,30 @@ def _diff_shapes(a: _Shape, b: _Shape) -> PolicyDiff:
     tls13 = _family_delta(a.tls13, b.tls13, TLS13 in pa, TLS13 in pb, "tls13_suites", why,
                           implied)
     scopes = a.group_scopes & b.group_scopes
+    partial = (a.partial | b.partial) & scopes
+    if partial and "tls13" in scopes:
+        # the TLS 1.3 list is whole; a TLS 1.2 list cut short adds nothing it lacks
+        scopes -= partial
+        partial = frozenset()
     groups: Delta | None = None
     if scopes:
         def union(s: _Shape) -> list[str]:
             return list(dict.fromkeys(g for sc in ("tls13", "tls12") if sc in scopes
                                       for g in s.groups[sc]))
-        groups = _delta(union(a), union(b))
+        if a.pq_only or b.pq_only:
+            # ELB's PQ policies and Cloudflare document their post-quantum groups only;
+            # the classical ones they also offer are unknown, so only those are compared
+            groups = _delta([g for g in union(a) if _pq(g)], [g for g in union(b) if _pq(g)])
+            why["groups"] = ("partly: the catalog documents only its post-quantum groups; "
+                             "classical groups not compared")
+        else:
+            groups = _delta(union(a), union(b))
+        if partial:
+            # what the cut-short side lacks may only be hidden: not a difference
+            side = "minus" if a.partial & scopes else "plus"
+            groups = replace(groups, **{side: ()})
+            why["groups"] = ("partly: the TLS 1.2 curves an ECDSA-only server ranks below "
+                             "its certificate's curve are hidden")
     else:
         why["groups"] = "not known on both sides"
     return PolicyDiff(a.name, b.name, protocols, suites, tls13, groups, why, frozenset(implied))
@@ -304,22 +343,51 @@ def diff_policies(a: Policy, b: Policy, *, a_name: str | None = None,
 class OrderCheck:
     """Does the server's enforced preference order agree with the catalog's priority order?
     ``status``: ``same``, ``differs`` or ``not-compared``; ``versions``: per version, the
-    same three words or why it was not compared; ``detail``: the first disagreement."""
+    same three words or why it was not compared; ``detail``: the first disagreement;
+    ``notes``: agreement with an alternative order the catalog records, and ChaCha20
+    priority (a rule on top of the order that no catalog documents)."""
 
     status: str
     versions: dict[str, str]
     detail: str = ""
+    notes: tuple[str, ...] = ()
+    chacha_priority: tuple[str, ...] = ()  # versions where the server applies it
 
     def to_json(self) -> dict[str, Any]:
-        return {"status": self.status, "versions": dict(self.versions), "detail": self.detail}
+        return {"status": self.status, "versions": dict(self.versions), "detail": self.detail,
+                "notes": list(self.notes), "chacha_priority": list(self.chacha_priority)}
+
+
+def _same_order(mine: list[str], ref: Sequence[str]) -> tuple[bool, str, str]:
+    """(same, first of mine that differs, what ref has there) over the suites in common."""
+    common = set(mine) & set(ref)
+    a = [s for s in mine if s in common]
+    b = [s for s in ref if s in common]
+    if a == b:
+        return True, "", ""
+    i = next(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
+    return False, a[i], b[i]
+
+
+def _by_key(suites: Sequence[str]) -> list[str]:
+    """``suites`` grouped by the certificate key they need (order kept within a group)."""
+    keys = list(dict.fromkeys(_needs_key(s) or "" for s in suites))
+    return [s for k in sorted(keys) for s in suites if (_needs_key(s) or "") == k]
 
 
 def order_check(obs: ObservedPolicy, policy: NamedPolicy) -> OrderCheck:
     versions: dict[str, str] = {}
     details: list[str] = []
+    notes: list[str] = []
+    chacha: list[str] = []
     for v in sorted(obs.versions, key=_version_rank):
         ref = policy.tls13_suites if v == TLS13 else policy.suites
         enforced = obs.server_order.get(v)
+        if obs.chacha_priority.get(v):
+            chacha.append(v)
+            notes.append(f"{protocol_label(v)}: the server applies ChaCha20 priority (a client "
+                         "whose first suite is ChaCha20 gets a ChaCha20 suite), which the "
+                         "catalog does not document")
         if not policy.order_is_priority:
             versions[v] = "not compared: the catalog's order is not a priority order"
         elif enforced is None:
@@ -330,20 +398,184 @@ def order_check(obs: ObservedPolicy, policy: NamedPolicy) -> OrderCheck:
             versions[v] = "not compared: the catalog's order is unknown"
         else:
             mine = [s for s in obs.suites.get(v, []) if s in set(ref)]
-            theirs = [s for s in ref if s in set(mine)]
             if len(mine) < 2:
                 versions[v] = "not compared: fewer than two suites in common"
-            elif mine == theirs:
+                continue
+            if v in obs.certificate_first:
+                # the certificate was chosen first: an ECDSA suite "before" an RSA one says
+                # nothing about the suite order; compare within each key type
+                mine = _by_key(mine)
+                ref = tuple(_by_key([s for s in ref if s in set(mine)]))
+                notes.append(f"{protocol_label(v)}: the server picks its certificate before "
+                             "the suite; order compared within each certificate type")
+            same, x, y = _same_order(mine, ref)
+            if same:
                 versions[v] = "same"
-            else:
-                versions[v] = "differs"
-                i = next(i for i, (x, y) in enumerate(zip(mine, theirs, strict=True)) if x != y)
-                name = suite_label if v != TLS13 else str
-                details.append(f"{protocol_label(v)}: the server puts {name(mine[i])} before "
-                               f"{name(theirs[i])}, the catalog the other way round")
+                continue
+            # the sources of some entries disagree on the order; any of them is the policy
+            alt = next((label for label, order in policy.order_alternatives
+                        if v != TLS13 and _same_order(mine, _by_key(order) if v in
+                                                      obs.certificate_first else order)[0]),
+                       None)
+            if alt is not None:
+                versions[v] = "same"
+                notes.append(f"{protocol_label(v)}: the order the catalog records as {alt}")
+                continue
+            versions[v] = "differs"
+            name = suite_label if v != TLS13 else str
+            details.append(f"{protocol_label(v)}: the server puts {name(x)} before "
+                           f"{name(y)}, the catalog the other way round")
     words = set(versions.values())
     status = "differs" if "differs" in words else "same" if "same" in words else "not-compared"
-    return OrderCheck(status, versions, "; ".join(details))
+    return OrderCheck(status, versions, "; ".join(details), tuple(notes), tuple(chacha))
+
+
+# -- what an endpoint can show of a catalog policy --------------------------------------
+#
+# A catalog entry lists what a policy allows; an endpoint shows only what it can serve.
+# Two reasons, and only these, make part of an entry "not applicable" (anything else the
+# endpoint lacks is a difference):
+#   * certificate: a TLS <= 1.2 suite whose authentication needs a key type the endpoint
+#     serves no certificate of (and a protocol version left with no such suite);
+#   * library: an explicit catalog variant for a library condition its publisher documents
+#     (Mozilla's generator leaves X25519MLKEM768 out below OpenSSL 3.5).
+
+CERTIFICATE = "certificate"
+LIBRARY = "library"
+# the certificate key a TLS <= 1.2 suite's authentication needs; anonymous suites need none
+_AUTH_KEY = {"RSA": "RSA", "ECDSA": "ECDSA", "DSS": "DSA"}
+
+
+@dataclass(frozen=True)
+class NotApplicable:
+    """Part of a catalog policy that the endpoint cannot show, and why."""
+
+    reason: str  # CERTIFICATE | LIBRARY
+    text: str  # "not applicable: RSA certificate only"
+    items: tuple[str, ...] = ()  # what it leaves out, as people read it
+
+    def words(self) -> str:
+        return f"{self.text} ({', '.join(self.items)})" if self.items else self.text
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reason": self.reason, "text": self.text, "items": list(self.items)}
+
+
+def _served(certificates: Sequence[str]) -> str:
+    certs = list(dict.fromkeys(certificates))
+    if len(certs) == 1:
+        return f"{certs[0]} certificate only"
+    return f"{' and '.join(certs)} certificates only"
+
+
+def _needs_key(suite: str) -> str | None:
+    try:
+        cs = reg.suite(reg.suite_value(suite))
+    except KeyError:
+        return None
+    return _AUTH_KEY.get(cs.auth or "") if cs is not None else None
+
+
+def _valid_at(suite: str, version: str) -> bool:
+    try:
+        cs = reg.suite(reg.suite_value(suite))
+    except KeyError:
+        return True  # unknown: keep it rather than hide a difference
+    return cs is None or version in cs.tls_versions
+
+
+def applicable(p: NamedPolicy, obs: ObservedPolicy, variant: Variant | None = None
+               ) -> tuple[NamedPolicy, tuple[NotApplicable, ...]]:
+    """The part of ``p`` (or of its ``variant``) an endpoint serving ``obs``'s certificates
+    can show, and what was left out for which reason."""
+    reasons: list[NotApplicable] = []
+    if variant is not None:
+        gone = [g for g in p.groups or () if g not in set(variant.groups or ())]
+        reasons.append(NotApplicable(
+            LIBRARY, f"variant {variant.name}: {variant.why}",
+            tuple(f"group {g}" for g in gone)))
+        p = replace(p, groups=variant.groups)
+    kinds = obs.certificate_kinds()
+    if kinds is None or p.suites is None or p.protocols is None:
+        return p, tuple(reasons)
+    drop = [s for s in p.suites if (k := _needs_key(s)) is not None and k not in kinds]
+    if not drop:
+        return p, tuple(reasons)
+    suites = tuple(s for s in p.suites if s not in drop)
+    gone_versions = [v for v in p.protocols
+                     if v != TLS13 and not any(_valid_at(s, v) for s in suites)]
+    protocols = tuple(v for v in p.protocols if v not in gone_versions)
+    assert obs.certificates is not None
+    reasons.append(NotApplicable(
+        CERTIFICATE, f"not applicable: {_served(obs.certificates)}",
+        tuple([*map(protocol_label, gone_versions), *map(suite_label, drop)])))
+    return replace(p, protocols=protocols, suites=suites), tuple(reasons)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One catalog policy against an observation.
+
+    ``kind``: ``equal`` (the literal entry), ``equal-as-applicable`` (equal once the parts
+    in ``not_applicable`` are left out), ``differs`` (``diff`` is then the edit list from
+    the closest applicable form) or ``incomplete`` (a part of the entry is unknown)."""
+
+    policy: NamedPolicy
+    kind: str
+    strict: PolicyDiff
+    diff: PolicyDiff
+    not_applicable: tuple[NotApplicable, ...] = ()
+    variant: Variant | None = None
+
+    @property
+    def named(self) -> bool:
+        return self.kind in ("equal", "equal-as-applicable")
+
+
+def compare(obs: ObservedPolicy, p: NamedPolicy) -> Comparison:
+    """``obs`` against ``p``: literally, then against what of ``p`` (and of each of its
+    library variants) the endpoint can show."""
+    mine = _shape_observed(obs)
+    strict = _diff_shapes(mine, _shape_named(p))
+    if not strict.complete:
+        return Comparison(p, "incomplete", strict, strict)
+    if strict.equal:
+        return Comparison(p, "equal", strict, strict)
+    best: tuple[PolicyDiff, tuple[NotApplicable, ...], Variant | None] | None = None
+    for variant in (None, *p.variants):
+        view, reasons = applicable(p, obs, variant)
+        if not reasons:
+            continue  # nothing left out: the literal comparison already said it
+        d = _diff_shapes(mine, _shape_named(view))
+        if d.equal:
+            return Comparison(p, "equal-as-applicable", strict, d, reasons, variant)
+        if best is None or d.distance < best[0].distance:
+            best = (d, reasons, variant)
+    if best is None or best[0].distance >= strict.distance:
+        return Comparison(p, "differs", strict, strict)
+    return Comparison(p, "differs", strict, best[0], best[1], best[2])
+
+
+def extras_beyond(obs: ObservedPolicy, p: NamedPolicy
+                  ) -> tuple[list[str], tuple[NotApplicable, ...], PolicyDiff]:
+    """What ``obs`` accepts beyond ``p`` (protocols, TLS 1.3 suites, TLS <= 1.2 suites),
+    against the form of ``p`` (literal, or applicable with each variant) that leaves the
+    fewest: (the extras as people read them, what was left out of ``p``, the diff)."""
+    mine = _shape_observed(obs)
+    forms: list[tuple[PolicyDiff, tuple[NotApplicable, ...]]] = [
+        (_diff_shapes(mine, _shape_named(p)), ())]
+    for variant in (None, *p.variants):
+        view, reasons = applicable(p, obs, variant)
+        if reasons:
+            forms.append((_diff_shapes(mine, _shape_named(view)), reasons))
+
+    def extra(d: PolicyDiff) -> list[str]:
+        return [*map(protocol_label, d.protocols.plus if d.protocols else ()),
+                *(d.tls13_suites.plus if d.tls13_suites else ()),
+                *map(suite_label, d.suites.plus if d.suites else ())]
+
+    diff, reasons = min(forms, key=lambda f: len(extra(f[0])))
+    return extra(diff), reasons, diff
 
 
 # -- catalog verdict --------------------------------------------------------------------
@@ -371,23 +603,44 @@ class PolicyRef:
                 "documented": self.documented, "source": self.source}
 
 
+def _reasons_words(reasons: Iterable[NotApplicable]) -> str:
+    return "; ".join(r.words() for r in reasons)
+
+
 @dataclass(frozen=True)
 class MatchEntry:
     policy: PolicyRef
     order: OrderCheck
     groups_compared: bool
+    kind: str = "equal"  # or "equal-as-applicable"
+    not_applicable: tuple[NotApplicable, ...] = ()
+    variant: Variant | None = None
+
+    @property
+    def strict(self) -> bool:
+        return self.kind == "equal"
+
+    def label(self) -> str:
+        if self.strict:
+            return self.policy.label()
+        return f"{self.policy.label()} as applicable ({_reasons_words(self.not_applicable)})"
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.policy.to_json(), "order": self.order.to_json(),
-                "groups_compared": self.groups_compared}
+        return {**self.policy.to_json(), "kind": self.kind, "order": self.order.to_json(),
+                "groups_compared": self.groups_compared,
+                "not_applicable": [r.to_json() for r in self.not_applicable],
+                "variant": self.variant.to_json() if self.variant is not None else None}
 
 
 @dataclass(frozen=True)
 class NearEntry:
-    """One or more catalog policies with identical content, at ``diff.distance``."""
+    """One or more catalog policies with identical content, at ``diff.distance``;
+    ``not_applicable``: what was left out of them before the edit list was taken."""
 
     policies: tuple[PolicyRef, ...]
     diff: PolicyDiff
+    not_applicable: tuple[NotApplicable, ...] = ()
+    variant: Variant | None = None
 
     @property
     def distance(self) -> int:
@@ -396,15 +649,16 @@ class NearEntry:
     def text(self) -> str:
         head, *others = self.policies
         also = f" (also {', '.join(p.label() for p in others)})" if others else ""
-        return f"{head.label()} {self.diff.words()}{also}"
+        scope = (f" [as applicable: {_reasons_words(self.not_applicable)}]"
+                 if self.not_applicable else "")
+        return f"{head.label()} {self.diff.words()}{scope}{also}"
 
     def to_json(self) -> dict[str, Any]:
         return {"policies": [p.to_json() for p in self.policies], "distance": self.distance,
-                "difference": self.diff.to_json(), "text": self.text()}
-
-
-def _names(refs: Iterable[PolicyRef]) -> str:
-    return ", ".join(r.label() for r in refs)
+                "difference": self.diff.to_json(),
+                "not_applicable": [r.to_json() for r in self.not_applicable],
+                "variant": self.variant.to_json() if self.variant is not None else None,
+                "text": self.text()}
 
 
 @dataclass(frozen=True)
@@ -414,10 +668,20 @@ class CatalogVerdict:
     consistent: tuple[PolicyRef, ...]
     compared: int
     skipped: tuple[str, ...]
+    certificates: tuple[str, ...] | None = None  # what the applicability rested on
 
     @property
     def matched(self) -> bool:
         return bool(self.matches)
+
+    @property
+    def verdict(self) -> str:
+        """``equal``, ``equal-as-applicable``, ``nearest`` or ``none``."""
+        if any(m.strict for m in self.matches):
+            return "equal"
+        if self.matches:
+            return "equal-as-applicable"
+        return "nearest" if self.nearest else "none"
 
     @property
     def rests_on_undocumented(self) -> bool:
@@ -426,10 +690,23 @@ class CatalogVerdict:
 
     def text(self) -> str:
         if self.matches:
-            out = "equals " + _names(m.policy for m in self.matches)
+            strict = [m for m in self.matches if m.strict]
+            loose = [m for m in self.matches if not m.strict]
+            parts = []
+            if strict:
+                parts.append("equals " + ", ".join(m.policy.label() for m in strict))
+            if loose:
+                parts.append(("also " if strict else "") + "equals "
+                             + ", ".join(m.label() for m in loose))
+            out = "; ".join(parts)
             differs = [m.policy.name for m in self.matches if m.order.status == "differs"]
             if differs:
                 out += f"; server order differs from {', '.join(differs)}"
+            chacha = sorted({v for m in self.matches for v in m.order.chacha_priority},
+                            key=_version_rank)
+            if chacha:
+                out += ("; the server applies ChaCha20 priority ("
+                        + ", ".join(map(protocol_label, chacha)) + ")")
             if self.rests_on_undocumented:
                 out += "; rests only on non-documented catalog entries: treat it as a hint"
             return out
@@ -439,7 +716,10 @@ class CatalogVerdict:
         return "no catalog policy to compare with"
 
     def to_json(self) -> dict[str, Any]:
-        return {"matched": self.matched, "rests_on_undocumented": self.rests_on_undocumented,
+        return {"verdict": self.verdict, "matched": self.matched,
+                "rests_on_undocumented": self.rests_on_undocumented,
+                "certificates": list(self.certificates) if self.certificates is not None
+                else None,
                 "matches": [m.to_json() for m in self.matches],
                 "nearest": [n.to_json() for n in self.nearest],
                 "consistent": [c.to_json() for c in self.consistent],
@@ -453,36 +733,41 @@ def _sort_key(p: NamedPolicy) -> tuple[str, str]:
 
 def match_catalog(obs: ObservedPolicy, *, candidates: Iterable[NamedPolicy] | None = None,
                   nearest: int = 3) -> CatalogVerdict:
-    """Every catalog policy equal to ``obs`` or, when none is, the ``nearest`` closest
-    ones (identical catalog entries grouped into one near entry)."""
+    """Every catalog policy equal to ``obs``, literally or as applicable, or when none is,
+    the ``nearest`` closest ones (identical catalog entries grouped into one near entry)."""
     pool = sorted(all_policies() if candidates is None else candidates, key=_sort_key)
-    mine = _shape_observed(obs)
     matches: list[MatchEntry] = []
     consistent: list[PolicyRef] = []
     skipped: list[str] = []
-    near: dict[str, tuple[list[NamedPolicy], PolicyDiff]] = {}
+    near: dict[str, tuple[list[NamedPolicy], Comparison]] = {}
     for p in pool:
         if p.protocols is None:
             skipped.append(p.name)
             continue
-        diff = _diff_shapes(mine, _shape_named(p))
-        if not diff.complete:
-            known = [d for d in (diff.protocols, diff.suites, diff.tls13_suites, diff.groups) if d]
+        c = compare(obs, p)
+        if c.kind == "incomplete":
+            known = [d for d in (c.strict.protocols, c.strict.suites, c.strict.tls13_suites,
+                                 c.strict.groups) if d]
             if all(d.empty for d in known):
                 consistent.append(PolicyRef.of(p))
             continue
-        if diff.equal:
+        if c.named:
             matches.append(MatchEntry(PolicyRef.of(p), order_check(obs, p),
-                                      diff.groups is not None))
+                                      c.diff.groups is not None, c.kind, c.not_applicable,
+                                      c.variant))
             continue
-        # same difference from obs <=> same content on everything compared: aliases
-        key = repr(sorted(diff.to_json().items()))
-        near.setdefault(key, ([], diff))[0].append(p)
-    ranked = sorted(near.values(), key=lambda e: (e[1].distance, *_sort_key(e[0][0])))
+        # same difference (and same reasons) from obs <=> same content: aliases
+        key = repr((sorted(c.diff.to_json().items()), [r.to_json() for r in c.not_applicable]))
+        near.setdefault(key, ([], c))[0].append(p)
+    # literal matches first: they need no reason
+    matches.sort(key=lambda m: not m.strict)
+    ranked = sorted(near.values(), key=lambda e: (e[1].diff.distance, *_sort_key(e[0][0])))
     nearest_entries = () if matches else tuple(
-        NearEntry(tuple(PolicyRef.of(p) for p in ps), d) for ps, d in ranked[:max(0, nearest)])
+        NearEntry(tuple(PolicyRef.of(p) for p in ps), c.diff, c.not_applicable, c.variant)
+        for ps, c in ranked[:max(0, nearest)])
+    certs = tuple(obs.certificates) if obs.certificates is not None else None
     return CatalogVerdict(tuple(matches), nearest_entries, tuple(consistent),
-                          len(pool) - len(skipped), tuple(skipped))
+                          len(pool) - len(skipped), tuple(skipped), certs)
 
 
 # -- Mozilla profile (sslyze's bundled copy) --------------------------------------------

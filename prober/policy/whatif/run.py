@@ -331,7 +331,8 @@ def document(rep: Report) -> dict[str, Any]:
                       "tls13_suites": [reg.suite_name(s) for s in c.tls13_suites],
                       "suites": [reg.suite_name(s) for s in c.suites],
                       "groups": [reg.group_name(g) for g in c.groups], "certificate": c.cert,
-                      "server_order": c.server_order, "assumptions": list(c.assumptions)},
+                      "server_order": c.server_order, "chacha_priority": c.chacha_priority,
+                      "assumptions": list(c.assumptions)},
         "today": rep.today_label, "against": rep.against_label,
         "summary": summary, "clients": clients,
     }

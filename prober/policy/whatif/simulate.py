@@ -6,6 +6,9 @@ catalog policy can tell them apart:
 * the version is chosen first (highest common one from supported_versions, else
   min(legacy_version, policy max)); a suite or group that does not fit it fails the
   handshake, it never falls back to a lower version;
+* server order may carry OpenSSL's ChaCha20 priority (``SSL_OP_PRIORITIZE_CHACHA``, on
+  in HAProxy by default): when the first suite of the client's list that OpenSSL knows
+  is a ChaCha20 suite, the server's ChaCha20 suites go first, in its order;
 * TLS <= 1.2: the first suite, in server order or the client's, whose version range,
   key exchange (ECDHE needs a common EC group, RSA and authentication need the matching
   certificate) and signature algorithms fit;
@@ -57,12 +60,15 @@ class Candidate:
     groups: tuple[int, ...]  # server preference order
     cert: CertKind = "rsa"
     server_order: bool = True
+    chacha_priority: bool = False  # only with server_order
     # OpenSSL 3 refuses SHA-1 signatures below security level 0, which TLS 1.0/1.1 need
     sha1_signatures: bool = False
     assumptions: tuple[str, ...] = ()
 
     def describe(self) -> str:
         order = "server order" if self.server_order else "client order"
+        if self.server_order and self.chacha_priority:
+            order += " with ChaCha20 priority"
         cert = {"rsa": "RSA", "ecdsa": "ECDSA P-256", "both": "RSA + ECDSA P-256"}[self.cert]
         return (f"{version_range(self.protocols)}, {len(self.tls13_suites)} TLS 1.3 + "
                 f"{len(self.suites)} TLS ≤1.2 suites, {order}, {cert} certificate")
@@ -105,13 +111,16 @@ def _codes(kind: str, names: Iterable[str]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def candidate(policy: NamedPolicy, cert: CertKind = "rsa", server_order: bool | None = None
-              ) -> Candidate:
-    """The simulator's view of a catalog or file policy; unknowns are assumed and said so."""
+def candidate(policy: NamedPolicy, cert: CertKind = "rsa", server_order: bool | None = None,
+              chacha_priority: bool | None = None) -> Candidate:
+    """The simulator's view of a catalog or file policy; unknowns are assumed and said so.
+    ``server_order`` / ``chacha_priority``: None = what the policy says (a policy file may
+    set ``chacha_priority: true``; no catalog documents it)."""
     notes: list[str] = []
     if policy.protocols is None:
-        raise CandidateError(f"policy {policy.name!r} does not document its protocols; "
-                             "write a policy file with them (--policy FILE)")
+        raise CandidateError(f"policy {policy.name!r} does not document its protocols "
+                             f"(`prober catalog show {policy.name}`); write a policy file "
+                             "with them (--policy FILE)")
     protocols = tuple(sorted(_codes("version", policy.protocols), reverse=True))
     if not protocols:
         raise CandidateError(f"policy {policy.name!r} enables no protocol")
@@ -127,7 +136,8 @@ def candidate(policy: NamedPolicy, cert: CertKind = "rsa", server_order: bool | 
     if any(v < TLS13 for v in protocols):
         if policy.suites is None:
             raise CandidateError(f"policy {policy.name!r} does not document its TLS ≤1.2 "
-                                 "cipher suites; write a policy file with them (--policy FILE)")
+                                 f"cipher suites (`prober catalog show {policy.name}`); write "
+                                 "a policy file with them (--policy FILE)")
         suites = _codes("suite", policy.suites)
     groups = _codes("group", policy.groups) if policy.groups is not None else ()
     if not groups:
@@ -140,13 +150,15 @@ def candidate(policy: NamedPolicy, cert: CertKind = "rsa", server_order: bool | 
                      + ", ".join(DEFAULT_GROUPS))
     if server_order is None:
         server_order = bool(policy.raw.get("server_preferred_order", policy.order_is_priority))
+    if chacha_priority is None:
+        chacha_priority = bool(policy.raw.get("chacha_priority", False))
     sha1 = min(protocols) < TLS12
     if not sha1:
         notes.append("SHA-1 signatures refused, as by OpenSSL 3 at its default security level")
     if any((cs := reg.suite(s)) is not None and cs.kx == "DHE" for s in suites):
         notes.append("DHE suites usable (the server has DH parameters)")
-    return Candidate(policy.name, protocols, tls13, suites, groups, cert, server_order, sha1,
-                     tuple(notes))
+    return Candidate(policy.name, protocols, tls13, suites, groups, cert, server_order,
+                     chacha_priority and server_order, sha1, tuple(notes))
 
 
 def _classic(group: int) -> bool:
@@ -214,6 +226,10 @@ class _Client:
     null_compression: bool
     fallback_scsv: bool
     suite_set: set[int] = field(default_factory=set)
+    # the first suite OpenSSL would read from the list (it skips code points it does not
+    # know, GREASE and SCSVs; OpenSSL 3's own suites stand for what it knows): what its
+    # ChaCha20 priority looks at
+    first_known: int | None = None
 
     @classmethod
     def read(cls, spec: HelloSpec) -> _Client:
@@ -236,6 +252,8 @@ class _Client:
             null_compression=0 in spec.offered_compression(),
             fallback_scsv=TLS_FALLBACK_SCSV in spec.cipher_suites,
             suite_set=set(suites),
+            first_known=next((s for s in suites if (cs := reg.suite(s)) is not None
+                              and not cs.scsv and cs.openssl_builtin), None),
         )
 
 
@@ -286,12 +304,27 @@ def _version_alert(c: _Client) -> str:
     return "handshake_failure" if max(c.versions, default=0) == 0x0300 else "protocol_version"
 
 
+def _chacha(suite: int) -> bool:
+    cs = reg.suite(suite)
+    return cs is not None and cs.enc == "CHACHA20"
+
+
+def _order(c: _Client, cand: Candidate, server: tuple[int, ...]) -> tuple[int, ...]:
+    """The list the server walks: its own (``server``, the version's suites), ChaCha20
+    first when its priority applies, or the client's."""
+    if not cand.server_order:
+        return tuple(c.suites)
+    if cand.chacha_priority and c.first_known is not None and _chacha(c.first_known):
+        return (*(s for s in server if _chacha(s)), *(s for s in server if not _chacha(s)))
+    return server
+
+
 # --- TLS 1.3 ---------------------------------------------------------------------------
 
 
 def _tls13(c: _Client, cand: Candidate) -> Prediction:
     v = "TLSv1.3"
-    order = cand.tls13_suites if cand.server_order else tuple(c.suites)
+    order = _order(c, cand, cand.tls13_suites)
     common = [s for s in order if s in c.suite_set and s in cand.tls13_suites]
     if not common:
         offered = [s for s in c.suites if (cs := reg.suite(s)) is not None and cs.tls13]
@@ -356,7 +389,7 @@ def _no_sigalg(cert: CertKind, sigalgs: list[int], tls13: bool) -> str:
 
 def _tls12(c: _Client, cand: Candidate, version: int) -> Prediction:
     vname = reg.version_name(version)
-    order = cand.suites if cand.server_order else tuple(c.suites)
+    order = _order(c, cand, cand.suites)
     common = [s for s in order if s in c.suite_set and s in cand.suites]
     if not common:
         offered = [s for s in c.suites if (cs := reg.suite(s)) is not None and not cs.scsv
