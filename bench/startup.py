@@ -1,6 +1,7 @@
 """Start-up time of the `prober` command, as a user runs it (whole process, wall clock).
 
     .venv/bin/python bench/startup.py [--runs 10] [--prober /path/to/venv/bin/prober]
+                                      [--tree DIR]
 
 Runs each command ``--runs`` times after one warm-up run and prints the median wall time
 (and min, max, median CPU time) of:
@@ -15,7 +16,9 @@ Runs each command ``--runs`` times after one warm-up run and prints the median w
 PORT is a stdlib-ssl TLS server (TLS 1.2-1.3, RSA and ECDSA) started here on loopback,
 so every probe completes real handshakes. Without ``--prober`` the checkout's package is
 timed (``python -m prober``), after byte-compiling it as ``make setup`` and pip do: a
-process that compiles every module from source is not what users start.
+process that compiles every module from source is not what users start. ``--tree DIR``
+times another checkout the same way (e.g. ``git worktree add /tmp/before COMMIT``), to
+set a change beside what came before it in the same conditions.
 Figures are printed, never asserted: this is a measurement, not a test.
 """
 
@@ -72,16 +75,19 @@ def main() -> int:
     ap.add_argument("--prober", metavar="PATH",
                     help="an installed prober command (default: python -m prober from "
                     "this checkout)")
+    ap.add_argument("--tree", metavar="DIR", type=Path,
+                    help="time the package of this checkout instead (python -m prober)")
     args = ap.parse_args()
+    tree = args.tree.resolve() if args.tree else REPO
 
     env = dict(os.environ)
     if args.prober:
         prober = [args.prober]
     else:
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "prober")],
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "prober")],
                        check=True, stdout=subprocess.DEVNULL)
         prober = [sys.executable, "-m", "prober"]
-        env["PYTHONPATH"] = str(REPO)
+        env["PYTHONPATH"] = str(tree)
     version = subprocess.run([*prober, "--version"], env=env, capture_output=True,
                              text=True, check=True).stdout.strip()
     libyaml = subprocess.run(
