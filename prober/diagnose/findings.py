@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prober.core.outcome import ANSWERED, CONNECT_FAILURES
+from prober.core.service import NoTls, no_tls
 from prober.net.idle import IdleProbe
 from prober.profiles.families import PROFILE_VERSIONS
 
@@ -43,11 +44,16 @@ ENDPOINT_FLAPPING = "endpoint-flapping"
 PATH_DROP = "path-drop"
 # `prober diff` only: the two runs differ in a way no other id names
 PATH_DIFFERENCE = "path-difference"
+# nothing TLS-like was measured (core.service.no_tls): what answered instead
+WRONG_SERVICE = "wrong-service"  # another protocol (HTTP, SSH, a mail greeting ...)
+PORT_CLOSED = "port-closed"  # every SYN answered with RST: nothing listens
+ENDPOINT_UNREACHABLE = "endpoint-unreachable"  # no TCP connection at all
 
 FINDING_IDS = (POLICY, POLICY_ALERT, POLICY_RESET, SILENT_PROXY, NEAR_TCP_TERMINATOR,
                INJECTED_RESET, SNI_RESET, SNI_DROP, SIZE_DROP, SEGMENTATION_DROP,
                DPI_FRAGMENTATION, INTERMITTENT, INAPPROPRIATE_FALLBACK, MTU_BLACKHOLE,
-               IDLE_TIMEOUT, TLS_INTERCEPTION, ENDPOINT_FLAPPING, PATH_DROP, PATH_DIFFERENCE)
+               IDLE_TIMEOUT, TLS_INTERCEPTION, ENDPOINT_FLAPPING, PATH_DROP, PATH_DIFFERENCE,
+               WRONG_SERVICE, PORT_CLOSED, ENDPOINT_UNREACHABLE)
 
 # outcome classes the rules reason with
 # idle-timeout probe results that mean the path (or the peer) dropped the connection
@@ -57,6 +63,10 @@ FAILED_IDLE = frozenset({"reset", "closed", "blackholed"})
 STEP_SANITY_FIRST = "sanity-first"
 STEP_SANITY_LAST = "sanity-last"
 STEP_SWEEP = "sweep"
+# the version sweep again without SNI, when every hello naming the target was filtered
+STEP_SWEEP_NO_SNI = "sweep-no-sni"
+# the profile names of that sweep: "tls1.2-only@no-sni"
+NO_SNI_SUFFIX = "@no-sni"
 STEP_REPEAT = "repeat"
 STEP_SNI = "sni"
 STEP_SIZE = "size"
@@ -154,6 +164,7 @@ class Seen:
     cert_sha256: str | None = None
     cert_issuer: str | None = None
     cert_subject: str | None = None
+    banner: str | None = None  # what a non-TLS peer sent
     rtt_us: int | None = None
     snd_mss: int | None = None  # TCP's send MSS on this connection (TCP_INFO)
     packets: tuple[Packet, ...] | None = None  # None: not captured
@@ -202,7 +213,8 @@ class Seen:
             server_bytes=int(d.get("server_bytes") or 0),
             server_messages=tuple(d.get("server_messages") or ()),
             cert_sha256=cert.get("sha256"), cert_issuer=cert.get("issuer"),
-            cert_subject=cert.get("subject"), rtt_us=tcp.get("rtt_us"),
+            cert_subject=cert.get("subject"), banner=d.get("banner"),
+            rtt_us=tcp.get("rtt_us"),
             snd_mss=tcp.get("snd_mss"),
             packets=None if pk is None else tuple(Packet.from_json(p) for p in pk),
             meta={k: v for k, v in d.items() if k in known},
@@ -213,6 +225,8 @@ def step_of(profile: str) -> str:
     """The plan step a profile name belongs to (for probe runs, which carry no step)."""
     if profile in SWEEP_VERSIONS:
         return STEP_SWEEP
+    if profile.endswith(NO_SNI_SUFFIX) and profile[:-len(NO_SNI_SUFFIX)] in SWEEP_VERSIONS:
+        return STEP_SWEEP_NO_SNI
     prefix = profile.split(":", 1)[0].split("@", 1)[0]
     return {"sanity": STEP_SANITY_FIRST if profile.endswith("@first") else STEP_SANITY_LAST,
             "known-good": STEP_REPEAT, "sni": STEP_SNI, "size": STEP_SIZE,
@@ -297,6 +311,10 @@ class RunView:
 
     def of_profile(self, profile: str) -> list[Seen]:
         return [a for a in self.attempts if a.profile == profile]
+
+    def no_tls(self) -> NoTls | None:
+        """Why nothing TLS-like was measured, or None when something was."""
+        return no_tls((a.outcome, a.banner, a.detail) for a in self.attempts)
 
 
 def view_from_doc(doc: dict[str, Any]) -> RunView:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from prober import __version__
+from prober.core.service import NoTls, no_tls_of, tls_endpoint_json
 from prober.net.host import hostname
 from prober.policy.enumerate.candidates import strength_notes, suite_label
 from prober.policy.model import VERSION_ORDER
@@ -175,6 +177,29 @@ def _expiry(not_after: str | None) -> str:
     return f"expires {t.date().isoformat()} ({when})"
 
 
+def no_tls_table(scan: PolicyScan, verdict: NoTls) -> str:
+    """What `prober policy` prints when no attempt met a TLS server: that, first, with the
+    cause, and what each hello got; no page of n/a."""
+    from tabulate import tabulate
+
+    lines = [f"{scan.target} → {scan.address or 'unresolved'} (SNI {scan.sni or 'none'}): "
+             f"no TLS endpoint measured; {scan.connections.get('total', 0)} connections in "
+             f"{scan.elapsed:.2f} s",
+             _wrap(f"NO TLS ENDPOINT MEASURED: {verdict.text()}")]
+    rows: dict[tuple[str, str], list[int]] = {}
+    for a in scan.attempts:
+        rows.setdefault((a.outcome, _TIMING.sub("~", a.detail)), []).append(a.id)
+    lines += ["", tabulate([[o, d, len(ids), ", ".join(map(str, ids[:8])) +
+                             (" …" if len(ids) > 8 else "")]
+                            for (o, d), ids in rows.items()],
+                           headers=["outcome", "detail", "attempts", "ids"], tablefmt="plain",
+                           disable_numparse=True)]
+    return "\n".join(lines)
+
+
+_TIMING = re.compile(r"\d+(\.\d+)? ms")
+
+
 def document(scan: PolicyScan) -> dict[str, Any]:
 
     obs = scan.policy
@@ -186,6 +211,7 @@ def document(scan: PolicyScan) -> dict[str, Any]:
         "target": {"target": scan.target, "host": scan.host, "port": scan.port,
                    "address": scan.address, "sni": scan.sni},
         "complete": scan.complete,
+        "tls_endpoint": tls_endpoint_json(no_tls_of(scan.attempts)),
         "reliable": scan.reliable,
         "elapsed_s": round(scan.elapsed, 3),
         "policy": obs.to_json(),

@@ -265,7 +265,7 @@ def run_replay(profile_path: Path, port: int) -> tuple[Side, int | None]:
     from prober.profiles.loader import load_file
 
     profile = load_file(profile_path)
-    target = with_overrides(parse_target(f"{sandbox.NAME}:{port}"), sandbox.ADDRESS, None)
+    target = with_overrides(parse_target(f"{sandbox.NAME}:{port}"), sandbox.ADDRESS)
     ep = engine.Endpoint(target, socket.AF_INET, sandbox.ADDRESS)
     opts = engine.EngineOptions(deadlines=Deadlines(connect=5.0, read=5.0))
     result = asyncio.run(engine.attempt(1, ep, profile, 0, opts)).to_json()

@@ -216,7 +216,9 @@ def test_drop_lab_unacked_hello_and_dead_port(drop_lab: Any) -> None:
                     [("sanity-first", "sanity@first", 1), ("repeat", "known-good=tls1.2-only", 2),
                      ("sanity-last", "sanity@last", 1)], timeout=0.5)
     (f,) = rules.evaluate(run)
-    assert f.id == "endpoint-flapping" and f.cause.startswith("The endpoint is down")
+    # a port that never answers a SYN is unreachable, not flapping
+    assert f.id == "endpoint-unreachable" and "the SYN went unanswered (4/4)" in f.cause
+    assert run.no_tls() is not None and run.no_tls().kind == "unreachable"  # type: ignore[union-attr]
 
 
 # --- hand-written results -------------------------------------------------------------------
@@ -580,8 +582,11 @@ def test_diff_names_the_failing_side_and_interception() -> None:
                            issuer="CN=Corp Inspection CA")
     d = diff.document(diff.Side("inside", _doc(inside)), diff.Side("outside", _doc(outside)))
     found = {f["id"]: f for f in d["findings"]}
-    assert found["injected-reset"]["cause"].startswith("outside only: reset")
-    assert "a device on the outside path" in found["injected-reset"]["cause"]
+    # the outside run alone calls a version refused by RST policy-reset: so does the diff
+    own = {f.id for f in rules.evaluate(view(outside))}
+    assert "policy-reset" in own
+    assert found["policy-reset"]["cause"].startswith("outside only: reset")
+    assert "as a cloud load balancer does" in found["policy-reset"]["cause"]
     assert "issuer differs between inside and outside" in found["tls-interception"]["cause"]
     assert [r["key"] for r in d["rows"] if r["differs"]] == ["tls1.2-only", "known-good"]
     with pytest.raises(diff.DiffInputError, match="not a prober run"):
@@ -628,3 +633,86 @@ def test_a_stalled_flight_still_shows_the_version_chosen() -> None:
             a["negotiated"] = {"version": "TLSv1.3"}
     found = rules.evaluate(view(atts))
     assert found[-1].figures["accepted"] == ["TLSv1.3", "TLSv1.2"]
+
+
+# --- no TLS endpoint, one vocabulary ----------------------------------------------------------
+
+
+def test_wrong_service_names_the_protocol_and_the_starttls() -> None:
+    banner = "220 mail.shop.test ESMTP Postfix (Debian/GNU)"
+    atts = [att(p, "not-tls", "sweep", detail=f"banner: {banner!r}") for p in
+            ("tls1.2-only", "tls1.3-only")]
+    atts += [att("known-good", "not-tls", "repeat") for _ in range(4)]
+    for a in atts:
+        a["banner"] = banner
+    run = view(atts)
+    (f,) = rules.evaluate(run)
+    assert f.id == "wrong-service" and f.confidence == "high"
+    assert "speaks SMTP, not TLS" in f.cause and "6/6 attempts" in f.cause
+    assert "--starttls smtp" in f.next
+    assert f.figures["protocol"] == "SMTP" and f.figures["starttls"] == "smtp"
+
+
+def test_a_closed_port_is_port_closed_not_flapping() -> None:
+    atts = [att(p, "refused", s, detail="connection refused (RST to SYN)")
+            for p, s in (("sanity@first", "sanity-first"), ("tls1.2-only", "sweep"),
+                         ("known-good", "repeat"), ("sanity@last", "sanity-last"))]
+    (f,) = rules.evaluate(view(atts))
+    assert f.id == "port-closed" and "Nothing listens on the port" in f.cause
+
+
+def test_healthy_run_measured_tls() -> None:
+    assert view(healthy()).no_tls() is None
+
+
+def test_sni_drop_policy_is_measured_without_sni() -> None:
+    """The hellos naming the target are dropped (an SSLv3 hello carries no SNI and gets an
+    alert): the policy line must not call TLS 1.2/1.3 refused; the sweep without SNI the
+    plan runs then says what the server accepts."""
+    atts = [a for a in healthy() if a["step"] not in ("sweep", "repeat", "records", "segments")]
+    atts += [att("sslv3-only", "alert", "sweep", sni=None, alert="protocol_version")]
+    atts += [att(p, "hang-unacked", "sweep", acked=False, total=5000)
+             for p in ("tls1.0-only", "tls1.1-only", "tls1.2-only", "tls1.3-only")]
+    atts += [att("known-good", "hang-unacked", "repeat", acked=False, total=5000,
+                 port=40000 + i) for i in range(10)]
+    atts += [att("records:split", "ok", "records"), att("segments:split", "ok", "segments")]
+    saved = rules.evaluate(view(atts))
+    assert [f.id for f in saved][:2] == ["sni-drop", "dpi-fragmentation"]
+    pol = next(f for f in saved if f.id == "policy")
+    assert "refuses" not in pol.cause.split("(alert")[1] if "(alert" in pol.cause else True
+    assert "TLSv1.3, TLSv1.2, TLSv1.1, TLSv1.0 not measured" in pol.cause, pol.cause
+    assert pol.figures["not_measured"] == ["TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1.0"]
+    # with the plan's sweep without SNI: the versions the server really accepts
+    atts += [att("sslv3-only@no-sni", "alert", "sweep-no-sni", sni=None,
+                 alert="protocol_version")]
+    atts += [att(f"{p}@no-sni", "alert", "sweep-no-sni", sni=None, alert="protocol_version")
+             for p in ("tls1.0-only", "tls1.1-only")]
+    atts += [att("tls1.2-only@no-sni", "ok", "sweep-no-sni", sni=None, version="TLSv1.2"),
+             att("tls1.3-only@no-sni", "ok", "sweep-no-sni", sni=None)]
+    found = rules.evaluate(view(atts))
+    assert [f.id for f in found] == ["sni-drop", "dpi-fragmentation", "policy"]
+    pol = found[-1]
+    assert pol.cause.startswith("accepts TLSv1.3, TLSv1.2; refuses TLSv1.1, TLSv1.0, SSLv3 "
+                                "(alert protocol_version); measured without SNI"), pol.cause
+    assert pol.figures["without_sni"] is True
+
+
+def test_diff_keeps_an_injected_reset_injected() -> None:
+    """Where the failing side's own run proves the RST forged (TTL), the diff says so too."""
+    pk = [_pk("S", 64, False), _pk("SA", 63), _pk("PA", 64, False), _pk("R", 64)]
+    inside = healthy()
+    gone = ("tls1.2-only", "known-good", "sni:none", "sni:unrelated", "records:split",
+            "segments:split")
+    outside = [a for a in healthy() if a["profile"] not in gone]
+    outside += [att("tls1.2-only", "reset", "sweep", packets=pk),
+                att("records:split", "reset", "records", packets=pk),
+                att("segments:split", "reset", "segments", packets=pk),
+                att("sni:none", "reset", "sni", sni=None, packets=pk),
+                att("sni:unrelated", "reset", "sni", sni="www.example.com", packets=pk)]
+    outside += [att("known-good", "reset", "repeat", packets=pk, port=40000 + i)
+                for i in range(10)]
+    odoc = {**_doc(outside), "capture": {"requested": True, "available": True}}
+    own = {f.id for f in rules.evaluate(view_from_doc(odoc))}
+    assert "injected-reset" in own and "policy-reset" not in own
+    d = diff.document(diff.Side("inside", _doc(inside)), diff.Side("outside", odoc))
+    assert {f["id"] for f in d["findings"]} == {"injected-reset"}, d["findings"]

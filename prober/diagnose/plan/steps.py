@@ -31,6 +31,7 @@ from prober.core.engine import Endpoint
 from prober.core.outcome import Outcome
 from prober.core.targets import SNI_NONE, SNI_TARGET, Sni
 from prober.diagnose.findings import (
+    NO_SNI_SUFFIX,
     STEP_BISECT,
     STEP_FALLBACK,
     STEP_REPEAT,
@@ -39,6 +40,7 @@ from prober.diagnose.findings import (
     STEP_SIZE,
     STEP_SNI,
     STEP_SWEEP,
+    STEP_SWEEP_NO_SNI,
     SWEEP_VERSIONS,
     Control,
 )
@@ -140,6 +142,18 @@ async def _main_steps(run: Runner, ep: Endpoint, opts: PlanOptions, state: PlanS
         f"({len(batch)} attempts)")
     done = await run.run(batch)
     state.steps_done.append(STEP_REPEAT)
+
+    # every hello naming the target failed and the same hello without SNI passed: the
+    # sweep said nothing about the server's versions, so ask again without the name
+    unnamed = [a for a in seen(done) if a.meta.get("sni_variant") == "none"]
+    # (an SSLv3 hello carries no extensions, hence no SNI: its answer says nothing here)
+    if sni and not any(a.answered for a in swept if a.sni) and any(
+            a.answered for a in unnamed):
+        jobs = [Job(STEP_SWEEP_NO_SNI, replace(p, name=p.name + NO_SNI_SUFFIX, sni=SNI_NONE),
+                    ep, r) for r in range(opts.sweep_repeat) for p in sweeping]
+        say(f"version sweep without SNI ({len(jobs)} attempts)")
+        await run.run(jobs)
+        state.steps_done.append(STEP_SWEEP_NO_SNI)
 
     bounds = bisect_bounds([a for a in seen(done) if a.step == STEP_SIZE])
     steps = 0

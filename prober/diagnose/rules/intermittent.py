@@ -106,17 +106,9 @@ def rule_flapping(run: RunView, ctx: Ctx) -> list[Finding]:
     if changed:
         ev.append(f"sanity first: {first[0].outcome} (id {first[0].id}); last: "
                   f"{last[0].outcome} (id {last[0].id})")
-    if not nc and not changed:
+    if (not nc and not changed) or len(nc) == len(atts):
+        # never connected: not a flap but a closed or unreachable port (rules.service)
         return []
-    if len(nc) == len(atts):
-        ctx.claim(nc)
-        return [Finding(
-            ENDPOINT_FLAPPING, HIGH if len(nc) >= 3 else MEDIUM,
-            f"The endpoint is down: no attempt connected ({counts(nc)}).",
-            "Check that the service listens and that the address and port are right; from "
-            "another network (`prober diff`) a firewall in between shows up.",
-            evidence=[f"{counts(nc)}: {nc[0].detail} ({id_list(nc)})"],
-            attempts=[a.id for a in nc])]
     if nc:
         t0 = atts[0].started_at
         ev.append(f"{counts(nc)} could not connect ({id_list(nc)}), between "
