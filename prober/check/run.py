@@ -19,7 +19,7 @@ from prober.policy.enumerate.driver import enumerate_policy
 from prober.profiles.loader import resolve
 from prober.profiles.model import Profile
 
-CHECK_SCHEMA = "prober.check/1"
+CHECK_SCHEMA = "prober.check/2"
 
 
 @dataclass

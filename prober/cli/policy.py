@@ -124,7 +124,7 @@ def _deep(scan: PolicyScan, timeout: float) -> None:
 
     try:
         scan.deep = deep_scan(scan.host, scan.port, sni=scan.sni, address=scan.address,
-                              timeout=timeout)
+                              timeout=timeout, starttls=scan.starttls)
     except Exception as e:  # sslyze failing must not cost the enumeration already done
         scan.deep = {"error": f"sslyze: {e}"}
         scan.warnings.append(f"--deep failed: {e}")

@@ -53,6 +53,9 @@ class AttemptResult:
         out["timings_ms"] = {k: _r(v) for k, v in (
             ("connect", obs.t_connect), ("hello_sent", obs.t_sent), ("hello_acked", obs.t_acked),
             ("first_byte", obs.t_first_byte), ("total", obs.t_end))}
+        if obs.starttls is not None:
+            out["timings_ms"]["starttls"] = _r(obs.t_starttls)
+            out["starttls"] = obs.starttls.to_json()
         out["tcp"] = {"acked": obs.acked, "unacked": obs.tcp_unacked,
                       "retransmits": obs.tcp_retransmits, "rtt_us": obs.tcp_rtt_us,
                       "snd_mss": obs.tcp_snd_mss}

@@ -153,7 +153,8 @@ async def attempt(aid: int, ep: Endpoint, profile: Profile, rep: int, opts: Engi
     obs = await run_attempt(ep.address, t.port, ep.family, built,
                             record_sizes=profile.transport.record_sizes,
                             segment_sizes=profile.transport.segment_sizes,
-                            pause_ms=profile.transport.pause_ms, deadlines=opts.deadlines)
+                            pause_ms=profile.transport.pause_ms, deadlines=opts.deadlines,
+                            starttls=t.starttls, server_name=t.sni or t.host)
     c = classify(obs)
     result.outcome, result.detail, result.obs = c.outcome, c.detail, obs
     return result

@@ -17,15 +17,13 @@ from typing import Any
 from prober.core.attempt import AttemptResult
 from prober.core.outcome import CONNECT_FAILURES, Outcome
 
-# the STARTTLS protocols prober speaks (the names of `openssl s_client -starttls`)
-STARTTLS_PROTOCOLS = ("smtp", "imap", "pop3", "ftp", "ldap", "xmpp", "postgres")
-
 # an attempt with one of these outcomes met something that speaks TLS (a handshake, an
 # alert, part of a flight, or TLS framing with nonsense inside)
 TLS_SEEN = frozenset({Outcome.OK, Outcome.ALERT, Outcome.PARTIAL, Outcome.BAD_SERVER_HELLO})
 
 # kinds of "no TLS endpoint measured"
 WRONG_SERVICE = "wrong-service"
+STARTTLS_FAILED = "starttls-failed"
 PORT_CLOSED = "port-closed"
 UNREACHABLE = "unreachable"
 NO_NAME = "dns-error"
@@ -137,6 +135,13 @@ def no_tls(attempts: Iterable[tuple[str, str | None, str]]) -> NoTls | None:
         shown = f" (banner {_short(banner)!r})" if banner else ""
         return NoTls(WRONG_SERVICE, f"The port {what}{shown}: {got}/{n} attempts got it.",
                      counts, banner, svc, svc.advice() if svc else None)
+    failed = [d for o, _, d in atts if o == Outcome.STARTTLS_FAILED]
+    if failed:
+        why = Counter(failed).most_common(1)[0][0]
+        return NoTls(STARTTLS_FAILED, f"The STARTTLS preamble failed ({len(failed)}/{n} "
+                     f"attempts): {why}; no ClientHello was sent.", counts,
+                     advice="Check the service's STARTTLS configuration (certificate, "
+                            "enabled TLS), or that --starttls names its protocol.")
     main = Counter(o for o, _, _ in atts).most_common(1)[0][0]
     if all(o in CONNECT_FAILURES for o, _, _ in atts):
         if main == Outcome.REFUSED:

@@ -39,8 +39,9 @@ from prober.diagnose.findings import (
 from prober.diagnose.report import cells, evidence_text, findings_text, outcome_text
 from prober.diagnose.rules import evaluate
 
-DIFF_SCHEMA = "prober.diff/1"
-KNOWN_SCHEMAS = ("prober.diagnose/1", "prober.probe/1")
+DIFF_SCHEMA = "prober.diff/2"
+# version 1 runs (before the starttls-failed outcome) read the same way
+KNOWN_SCHEMAS = ("prober.diagnose/2", "prober.probe/2", "prober.diagnose/1", "prober.probe/1")
 
 
 class DiffInputError(InputError):

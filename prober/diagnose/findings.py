@@ -11,12 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prober.core.outcome import ANSWERED, CONNECT_FAILURES
+from prober.core.outcome import ANSWERED, NO_HELLO
 from prober.core.service import NoTls, no_tls
 from prober.net.idle import IdleProbe
 from prober.profiles.families import PROFILE_VERSIONS
 
-DIAGNOSE_SCHEMA = "prober.diagnose/1"
+DIAGNOSE_SCHEMA = "prober.diagnose/2"
 
 # confidence of a finding; "info" is reserved for the policy summary
 HIGH, MEDIUM, LOW, INFO = "high", "medium", "low", "info"
@@ -176,7 +176,8 @@ class Seen:
 
     @property
     def connected(self) -> bool:
-        return self.outcome not in CONNECT_FAILURES
+        """A ClientHello went out (TCP connected, and any STARTTLS preamble passed)."""
+        return self.outcome not in NO_HELLO
 
     def after_hello_ms(self) -> float | None:
         """How long after the ClientHello went out the attempt ended (RST, FIN, timeout)."""
@@ -260,6 +261,7 @@ class Control:
             "banner": f"spoke first: {self.banner!r}",
             "fin": f"closed with FIN after {s:.1f} s",
             "rst": f"reset the connection after {s:.1f} s",
+            "starttls-failed": f"failed its STARTTLS preamble ({self.banner})",
         }.get(self.outcome, f"could not connect ({self.outcome})")
 
 

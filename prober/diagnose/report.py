@@ -54,7 +54,8 @@ def document(state: PlanState, ep: Endpoint, meta: RunMeta) -> dict[str, Any]:
                     "finished_at": iso_ms(meta.finished)},
         "complete": meta.complete,
         "target": {"target": t.label, "host": t.host, "port": t.port, "address": ep.address,
-                   "sni": t.sni},
+                   "sni": t.sni, "starttls": t.starttls,
+                   "starttls_inferred": t.starttls_inferred},
         "options": meta.options,
         "reference": state.reference,
         "capture": meta.capture,
@@ -192,7 +193,8 @@ def text(doc: dict[str, Any]) -> str:
     t = doc["target"]
     local = ", ".join(doc.get("vantage", {}).get("local_addresses", [])) or "?"
     n = len(doc["attempts"])
-    lines = [f"prober diagnose {t['target']} → {t['address']} (SNI {t['sni'] or 'none'}), "
+    via = f", STARTTLS {t['starttls']}" if t.get("starttls") else ""
+    lines = [f"prober diagnose {t['target']} → {t['address']} (SNI {t['sni'] or 'none'}{via}), "
              f"from {local}, {n} attempt{'s' * (n != 1)} in {doc.get('elapsed_s', 0):.1f} s"]
     ref = doc.get("reference") or {}
     if ref:

@@ -15,7 +15,7 @@ from prober.policy.scan import PolicyScan
 from prober.report.timestamps import iso_ms
 from prober.wire import registry as reg
 
-POLICY_SCHEMA = "prober.policy/1"
+POLICY_SCHEMA = "prober.policy/2"
 _COUNT_ORDER = ("suites", "versions", "groups", "extras", "sanity")
 
 
@@ -70,8 +70,8 @@ def table(scan: PolicyScan) -> str:
     from tabulate import tabulate
 
     obs = scan.policy
-    lines = [f"{scan.target} → {scan.address or 'unresolved'} (SNI {scan.sni or 'none'}): "
-             f"{', '.join(obs.versions) or 'no version accepted'}; "
+    lines = [f"{scan.target} → {scan.address or 'unresolved'} (SNI {scan.sni or 'none'}"
+             f"{_starttls(scan)}): {', '.join(obs.versions) or 'no version accepted'}; "
              f"{scan.connections.get('total', 0)} connections in {scan.elapsed:.2f} s",
              _connections_line(scan)]
     if not scan.reliable:
@@ -158,6 +158,10 @@ def table(scan: PolicyScan) -> str:
     return "\n".join(lines)
 
 
+def _starttls(scan: PolicyScan) -> str:
+    return f", STARTTLS {scan.starttls}" if scan.starttls else ""
+
+
 def _wrap(text: str, width: int = 100) -> str:
     import textwrap
 
@@ -182,9 +186,9 @@ def no_tls_table(scan: PolicyScan, verdict: NoTls) -> str:
     cause, and what each hello got; no page of n/a."""
     from tabulate import tabulate
 
-    lines = [f"{scan.target} → {scan.address or 'unresolved'} (SNI {scan.sni or 'none'}): "
-             f"no TLS endpoint measured; {scan.connections.get('total', 0)} connections in "
-             f"{scan.elapsed:.2f} s",
+    lines = [f"{scan.target} → {scan.address or 'unresolved'} (SNI {scan.sni or 'none'}"
+             f"{_starttls(scan)}): no TLS endpoint measured; "
+             f"{scan.connections.get('total', 0)} connections in {scan.elapsed:.2f} s",
              _wrap(f"NO TLS ENDPOINT MEASURED: {verdict.text()}")]
     rows: dict[tuple[str, str], list[int]] = {}
     for a in scan.attempts:
@@ -209,7 +213,7 @@ def document(scan: PolicyScan) -> dict[str, Any]:
         "vantage": {"hostname": hostname(),
                     "started_at": iso_ms(scan.started), "finished_at": iso_ms(scan.finished)},
         "target": {"target": scan.target, "host": scan.host, "port": scan.port,
-                   "address": scan.address, "sni": scan.sni},
+                   "address": scan.address, "sni": scan.sni, "starttls": scan.starttls},
         "complete": scan.complete,
         "tls_endpoint": tls_endpoint_json(no_tls_of(scan.attempts)),
         "reliable": scan.reliable,

@@ -13,7 +13,7 @@ from prober.net.host import hostname
 from prober.probe.summary import summarize
 from prober.report.timestamps import iso_ms
 
-PROBE_SCHEMA = "prober.probe/1"
+PROBE_SCHEMA = "prober.probe/2"
 
 
 @dataclass
@@ -38,7 +38,8 @@ def document(results: list[AttemptResult], info: RunInfo) -> dict[str, Any]:
     for ep in info.endpoints:
         targets.append({"target": ep.target.label, "host": ep.target.host,
                         "port": ep.target.port, "address": ep.address,
-                        "sni": ep.target.sni, "error": ep.error,
+                        "sni": ep.target.sni, "starttls": ep.target.starttls,
+                        "starttls_inferred": ep.target.starttls_inferred, "error": ep.error,
                         "tls_endpoint": tls_endpoint_json(no_tls_of(_of(results, ep)))})
     return {
         "schema": PROBE_SCHEMA,
@@ -65,7 +66,8 @@ def table(results: list[AttemptResult], info: RunInfo) -> str:
         where = ep.address or "unresolved"
         sni = ep.target.sni
         n = sum(1 for r in results if r.target == ep.target.label and r.address == ep.address)
-        lines.append(f"{ep.target.label} → {where} (SNI {sni or 'none'}), from {local}, "
+        via = f", STARTTLS {ep.target.starttls}" if ep.target.starttls else ""
+        lines.append(f"{ep.target.label} → {where} (SNI {sni or 'none'}{via}), from {local}, "
                      f"{n} attempt{'s' if n != 1 else ''} in {elapsed:.1f} s")
         verdict = no_tls_of(_of(results, ep))
         if verdict is not None:

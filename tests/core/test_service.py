@@ -54,3 +54,17 @@ def test_no_tls_kinds() -> None:
             (["reset", "eof", "reset"], "cut")):
         v = no_tls([(o, None, "") for o in outcomes])
         assert v is not None and v.kind == kind, (outcomes, v)
+
+
+def test_the_readme_outcome_table_is_the_enum() -> None:
+    """The taxonomy is a contract: README's table lists exactly the Outcome values."""
+    import re
+    from pathlib import Path
+
+    from prober.core.outcome import OUTCOMES, Outcome
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Outcomes (a contract)", 1)[1].split("\n### ", 1)[0]
+    listed = re.findall(r"^\| `([a-z-]+)` \|", section, re.M)
+    assert listed == [o.value for o in Outcome]
+    assert set(OUTCOMES) == set(Outcome)

@@ -41,7 +41,7 @@ def diagnose(tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str, *a
     text = capsys.readouterr().out
     assert rc == 0, text
     doc: dict[str, Any] = json.loads(out.read_text())
-    assert doc["schema"] == "prober.diagnose/1"
+    assert doc["schema"] == "prober.diagnose/2"
     return doc, text
 
 
@@ -168,7 +168,7 @@ def test_diff_inside_and_outside(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["diff", str(a), str(b), "--json", str(out)]) == 0
     text = capsys.readouterr().out
     doc = json.loads(out.read_text())
-    assert doc["schema"] == "prober.diff/1"
+    assert doc["schema"] == "prober.diff/2"
     found = {f["id"]: f for f in doc["findings"]}
     # one vocabulary: the outside run's own diagnosis calls these RSTs policy-reset (a
     # balancer's version policy), and so does the diff of the two runs

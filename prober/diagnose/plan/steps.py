@@ -68,7 +68,9 @@ SPLIT_REPEAT = 2
 
 
 async def control(ep: Endpoint, wait: float, connect_timeout: float) -> Control:
-    w = await connect_and_wait(ep.address, ep.target.port, ep.family, wait, connect_timeout)
+    t = ep.target
+    w = await connect_and_wait(ep.address, t.port, ep.family, wait, connect_timeout,
+                               t.starttls, t.sni or t.host)
     return Control(w.outcome, w.connect_ms, w.waited_ms, w.banner)
 
 
