@@ -86,6 +86,7 @@ class AttemptResult:
                 neg["ocsp_stapled"] = True
             if f.cert_request:
                 neg["certificate_request"] = True
+                neg["certificate_request_cas"] = list(f.cert_request_cas)
             if f.signature_scheme is not None:
                 neg["signature_scheme"] = sig_name(f.signature_scheme)
             if f.certificate_compression:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from prober.core.attempt import AttemptResult
-from prober.core.outcome import Outcome, classify
+from prober.core.outcome import NO_HELLO, Outcome, classify
 from prober.core.targets import Sni, Target
 from prober.net.attempt import (
     AF_INET,
@@ -138,6 +138,45 @@ async def run(endpoints: list[Endpoint], profiles: Sequence[Profile], opts: Engi
         workers += [worker(ep, it) for _ in range(n)]
     await asyncio.gather(*workers)
     return done
+
+
+# bounded back-off for attempts turned away for load (see ``transient``): waits before
+# retry 1, 2, 3, and how many retries one run may spend in all
+RETRY_BACKOFF_S = (0.25, 0.5, 1.0, 2.0)
+RETRY_BUDGET = 60
+# STARTTLS replies that mean "too busy now" rather than "no"
+_BUSY_CODES = frozenset({"421"})
+
+
+def transient(r: AttemptResult) -> bool:
+    """An attempt turned away before any hello for load (RST to the SYN, a 421 greeting):
+    worth one more try after a back-off, as a new attempt (``retry_of``). Only where the
+    endpoint has taken a connection before: a closed port refuses everything."""
+    if r.outcome == Outcome.REFUSED:
+        return True
+    st = r.obs.starttls if r.obs is not None else None
+    return r.outcome == Outcome.STARTTLS_FAILED and st is not None and st.code in _BUSY_CODES
+
+
+@dataclass
+class Retries:
+    """What a run has left of its retry budget, and whether the endpoint took a
+    connection yet (before that, a refusal means a closed port, not load)."""
+
+    left: int = RETRY_BUDGET
+    connected_once: bool = False
+
+    def note(self, r: AttemptResult) -> None:
+        if r.outcome not in NO_HELLO:
+            self.connected_once = True
+
+    def wait_before(self, r: AttemptResult, tries: int) -> float | None:
+        """Seconds to wait before retrying ``r`` (its ``tries``-th retry), or None."""
+        if not transient(r) or not self.connected_once or self.left <= 0 \
+                or tries >= len(RETRY_BACKOFF_S):
+            return None
+        self.left -= 1
+        return RETRY_BACKOFF_S[tries]
 
 
 async def attempt(aid: int, ep: Endpoint, profile: Profile, rep: int, opts: EngineOptions

@@ -60,7 +60,8 @@ def _sweep(run: RunView) -> list[tuple[str, list[Seen]]]:
 def _sweep_of(run: RunView, step: str, suffix: str) -> list[tuple[str, list[Seen]]]:
     out = []
     for prof in reversed(SWEEP_PROFILES):
-        atts = [a for a in run.of_profile(prof + suffix) if a.step == step]
+        # a hello that never went out (refused for load, say) says nothing of versions
+        atts = [a for a in run.of_profile(prof + suffix) if a.step == step and a.connected]
         if atts:
             out.append((SWEEP_VERSIONS[prof], atts))
     return out
