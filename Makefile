@@ -90,6 +90,7 @@ bench: setup
 	$(PY) bench/run.py
 	$(PY) bench/logs.py
 	$(PY) bench/policy.py
+	$(PY) bench/diagnose_lab.py
 
 # The network-namespace lab of docs/lab.md (root only): every failure mode, to try by hand.
 lab-up: setup

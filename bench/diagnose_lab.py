@@ -6,7 +6,8 @@ the same targets from the same client (root only: network namespaces).
 The lab is tests/lab (docs/lab.md), built once for the run. Each scenario is diagnosed
 from the client where its cause shows (client2 for the outside-only ones), one at a
 time, with the lab tests' options (``-t 2 --capture``; ``--idle-timeout 8`` on
-idle-timeout, ``--rate 10`` with the server stopped for 1.5 s on flapping); then sslyze
+idle-timeout, ``--rate 10`` with the server stopped for 1.5 s on flapping,
+``--expect-issuer "prober lab CA"`` on intercepting-proxy); then sslyze
 runs its default scan (``python -m sslyze NAME:443{ADDRESS}``) from the same client.
 Per scenario: wall time of the whole process, attempts, the finding ids, and sslyze's
 wall time and whether it could connect at all. sslyze answers another question (what a
@@ -33,7 +34,9 @@ from tests.lab import Lab, Scenario  # noqa: E402
 
 PY = sys.executable
 DIAGNOSE_ARGS = ["-t", "2", "--capture"]
-EXTRA = {"idle-timeout": ["--idle-timeout", "8"], "flapping": ["--rate", "10"]}
+# interception shows from one vantage only when told the real issuer (docs/lab.md)
+EXTRA = {"idle-timeout": ["--idle-timeout", "8"], "flapping": ["--rate", "10"],
+         "intercepting-proxy": ["--expect-issuer", "prober lab CA"]}
 RUN_TIMEOUT_S = 300.0
 
 

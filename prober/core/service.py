@@ -149,12 +149,16 @@ def no_tls(attempts: Iterable[tuple[str, str | None, str]]) -> NoTls | None:
                          f"refused (RST to the SYN, {counts[main]}/{n}).", counts)
         if main == Outcome.DNS_ERROR:
             return NoTls(NO_NAME, "The name does not resolve.", counts)
-        if main == Outcome.CONNECT_TIMEOUT:
-            return NoTls(UNREACHABLE, "No TCP connection could be made: the SYN went "
-                         f"unanswered ({counts[main]}/{n}); a firewall drops it or the host "
-                         "is down.", counts)
-        return NoTls(UNREACHABLE, "No TCP connection could be made: the network reports "
-                     f"the host unreachable ({counts.get(main, 0)}/{n}).", counts)
+        ways = []
+        if counts.get(Outcome.CONNECT_TIMEOUT):
+            ways.append(f"the SYN went unanswered ({counts[Outcome.CONNECT_TIMEOUT]}/{n})")
+        if counts.get(Outcome.UNREACHABLE):
+            ways.append("the network reported the host unreachable "
+                        f"({counts[Outcome.UNREACHABLE]}/{n})")
+        if counts.get(Outcome.REFUSED):
+            ways.append(f"refused ({counts[Outcome.REFUSED]}/{n})")
+        return NoTls(UNREACHABLE, "No TCP connection could be made: " + "; ".join(ways)
+                     + ": a firewall drops or rejects it, or the host is down.", counts)
     connected = [o for o, _, _ in atts if o not in CONNECT_FAILURES]
     main = Counter(connected).most_common(1)[0][0]
     m = len(connected)

@@ -482,3 +482,21 @@ def test_lab_new_causes_carry_their_figures(
                        ("endpoint-unreachable", "unreachable")):
         doc = lab_runs[(name, "client1")]
         assert doc["tls_endpoint"]["kind"] == kind, doc["tls_endpoint"]
+
+
+@pytest.mark.root
+def test_lab_policy_rides_out_a_rate_limit(lab: Lab) -> None:
+    """`prober policy` against the rate-limited service: refused connections are retried
+    after a back-off (new attempts, ``retry_of``), so the scan stays reliable and exact."""
+    s = lab.scenario("rate-limited")
+    out = lab.workdir / "policy-rate-limited.json"
+    argv = [*lab.prober_argv("client1"), "policy", s.name_target, "-t", "2", "--json",
+            str(out)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=LAB_RUN_TIMEOUT_S)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    assert doc["policy"]["versions"] == ["TLSv1.3", "TLSv1.2"], doc["warnings"]
+    refused = {a["id"] for a in doc["attempts"] if a["outcome"] == "refused"}
+    retried = {a["retry_of"] for a in doc["attempts"] if "retry_of" in a}
+    assert retried, "no refused attempt was retried"
+    assert retried <= refused  # only what was turned away for load is tried again

@@ -488,7 +488,12 @@ class VersionIntolerantFront(AsyncService):
             abort_with_rst(writer)
             return
         up_w.write(data)
-        await relay(reader, writer, up_r, up_w)
+        try:
+            await relay(reader, writer, up_r, up_w)
+        except asyncio.CancelledError:
+            # the lab stopping with a client still connected: end quietly, as the
+            # demo's front does (asyncio would log the cancelled handler otherwise)
+            writer.close()
 
 
 class BannerService(AsyncService):

@@ -219,3 +219,18 @@ def test_starttls_is_inferred_from_plaintext_ports_only(capsys: pytest.CaptureFi
     target = json.loads(out.read_text())["targets"][0]
     assert (target["starttls"], target["starttls_inferred"]) == ("smtp", True)
     assert main(["probe", "127.0.0.9:587", "--starttls", "bogus"]) == 2
+
+
+def test_policy_deep_hands_the_preamble_to_sslyze(starttls_server: Get, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    _, port = starttls_server("smtp")
+    out = tmp_path / "deep.json"
+    rc = main(["policy", f"{SERVER_NAME}:{port}", "--address", "127.0.0.1", "--starttls",
+               "smtp", "--deep", "--json", str(out)])
+    capsys.readouterr()
+    assert rc == 0
+    deep = json.loads(out.read_text())["deep"]
+    # sslyze spoke SMTP's STARTTLS too, and found the same restricted server
+    assert deep["connectivity"]["status"] == "completed", deep["connectivity"]
+    assert deep["connectivity"]["highest_tls_version"] == "TLSv1.2"
+    assert deep["checks"]["heartbleed"]["ok"] is True
