@@ -144,6 +144,9 @@ async def run(endpoints: list[Endpoint], profiles: Sequence[Profile], opts: Engi
 # retry 1, 2, 3, and how many retries one run may spend in all
 RETRY_BACKOFF_S = (0.25, 0.5, 1.0, 2.0)
 RETRY_BUDGET = 60
+# turned away this many times in a row, with no connection in between: the endpoint has
+# gone (or closed the door), not throttled; retries stop until a connection gets in again
+RETRY_STREAK = 8
 # STARTTLS replies that mean "too busy now" rather than "no"
 _BUSY_CODES = frozenset({"421"})
 
@@ -165,15 +168,27 @@ class Retries:
 
     left: int = RETRY_BUDGET
     connected_once: bool = False
+    streak: int = 0  # transient results since the last connection that got in
 
     def note(self, r: AttemptResult) -> None:
         if r.outcome not in NO_HELLO:
             self.connected_once = True
+            self.streak = 0
+        elif transient(r):
+            self.streak += 1
+
+    async def took_connections(self) -> bool:
+        """Whether the endpoint has taken a connection; when not yet, wait one back-off
+        step first: attempts still in flight may show it does (a closed port refuses
+        them too, and then nothing is retried)."""
+        if not self.connected_once:
+            await asyncio.sleep(RETRY_BACKOFF_S[0])
+        return self.connected_once
 
     def wait_before(self, r: AttemptResult, tries: int) -> float | None:
         """Seconds to wait before retrying ``r`` (its ``tries``-th retry), or None."""
         if not transient(r) or not self.connected_once or self.left <= 0 \
-                or tries >= len(RETRY_BACKOFF_S):
+                or tries >= len(RETRY_BACKOFF_S) or self.streak > RETRY_STREAK:
             return None
         self.left -= 1
         return RETRY_BACKOFF_S[tries]

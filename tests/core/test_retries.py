@@ -4,7 +4,13 @@ the budget, and that a closed port (never connected) is never retried."""
 from __future__ import annotations
 
 from prober.core.attempt import AttemptResult
-from prober.core.engine import RETRY_BACKOFF_S, RETRY_BUDGET, Retries, transient
+from prober.core.engine import (
+    RETRY_BACKOFF_S,
+    RETRY_BUDGET,
+    RETRY_STREAK,
+    Retries,
+    transient,
+)
 from prober.core.outcome import Outcome
 from prober.net.attempt import Observation
 from prober.wire.starttls import PreambleResult
@@ -37,3 +43,28 @@ def test_back_off_is_bounded_and_needs_a_connection_first() -> None:
     assert rt.left == RETRY_BUDGET - len(RETRY_BACKOFF_S)
     rt.left = 0
     assert rt.wait_before(refused, 0) is None  # the run's budget is spent
+
+
+def test_a_refusal_before_any_connection_waits_for_the_others() -> None:
+    import asyncio
+
+    async def go() -> tuple[bool, bool]:
+        rt = Retries()
+        closed = await rt.took_connections()  # nothing in flight connects: a closed port
+        # an attempt in flight connects during the wait: the refusal was load after all
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, rt.note, result(Outcome.OK))
+        return closed, await rt.took_connections()
+
+    assert asyncio.run(go()) == (False, True)
+
+
+def test_an_endpoint_that_stopped_taking_connections_is_not_retried() -> None:
+    rt = Retries()
+    rt.note(result(Outcome.OK))
+    refused = result(Outcome.REFUSED)
+    for _ in range(RETRY_STREAK + 1):
+        rt.note(refused)
+    assert rt.wait_before(refused, 0) is None  # gone: stop grinding
+    rt.note(result(Outcome.ALERT))  # one got in again: a throttle after all
+    assert rt.wait_before(refused, 0) == RETRY_BACKOFF_S[0]

@@ -25,6 +25,7 @@ import pytest
 
 from prober.cli.main import main
 from prober.core.targets import parse_target, with_overrides
+from tests.peers.lifecycle import poll_until
 from tests.peers.starttls_servers import (
     NOT_OFFERED_HOST,
     REFUSED_HOST,
@@ -187,8 +188,8 @@ def test_diagnose_and_check_over_imap(starttls_server: Get, tmp_path: Path,
     assert found["policy-reset"]["figures"]["versions"] == ["TLSv1.1", "TLSv1.0", "SSLv3"]
     assert "TCP FIN" in found["policy-reset"]["cause"]
     assert found["policy"]["figures"]["accepted"] == ["TLSv1.3", "TLSv1.2"]
-    # the server's own log says why it closed
-    assert "unsupported protocol" in srv._read("dovecot.log")
+    # the server's own log says why it closed (it writes a little after the close)
+    assert poll_until(lambda: "unsupported protocol" in srv._read("dovecot.log"), 10.0)
     assert doc["control"]["outcome"] == "silent"  # after the preamble, as a TLS server
     assert all(a["starttls"]["ready"] for a in doc["attempts"])
     exp = tmp_path / "expect.yaml"

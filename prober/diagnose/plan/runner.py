@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prober.core.attempt import AttemptResult
-from prober.core.engine import Endpoint, EngineOptions, RateLimiter, Retries, attempt
+from prober.core.engine import (
+    Endpoint,
+    EngineOptions,
+    RateLimiter,
+    Retries,
+    attempt,
+    transient,
+)
 from prober.diagnose.findings import Control, IdleResult, Seen
 from prober.net.attempt import Deadlines
 from prober.profiles.model import Profile
@@ -83,7 +90,8 @@ class Runner:
         new attempt, ``retry_of`` the last), and the last try is the job's result."""
         r = await self._try(aid, job)
         tries = 0
-        while (wait := self.retries.wait_before(r, tries)) is not None:
+        while transient(r) and await self.retries.took_connections() and (
+                wait := self.retries.wait_before(r, tries)) is not None:
             # every attempt backs off, not only this one: the endpoint said "too many"
             loop = asyncio.get_running_loop()
             self.quiet_until = max(self.quiet_until, loop.time() + wait)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from prober.core.attempt import AttemptResult
-from prober.core.engine import Endpoint, EngineOptions, Retries, attempt
+from prober.core.engine import Endpoint, EngineOptions, Retries, attempt, transient
 from prober.core.outcome import Outcome
 from prober.core.targets import is_ip
 from prober.net.attempt import Deadlines
@@ -87,8 +87,10 @@ async def enumerate_policy(ep: Endpoint, *, concurrency: int = DEFAULT_CONCURREN
         profile = Profile(name=probe.name, spec=compile_hello(probe.doc), origin="generated",
                           sni=probe.sni)
         r = await attempt(aid, ep, profile, probe.tries, opts)
+        retries.note(r)
         tries = 0
-        while (wait := retries.wait_before(r, tries)) is not None:
+        while transient(r) and await retries.took_connections() and (
+                wait := retries.wait_before(r, tries)) is not None:
             _keep(probe, r)
             await asyncio.sleep(wait)
             tries += 1
@@ -96,7 +98,7 @@ async def enumerate_policy(ep: Endpoint, *, concurrency: int = DEFAULT_CONCURREN
             again = await attempt(next_id, ep, profile, probe.tries, opts)
             again.data["retry_of"] = r.id
             r = again
-        retries.note(r)
+            retries.note(r)
         return probe, r
 
     def _keep(probe: Probe, result: AttemptResult) -> None:
