@@ -10,12 +10,20 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.prober-installed
 
 # Real peers the integration tests run against (tests/peers) and tools they use.
+# The STARTTLS servers (tests/peers/starttls_servers.py: Exim, Dovecot, vsftpd, slapd,
+# Prosody, PostgreSQL) run as test-scoped instances; their system daemons are never started
+# (see POLICY_RC below).
 APT_PACKAGES  := openssl ca-certificates curl nginx-light libnginx-mod-stream haproxy \
                  gnutls-bin iproute2 nftables iptables tcpdump nmap coreutils tshark \
                  wget libnss3-tools nodejs golang-go gcc openjdk-17-jdk-headless chromium chromium-driver firefox-esr \
-                 redis-server
+                 redis-server exim4-daemon-light dovecot-imapd dovecot-pop3d slapd ldap-utils prosody \
+                 vsftpd postgresql
 REQUIRED_BINS := openssl curl nginx haproxy gnutls-cli ip nft iptables tcpdump nmap stdbuf tshark editcap mergecap \
-                 wget tstclnt certutil node go java javac chromium chromedriver firefox-esr redis-server
+                 wget tstclnt certutil node go java javac chromium chromedriver firefox-esr redis-server \
+                 exim4 dovecot slapd prosody vsftpd pg_ctlcluster
+# While the packages install, invoke-rc.d asks this script and is told "no" (exit 101), so
+# no system mail, IMAP, LDAP, XMPP, FTP, database or redis daemon starts; an existing one is kept.
+POLICY_RC     := /usr/sbin/policy-rc.d
 STREAM_MODULE := /usr/lib/nginx/modules/ngx_stream_module.so
 
 .PHONY: setup system-deps venv test lint demo bench lab-up lab-down
@@ -34,9 +42,14 @@ system-deps:
 	nginx_up() { [ -s /run/nginx.pid ] && $$SUDO kill -0 "$$(cat /run/nginx.pid)" 2>/dev/null; }; \
 	was_up=no; if nginx_up; then was_up=yes; fi; \
 	redis_was_up=no; if command -v redis-cli >/dev/null 2>&1 && redis-cli -p 6379 ping >/dev/null 2>&1; then redis_was_up=yes; fi; \
+	own_rc=no; if [ ! -e $(POLICY_RC) ]; then \
+		printf '#!/bin/sh\nexit 101\n' | $$SUDO tee $(POLICY_RC) >/dev/null && \
+		$$SUDO chmod 755 $(POLICY_RC) && own_rc=yes; fi; \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		$(APT_PACKAGES) >/dev/null || exit 1; \
+		$(APT_PACKAGES) >/dev/null; rc=$$?; \
+	if [ $$own_rc = yes ]; then $$SUDO rm -f $(POLICY_RC); fi; \
+	[ $$rc = 0 ] || exit 1; \
 	if [ $$was_up = no ] && nginx_up; then \
 		echo "setup: stopping the system nginx the package install started (tests run their own)"; \
 		$$SUDO service nginx stop >/dev/null 2>&1 || true; \
@@ -89,6 +102,7 @@ bench: setup
 	$(PY) bench/logs.py
 	$(PY) bench/policy.py
 	$(PY) bench/report.py
+	$(PY) bench/diagnose_lab.py
 
 # The network-namespace lab of docs/lab.md (root only): every failure mode, to try by hand.
 lab-up: setup

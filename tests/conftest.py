@@ -10,6 +10,8 @@ Fixtures
 ``python_tls_server_factory``       ``factory(context_factory=None) -> started PythonTLSServer``
 ``peer_stack``                      ``ExitStack``: ``peer_stack.enter_context(ResetAfterHello())``
 ``drop_lab`` (module)               a started :class:`tests.peers.DropLab` (root only)
+``starttls_server`` (session)       ``get(protocol) -> (server, port)``: one real STARTTLS
+                                    server per protocol per session (tests/peers/starttls_servers)
 
 Everything a fixture starts is stopped (by PID) at teardown, also when the test fails.
 
@@ -192,3 +194,28 @@ def dhparam(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run(["openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt",
                     "group:ffdhe2048", "-out", str(path)], check=True, capture_output=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def starttls_server(pki: Pki) -> Iterator[Callable[[str], tuple[Any, int]]]:
+    """One instance per protocol for the whole session, started on first use (Dovecot
+    serves both IMAP and POP3)."""
+    from tests.peers import starttls_servers as st
+
+    started: dict[type[Any], Any] = {}
+
+    def get(protocol: str) -> tuple[Any, int]:
+        cls = st.SERVERS[protocol]
+        why = st.missing(st.binary_of(protocol))
+        if why is not None:
+            missing(why)
+        if cls not in started:
+            started[cls] = cls(pki).start(timeout=30)
+        srv = started[cls]
+        return srv, st.port_of(srv, protocol)
+
+    try:
+        yield get
+    finally:
+        for srv in started.values():
+            srv.stop()

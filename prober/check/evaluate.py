@@ -11,6 +11,7 @@ from typing import Any
 from prober.check.expectations import Expectations
 from prober.core.attempt import AttemptResult
 from prober.core.outcome import Outcome
+from prober.core.service import NoTls
 from prober.policy.naming.catalog import get
 from prober.policy.naming.match import compare, extras_beyond
 from prober.profiles.families import VERSION_PROFILES
@@ -28,6 +29,9 @@ class Verdict:
     passed: bool
     message: str
     evidence: list[str] = field(default_factory=list)
+    # true only of a TLS endpoint: holds vacuously when nothing TLS-like was measured
+    # ("nothing below TLS 1.2 was accepted" of an HTTP port), so it fails there
+    needs_tls: bool = field(default=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"target": self.target, "expectation": self.name, "passed": self.passed,
@@ -113,7 +117,7 @@ def evaluate(exp: Expectations, target: str, results: list[AttemptResult],
         out.append(Verdict(target, f"min_version {exp.min_version}", not low,
                            f"{len(low)} attempts negotiated below {exp.min_version}" if low
                            else f"nothing below {exp.min_version} was accepted",
-                           [_ev(r) for r in low[:10]]))
+                           [_ev(r) for r in low[:10]], needs_tls=True))
     if exp.forbidden_suites:
         names = set(forbidden_suite_names(exp.forbidden_suites))
         hits = [r for r in results if r.outcome == Outcome.OK and _suite(r) in names]
@@ -123,7 +127,7 @@ def evaluate(exp: Expectations, target: str, results: list[AttemptResult],
         out.append(Verdict(target, f"forbidden_suites {', '.join(exp.forbidden_suites)}",
                            not hits, f"{len(accepted)} accepted: {shown}" if hits
                            else f"none of {len(names)} forbidden suites accepted",
-                           [_ev(r) for r in hits[:10]]))
+                           [_ev(r) for r in hits[:10]], needs_tls=True))
     for g in exp.required_groups:
         rs = by_profile.get(f"group:{g}", [])
         good = [r for r in rs if r.outcome == Outcome.OK]
@@ -201,7 +205,8 @@ def policy_verdicts(exp: Expectations, target: str, scan: Any) -> list[Verdict]:
             scope = f" [as applicable: {why}]" if why else ""
             msg = f"differs from {named.name}: observed = {c.diff.text()}{scope}"
         what = "policy equals_strict" if strict else "policy equals"
-        out.append(Verdict(target, f"{what} {named.name}", ok, msg, unreliable))
+        out.append(Verdict(target, f"{what} {named.name}", ok, msg, unreliable,
+                           needs_tls=True))
     if exp.policy_no_weaker_than:
         named = get(exp.policy_no_weaker_than)
         extra, reasons, diff = extras_beyond(obs, named)
@@ -213,7 +218,8 @@ def policy_verdicts(exp: Expectations, target: str, scan: Any) -> list[Verdict]:
             msg += " (as applicable: " + "; ".join(r.words() for r in reasons) + ")"
         out.append(Verdict(target, f"policy no weaker than {named.name}", ok, msg,
                            unreliable + [f"not compared: {k}: {v}"
-                                         for k, v in diff.not_compared.items()]))
+                                         for k, v in diff.not_compared.items()],
+                           needs_tls=True))
     return out
 
 
@@ -225,5 +231,27 @@ def finding_verdicts(exp: Expectations, target: str, findings: list[dict[str, An
         hits = [f for f in findings if f.get("id") == fid]
         out.append(Verdict(target, f"no finding {fid}", not hits,
                            f"{fid}: {hits[0].get('cause', '')}" if hits else f"no {fid}",
-                           [e for f in hits for e in f.get("evidence", [])][:10]))
+                           [e for f in hits for e in f.get("evidence", [])][:10],
+                           needs_tls=True))
+    return out
+
+
+TLS_ENDPOINT = "TLS endpoint"
+
+
+def no_tls_verdicts(target: str, verdict: NoTls | None, verdicts: list[Verdict]
+                    ) -> list[Verdict]:
+    """The target's verdicts, led by a failed ``TLS endpoint`` verdict with the cause when
+    nothing TLS-like was measured; then what held only vacuously fails too."""
+    if verdict is None:
+        return verdicts
+    head = Verdict(target, TLS_ENDPOINT, False, f"no TLS endpoint measured: {verdict.text()}",
+                   [f"{o}: {n}" for o, n in verdict.outcomes.items()])
+    out = [head]
+    for v in verdicts:
+        if v.passed and v.needs_tls:
+            v = Verdict(v.target, v.name, False,
+                        f"not measured: no TLS endpoint ({verdict.kind}); would read: "
+                        f"{v.message}", v.evidence, needs_tls=True)
+        out.append(v)
     return out

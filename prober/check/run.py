@@ -11,6 +11,7 @@ from prober.check.evaluate import Verdict
 from prober.check.expectations import Expectations
 from prober.core import engine
 from prober.core.attempt import AttemptResult
+from prober.core.service import no_tls
 from prober.core.targets import Target
 from prober.diagnose.run import diagnose
 from prober.net.attempt import Deadlines
@@ -18,7 +19,7 @@ from prober.policy.enumerate.driver import enumerate_policy
 from prober.profiles.loader import resolve
 from prober.profiles.model import Profile
 
-CHECK_SCHEMA = "prober.check/1"
+CHECK_SCHEMA = "prober.check/2"
 
 
 @dataclass
@@ -65,16 +66,21 @@ class CheckRun:
             # in attempt order, not in the order answers happened to arrive
             mine = sorted((r for r in self.results
                            if r.target == label and r.address == ep.address), key=lambda r: r.id)
-            self.verdicts += ev.evaluate(exp, label, mine, self.sets)
-            if ep.address is None:
-                continue
-            if exp.policy_equals or exp.policy_equals_strict or exp.policy_no_weaker_than:
-                scan = await enumerate_policy(ep, deadlines=self.deadlines,
-                                              concurrency=self.per_target)
-                self.verdicts += ev.policy_verdicts(exp, label, scan)
-            if exp.no_findings:
-                doc = await diagnose(ep, self.deadlines, per_target=self.per_target)
-                self.verdicts += ev.finding_verdicts(exp, label, doc["findings"])
+            verdicts = ev.evaluate(exp, label, mine, self.sets)
+            # every attempt made at this endpoint, whichever part of the gate made it
+            seen = [(r.outcome, _banner(r), r.detail) for r in mine]
+            if ep.address is not None:
+                if exp.policy_equals or exp.policy_equals_strict or exp.policy_no_weaker_than:
+                    scan = await enumerate_policy(ep, deadlines=self.deadlines,
+                                                  concurrency=self.per_target)
+                    verdicts += ev.policy_verdicts(exp, label, scan)
+                    seen += [(r.outcome, _banner(r), r.detail) for r in scan.attempts]
+                if exp.no_findings:
+                    doc = await diagnose(ep, self.deadlines, per_target=self.per_target)
+                    verdicts += ev.finding_verdicts(exp, label, doc["findings"])
+                    seen += [(a["outcome"], a.get("banner"), a["detail"])
+                             for a in doc["attempts"]]
+            self.verdicts += ev.no_tls_verdicts(label, no_tls(seen), verdicts)
         return self.verdicts
 
     @property
@@ -85,3 +91,7 @@ class CheckRun:
         return {"schema": CHECK_SCHEMA, "expectations": self.exp.path, "passed": self.passed,
                 "verdicts": [v.to_json() for v in self.verdicts],
                 "attempts": [r.to_json() for r in sorted(self.results, key=lambda r: r.id)]}
+
+
+def _banner(r: AttemptResult) -> str | None:
+    return r.obs.flight.banner if r.obs is not None and r.obs.flight is not None else None

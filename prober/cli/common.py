@@ -15,6 +15,8 @@ from prober.core.errors import InputError
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# `prober policy`: the run completed and no attempt met a TLS server (README, "prober policy")
+EXIT_NO_TLS = 3
 EXIT_INTERRUPTED = 130
 
 T = TypeVar("T")

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from prober.cli.common import UsageError
-from prober.core.targets import Target, parse_target, sni_choice, with_overrides
+from prober.core.targets import (
+    Target,
+    parse_target,
+    sni_choice,
+    starttls_note,
+    with_overrides,
+)
 from prober.net.attempt import DEFAULT_TIMEOUT_S, Deadlines
+from prober.wire.starttls import PROTOCOLS as STARTTLS_PROTOCOLS
 
 
 def add_target_options(p: argparse.ArgumentParser) -> None:
@@ -16,6 +24,16 @@ def add_target_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", metavar="IP",
                    help="connect to this address instead of resolving the target's name "
                    "(the name is still sent as SNI)")
+    add_starttls(p)
+
+
+def add_starttls(p: argparse.ArgumentParser) -> None:
+    """--starttls: the plaintext preamble before every ClientHello."""
+    p.add_argument("--starttls", metavar="PROTO", choices=[*STARTTLS_PROTOCOLS, "none"],
+                   help="speak this protocol's plaintext preamble first: "
+                   f"{', '.join(STARTTLS_PROTOCOLS)} (PostgreSQL's SSLRequest); default: "
+                   "inferred from a plaintext port (25, 587, 143, 110, 21, 389, 5222, 5432), "
+                   "'none' for TLS at once")
 
 
 def add_timeouts(p: argparse.ArgumentParser, *, default: float | None = DEFAULT_TIMEOUT_S,
@@ -31,8 +49,12 @@ def add_timeouts(p: argparse.ArgumentParser, *, default: float | None = DEFAULT_
 def target_of(text: str, args: argparse.Namespace) -> Target:
     """TARGET with --address, --sni and --no-sni applied: how every command that probes
     named endpoints reads them (TargetError when bad)."""
-    return with_overrides(parse_target(text), args.address,
-                          sni_choice(args.sni, args.no_sni))
+    t = with_overrides(parse_target(text), args.address, sni_choice(args.sni, args.no_sni),
+                       args.starttls)
+    note = starttls_note(t)
+    if note is not None:
+        print(f"prober: {t.label}: {note}", file=sys.stderr)
+    return t
 
 
 def deadlines_of(args: argparse.Namespace, fallback: float = DEFAULT_TIMEOUT_S) -> Deadlines:

@@ -7,16 +7,24 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from prober.cli.common import EXIT_INTERRUPTED, EXIT_OK, UsageError, json_file_of, run_loop
+from prober.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_NO_TLS,
+    EXIT_OK,
+    UsageError,
+    json_file_of,
+    run_loop,
+)
 from prober.cli.options import add_target_options, add_timeouts, deadlines_of, target_of
 from prober.cli.outputs import HtmlFile, WireFiles, add_html, add_wire_files
 from prober.core.engine import resolve_targets
+from prober.core.service import no_tls_of
 from prober.policy.deep import deep_scan
 from prober.policy.enumerate.driver import enumerate_policy
 from prober.policy.enumerate.planner import Planner
 from prober.policy.html import render as render_html
 from prober.policy.naming.match import match_catalog, mozilla_compliance
-from prober.policy.report import document, table
+from prober.policy.report import document, no_tls_table, table
 from prober.policy.scan import assemble
 from prober.report.output import emit
 
@@ -93,6 +101,12 @@ def cmd_policy(args: argparse.Namespace) -> int:
         planner.stop("interrupted")
         scan = assemble(planner, ep, results, started=started, finished=time.time(),
                         complete=False)
+    verdict = no_tls_of(scan.attempts)
+    if verdict is not None:
+        # no TLS server answered: no policy to show, and a status a script can tell apart
+        # from "this endpoint accepts nothing"
+        emit(document(scan), args.json, json_out, no_tls_table(scan, verdict))
+        return EXIT_NO_TLS if rc == EXIT_OK else rc
     _name_it(scan)
     if args.deep and rc == EXIT_OK:
         _deep(scan, deadlines.read)
@@ -121,7 +135,7 @@ def _deep(scan: PolicyScan, timeout: float) -> None:
 
     try:
         scan.deep = deep_scan(scan.host, scan.port, sni=scan.sni, address=scan.address,
-                              timeout=timeout)
+                              timeout=timeout, starttls=scan.starttls)
     except Exception as e:  # sslyze failing must not cost the enumeration already done
         scan.deep = {"error": f"sslyze: {e}"}
         scan.warnings.append(f"--deep failed: {e}")

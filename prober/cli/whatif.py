@@ -16,8 +16,8 @@ from prober.cli.common import (
     json_file_of,
     run_loop,
 )
-from prober.cli.options import add_timeouts, deadlines_of
-from prober.core.targets import TargetError, parse_target
+from prober.cli.options import add_starttls, add_timeouts, deadlines_of
+from prober.core.targets import TargetError, parse_target, starttls_note, with_overrides
 from prober.logs.pipeline import LogInputError, load_population
 from prober.policy.naming.catalog import CatalogError, get, load_policy_file
 from prober.policy.whatif import run as whatif
@@ -68,6 +68,7 @@ def register(hooks: Commands) -> None:
                    help="what works today: a live endpoint (probed) or a catalog policy / "
                    "policy file (simulated)")
     add_timeouts(p)
+    add_starttls(p)
     p.add_argument("--json", metavar="FILE|-", help="write the JSON document (- = stdout)")
     p.set_defaults(func=cmd_whatif)
 
@@ -82,13 +83,13 @@ def cmd_whatif(args: argparse.Namespace) -> int:
                      "--clients" if args.clients else f"--clients (default: "
                      f"{' '.join(DEFAULT_CLIENTS)})")
     clients = given.clients
-    against = _target(args.against, "--against") if args.against else None
+    against = _target(args.against, "--against", args.starttls) if args.against else None
     current_policy: NamedPolicy | None = None
     current_target: Target | None = None
     if args.current:
         current_policy = _maybe_policy(args.current)
         if current_policy is None:
-            current_target = _target(args.current, "--current")
+            current_target = _target(args.current, "--current", args.starttls)
     server_order = None if args.order is None else args.order != "client"
     chacha = None if args.order is None else args.order == "server-chacha"
     # both policies are checked before anything goes on the wire
@@ -195,10 +196,14 @@ def _maybe_policy(text: str) -> NamedPolicy | None:
         return None
 
 
-def _target(text: str, option: str) -> Target:
+def _target(text: str, option: str, starttls: str | None) -> Target:
 
     try:
-        return parse_target(text)
+        t = with_overrides(parse_target(text), None, starttls=starttls)
     except TargetError as e:
         raise UsageError(f"{option}: {e} (and not a catalog policy or policy file; "
                          "`prober catalog list` lists the catalog)") from None
+    note = starttls_note(t)
+    if note is not None:
+        print(f"prober: {t.label}: {note}", file=sys.stderr)
+    return t

@@ -53,6 +53,9 @@ class AttemptResult:
         out["timings_ms"] = {k: _r(v) for k, v in (
             ("connect", obs.t_connect), ("hello_sent", obs.t_sent), ("hello_acked", obs.t_acked),
             ("first_byte", obs.t_first_byte), ("total", obs.t_end))}
+        if obs.starttls is not None:
+            out["timings_ms"]["starttls"] = _r(obs.t_starttls)
+            out["starttls"] = obs.starttls.to_json()
         out["tcp"] = {"acked": obs.acked, "unacked": obs.tcp_unacked,
                       "retransmits": obs.tcp_retransmits, "rtt_us": obs.tcp_rtt_us,
                       "snd_mss": obs.tcp_snd_mss}
@@ -83,6 +86,7 @@ class AttemptResult:
                 neg["ocsp_stapled"] = True
             if f.cert_request:
                 neg["certificate_request"] = True
+                neg["certificate_request_cas"] = list(f.cert_request_cas)
             if f.signature_scheme is not None:
                 neg["signature_scheme"] = sig_name(f.signature_scheme)
             if f.certificate_compression:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from prober.core.attempt import AttemptResult
-from prober.core.outcome import Outcome, classify
+from prober.core.outcome import NO_HELLO, Outcome, classify
 from prober.core.targets import Sni, Target
 from prober.net.attempt import (
     AF_INET,
@@ -140,6 +140,60 @@ async def run(endpoints: list[Endpoint], profiles: Sequence[Profile], opts: Engi
     return done
 
 
+# bounded back-off for attempts turned away for load (see ``transient``): waits before
+# retry 1, 2, 3, and how many retries one run may spend in all
+RETRY_BACKOFF_S = (0.25, 0.5, 1.0, 2.0)
+RETRY_BUDGET = 60
+# turned away this many times in a row, with no connection in between: the endpoint has
+# gone (or closed the door), not throttled; retries stop until a connection gets in again
+RETRY_STREAK = 8
+# STARTTLS replies that mean "too busy now" rather than "no"
+_BUSY_CODES = frozenset({"421"})
+
+
+def transient(r: AttemptResult) -> bool:
+    """An attempt turned away before any hello for load (RST to the SYN, a 421 greeting):
+    worth one more try after a back-off, as a new attempt (``retry_of``). Only where the
+    endpoint has taken a connection before: a closed port refuses everything."""
+    if r.outcome == Outcome.REFUSED:
+        return True
+    st = r.obs.starttls if r.obs is not None else None
+    return r.outcome == Outcome.STARTTLS_FAILED and st is not None and st.code in _BUSY_CODES
+
+
+@dataclass
+class Retries:
+    """What a run has left of its retry budget, and whether the endpoint took a
+    connection yet (before that, a refusal means a closed port, not load)."""
+
+    left: int = RETRY_BUDGET
+    connected_once: bool = False
+    streak: int = 0  # transient results since the last connection that got in
+
+    def note(self, r: AttemptResult) -> None:
+        if r.outcome not in NO_HELLO:
+            self.connected_once = True
+            self.streak = 0
+        elif transient(r):
+            self.streak += 1
+
+    async def took_connections(self) -> bool:
+        """Whether the endpoint has taken a connection; when not yet, wait one back-off
+        step first: attempts still in flight may show it does (a closed port refuses
+        them too, and then nothing is retried)."""
+        if not self.connected_once:
+            await asyncio.sleep(RETRY_BACKOFF_S[0])
+        return self.connected_once
+
+    def wait_before(self, r: AttemptResult, tries: int) -> float | None:
+        """Seconds to wait before retrying ``r`` (its ``tries``-th retry), or None."""
+        if not transient(r) or not self.connected_once or self.left <= 0 \
+                or tries >= len(RETRY_BACKOFF_S) or self.streak > RETRY_STREAK:
+            return None
+        self.left -= 1
+        return RETRY_BACKOFF_S[tries]
+
+
 async def attempt(aid: int, ep: Endpoint, profile: Profile, rep: int, opts: EngineOptions
                   ) -> AttemptResult:
     t = ep.target
@@ -153,7 +207,8 @@ async def attempt(aid: int, ep: Endpoint, profile: Profile, rep: int, opts: Engi
     obs = await run_attempt(ep.address, t.port, ep.family, built,
                             record_sizes=profile.transport.record_sizes,
                             segment_sizes=profile.transport.segment_sizes,
-                            pause_ms=profile.transport.pause_ms, deadlines=opts.deadlines)
+                            pause_ms=profile.transport.pause_ms, deadlines=opts.deadlines,
+                            starttls=t.starttls, server_name=t.sni or t.host)
     c = classify(obs)
     result.outcome, result.detail, result.obs = c.outcome, c.detail, obs
     return result

@@ -36,11 +36,14 @@ class Outcome(StrEnum):
     NOT_TLS = "not-tls"
     BAD_SERVER_HELLO = "bad-server-hello"
     DNS_ERROR = "dns-error"
+    STARTTLS_FAILED = "starttls-failed"
 
 
 # no TCP connection was made: nothing about TLS was learnt
 CONNECT_FAILURES = frozenset({Outcome.REFUSED, Outcome.CONNECT_TIMEOUT, Outcome.UNREACHABLE,
                               Outcome.DNS_ERROR})
+# no ClientHello was sent: the connection failed, or the STARTTLS preamble before it
+NO_HELLO = CONNECT_FAILURES | {Outcome.STARTTLS_FAILED}
 # the TLS server read the hello and replied
 ANSWERED = frozenset({Outcome.OK, Outcome.ALERT})
 # the connection was cut after the hello, before any server byte
@@ -65,6 +68,8 @@ OUTCOMES: dict[Outcome, str] = {
     Outcome.BAD_SERVER_HELLO: "the server chose a version/suite/group we never offered, or sent "
                               "garbage inside TLS framing",
     Outcome.DNS_ERROR: "the name did not resolve",
+    Outcome.STARTTLS_FAILED: "the plaintext STARTTLS preamble failed (not offered, refused with "
+                             "the server's code, closed, no answer): no ClientHello was sent",
 }
 
 
@@ -81,6 +86,8 @@ def classify(obs: Observation) -> Classified:
         return Classified(Outcome.CONNECT_TIMEOUT, "no SYN-ACK before the connect deadline")
     if obs.connect_error is not None:
         return Classified(Outcome.UNREACHABLE, _errno_text(obs.connect_errno) or "unreachable")
+    if obs.starttls is not None and not obs.starttls.ready:
+        return Classified(Outcome.STARTTLS_FAILED, obs.starttls.detail())
     f = obs.flight
     assert f is not None
     if f.status == sf.COMPLETE:

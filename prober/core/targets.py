@@ -8,6 +8,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from prober.core.errors import InputError
+from prober.wire.starttls import PORTS as STARTTLS_PORTS
+from prober.wire.starttls import PROTOCOLS as STARTTLS_PROTOCOLS
+from prober.wire.starttls import protocol_name
 
 
 class TargetError(InputError):
@@ -57,6 +60,10 @@ class Target:
     # probe the name at this address instead of resolving it
     address: str | None = None
     sni_choice: Sni = SNI_TARGET
+    # the plaintext preamble before the ClientHello (prober.wire.starttls), and whether it
+    # was inferred from the port rather than asked for
+    starttls: str | None = None
+    starttls_inferred: bool = False
 
     @property
     def label(self) -> str:
@@ -133,7 +140,28 @@ def read_targets_file(path: str) -> list[str]:
     return [ln.split("#", 1)[0].strip() for ln in lines if ln.split("#", 1)[0].strip()]
 
 
-def with_overrides(t: Target, address: str | None, sni: Sni = SNI_TARGET) -> Target:
+def with_overrides(t: Target, address: str | None, sni: Sni = SNI_TARGET,
+                   starttls: str | None = None) -> Target:
+    """``t`` with --address, --sni/--no-sni and --starttls applied. ``starttls`` None
+    infers the protocol from a plaintext port (25, 587, 143, 110, 21, 389, 5222, 5432);
+    "none" connects with TLS at once whatever the port."""
     if address is not None and not is_ip(address):
         raise TargetError(f"--address {address!r} is not an IP address")
-    return replace(t, address=address or t.address, sni_choice=sni)
+    out = replace(t, address=address or t.address, sni_choice=sni)
+    if starttls is None:
+        inferred = STARTTLS_PORTS.get(t.port)
+        return replace(out, starttls=inferred, starttls_inferred=inferred is not None)
+    if starttls == "none":
+        return replace(out, starttls=None)
+    if starttls not in STARTTLS_PROTOCOLS:
+        raise TargetError(f"--starttls {starttls!r}: one of {', '.join(STARTTLS_PROTOCOLS)} "
+                          "or none")
+    return replace(out, starttls=starttls)
+
+
+def starttls_note(t: Target) -> str | None:
+    """The words every command shows for a preamble it inferred from the port."""
+    if not t.starttls_inferred or t.starttls is None:
+        return None
+    return (f"port {t.port} is plaintext {protocol_name(t.starttls)}: using --starttls "
+            f"{t.starttls} (inferred from the port; --starttls none connects with TLS at once)")

@@ -16,6 +16,7 @@ from prober.core.errors import InputError
 from prober.core.outcome import ANSWERED, CONNECT_FAILURES, CUT, Outcome
 from prober.diagnose.findings import (
     DIAGNOSE_SCHEMA,
+    ENDPOINT_UNREACHABLE,
     HIGH,
     INJECTED_RESET,
     LOW,
@@ -24,12 +25,15 @@ from prober.diagnose.findings import (
     PATH_DIFFERENCE,
     PATH_DROP,
     POLICY,
+    POLICY_RESET,
+    PORT_CLOSED,
     SEGMENTATION_DROP,
     SILENT_PROXY,
     SIZE_DROP,
     SNI_DROP,
     SNI_RESET,
     TLS_INTERCEPTION,
+    WRONG_SERVICE,
     Finding,
     view_from_doc,
 )
@@ -37,8 +41,9 @@ from prober.diagnose.report import cells, evidence_text, findings_text, outcome_
 from prober.diagnose.rules import evaluate
 from prober.probe.report import PROBE_SCHEMA
 
-DIFF_SCHEMA = "prober.diff/1"
-KNOWN_SCHEMAS = (DIAGNOSE_SCHEMA, PROBE_SCHEMA)
+DIFF_SCHEMA = "prober.diff/2"
+# version 1 runs (before the starttls-failed outcome) read the same way
+KNOWN_SCHEMAS = (DIAGNOSE_SCHEMA, PROBE_SCHEMA, "prober.diagnose/1", "prober.probe/1")
 
 
 class DiffInputError(InputError):
@@ -110,6 +115,12 @@ _MEANING = {
     SIZE_DROP: "large ClientHellos are dropped on the {side} path",
     SEGMENTATION_DROP: "split ClientHellos are dropped on the {side} path",
     SNI_DROP: "the {side} path drops by SNI",
+    POLICY_RESET: "the {side} side reaches a front that refuses these hellos with a TCP RST "
+                  "instead of a TLS alert, as a cloud load balancer does (the {other} side's "
+                  "server answers them)",
+    PORT_CLOSED: "nothing listens on the {side} side (connection refused)",
+    ENDPOINT_UNREACHABLE: "the {side} side cannot connect at all",
+    WRONG_SERVICE: "another protocol than TLS answers on the {side} side",
     MTU_BLACKHOLE: "the server's flight stalls on the {side} path (path-MTU blackhole)",
     PATH_DIFFERENCE: "something else answers on the {side} path",
 }
@@ -119,14 +130,40 @@ _NEXT = {
                     "on the {side} side show how far away it is.",
     SILENT_PROXY: "Capture on the server while probing from the {side} side: if the hello "
                   "never arrives, the device that ACKs it is on that path.",
+    POLICY_RESET: "Find the balancer or front on the {side} path and its security policy; "
+                  "clients limited to these versions need an upgrade or a policy that still "
+                  "allows them.",
 }
 
 
-def findings(a: Side, b: Side, table: list[dict[str, Any]]) -> list[Finding]:
+def claims(found: list[Finding]) -> dict[int, str]:
+    """Attempt id -> the id of the first finding of a run that names it (the policy
+    summary aside): how that run's own diagnosis calls what happened to the attempt."""
+    out: dict[int, str] = {}
+    for f in found:
+        if f.id == POLICY:
+            continue
+        for aid in f.attempts:
+            out.setdefault(aid, f.id)
+    return out
+
+
+def _own_id(cell: dict[str, Any], named: dict[int, str]) -> str | None:
+    """The finding id the failing side's own diagnosis gives most of this row's attempts:
+    one observation, one name, whether read from one run or from two."""
+    ids = [named[i] for i in cell["ids"] if i in named]
+    return max(set(ids), key=ids.count) if ids else None
+
+
+def findings(a: Side, b: Side, table: list[dict[str, Any]],
+             own: tuple[list[Finding], list[Finding]] | None = None) -> list[Finding]:
+    fa, fb = own if own is not None else (_evaluate(a), _evaluate(b))
+    named = {a.label: claims(fa), b.label: claims(fb)}
     out: list[Finding] = []
     groups: dict[tuple[str, str], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     policy: list[str] = []
     issuers: dict[tuple[str, str], list[str]] = {}  # (A's, B's) -> profiles
+    one_sided: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     for r in table:
         x, y = r["a"], r["b"]
         if x is None or y is None or not r["differs"]:
@@ -134,14 +171,24 @@ def findings(a: Side, b: Side, table: list[dict[str, Any]]) -> list[Finding]:
         xa, ya = x["outcome"] in ANSWERED, y["outcome"] in ANSWERED
         if xa != ya:
             good, bad, side = (x, y, b.label) if xa else (y, x, a.label)
-            fid = _fail_id(bad["profile"], bad["outcome"])
-            groups.setdefault((side, fid), []).append((good, bad))
+            one_sided.append((side, good, bad))
         elif x["outcome"] != y["outcome"]:
             policy.append(f"{r['key']}: {a.label} {outcome_words(x)}, {b.label} "
                           f"{outcome_words(y)}")
         if x["issuers"] and y["issuers"] and x["issuers"] != y["issuers"]:
             pair = ("; ".join(x["issuers"]), "; ".join(y["issuers"]))
             issuers.setdefault(pair, []).append(r["key"])
+    # a row that side's own diagnosis left unnamed (a variant no rule reads) takes the
+    # name it gave the same outcome elsewhere: the same observation, the same name
+    by_outcome: dict[tuple[str, str], str] = {}
+    for side, _, bad in one_sided:
+        fid = _own_id(bad, named[side])
+        if fid is not None:
+            by_outcome.setdefault((side, bad["outcome"]), fid)
+    for side, good, bad in one_sided:
+        fid = (_own_id(bad, named[side]) or by_outcome.get((side, bad["outcome"]))
+               or _fail_id(bad["profile"], bad["outcome"]))
+        groups.setdefault((side, fid), []).append((good, bad))
     if issuers:
         out.append(Finding(
             TLS_INTERCEPTION, HIGH,
@@ -161,14 +208,14 @@ def findings(a: Side, b: Side, table: list[dict[str, Any]]) -> list[Finding]:
         conf = HIGH if len(pairs) >= 2 or bad0["attempts"] >= 2 else MEDIUM
         ev = [f"{bad['profile']}: {side} {outcome_words(bad)} — {other} "
               f"{outcome_words(good)}" for good, bad in pairs[:8]]
-        meaning = _MEANING.get(fid, "the {side} path differs").format(side=side)
+        meaning = _MEANING.get(fid, "the {side} path differs").format(side=side, other=other)
         out.append(Finding(
             fid, conf,
             f"{side} only: {bad0['detail']} ({len(pairs)} profile"
             f"{'s' * (len(pairs) != 1)}: {', '.join(profiles[:4])}"
             f"{' …' if len(profiles) > 4 else ''}) → {meaning}.",
             _NEXT.get(fid, "Compare the two paths hop by hop (traceroute, firewall rules); the "
-                           "{side} run's own findings say more.").format(side=side),
+                           "{side} run's own findings say more.").format(side=side, other=other),
             evidence=ev, figures={"side": side, "profiles": profiles}))
     if policy:
         out.append(Finding(
@@ -186,22 +233,26 @@ def outcome_words(cell: dict[str, Any]) -> str:
     return f"{outcome_text(cell)} ({cell['detail']})"
 
 
-def side_findings(a: Side, b: Side) -> dict[str, list[str]]:
-    """Finding ids each run raises on its own, split into A only / B only / both."""
+def _evaluate(s: Side) -> list[Finding]:
+    return evaluate(view_from_doc(s.doc))
 
-    fa = {f.id for f in evaluate(view_from_doc(a.doc)) if f.id != POLICY}
-    fb = {f.id for f in evaluate(view_from_doc(b.doc)) if f.id != POLICY}
-    return {"a_only": sorted(fa - fb), "b_only": sorted(fb - fa), "both": sorted(fa & fb)}
+
+def side_findings(fa: list[Finding], fb: list[Finding]) -> dict[str, list[str]]:
+    """Finding ids each run raises on its own, split into A only / B only / both."""
+    ia = {f.id for f in fa if f.id != POLICY}
+    ib = {f.id for f in fb if f.id != POLICY}
+    return {"a_only": sorted(ia - ib), "b_only": sorted(ib - ia), "both": sorted(ia & ib)}
 
 
 def document(a: Side, b: Side) -> dict[str, Any]:
     table = rows(a, b)
-    found = findings(a, b, table)
+    own = (_evaluate(a), _evaluate(b))
+    found = findings(a, b, table, own)
     return {
         "schema": DIFF_SCHEMA,
         "a": _meta(a), "b": _meta(b),
         "findings": [f.to_json() for f in found],
-        "own_findings": side_findings(a, b),
+        "own_findings": side_findings(*own),
         "rows": [{"key": r["key"], "differs": r["differs"],
                   "a": _brief(r["a"]), "b": _brief(r["b"])} for r in table],
     }

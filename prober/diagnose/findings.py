@@ -11,11 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prober.core.outcome import ANSWERED, CONNECT_FAILURES
+from prober.core.outcome import ANSWERED, NO_HELLO
+from prober.core.service import NoTls, no_tls
 from prober.net.idle import IdleProbe
 from prober.profiles.families import PROFILE_VERSIONS
 
-DIAGNOSE_SCHEMA = "prober.diagnose/1"
+DIAGNOSE_SCHEMA = "prober.diagnose/2"
 
 # confidence of a finding; "info" is reserved for the policy summary
 HIGH, MEDIUM, LOW, INFO = "high", "medium", "low", "info"
@@ -43,11 +44,28 @@ ENDPOINT_FLAPPING = "endpoint-flapping"
 PATH_DROP = "path-drop"
 # `prober diff` only: the two runs differ in a way no other id names
 PATH_DIFFERENCE = "path-difference"
+# nothing TLS-like was measured (core.service.no_tls): what answered instead
+WRONG_SERVICE = "wrong-service"  # another protocol (HTTP, SSH, a mail greeting ...)
+PORT_CLOSED = "port-closed"  # every SYN answered with RST: nothing listens
+ENDPOINT_UNREACHABLE = "endpoint-unreachable"  # no TCP connection at all
+STARTTLS_FAILED = "starttls-failed"  # every STARTTLS preamble failed
+# server policies and behaviours that break some clients
+SNI_REQUIRED = "sni-required"  # the server refuses hellos without (or with another) SNI
+CLIENT_CERTIFICATE = "client-certificate"  # the server asks for a client certificate
+MIXED_CERTIFICATES = "mixed-certificates"  # backends differ only in their certificate
+VERSION_INTOLERANCE = "version-intolerance"  # hellos with supported_versions are cut
+# path behaviours
+SIZE_WINDOW = "size-window"  # hellos within a size window are dropped, both sides pass
+RATE_LIMITED = "rate-limited"  # new connections above a rate are refused
+LOSSY_PATH = "lossy-path"  # TCP had to retransmit on many connections
 
 FINDING_IDS = (POLICY, POLICY_ALERT, POLICY_RESET, SILENT_PROXY, NEAR_TCP_TERMINATOR,
                INJECTED_RESET, SNI_RESET, SNI_DROP, SIZE_DROP, SEGMENTATION_DROP,
                DPI_FRAGMENTATION, INTERMITTENT, INAPPROPRIATE_FALLBACK, MTU_BLACKHOLE,
-               IDLE_TIMEOUT, TLS_INTERCEPTION, ENDPOINT_FLAPPING, PATH_DROP, PATH_DIFFERENCE)
+               IDLE_TIMEOUT, TLS_INTERCEPTION, ENDPOINT_FLAPPING, PATH_DROP, PATH_DIFFERENCE,
+               WRONG_SERVICE, PORT_CLOSED, ENDPOINT_UNREACHABLE, STARTTLS_FAILED, SNI_REQUIRED,
+               CLIENT_CERTIFICATE, MIXED_CERTIFICATES, VERSION_INTOLERANCE, SIZE_WINDOW,
+               RATE_LIMITED, LOSSY_PATH)
 
 # outcome classes the rules reason with
 # idle-timeout probe results that mean the path (or the peer) dropped the connection
@@ -57,6 +75,10 @@ FAILED_IDLE = frozenset({"reset", "closed", "blackholed"})
 STEP_SANITY_FIRST = "sanity-first"
 STEP_SANITY_LAST = "sanity-last"
 STEP_SWEEP = "sweep"
+# the version sweep again without SNI, when every hello naming the target was filtered
+STEP_SWEEP_NO_SNI = "sweep-no-sni"
+# the profile names of that sweep: "tls1.2-only@no-sni"
+NO_SNI_SUFFIX = "@no-sni"
 STEP_REPEAT = "repeat"
 STEP_SNI = "sni"
 STEP_SIZE = "size"
@@ -64,6 +86,11 @@ STEP_BISECT = "bisect"
 STEP_RECORDS = "records"
 STEP_SEGMENTS = "segments"
 STEP_FALLBACK = "fallback"
+# the known-good TLS <= 1.2 hello with a supported_versions extension naming its version
+STEP_INTOLERANCE = "intolerance"
+# the version sweep again, when the repeats met several certificates: do the backends
+# differ in what they accept too, or only in their certificate?
+STEP_BACKENDS = "backends"
 STEP_OTHER = "other"
 
 # every version profile, as a probe run may hold sslv2-only too
@@ -154,6 +181,12 @@ class Seen:
     cert_sha256: str | None = None
     cert_issuer: str | None = None
     cert_subject: str | None = None
+    cert_not_after: str | None = None
+    cert_request: bool = False  # the server asked for a client certificate
+    cert_request_cas: tuple[str, ...] = ()  # ... from these issuers
+    banner: str | None = None  # what a non-TLS peer sent
+    retransmits: int | None = None  # segments TCP retransmitted (TCP_INFO)
+    retry_of: int | None = None  # the attempt this one repeats after a back-off
     rtt_us: int | None = None
     snd_mss: int | None = None  # TCP's send MSS on this connection (TCP_INFO)
     packets: tuple[Packet, ...] | None = None  # None: not captured
@@ -165,7 +198,8 @@ class Seen:
 
     @property
     def connected(self) -> bool:
-        return self.outcome not in CONNECT_FAILURES
+        """A ClientHello went out (TCP connected, and any STARTTLS preamble passed)."""
+        return self.outcome not in NO_HELLO
 
     def after_hello_ms(self) -> float | None:
         """How long after the ClientHello went out the attempt ended (RST, FIN, timeout)."""
@@ -202,7 +236,12 @@ class Seen:
             server_bytes=int(d.get("server_bytes") or 0),
             server_messages=tuple(d.get("server_messages") or ()),
             cert_sha256=cert.get("sha256"), cert_issuer=cert.get("issuer"),
-            cert_subject=cert.get("subject"), rtt_us=tcp.get("rtt_us"),
+            cert_subject=cert.get("subject"), cert_not_after=cert.get("not_after"),
+            cert_request=bool(neg.get("certificate_request")),
+            cert_request_cas=tuple(neg.get("certificate_request_cas") or ()),
+            banner=d.get("banner"), retransmits=tcp.get("retransmits"),
+            retry_of=d.get("retry_of"),
+            rtt_us=tcp.get("rtt_us"),
             snd_mss=tcp.get("snd_mss"),
             packets=None if pk is None else tuple(Packet.from_json(p) for p in pk),
             meta={k: v for k, v in d.items() if k in known},
@@ -213,11 +252,14 @@ def step_of(profile: str) -> str:
     """The plan step a profile name belongs to (for probe runs, which carry no step)."""
     if profile in SWEEP_VERSIONS:
         return STEP_SWEEP
+    if profile.endswith(NO_SNI_SUFFIX) and profile[:-len(NO_SNI_SUFFIX)] in SWEEP_VERSIONS:
+        return STEP_SWEEP_NO_SNI
     prefix = profile.split(":", 1)[0].split("@", 1)[0]
     return {"sanity": STEP_SANITY_FIRST if profile.endswith("@first") else STEP_SANITY_LAST,
             "known-good": STEP_REPEAT, "sni": STEP_SNI, "size": STEP_SIZE,
             "records": STEP_RECORDS, "segments": STEP_SEGMENTS,
-            "fallback-scsv": STEP_FALLBACK}.get(prefix, STEP_OTHER)
+            "fallback-scsv": STEP_FALLBACK,
+            "supported-versions": STEP_INTOLERANCE}.get(prefix, STEP_OTHER)
 
 
 @dataclass(frozen=True)
@@ -246,6 +288,7 @@ class Control:
             "banner": f"spoke first: {self.banner!r}",
             "fin": f"closed with FIN after {s:.1f} s",
             "rst": f"reset the connection after {s:.1f} s",
+            "starttls-failed": f"failed its STARTTLS preamble ({self.banner})",
         }.get(self.outcome, f"could not connect ({self.outcome})")
 
 
@@ -283,6 +326,8 @@ class RunView:
 
     target: str
     sni: str | None  # the real SNI (None: the target is an address without --sni)
+    # every attempt whose result stands: one that was retried after a back-off is in
+    # ``retried`` instead, and its last retry here (only the rate-limit rule reads both)
     attempts: list[Seen]
     reference: str | None = None  # the known-good profile the variants are built on
     control: Control | None = None
@@ -291,6 +336,7 @@ class RunView:
     expect_issuer: str | None = None
     pins: list[str] = field(default_factory=list)
     complete: bool = True
+    retried: list[Seen] = field(default_factory=list)
 
     def of_step(self, *steps: str) -> list[Seen]:
         return [a for a in self.attempts if a.step in steps]
@@ -298,12 +344,18 @@ class RunView:
     def of_profile(self, profile: str) -> list[Seen]:
         return [a for a in self.attempts if a.profile == profile]
 
+    def no_tls(self) -> NoTls | None:
+        """Why nothing TLS-like was measured, or None when something was."""
+        return no_tls((a.outcome, a.banner, a.detail) for a in self.attempts)
+
 
 def view_from_doc(doc: dict[str, Any]) -> RunView:
     """A RunView of a diagnose or probe document (raises KeyError/ValueError on bad input)."""
     targets = doc.get("targets") or ([doc["target"]] if doc.get("target") else [])
     first = targets[0] if targets else {}
-    attempts = [Seen.from_json(a) for a in doc.get("attempts", [])]
+    every = [Seen.from_json(a) for a in doc.get("attempts", [])]
+    redone = {a.retry_of for a in every if a.retry_of is not None}
+    attempts = [a for a in every if a.id not in redone]
     sni = first.get("sni")
     if sni is None:
         # a probe run's SNI is the attempts' (some profiles send none)
@@ -322,4 +374,5 @@ def view_from_doc(doc: dict[str, Any]) -> RunView:
             "ok" if cap.get("available") else str(cap.get("reason") or "unavailable")),
         expect_issuer=opts.get("expect_issuer"), pins=list(opts.get("pin_sha256") or []),
         complete=bool(doc.get("complete", True)),
+        retried=[a for a in every if a.id in redone],
     )

@@ -16,7 +16,15 @@ from typing import Any
 
 from prober import __version__
 from prober.core.engine import Endpoint
-from prober.diagnose.findings import DIAGNOSE_SCHEMA, INFO, Control, step_of, view_from_doc
+from prober.core.service import tls_endpoint_json
+from prober.diagnose.findings import (
+    DIAGNOSE_SCHEMA,
+    INFO,
+    Control,
+    RunView,
+    step_of,
+    view_from_doc,
+)
 from prober.diagnose.plan import PlanState
 from prober.diagnose.rules import evaluate, notes
 from prober.probe.report import vantage
@@ -46,12 +54,14 @@ def document(state: PlanState, ep: Endpoint, meta: RunMeta) -> dict[str, Any]:
                     "finished_at": iso_ms(meta.finished)},
         "complete": meta.complete,
         "target": {"target": t.label, "host": t.host, "port": t.port, "address": ep.address,
-                   "sni": t.sni},
+                   "sni": t.sni, "starttls": t.starttls,
+                   "starttls_inferred": t.starttls_inferred},
         "options": meta.options,
         "reference": state.reference,
         "capture": meta.capture,
         "control": state.control.to_json() if state.control else None,
         "idle": state.idle.to_json() if state.idle else None,
+        "tls_endpoint": {},
         "findings": [],
         "notes": [],
         "summary": [],
@@ -59,10 +69,31 @@ def document(state: PlanState, ep: Endpoint, meta: RunMeta) -> dict[str, Any]:
     }
     run = view_from_doc(doc)
     doc["findings"] = [f.to_json() for f in evaluate(run)]
+    doc["tls_endpoint"] = tls_endpoint(run, doc["findings"])
     doc["notes"] = notes(run)
     doc["summary"] = cells(doc["attempts"])
     doc["elapsed_s"] = round((meta.finished or meta.started) - meta.started, 3)
     return doc
+
+
+def tls_endpoint(run: RunView, findings: list[dict[str, Any]]) -> dict[str, Any]:
+    """``tls_endpoint``: whether anything TLS-like was measured; if not, why, and which
+    finding names it (the first one: rules.evaluate puts it there)."""
+    out = tls_endpoint_json(run.no_tls())
+    if not out["measured"] and findings:
+        out["finding"] = findings[0]["id"]
+    return out
+
+
+def no_tls_lines(endpoint: dict[str, Any] | None) -> list[str]:
+    """The line a diagnosis starts with when no TLS endpoint was measured: the first
+    finding (its cause) says what answered instead."""
+    if not endpoint or endpoint.get("measured", True):
+        return []
+    named = f"; `{endpoint['finding']}` below says what answered" if endpoint.get(
+        "finding") else f": {endpoint.get('cause', '')}"
+    return textwrap.wrap(f"NO TLS ENDPOINT MEASURED: no attempt met a TLS server{named}",
+                         WIDTH, subsequent_indent="  ")
 
 
 # --- the matrix --------------------------------------------------------------------------
@@ -162,13 +193,15 @@ def text(doc: dict[str, Any]) -> str:
     t = doc["target"]
     local = ", ".join(doc.get("vantage", {}).get("local_addresses", [])) or "?"
     n = len(doc["attempts"])
-    lines = [f"prober diagnose {t['target']} → {t['address']} (SNI {t['sni'] or 'none'}), "
+    via = f", STARTTLS {t['starttls']}" if t.get("starttls") else ""
+    lines = [f"prober diagnose {t['target']} → {t['address']} (SNI {t['sni'] or 'none'}{via}), "
              f"from {local}, {n} attempt{'s' * (n != 1)} in {doc.get('elapsed_s', 0):.1f} s"]
     ref = doc.get("reference") or {}
     if ref:
         lines.append(f"known-good: {ref.get('profile')} — {ref.get('reason')}")
     if not doc.get("complete", True):
         lines.append("INTERRUPTED: findings cover the steps that finished")
+    lines += no_tls_lines(doc.get("tls_endpoint"))
     lines += ["", "FINDINGS", *findings_text(doc["findings"]), "", "EVIDENCE",
               *evidence_text(doc["findings"])]
     ctl = doc.get("control")

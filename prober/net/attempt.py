@@ -19,6 +19,7 @@ from typing import Any, cast
 from prober.net import tcpinfo
 from prober.wire.clienthello import BuiltHello
 from prober.wire.serverflight import Flight, FlightReader
+from prober.wire.starttls import Preamble, PreambleResult
 
 # how the read phase ended
 END_COMPLETE = "complete"  # the flight reader is done (complete, alert, not-tls, bad)
@@ -87,6 +88,9 @@ class Observation:
     tcp_rtt_us: int | None = None
     tcp_snd_mss: int | None = None
     extra_sends: int = 0
+    # the STARTTLS preamble, when the attempt had one, and when it was done
+    starttls: PreambleResult | None = None
+    t_starttls: float | None = None
 
 
 def _segments(data: bytes, sizes: list[int]) -> list[bytes]:
@@ -105,12 +109,17 @@ def _segments(data: bytes, sizes: list[int]) -> list[bytes]:
 async def run_attempt(address: str, port: int, family: int, built: BuiltHello, *,
                       record_sizes: list[int] | None = None,
                       segment_sizes: list[int] | None = None, pause_ms: float = 0.0,
-                      deadlines: Deadlines | None = None) -> Observation:
+                      deadlines: Deadlines | None = None, starttls: str | None = None,
+                      server_name: str | None = None) -> Observation:
+    """One attempt. With ``starttls`` (a prober.wire.starttls protocol) the plaintext
+    preamble runs first, within the read deadline, and the hello follows only once the
+    server said go; ``server_name`` is the domain the preamble names (XMPP)."""
     dl = deadlines or Deadlines()
     loop = asyncio.get_running_loop()
     obs = Observation(address=address, port=port)
     t0 = time.monotonic()
-    conn = _Connection(obs, t0)
+    preamble = Preamble(starttls, server_name) if starttls else None
+    conn = _Connection(obs, t0, preamble, loop)
     try:
         try:
             # a connection made just as the deadline fires is closed by the cancellation
@@ -128,6 +137,8 @@ async def run_attempt(address: str, port: int, family: int, built: BuiltHello, *
             # EHOSTUNREACH and friends; any other connect failure is no path either
             obs.connect_errno = e.errno
             obs.connect_error = CONNECT_UNREACHABLE
+            return obs
+        if preamble is not None and not await conn.preamble_phase(dl.read):
             return obs
         await conn.exchange(loop, FlightReader(built), built.records(record_sizes or []),
                             segment_sizes or [], pause_ms, dl.read)
@@ -168,9 +179,15 @@ class _Connection(asyncio.Protocol):
     # made once connected (exchange): a connect failure reads nothing and has no flight
     reader: FlightReader
 
-    def __init__(self, obs: Observation, t0: float) -> None:
+    def __init__(self, obs: Observation, t0: float, preamble: Preamble | None = None,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.obs = obs
         self.t0 = t0
+        # the STARTTLS preamble: it is fed from the first byte (a greeting may arrive
+        # before the coroutine that connected runs again) and settles preamble_done
+        self.preamble = preamble
+        self.preamble_done: asyncio.Future[None] | None = (
+            loop.create_future() if preamble is not None and loop is not None else None)
         self.transport: asyncio.Transport | None = None
         self.sock: socket.socket | None = None
         self.sending = True
@@ -193,10 +210,22 @@ class _Connection(asyncio.Protocol):
         self.sock = socket.socket(raw.family, socket.SOCK_STREAM, 0, os.dup(raw.fileno()))
         local = transport.get_extra_info("sockname")
         obs.local_address, obs.local_port = local[0], local[1]
+        if self.preamble is not None:
+            first = self.preamble.start()  # LDAP, XMPP, PostgreSQL speak first
+            if first:
+                self.transport.write(first)
+            self._preamble_settled()
 
     def data_received(self, data: bytes) -> None:
         obs = self.obs
         if obs.end is not None:
+            return
+        if self._in_preamble():
+            # plaintext of the preamble: the TLS timings start after it
+            reply = self.preamble.feed(data) if self.preamble is not None else b""
+            if reply and self.transport is not None and not self.transport.is_closing():
+                self.transport.write(reply)
+            self._preamble_settled()
             return
         if obs.t_first_byte is None:
             obs.t_first_byte = time.monotonic() - self.t0
@@ -208,14 +237,56 @@ class _Connection(asyncio.Protocol):
         self._feed(data)
 
     def eof_received(self) -> bool:
+        if self._in_preamble():
+            self._preamble_closed(END_FIN)
+            return True
         self._end(END_FIN)
         return True  # the attempt closes, with a RST
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if isinstance(exc, OSError):
-            self._end(END_RST, exc.errno)
-        else:
-            self._end(END_FIN)
+        how, errno = (END_RST, exc.errno) if isinstance(exc, OSError) else (END_FIN, None)
+        if self._in_preamble() and not self.closed:
+            self._preamble_closed(how, errno)
+            return
+        self._end(how, errno)
+
+    # -- the STARTTLS preamble ------------------------------------------------------
+
+    def _in_preamble(self) -> bool:
+        return self.preamble is not None and not self.preamble.done
+
+    def _preamble_closed(self, how: str, errno: int | None = None) -> None:
+        assert self.preamble is not None
+        self.preamble.closed(how)
+        self.obs.end, self.obs.end_errno = how, errno
+        self._preamble_settled()
+
+    def _preamble_settled(self) -> None:
+        fut = self.preamble_done
+        if self.preamble is not None and self.preamble.done and fut is not None \
+                and not fut.done():
+            fut.set_result(None)
+
+    async def preamble_phase(self, read_s: float) -> bool:
+        """Wait for the preamble to end (within ``read_s``); True when the hello may go."""
+        p, fut, obs = self.preamble, self.preamble_done, self.obs
+        assert p is not None and fut is not None
+        try:
+            async with asyncio.timeout(read_s):
+                await fut
+        except TimeoutError:
+            p.timed_out(read_s)
+            obs.end = END_TIMEOUT
+        obs.starttls = p.result
+        obs.t_starttls = time.monotonic() - self.t0
+        if not p.ready:
+            return False
+        if p.leftover:
+            # bytes after the server's go-ahead belong to the TLS stream: read after the
+            # hello, as a client that writes and then reads would
+            obs.t_first_byte = obs.t_starttls
+            self.early += p.leftover
+        return True
 
     # -- the attempt ----------------------------------------------------------------
 

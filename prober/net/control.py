@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 from prober.net.attempt import abort
+from prober.net.starttls import preamble_async
 from prober.wire.serverflight import banner_of
 
 
@@ -17,15 +18,18 @@ from prober.wire.serverflight import banner_of
 class Waited:
     """What the peer did to a client that sent nothing."""
 
-    outcome: str  # silent | banner | fin | rst | refused | connect-timeout | unreachable
+    # silent | banner | fin | rst | refused | connect-timeout | unreachable | starttls-failed
+    outcome: str
     connect_ms: float | None
     waited_ms: float
     banner: str | None = None
 
 
 async def connect_and_wait(address: str | None, port: int, family: int, wait: float,
-                           connect_timeout: float) -> Waited:
-    """Connect, send nothing, and see whether the peer speaks first, closes or stays silent."""
+                           connect_timeout: float, starttls: str | None = None,
+                           server_name: str | None = None) -> Waited:
+    """Connect, send nothing, and see whether the peer speaks first, closes or stays silent.
+    With ``starttls`` the preamble runs first: the wait is where a ClientHello would go."""
     if address is None:
         return Waited("unreachable", None, 0.0)
     loop = asyncio.get_running_loop()
@@ -42,8 +46,12 @@ async def connect_and_wait(address: str | None, port: int, family: int, wait: fl
             return Waited("refused", None, 0.0)
         except OSError:
             return Waited("unreachable", None, 0.0)
+        c_ms = (time.monotonic() - t0) * 1000
+        if starttls:
+            pre = await preamble_async(sock, starttls, server_name, wait)
+            if not pre.ready:
+                return Waited("starttls-failed", c_ms, 0.0, pre.detail())
         connected = time.monotonic()
-        c_ms = (connected - t0) * 1000
         try:
             data = await asyncio.wait_for(loop.sock_recv(sock, 4096), wait)
         except TimeoutError:

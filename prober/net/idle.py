@@ -15,6 +15,7 @@ from typing import Any
 
 from prober.net import tcpinfo
 from prober.net.attempt import abort
+from prober.net.starttls import preamble_blocking
 
 # after the idle period: how long to wait for the probe byte's ACK (or an RST)
 ACK_WAIT_S = 3.0
@@ -44,8 +45,10 @@ class IdleProbe:
 
 
 def idle_probe(address: str, port: int, family: int, sni: str | None, wait_s: float,
-               connect_timeout: float, stop: Any) -> IdleProbe:
+               connect_timeout: float, stop: Any, starttls: str | None = None,
+               server_name: str | None = None) -> IdleProbe:
     """One connection: a real handshake (Python ssl), ``wait_s`` idle, one byte, the verdict.
+    With ``starttls`` the preamble comes before the handshake.
 
     Blocking; run in a thread. ``stop`` (a threading.Event) ends it early.
     """
@@ -53,6 +56,12 @@ def idle_probe(address: str, port: int, family: int, sni: str | None, wait_s: fl
     raw.settimeout(connect_timeout)
     try:
         raw.connect((address, port))
+        if starttls:
+            pre = preamble_blocking(raw, starttls, server_name, connect_timeout)
+            if not pre.ready:
+                abort(raw)
+                return IdleProbe(wait_s, "error", f"no established TLS connection: "
+                                 f"{pre.detail()}")
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE  # measuring the path, not judging the certificate

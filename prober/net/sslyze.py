@@ -27,7 +27,11 @@ def _location(host: str, address: str | None) -> str:
 
 
 def scan(host: str, port: int, sni: str | None, address: str | None, timeout: float,
-          commands: Iterable[str], ca_file: str | Path | None) -> Any:
+          commands: Iterable[str], ca_file: str | Path | None,
+          starttls: str | None = None) -> Any:
+    from sslyze.connection_helpers.opportunistic_tls_helpers import (
+        ProtocolWithOpportunisticTlsEnum,
+    )
     from sslyze.plugins.certificate_info.implementation import CertificateInfoExtraArgument
     from sslyze.plugins.scan_commands import ScanCommand
     from sslyze.scanner.models import ScanCommandsExtraArguments, ServerScanRequest
@@ -40,7 +44,11 @@ def scan(host: str, port: int, sni: str | None, address: str | None, timeout: fl
     ip = _location(host, address)
     name = sni or ip
     location = ServerNetworkLocation(hostname=name, port=port, ip_address=ip)
+    # sslyze speaks the same preambles (prober.wire.starttls's names, upper-cased)
+    opportunistic = (ProtocolWithOpportunisticTlsEnum(starttls.upper()) if starttls else None)
     network = ServerNetworkConfiguration(tls_server_name_indication=name,
+                                         tls_opportunistic_encryption=opportunistic,
+                                         xmpp_to_hostname=name if starttls == "xmpp" else None,
                                          network_timeout=max(1, math.ceil(timeout)),
                                          network_max_retries=2)
     scan_commands = {ScanCommand[c] for c in commands}

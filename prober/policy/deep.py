@@ -232,7 +232,8 @@ def _entry(name: str, result: Any, unreachable: str | None) -> Entry:
 
 def deep_scan(host: str, port: int, *, sni: str | None, address: str | None = None,
               timeout: float = 5.0, ca_file: str | Path | None = None,
-              mozilla_levels: Iterable[MozillaLevel] = ()) -> dict[str, Any]:
+              mozilla_levels: Iterable[MozillaLevel] = (),
+              starttls: str | None = None) -> dict[str, Any]:
     """sslyze's certificate, Heartbleed, ROBOT, CCS injection, renegotiation,
     compression, early data and session resumption checks, in one scan.
 
@@ -247,7 +248,7 @@ def deep_scan(host: str, port: int, *, sni: str | None, address: str | None = No
     if levels:
         commands |= sslyze.mozilla_commands()
     started = time.monotonic()
-    result = sslyze.scan(host, port, sni, address, timeout, commands, ca_file)
+    result = sslyze.scan(host, port, sni, address, timeout, commands, ca_file, starttls)
     connectivity = _connectivity(result)
     unreachable = (f"no connection: {connectivity['error']}"
                    if connectivity["status"] != "completed" else None)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from prober import __version__
+from prober.core.service import NoTls, no_tls_of, tls_endpoint_json
 from prober.net.host import hostname
 from prober.policy.enumerate.candidates import strength_notes, suite_label
 from prober.policy.model import VERSION_ORDER
@@ -13,7 +15,7 @@ from prober.policy.scan import PolicyScan
 from prober.report.timestamps import iso_ms
 from prober.wire import registry as reg
 
-POLICY_SCHEMA = "prober.policy/1"
+POLICY_SCHEMA = "prober.policy/2"
 _COUNT_ORDER = ("suites", "versions", "groups", "extras", "sanity")
 
 
@@ -80,8 +82,8 @@ def table(scan: PolicyScan) -> str:
     from tabulate import tabulate
 
     obs = scan.policy
-    lines = [f"{scan.target} → {scan.address or 'unresolved'} (SNI {scan.sni or 'none'}): "
-             f"{', '.join(obs.versions) or 'no version accepted'}; "
+    lines = [f"{scan.target} → {scan.address or 'unresolved'} (SNI {scan.sni or 'none'}"
+             f"{_starttls(scan)}): {', '.join(obs.versions) or 'no version accepted'}; "
              f"{scan.connections.get('total', 0)} connections in {scan.elapsed:.2f} s",
              _connections_line(scan)]
     if not scan.reliable:
@@ -171,6 +173,10 @@ def table(scan: PolicyScan) -> str:
     return "\n".join(lines)
 
 
+def _starttls(scan: PolicyScan) -> str:
+    return f", STARTTLS {scan.starttls}" if scan.starttls else ""
+
+
 def _wrap(text: str, width: int = 100) -> str:
     import textwrap
 
@@ -190,6 +196,29 @@ def _expiry(not_after: str | None) -> str:
     return f"expires {t.date().isoformat()} ({when})"
 
 
+def no_tls_table(scan: PolicyScan, verdict: NoTls) -> str:
+    """What `prober policy` prints when no attempt met a TLS server: that, first, with the
+    cause, and what each hello got; no page of n/a."""
+    from tabulate import tabulate
+
+    lines = [f"{scan.target} → {scan.address or 'unresolved'} (SNI {scan.sni or 'none'}"
+             f"{_starttls(scan)}): no TLS endpoint measured; "
+             f"{scan.connections.get('total', 0)} connections in {scan.elapsed:.2f} s",
+             _wrap(f"NO TLS ENDPOINT MEASURED: {verdict.text()}")]
+    rows: dict[tuple[str, str], list[int]] = {}
+    for a in scan.attempts:
+        rows.setdefault((a.outcome, _TIMING.sub("~", a.detail)), []).append(a.id)
+    lines += ["", tabulate([[o, d, len(ids), ", ".join(map(str, ids[:8])) +
+                             (" …" if len(ids) > 8 else "")]
+                            for (o, d), ids in rows.items()],
+                           headers=["outcome", "detail", "attempts", "ids"], tablefmt="plain",
+                           disable_numparse=True)]
+    return "\n".join(lines)
+
+
+_TIMING = re.compile(r"\d+(\.\d+)? ms")
+
+
 def document(scan: PolicyScan) -> dict[str, Any]:
 
     obs = scan.policy
@@ -199,8 +228,9 @@ def document(scan: PolicyScan) -> dict[str, Any]:
         "vantage": {"hostname": hostname(),
                     "started_at": iso_ms(scan.started), "finished_at": iso_ms(scan.finished)},
         "target": {"target": scan.target, "host": scan.host, "port": scan.port,
-                   "address": scan.address, "sni": scan.sni},
+                   "address": scan.address, "sni": scan.sni, "starttls": scan.starttls},
         "complete": scan.complete,
+        "tls_endpoint": tls_endpoint_json(no_tls_of(scan.attempts)),
         "reliable": scan.reliable,
         "elapsed_s": round(scan.elapsed, 3),
         "policy": obs.to_json(),

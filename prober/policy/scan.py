@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from prober.core.outcome import NO_HELLO
 from prober.core.targets import SNI_TARGET
 from prober.policy.enumerate.candidates import auth_of, bundles, suite_label
 from prober.policy.enumerate.plan import PURPOSES, SUITES, VERSIONS, Probe, Reply
@@ -47,6 +48,7 @@ class PolicyScan:
     bundles: dict[str, list[int]]
     warnings: list[str]
     attempts: list[AttemptResult] = field(default_factory=list)
+    starttls: str | None = None  # the plaintext preamble before every hello
     # filled by the command: catalog verdict and Mozilla compliance (prober.policy.naming.match,
     # objects with text() and to_json()), --deep checks (prober.policy.deep)
     catalog: Any = None
@@ -143,7 +145,7 @@ def assemble(plan: Planner, ep: Endpoint, results: list[AttemptResult], *, start
     return PolicyScan(
         target=ep.target.label, host=ep.target.host, port=ep.target.port, address=ep.address,
         sni=ep.target.sni, policy=obs, started=started, finished=finished, complete=complete,
-        reliable=reliable,
+        reliable=reliable, starttls=ep.target.starttls,
         sanity={"start": _reply_json(start), "end": _reply_json(end), "consistent": consistent},
         group_server_order={v: plan.orders[v].group_verdict for v in ("TLSv1.3", "TLSv1.2")
                             if len((obs.groups_tls13 if v == "TLSv1.3" else
@@ -283,6 +285,11 @@ def _intolerance(plan: Planner, obs: ObservedPolicy) -> dict[str, dict[str, Any]
             why = ("n/a: the server speaks TLS 1.3" if check == "tls13-hello"
                    and "TLSv1.3" in obs.versions else "not checked")
             out[check] = {"tolerated": None, "detail": why}
+            continue
+        if r.outcome in NO_HELLO:
+            # the hello never went out (connect or STARTTLS failed): nothing was learnt
+            out[check] = {"tolerated": None, "outcome": r.outcome,
+                          "detail": f"not checked: {r.detail}"}
             continue
         ok = r.answered and (r.version == "TLSv1.2" if check == "tls13-hello" else True)
         out[check] = {"tolerated": ok, "outcome": r.outcome, "detail": r.detail}

@@ -8,11 +8,12 @@ from typing import Any
 from prober import __version__
 from prober.core.attempt import AttemptResult
 from prober.core.engine import Endpoint
+from prober.core.service import no_tls_of, tls_endpoint_json
 from prober.net.host import hostname
 from prober.probe.summary import summarize
 from prober.report.timestamps import iso_ms
 
-PROBE_SCHEMA = "prober.probe/1"
+PROBE_SCHEMA = "prober.probe/2"
 
 
 @dataclass
@@ -37,7 +38,9 @@ def document(results: list[AttemptResult], info: RunInfo) -> dict[str, Any]:
     for ep in info.endpoints:
         targets.append({"target": ep.target.label, "host": ep.target.host,
                         "port": ep.target.port, "address": ep.address,
-                        "sni": ep.target.sni, "error": ep.error})
+                        "sni": ep.target.sni, "starttls": ep.target.starttls,
+                        "starttls_inferred": ep.target.starttls_inferred, "error": ep.error,
+                        "tls_endpoint": tls_endpoint_json(no_tls_of(_of(results, ep)))})
     return {
         "schema": PROBE_SCHEMA,
         "tool": {"name": "prober", "version": __version__},
@@ -63,8 +66,12 @@ def table(results: list[AttemptResult], info: RunInfo) -> str:
         where = ep.address or "unresolved"
         sni = ep.target.sni
         n = sum(1 for r in results if r.target == ep.target.label and r.address == ep.address)
-        lines.append(f"{ep.target.label} → {where} (SNI {sni or 'none'}), from {local}, "
+        via = f", STARTTLS {ep.target.starttls}" if ep.target.starttls else ""
+        lines.append(f"{ep.target.label} → {where} (SNI {sni or 'none'}{via}), from {local}, "
                      f"{n} attempt{'s' if n != 1 else ''} in {elapsed:.1f} s")
+        verdict = no_tls_of(_of(results, ep))
+        if verdict is not None:
+            lines.append(f"  NO TLS ENDPOINT MEASURED: {verdict.text()}")
     if not info.complete:
         lines.append("INTERRUPTED: the table holds the attempts that finished")
     lines.append("")
@@ -83,3 +90,7 @@ def table(results: list[AttemptResult], info: RunInfo) -> str:
     lines.append(tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True,
                           colalign=("left",) * (len(headers) - 1) + ("right",)))
     return "\n".join(lines)
+
+
+def _of(results: list[AttemptResult], ep: Endpoint) -> list[AttemptResult]:
+    return [r for r in results if r.target == ep.target.label and r.address == ep.address]

@@ -56,6 +56,9 @@ class Flight:
     certificates: list[bytes] = field(default_factory=list)
     dh_bits: int | None = None
     cert_request: bool = False
+    # the issuers the server accepts client certificates from (its CertificateRequest's
+    # certificate_authorities), as "CN=...,O=..." strings
+    cert_request_cas: list[str] = field(default_factory=list)
     certificate_compression: str | None = None
     # why the server's certificate could not be read although the flight was fine
     # (compressed with an algorithm we offered but cannot decompress here)
@@ -300,6 +303,7 @@ class FlightReader:
             self._server_key_exchange(r)
         elif mtype == HandshakeType.CERTIFICATE_REQUEST:
             f.cert_request = True
+            f.cert_request_cas = certificate_request_cas(msg[4:], tls13)
         elif mtype == HandshakeType.CERTIFICATE_STATUS:
             f.ocsp_stapled = True
         elif mtype == HandshakeType.CERTIFICATE_VERIFY and tls13:
@@ -629,3 +633,86 @@ _INFLATERS: dict[int, Callable[[bytes, int], bytearray | None]] = {
 
 class _Bad(Exception):
     pass
+
+
+# --- CertificateRequest: the CA names ------------------------------------------------------
+
+_DN_NAMES = {"2.5.4.3": "CN", "2.5.4.6": "C", "2.5.4.7": "L", "2.5.4.8": "ST",
+             "2.5.4.10": "O", "2.5.4.11": "OU", "1.2.840.113549.1.9.1": "emailAddress",
+             "0.9.2342.19200300.100.1.25": "DC"}
+MAX_CA_NAMES = 32
+
+
+def certificate_request_cas(body: bytes, tls13: bool) -> list[str]:
+    """The certificate_authorities of a CertificateRequest body (TLS 1.2: its own field;
+    TLS 1.3: extension 47), as distinguished-name strings; [] when there are none or
+    they do not parse (the names are advice to the client, never a reason to fail)."""
+    try:
+        r = Reader(body)
+        if tls13:
+            r.pull_vector(1)  # certificate_request_context
+            exts = r.sub(2)
+            while not exts.eof():
+                etype, data = exts.pull_u16(), exts.pull_vector(2)
+                if etype == 47:
+                    return _dn_list(Reader(data).sub(2))
+            return []
+        r.pull_vector(1)  # certificate_types
+        r.pull_vector(2)  # supported_signature_algorithms
+        return _dn_list(r.sub(2))
+    except (DecodeError, ValueError, IndexError):
+        return []
+
+
+def _dn_list(r: Reader) -> list[str]:
+    out: list[str] = []
+    while not r.eof() and len(out) < MAX_CA_NAMES:
+        out.append(dn_text(r.pull_vector(2)))
+    return out
+
+
+def _der(data: bytes, pos: int) -> tuple[int, bytes, int]:
+    """(tag, content, position after) of the DER element at ``pos``."""
+    tag, first = data[pos], data[pos + 1]
+    pos += 2
+    if first & 0x80:
+        n = first & 0x7F
+        if not 0 < n <= 4:
+            raise ValueError("DER length")
+        length = int.from_bytes(data[pos:pos + n], "big")
+        pos += n
+    else:
+        length = first
+    if pos + length > len(data):
+        raise ValueError("DER element runs past its end")
+    return tag, data[pos:pos + length], pos + length
+
+
+def _oid(content: bytes) -> str:
+    parts = [content[0] // 40, content[0] % 40]
+    value = 0
+    for b in content[1:]:
+        value = (value << 7) | (b & 0x7F)
+        if not b & 0x80:
+            parts.append(value)
+            value = 0
+    return ".".join(map(str, parts))
+
+
+def dn_text(der: bytes) -> str:
+    """A DER Name as ``CN=...,O=...`` (most specific first, as cryptography writes it)."""
+    tag, rdns, _ = _der(der, 0)
+    if tag != 0x30:
+        raise ValueError("a Name is a SEQUENCE")
+    parts: list[str] = []
+    pos = 0
+    while pos < len(rdns):
+        _, rdn, pos = _der(rdns, pos)
+        inner = 0
+        while inner < len(rdn):
+            _, atv, inner = _der(rdn, inner)
+            _, oid, at = _der(atv, 0)
+            _, value, _ = _der(atv, at)
+            key = _oid(oid)
+            parts.append(f"{_DN_NAMES.get(key, key)}={value.decode('utf-8', 'replace')}")
+    return ",".join(reversed(parts))

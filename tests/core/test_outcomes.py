@@ -33,7 +33,7 @@ def probe(tmp_path: Path, *args: str) -> dict[str, Any]:
     rc = main(["probe", *args, "-q", "--json", str(out)])
     assert rc == 0
     doc: dict[str, Any] = json.loads(out.read_text())
-    assert doc["schema"] == "prober.probe/1"
+    assert doc["schema"] == "prober.probe/2"
     return doc
 
 

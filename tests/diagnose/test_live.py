@@ -41,7 +41,7 @@ def diagnose(tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str, *a
     text = capsys.readouterr().out
     assert rc == 0, text
     doc: dict[str, Any] = json.loads(out.read_text())
-    assert doc["schema"] == "prober.diagnose/1"
+    assert doc["schema"] == "prober.diagnose/2"
     return doc, text
 
 
@@ -168,15 +168,18 @@ def test_diff_inside_and_outside(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["diff", str(a), str(b), "--json", str(out)]) == 0
     text = capsys.readouterr().out
     doc = json.loads(out.read_text())
-    assert doc["schema"] == "prober.diff/1"
+    assert doc["schema"] == "prober.diff/2"
     found = {f["id"]: f for f in doc["findings"]}
-    assert set(found) == {"injected-reset"}, doc["findings"]
-    assert found["injected-reset"]["cause"].startswith("outside only: RST")
-    assert "a device on the outside path resets the connection" in found[
-        "injected-reset"]["cause"]
-    assert set(found["injected-reset"]["figures"]["profiles"]) == {
-        "sslv3-only", "tls1.0-only", "tls1.1-only", "fallback-scsv"}
+    # one vocabulary: the outside run's own diagnosis calls these RSTs policy-reset (a
+    # balancer's version policy), and so does the diff of the two runs
+    assert set(found) == {"policy-reset"}, doc["findings"]
     assert doc["own_findings"]["b_only"] == ["policy-reset"]
+    f = found["policy-reset"]
+    assert f["cause"].startswith("outside only: RST")
+    assert "refuses these hellos with a TCP RST instead of a TLS alert, as a cloud load " \
+           "balancer does" in f["cause"]
+    assert set(f["figures"]["profiles"]) == {
+        "sslv3-only", "tls1.0-only", "tls1.1-only", "fallback-scsv"}
     assert "DIFFERENCES (4 of" in text and "outside only: policy-reset" in text
 
     # a different server with another CA behind the same name: the issuer differs
@@ -334,10 +337,17 @@ def _lab_diagnose(lab: Lab, s: Scenario, host: str) -> dict[str, Any]:
     return doc
 
 
+def _vantage(s: Scenario) -> str:
+    """Where a scenario's cause shows: client2 for those only client2's path has."""
+    return "client2" if s.clients == ("client2",) else "client1"
+
+
 @pytest.fixture(scope="module")
 def lab_runs(lab: Lab) -> dict[tuple[str, str], dict[str, Any]]:
-    jobs = [(s, "client1") for s in lab.scenarios.values() if s.name != "intercepting-proxy"]
-    jobs += [(lab.scenario("intercepting-proxy"), h) for h in ("client1", "client2")]
+    one_sided = [s for s in lab.scenarios.values() if _vantage(s) == "client2"]
+    jobs = [(s, "client1") for s in lab.scenarios.values() if s not in one_sided]
+    # from both sides: the cause shows in `prober diff` of the two
+    jobs += [(s, h) for s in one_sided for h in ("client1", "client2")]
     # the flapping run goes first and alone: it toggles the server on a schedule
     flap = next(j for j in jobs if j[0].name == "flapping")
     jobs.remove(flap)
@@ -357,8 +367,7 @@ def _serious_ids(doc: dict[str, Any]) -> list[str]:
 def test_lab_scenario_is_named(name: str, lab: Lab,
                                lab_runs: dict[tuple[str, str], dict[str, Any]]) -> None:
     s = lab.scenario(name)
-    host = "client2" if name == "intercepting-proxy" else "client1"
-    doc = lab_runs[(name, host)]
+    doc = lab_runs[(name, _vantage(s))]
     found = _serious_ids(doc)
     summary = [(f["id"], f["confidence"], f["cause"]) for f in doc["findings"]]
     if s.finding is None:
@@ -419,3 +428,75 @@ def test_lab_interception_shows_in_the_diff(
     doc = json.loads(capsys.readouterr().out)
     f = next(f for f in doc["findings"] if f["id"] == "tls-interception")
     assert any("prober lab intercept CA" in e for e in f["evidence"]), f
+
+
+@pytest.mark.root
+def test_lab_outside_only_reset_shows_in_the_diff(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        lab_runs: dict[tuple[str, str], dict[str, Any]]) -> None:
+    inside = lab_runs[("outside-reset", "client1")]
+    assert _serious_ids(inside) == [], inside["findings"]
+    a, b = tmp_path / "client1.json", tmp_path / "client2.json"
+    a.write_text(json.dumps(inside))
+    b.write_text(json.dumps(lab_runs[("outside-reset", "client2")]))
+    assert main(["diff", str(a), str(b), "--json", "-"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (f,) = [f for f in doc["findings"] if f["id"] != "policy"]
+    assert f["id"] == "injected-reset" and f["cause"].startswith("client2 only: RST"), f
+    assert f["figures"]["side"] == "client2"
+    assert doc["own_findings"]["b_only"] == ["injected-reset"]
+
+
+@pytest.mark.root
+def test_lab_new_causes_carry_their_figures(
+        lab: Lab, lab_runs: dict[tuple[str, str], dict[str, Any]]) -> None:
+    def finding(name: str, fid: str) -> dict[str, Any]:
+        doc = lab_runs[(name, "client1")]
+        return next(f for f in doc["findings"] if f["id"] == fid)
+
+    f = finding("sni-required", "sni-required")
+    assert f["figures"]["alerts"] == ["unrecognized_name"], f
+    f = finding("client-certificate", "client-certificate")
+    assert f["figures"]["ca_names"] == ["CN=prober lab CA,O=prober lab"], f
+    f = finding("mixed-certificates", "mixed-certificates")
+    assert len(f["figures"]["certificates"]) == 2 and "EXPIRED" in f["cause"], f
+    f = finding("size-window", "size-window")
+    lo, hi = lab.params.size_window  # IP packet lengths; the hello is the TCP payload
+    got_lo, got_hi = f["figures"]["window_bytes"]
+    assert lo - 80 < got_lo <= lo - 40 and hi - 80 <= got_hi < hi - 40, f
+    assert got_lo - f["figures"]["passing_below_bytes"] <= 16
+    assert f["figures"]["passing_above_bytes"] - got_hi <= 16
+    f = finding("rate-limited", "rate-limited")
+    assert f["figures"]["retries_in"] >= 1 and f["figures"]["bursts"] >= 2, f
+    assert lab.params.rate_per_s // 2 <= f["figures"]["allowed_per_s"] <= \
+        3 * (lab.params.rate_per_s + lab.params.rate_burst), f
+    f = finding("lossy-path", "lossy-path")
+    assert f["figures"]["retransmitting"] >= 3, f
+    f = finding("version-intolerance", "version-intolerance")
+    assert f["figures"]["version"] == "TLSv1.2", f
+    # the SNI-filtered sweep was repeated without SNI: no version is called refused
+    pol = finding("sni-drop", "policy")
+    assert pol["figures"]["without_sni"] is True, pol
+    assert pol["figures"]["accepted"] == ["TLSv1.3", "TLSv1.2"], pol
+    for name, kind in (("wrong-service", "wrong-service"), ("port-closed", "port-closed"),
+                       ("endpoint-unreachable", "unreachable")):
+        doc = lab_runs[(name, "client1")]
+        assert doc["tls_endpoint"]["kind"] == kind, doc["tls_endpoint"]
+
+
+@pytest.mark.root
+def test_lab_policy_rides_out_a_rate_limit(lab: Lab) -> None:
+    """`prober policy` against the rate-limited service: refused connections are retried
+    after a back-off (new attempts, ``retry_of``), so the scan stays reliable and exact."""
+    s = lab.scenario("rate-limited")
+    out = lab.workdir / "policy-rate-limited.json"
+    argv = [*lab.prober_argv("client1"), "policy", s.name_target, "-t", "2", "--json",
+            str(out)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=LAB_RUN_TIMEOUT_S)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    assert doc["policy"]["versions"] == ["TLSv1.3", "TLSv1.2"], doc["warnings"]
+    refused = {a["id"] for a in doc["attempts"] if a["outcome"] == "refused"}
+    retried = {a["retry_of"] for a in doc["attempts"] if "retry_of" in a}
+    assert retried, "no refused attempt was retried"
+    assert retried <= refused  # only what was turned away for load is tried again

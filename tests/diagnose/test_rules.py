@@ -217,7 +217,9 @@ def test_drop_lab_unacked_hello_and_dead_port(drop_lab: Any) -> None:
                     [("sanity-first", "sanity@first", 1), ("repeat", "known-good=tls1.2-only", 2),
                      ("sanity-last", "sanity@last", 1)], timeout=0.5)
     (f,) = rules.evaluate(run)
-    assert f.id == "endpoint-flapping" and f.cause.startswith("The endpoint is down")
+    # a port that never answers a SYN is unreachable, not flapping
+    assert f.id == "endpoint-unreachable" and "the SYN went unanswered (4/4)" in f.cause
+    assert run.no_tls() is not None and run.no_tls().kind == "unreachable"  # type: ignore[union-attr]
 
 
 # --- hand-written results -------------------------------------------------------------------
@@ -399,14 +401,32 @@ def test_intermittent_follows_the_source_port() -> None:
     assert "port mod 2 in [0] succeed" in f.figures["port_correlation"]
 
 
-def test_intermittent_two_backends_by_certificate() -> None:
+def test_backends_differing_only_in_certificate() -> None:
     atts = [a for a in healthy() if a["profile"] != "known-good"]
     for i in range(10):
         atts.append(att("known-good", "ok", "repeat", port=50000 + i,
                         cert=("aa" if i % 2 else "bb") * 32))
-    f = {f.id: f for f in rules.evaluate(view(atts))}["intermittent"]
-    assert "distinct backends (2 certificates)" in f.cause
-    assert "no correlation with the source port" in f.evidence[-1]
+    found = {f.id: f for f in rules.evaluate(view(atts))}
+    # the same answers but for the certificate: not intermittent
+    assert set(found) == {"mixed-certificates", "policy"}, found
+    f = found["mixed-certificates"]
+    assert "succeed with 2 different certificates" in f.cause
+    # every other handshake of the run has the first certificate: 16 of 21, the rest 5
+    assert f.figures["shares"] == {"aa" * 32: round(16 / 21, 3), "bb" * 32: round(5 / 21, 3)}
+    assert "(76%)" in f.evidence[0] and "(24%)" in f.evidence[1]
+
+
+def test_mixed_certificates_names_the_expired_one() -> None:
+    atts = [a for a in healthy() if a["profile"] != "known-good"]
+    for i in range(10):
+        a = att("known-good", "ok", "repeat", port=50000 + 3 * i,
+                cert=("cc" if i < 3 else "aa") * 32, started_at=1_800_000_000.0)
+        a["certificate"]["not_after"] = ("2020-01-01T00:00:00+00:00" if i < 3
+                                         else "2099-01-01T00:00:00+00:00")
+        atts.append(a)
+    f = {f.id: f for f in rules.evaluate(view(atts))}["mixed-certificates"]
+    assert f.confidence == "high" and "EXPIRED" in f.cause
+    assert f.figures["shares"]["cc" * 32] == round(3 / 21, 3)  # of every handshake of the run
 
 
 def test_inappropriate_fallback() -> None:
@@ -581,8 +601,11 @@ def test_diff_names_the_failing_side_and_interception() -> None:
                            issuer="CN=Corp Inspection CA")
     d = diff.document(diff.Side("inside", _doc(inside)), diff.Side("outside", _doc(outside)))
     found = {f["id"]: f for f in d["findings"]}
-    assert found["injected-reset"]["cause"].startswith("outside only: reset")
-    assert "a device on the outside path" in found["injected-reset"]["cause"]
+    # the outside run alone calls a version refused by RST policy-reset: so does the diff
+    own = {f.id for f in rules.evaluate(view(outside))}
+    assert "policy-reset" in own
+    assert found["policy-reset"]["cause"].startswith("outside only: reset")
+    assert "as a cloud load balancer does" in found["policy-reset"]["cause"]
     assert "issuer differs between inside and outside" in found["tls-interception"]["cause"]
     assert [r["key"] for r in d["rows"] if r["differs"]] == ["tls1.2-only", "known-good"]
     with pytest.raises(diff.DiffInputError, match="not a prober run"):
@@ -629,3 +652,218 @@ def test_a_stalled_flight_still_shows_the_version_chosen() -> None:
             a["negotiated"] = {"version": "TLSv1.3"}
     found = rules.evaluate(view(atts))
     assert found[-1].figures["accepted"] == ["TLSv1.3", "TLSv1.2"]
+
+
+# --- no TLS endpoint, one vocabulary ----------------------------------------------------------
+
+
+def test_wrong_service_names_the_protocol_and_the_starttls() -> None:
+    banner = "220 mail.shop.test ESMTP Postfix (Debian/GNU)"
+    atts = [att(p, "not-tls", "sweep", detail=f"banner: {banner!r}") for p in
+            ("tls1.2-only", "tls1.3-only")]
+    atts += [att("known-good", "not-tls", "repeat") for _ in range(4)]
+    for a in atts:
+        a["banner"] = banner
+    run = view(atts)
+    (f,) = rules.evaluate(run)
+    assert f.id == "wrong-service" and f.confidence == "high"
+    assert "speaks SMTP, not TLS" in f.cause and "6/6 attempts" in f.cause
+    assert "--starttls smtp" in f.next
+    assert f.figures["protocol"] == "SMTP" and f.figures["starttls"] == "smtp"
+
+
+def test_a_closed_port_is_port_closed_not_flapping() -> None:
+    atts = [att(p, "refused", s, detail="connection refused (RST to SYN)")
+            for p, s in (("sanity@first", "sanity-first"), ("tls1.2-only", "sweep"),
+                         ("known-good", "repeat"), ("sanity@last", "sanity-last"))]
+    (f,) = rules.evaluate(view(atts))
+    assert f.id == "port-closed" and "Nothing listens on the port" in f.cause
+
+
+def test_healthy_run_measured_tls() -> None:
+    assert view(healthy()).no_tls() is None
+
+
+def test_sni_drop_policy_is_measured_without_sni() -> None:
+    """The hellos naming the target are dropped (an SSLv3 hello carries no SNI and gets an
+    alert): the policy line must not call TLS 1.2/1.3 refused; the sweep without SNI the
+    plan runs then says what the server accepts."""
+    atts = [a for a in healthy() if a["step"] not in ("sweep", "repeat", "records", "segments")]
+    atts += [att("sslv3-only", "alert", "sweep", sni=None, alert="protocol_version")]
+    atts += [att(p, "hang-unacked", "sweep", acked=False, total=5000)
+             for p in ("tls1.0-only", "tls1.1-only", "tls1.2-only", "tls1.3-only")]
+    atts += [att("known-good", "hang-unacked", "repeat", acked=False, total=5000,
+                 port=40000 + i) for i in range(10)]
+    atts += [att("records:split", "ok", "records"), att("segments:split", "ok", "segments")]
+    saved = rules.evaluate(view(atts))
+    assert [f.id for f in saved][:2] == ["sni-drop", "dpi-fragmentation"]
+    pol = next(f for f in saved if f.id == "policy")
+    assert "refuses" not in pol.cause.split("(alert")[1] if "(alert" in pol.cause else True
+    assert "TLSv1.3, TLSv1.2, TLSv1.1, TLSv1.0 not measured" in pol.cause, pol.cause
+    assert pol.figures["not_measured"] == ["TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1.0"]
+    # with the plan's sweep without SNI: the versions the server really accepts
+    atts += [att("sslv3-only@no-sni", "alert", "sweep-no-sni", sni=None,
+                 alert="protocol_version")]
+    atts += [att(f"{p}@no-sni", "alert", "sweep-no-sni", sni=None, alert="protocol_version")
+             for p in ("tls1.0-only", "tls1.1-only")]
+    atts += [att("tls1.2-only@no-sni", "ok", "sweep-no-sni", sni=None, version="TLSv1.2"),
+             att("tls1.3-only@no-sni", "ok", "sweep-no-sni", sni=None)]
+    found = rules.evaluate(view(atts))
+    assert [f.id for f in found] == ["sni-drop", "dpi-fragmentation", "policy"]
+    pol = found[-1]
+    assert pol.cause.startswith("accepts TLSv1.3, TLSv1.2; refuses TLSv1.1, TLSv1.0, SSLv3 "
+                                "(alert protocol_version); measured without SNI"), pol.cause
+    assert pol.figures["without_sni"] is True
+
+
+def test_diff_keeps_an_injected_reset_injected() -> None:
+    """Where the failing side's own run proves the RST forged (TTL), the diff says so too."""
+    pk = [_pk("S", 64, False), _pk("SA", 63), _pk("PA", 64, False), _pk("R", 64)]
+    inside = healthy()
+    gone = ("tls1.2-only", "known-good", "sni:none", "sni:unrelated", "records:split",
+            "segments:split")
+    outside = [a for a in healthy() if a["profile"] not in gone]
+    outside += [att("tls1.2-only", "reset", "sweep", packets=pk),
+                att("records:split", "reset", "records", packets=pk),
+                att("segments:split", "reset", "segments", packets=pk),
+                att("sni:none", "reset", "sni", sni=None, packets=pk),
+                att("sni:unrelated", "reset", "sni", sni="www.example.com", packets=pk)]
+    outside += [att("known-good", "reset", "repeat", packets=pk, port=40000 + i)
+                for i in range(10)]
+    odoc = {**_doc(outside), "capture": {"requested": True, "available": True}}
+    own = {f.id for f in rules.evaluate(view_from_doc(odoc))}
+    assert "injected-reset" in own and "policy-reset" not in own
+    d = diff.document(diff.Side("inside", _doc(inside)), diff.Side("outside", odoc))
+    assert {f["id"] for f in d["findings"]} == {"injected-reset"}, d["findings"]
+
+
+# --- more causes: server requirements, sizes, rates, loss ---------------------------------
+
+
+def test_strict_sni_is_a_server_policy_not_a_filter() -> None:
+    atts = replace_step(healthy(), "sni:none", outcome="alert", step="sni", sni=None,
+                        alert="unrecognized_name", detail="unrecognized_name (112) fatal")
+    atts = replace_step(atts, "sni:unrelated", outcome="alert", step="sni",
+                        sni="www.example.com", alert="unrecognized_name")
+    found = {f.id: f for f in rules.evaluate(view(atts))}
+    assert set(found) == {"sni-required", "policy"}, found
+    f = found["sni-required"]
+    assert f.confidence == "high" and "without SNI and naming another host" in f.cause
+    assert f.figures["alerts"] == ["unrecognized_name"]
+    # a filter on the path cuts the *named* hello instead: sni-reset, never sni-required
+    cut = replace_step(healthy(), "known-good", outcome="reset", step="repeat")
+    assert "sni-required" not in ids(view(cut))
+
+
+def test_client_certificate_request_names_the_issuers() -> None:
+    atts = healthy()
+    for a in atts:
+        if a["outcome"] == "ok":
+            a["negotiated"]["certificate_request"] = True
+            a["negotiated"]["certificate_request_cas"] = ["CN=Corp Client CA,O=Corp"]
+    found = {f.id: f for f in rules.evaluate(view(atts))}
+    assert set(found) == {"client-certificate", "policy"}
+    f = found["client-certificate"]
+    assert "CN=Corp Client CA,O=Corp" in f.cause and f.figures["ca_names"] == [
+        "CN=Corp Client CA,O=Corp"]
+
+
+def _tls12_only_front(outcome: str, total: float) -> list[dict[str, Any]]:
+    """A TLS 1.2 server: TLS 1.3 hellos get ``outcome``; the known-good hello is TLS 1.2."""
+    atts = [att("sanity@first", outcome, "sanity-first", total=total)]
+    atts += [att(v, "alert", "sweep", alert="protocol_version")
+             for v in ("sslv3-only", "tls1.0-only", "tls1.1-only")]
+    atts += [att("tls1.2-only", "ok", "sweep", version="TLSv1.2",
+                 suite="TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+             att("tls1.3-only", outcome, "sweep", total=total)]
+    atts += [att("known-good", "ok", "repeat", port=40000 + i, version="TLSv1.2")
+             for i in range(6)]
+    atts += [att("sni:none", "ok", "sni", sni=None, version="TLSv1.2"),
+             att("sni:unrelated", "ok", "sni", version="TLSv1.2")]
+    atts.append(att("sanity@last", outcome, "sanity-last", total=total))
+    return atts
+
+
+def test_version_intolerance_is_not_a_version_policy() -> None:
+    atts = _tls12_only_front("reset", 1.0)
+    atts += [att("supported-versions", "reset", "intolerance", total=1.0) for _ in range(2)]
+    found = {f.id: f for f in rules.evaluate(view(atts))}
+    assert "version-intolerance" in found and "policy-reset" not in found, found
+    f = found["version-intolerance"]
+    assert f.confidence == "high" and "carry the supported_versions extension" in f.cause
+    # a TLS 1.2-only server that answers the marked hello with TLS 1.2: a policy only
+    atts = _tls12_only_front("alert", 1.0)
+    atts += [att("supported-versions", "ok", "intolerance", version="TLSv1.2")
+             for _ in range(2)]
+    assert "version-intolerance" not in ids(view(atts))
+
+
+def test_size_window_states_both_bounds() -> None:
+    atts = [a for a in healthy() if not a["profile"].startswith("size:")]
+    for n, o in ((250, "ok"), (600, "hang-unacked"), (1300, "ok"), (1800, "ok"),
+                 (4000, "ok")):
+        atts.append(att(f"size:{n}", o, "size", bytes=n, acked=o == "ok"))
+    # bisected: the lower boundary between 250 and 600, the upper between 600 and 1300
+    for n, o in ((425, "ok"), (512, "ok"), (556, "ok"), (578, "ok"), (589, "hang-unacked"),
+                 (950, "ok"), (775, "ok"), (687, "ok"), (643, "hang-unacked"),
+                 (665, "hang-unacked"), (676, "ok")):
+        atts.append(att(f"size:{n}", o, "bisect", bytes=n, acked=o == "ok"))
+    found = {f.id: f for f in rules.evaluate(view(atts))}
+    assert set(found) == {"size-window", "policy"}, found
+    f = found["size-window"]
+    assert f.figures["window_bytes"] == [589, 665]
+    assert (f.figures["passing_below_bytes"], f.figures["passing_above_bytes"]) == (578, 676)
+    assert "from 589 to 665 bytes are dropped (never ACKed)" in f.cause
+    # the plan bisects both sides of a window, not only a limit
+    rungs = [Seen.from_json(a) for a in atts if a["step"] == "size"]
+    assert plan.size_gaps(rungs) == [(250, 600), (600, 1300)]
+
+
+def _timed(profile: str, outcome: str, t: float, step: str = "repeat",
+           **kw: Any) -> dict[str, Any]:
+    return att(profile, outcome, step, started_at=1000.0 + t,
+               detail="connection refused (RST to SYN)" if outcome == "refused" else outcome,
+               **kw)
+
+
+def test_rate_limit_is_not_a_flap() -> None:
+    """Refusals in every burst, between connections that get in, and retries after a
+    back-off that get in: a rate limit. One stretch of refusals: an outage."""
+    atts: list[dict[str, Any]] = []
+    for burst in range(3):
+        t0 = burst * 2.0
+        for i in range(8):
+            a = _timed("known-good", "ok" if i < 4 else "refused", t0 + i * 0.01)
+            atts.append(a)
+            if a["outcome"] == "refused":
+                r = _timed("known-good", "ok", t0 + 0.5 + i * 0.01)
+                r["retry_of"] = a["id"]
+                atts.append(r)
+    found = {f.id: f for f in rules.evaluate(view(atts))}
+    assert "rate-limited" in found and "endpoint-flapping" not in found, found
+    f = found["rate-limited"]
+    assert f.figures["bursts"] == 3 and f.figures["refused"] == 12
+    assert f.figures["retries_in"] == 12 and f.confidence == "high"
+    # an outage: the refusals form one stretch in time
+    down = [_timed("known-good", "refused" if 1.0 <= t < 2.0 else "ok", t)
+            for t in (x * 0.1 for x in range(30))]
+    found = {f.id: f for f in rules.evaluate(view(down))}
+    assert "endpoint-flapping" in found and "rate-limited" not in found, found
+
+
+def test_lossy_path_claims_its_victims() -> None:
+    atts = healthy()
+    for a in atts[::3]:
+        if a["outcome"] in ("ok", "alert"):
+            a["tcp"]["retransmits"] = 1
+            a["timings_ms"]["total"] = 210.0
+    for a in atts:
+        a["tcp"].setdefault("retransmits", 0)
+    victim = att("known-good", "hang-unacked", "repeat", acked=False, total=2000)
+    victim["tcp"]["retransmits"] = 4
+    atts.append(victim)
+    found = {f.id: f for f in rules.evaluate(view(atts))}
+    assert set(found) == {"lossy-path", "policy"}, found
+    assert victim["id"] in found["lossy-path"].attempts
+    # a healthy path retransmits nothing
+    assert "lossy-path" not in ids(view(healthy()))

@@ -96,7 +96,7 @@ def probe_one(tmp_path: Path, port: int, profile: str, *extra: str,
                      "-t", "10", "-c", "1", *extra, address_space=address_space)
     run.assert_survived()
     doc = json.loads(out.read_text())
-    assert doc["schema"] == "prober.probe/1"
+    assert doc["schema"] == "prober.probe/2"
     (attempt,) = doc["attempts"]
     run.table_row(attempt["profile"], attempt["outcome"])
     return run, attempt

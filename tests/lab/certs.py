@@ -86,7 +86,8 @@ class LabCA:
                 if kind == "rsa" else ec.generate_private_key(ec.SECP256R1()))
         return self._leaf_keys[kind]
 
-    def leaf(self, label: str, kind: str, *, extra_names: int = 0) -> tuple[Path, Path]:
+    def leaf(self, label: str, kind: str, *, extra_names: int = 0,
+             expired: bool = False) -> tuple[Path, Path]:
         """(chain PEM, key PEM) for a leaf ``CN=<label>.lab.test`` valid for every lab
         name (``*.lab.test``) and address; ``extra_names`` more DNS names make it as big
         as the multi-name certificates real sites send."""
@@ -100,8 +101,9 @@ class LabCA:
             x509.CertificateBuilder().subject_name(_name(self.org, f"{label}.{LAB_DOMAIN}"))
             .issuer_name(self.cert.subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
+            # an expired leaf ended yesterday (a backend that missed its renewal)
+            .not_valid_before(now - dt.timedelta(days=31 if expired else 1))
+            .not_valid_after(now + dt.timedelta(days=-1 if expired else 30))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
                            critical=False)
@@ -115,10 +117,10 @@ class LabCA:
         _write_key(key_path, key)
         return cert_path, key_path
 
-    def pki(self, label: str) -> Pki:
+    def pki(self, label: str, *, expired: bool = False) -> Pki:
         """RSA and ECDSA leaves for ``label``, in the shape NginxServer takes."""
-        rsa_cert, rsa_key = self.leaf(label, "rsa")
-        ec_cert, ec_key = self.leaf(label, "ecdsa")
+        rsa_cert, rsa_key = self.leaf(label, "rsa", expired=expired)
+        ec_cert, ec_key = self.leaf(label, "ecdsa", expired=expired)
         ca_key = self.dir / "ca.key"
         if not ca_key.exists():
             _write_key(ca_key, self.key)

@@ -57,6 +57,8 @@ from .scenarios import (
     CLIENT1,
     CLIENT2,
     CLIENT_NET,
+    MIXED_A,
+    MIXED_B,
     ROUTER_LAN,
     ROUTER_WAN,
     SERVER,
@@ -70,10 +72,13 @@ from .scenarios import (
 from .services import (
     AlbFront,
     AsyncHost,
+    BannerService,
     InterceptingProxy,
     NearTerminator,
     RecordWiseTLSServer,
     SilentProxy,
+    StrictSniServer,
+    VersionIntolerantFront,
 )
 
 HOSTS = ("client1", "client2", "router", "server")
@@ -267,6 +272,9 @@ class Lab(Peer):
         self._router_host: AsyncHost | None = None
         self._server_host: AsyncHost | None = None
         self.mtu_server: RecordWiseTLSServer | None = None
+        self.strict_sni: StrictSniServer | None = None
+        self.intolerant_front: VersionIntolerantFront | None = None
+        self.banner_service: BannerService | None = None
         self._ca: LabCA | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
@@ -407,7 +415,8 @@ class Lab(Peer):
         nothing listens; and there is no route out anyway)."""
         hosts = ["127.0.0.1 localhost", f"{SERVER} server.lab.test"]
         hosts += [f"{s.address} {s.sni}" for s in self.scenarios.values()]
-        hosts += [f"{BACKEND_A} backend-a.lab.test", f"{BACKEND_B} backend-b.lab.test"]
+        hosts += [f"{BACKEND_A} backend-a.lab.test", f"{BACKEND_B} backend-b.lab.test",
+                  f"{MIXED_A} mixed-a.lab.test", f"{MIXED_B} mixed-b.lab.test"]
         for ns in self.namespaces:
             d = ETC_NETNS / ns
             d.mkdir(parents=True, exist_ok=True)
@@ -435,13 +444,14 @@ class Lab(Peer):
                     raise LabError(f"{ns} has a route to {outside}: {r_out.stdout.strip()}")
 
     # -- services ---------------------------------------------------------------------
-    def _nginx(self, key: str, address: str, **kwargs: Any) -> NginxServer:
+    def _nginx(self, key: str, address: str, *, expired: bool = False,
+               **kwargs: Any) -> NginxServer:
         kwargs.setdefault("protocols", "TLSv1.2 TLSv1.3")
         assert self._ca is not None
         kwargs.setdefault("port", SERVICE_PORT)
         # in the lab's directory, so it goes with the lab
-        srv = NginxServer(self._ca.pki(key), host=address, dir=self.workdir / f"nginx-{key}",
-                          **kwargs)
+        srv = NginxServer(self._ca.pki(key, expired=expired), host=address,
+                          dir=self.workdir / f"nginx-{key}", **kwargs)
         self.servers[key] = srv
         _start_nginx(srv)
         return srv
@@ -457,8 +467,19 @@ class Lab(Peer):
             for name in ("healthy", "silent-proxy", "injected-reset", "sni-reset", "sni-drop",
                          "size-drop", "segmentation-drop",
                          "intercepting-proxy", "idle-timeout", "flapping",
-                         "near-tcp-terminator"):
+                         "near-tcp-terminator", "size-window", "rate-limited", "lossy-path",
+                         "outside-reset"):
                 self._nginx(name, sc[name].address)
+            # client-certificate: every client is asked for a certificate of the lab CA
+            self._nginx("client-certificate", sc["client-certificate"].address,
+                        extra_ssl=f"ssl_verify_client on;\n        "
+                                  f"ssl_client_certificate {ca.cert_path};")
+            # mixed-certificates: the same server twice, B with yesterday's certificate
+            self._nginx("mixed-a", MIXED_A)
+            self._nginx("mixed-b", MIXED_B, expired=True)
+            # version-intolerance: nginx on the server's loopback, behind the front
+            intolerant_backend = self._nginx("version-intolerance", "127.0.0.1",
+                                             port=free_port("127.0.0.1"))
             self._nginx("policy-alert", sc["policy-alert"].address, protocols="TLSv1.2")
             self._nginx("backend-a", BACKEND_A, protocols="TLSv1.1 TLSv1.2 TLSv1.3",
                         ciphers=_LEGACY_CIPHERS)
@@ -482,6 +503,16 @@ class Lab(Peer):
         cert, key = ca.leaf("mtu-blackhole", "rsa", extra_names=40)
         self.mtu_server = RecordWiseTLSServer(self._server_host, sc["mtu-blackhole"].address,
                                               SERVICE_PORT, cert, key).start()
+        strict = sc["sni-required"]
+        cert, key = ca.leaf("sni-required", "rsa")
+        self.strict_sni = StrictSniServer(self._server_host, strict.address, SERVICE_PORT,
+                                          cert, key, strict.sni).start()
+        self.intolerant_front = VersionIntolerantFront(
+            self._server_host, sc["version-intolerance"].address, SERVICE_PORT,
+            ("127.0.0.1", intolerant_backend.port)).start()
+        self.banner_service = BannerService(self._server_host, sc["wrong-service"].address,
+                                            SERVICE_PORT,
+                                            b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n").start()
 
         self._router_host = AsyncHost(self.ns("router")).start()
         p = self.params
@@ -521,6 +552,10 @@ table ip prblab {{
         # (new source ports) on either
         ip daddr {a("two-backends")} tcp dport {port} counter \\
             dnat to jhash ip saddr . tcp sport mod 2 map {{ 0 : {BACKEND_A}, 1 : {BACKEND_B} }}
+        # mixed-certificates: the same balancing over two backends that differ only in
+        # their certificate
+        ip daddr {a("mixed-certificates")} tcp dport {port} counter \\
+            dnat to jhash ip saddr . tcp sport mod 2 map {{ 0 : {MIXED_A}, 1 : {MIXED_B} }}
     }}
 
     chain forward {{
@@ -541,6 +576,22 @@ table ip prblab {{
         ip daddr {a("segmentation-drop")} tcp dport {port} @ih,0,1 1 @ih,16,8 0x01 accept
         ip daddr {a("segmentation-drop")} tcp dport {port} \\
             @ih,0,24 != {{ {_RECORD_HEADERS} }} counter drop
+        # size-window: packets of a band of lengths vanish (larger and smaller pass)
+        ip daddr {a("size-window")} tcp dport {port} \\
+            ip length {p.size_window[0]}-{p.size_window[1]} counter drop
+        # rate-limited: new connections beyond the rate are refused with RST
+        ip daddr {a("rate-limited")} tcp dport {port} ct state new \\
+            limit rate over {p.rate_per_s}/second burst {p.rate_burst} packets counter \\
+            reject with tcp reset
+        # lossy-path: a share of the clients' packets is lost (the replies are not)
+        ip daddr {a("lossy-path")} tcp dport {port} \\
+            numgen random mod 100 < {p.loss_percent} counter drop
+        # outside-reset: client2's ClientHellos get a forged RST, client1's pass
+        ip saddr {CLIENT2} ip daddr {a("outside-reset")} tcp dport {port} @ih,0,8 0x16 \\
+            counter reject with tcp reset
+        # endpoint-unreachable: every SYN gets ICMP host-unreachable
+        ip daddr {a("endpoint-unreachable")} tcp dport {port} counter \\
+            reject with icmp type host-unreachable
     }}
 
     chain output {{

@@ -19,7 +19,7 @@ CLIENT2 = "198.51.100.11"
 SERVER_NET = "203.0.113.0/24"
 ROUTER_WAN = "203.0.113.1"
 SERVER = "203.0.113.10"
-SERVICE_ADDRESSES = tuple(f"203.0.113.{i}" for i in range(11, 31))
+SERVICE_ADDRESSES = tuple(f"203.0.113.{i}" for i in range(11, 46))
 SERVICE_PORT = 443
 
 # the finding ids of `prober diagnose` (issue 5): every one is the main finding of a
@@ -30,11 +30,17 @@ FINDING_IDS = frozenset({
     "sni-drop", "size-drop", "segmentation-drop", "mtu-blackhole", "intermittent",
     "inappropriate-fallback", "idle-timeout", "tls-interception", "endpoint-flapping",
     "near-tcp-terminator", "dpi-fragmentation",
+    "sni-required", "client-certificate", "mixed-certificates", "size-window",
+    "rate-limited", "lossy-path", "version-intolerance", "wrong-service", "port-closed",
+    "endpoint-unreachable",
 })
 
 # the backends behind the two-backends balancer
 BACKEND_A = "203.0.113.22"
 BACKEND_B = "203.0.113.23"
+# the backends behind mixed-certificates: the same nginx, B's certificate expired
+MIXED_A = "203.0.113.32"
+MIXED_B = "203.0.113.33"
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,11 @@ class LabParams:
     silent_fin_s: float = 10.0  # silent-proxy: FIN this long after accepting (case 3)
     near_delay_ms: float = 40.0  # near-tcp-terminator: delay each way behind the relay
     size_limit: int = 1200  # size-drop: longer IP packets to the service are dropped
+    # size-window: IP packets to the service of these lengths are dropped (both inclusive)
+    size_window: tuple[int, int] = (640, 720)
+    rate_per_s: int = 10  # rate-limited: new connections per second beyond the burst
+    rate_burst: int = 5
+    loss_percent: int = 15  # lossy-path: client-to-server packets dropped at random
     blackhole_mtu: int = 1280  # mtu-blackhole: MTU of the path back to the clients
     flap_up_s: float = 6.0  # flapping, when the lab toggles it by itself (`lab-up`)
     flap_down_s: float = 3.0
@@ -184,4 +195,53 @@ def catalog(p: LabParams) -> tuple[Scenario, ...]:
                  f"relays to the server over a path {p.near_delay_ms:g} ms long each way: TCP "
                  "answers at once from 1 hop away, the ServerHello comes much later",
                  ("-p", "tls1.2-only", "--repeat", "3")),
+        Scenario("sni-required", _s(29), "sni-required",
+                 "a TLS server that serves sni-required.lab.test only: hellos without SNI or "
+                 "naming another host get an unrecognized_name alert (a server policy, as "
+                 "nginx's ssl_reject_handshake; nothing on the path)",
+                 ("-p", "tls1.2-only", "--no-sni")),
+        Scenario("client-certificate", _s(30), "client-certificate",
+                 "nginx asks every client for a certificate issued by the lab CA "
+                 "(ssl_verify_client on): the CertificateRequest names CN=prober lab CA",
+                 ("-p", "tls1.2-only", "--json", "-")),
+        Scenario("mixed-certificates", _s(31), "mixed-certificates",
+                 "the router balances over two identical nginx by a hash of the client's "
+                 f"address and port ({MIXED_A}, {MIXED_B}); {MIXED_B}'s certificate expired "
+                 "yesterday (a backend that missed its renewal)",
+                 ("-p", "tls1.2-only", "--repeat", "10", "--json", "-")),
+        Scenario("size-window", _s(34), "size-window",
+                 f"the router drops IP packets to the service {p.size_window[0]}-"
+                 f"{p.size_window[1]} bytes long: a ClientHello of ~600 bytes never arrives "
+                 "while smaller and larger ones do (the shape of the F5 hello-padding bug)",
+                 ("-p", "tls1.2-only", "-p", "tls1.3-only", "--timeout", "3")),
+        Scenario("rate-limited", _s(35), "rate-limited",
+                 f"the router refuses new connections (RST to the SYN) above "
+                 f"{p.rate_per_s}/s after a burst of {p.rate_burst} (nftables limit): "
+                 "connections opened faster are refused, slower ones pass",
+                 ("-p", "tls1.2-only", "--repeat", "30")),
+        Scenario("lossy-path", _s(36), "lossy-path",
+                 f"the router drops {p.loss_percent}% of the packets from the clients to the "
+                 "service at random (nftables numgen): handshakes succeed after TCP "
+                 "retransmissions",
+                 ("-p", "tls1.2-only", "--repeat", "20", "--json", "-")),
+        Scenario("version-intolerance", _s(37), "version-intolerance",
+                 "a front (old balancer firmware) resets every ClientHello carrying the "
+                 "supported_versions extension, even offering TLS 1.2; other hellos reach "
+                 "nginx (TLS 1.2 and 1.3) behind it",
+                 ("-p", "tls1.2-only", "-p", "tls1.3-only")),
+        Scenario("outside-reset", _s(38), "injected-reset",
+                 "the router forges an RST for client2's ClientHellos only (field case 2: "
+                 "a device on the outside path); client1 reaches a healthy nginx; `prober "
+                 "diff` of the two runs names the outside side",
+                 ("-p", "tls1.2-only"), clients=("client2",)),
+        Scenario("wrong-service", _s(39), "wrong-service",
+                 "an SSH server's banner on port 443: no TLS at all",
+                 ("-p", "tls1.2-only")),
+        Scenario("port-closed", _s(40), "port-closed",
+                 "nothing listens on port 443 of this address: the server's kernel answers "
+                 "every SYN with RST",
+                 ("-p", "tls1.2-only")),
+        Scenario("endpoint-unreachable", _s(41), "endpoint-unreachable",
+                 "the router answers every SYN to this service with ICMP host-unreachable",
+                 ("-p", "tls1.2-only")),
     )

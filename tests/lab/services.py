@@ -417,3 +417,98 @@ class RecordWiseTLSServer(AsyncService):
             request += data
         await tls.write(_HTTP_OK)
         await tls.close()
+
+
+class StrictSniServer(AsyncService):
+    """A TLS server that serves one name only: a hello without SNI, or naming another
+    host, gets the ``unrecognized_name`` alert (as nginx's ``ssl_reject_handshake`` or a
+    CDN edge does). A server policy, not a middlebox: the refusal is TLS's own."""
+
+    def __init__(self, host: AsyncHost, address: str, port: int, cert: Path, key: Path,
+                 name: str) -> None:
+        super().__init__(host, port, address)
+        self.name = name
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.ctx.sni_callback = self._on_sni
+        self.refused: list[str | None] = []
+
+    def _on_sni(self, _obj: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext
+                ) -> int | None:
+        if name != self.name:
+            self.refused.append(name)
+            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+        return None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        tls = TlsServerStream(self.ctx, reader, writer)
+        if not await tls.handshake():
+            writer.close()
+            return
+        request = b""
+        while b"\r\n\r\n" not in request and len(request) < RELAY_CHUNK:
+            data = await tls.read()
+            if not data:
+                return
+            request += data
+        await tls.write(_HTTP_OK)
+        await tls.close()
+
+
+def carries_supported_versions(hello: Any) -> bool:
+    """Whether a parsed ClientHello has the supported_versions extension (43)."""
+    return any(t == 43 for t, _ in (getattr(hello, "extensions", None) or ()))
+
+
+class VersionIntolerantFront(AsyncService):
+    """A front (old load-balancer firmware) that resets any ClientHello carrying the
+    supported_versions extension, even one offering TLS 1.2, and relays every other hello
+    to its backend: version intolerance, where a version *policy* would answer TLS 1.2."""
+
+    def __init__(self, host: AsyncHost, address: str, port: int, backend: tuple[str, int]
+                 ) -> None:
+        super().__init__(host, port, address)
+        self.backend = backend
+        self.reset = 0
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        from prober.net.demo import read_hello
+
+        self.accepted += 1
+        data, hello = await read_hello(reader)
+        if hello is None or carries_supported_versions(hello):
+            self.reset += 1
+            abort_with_rst(writer)
+            return
+        try:
+            up_r, up_w = await asyncio.wait_for(asyncio.open_connection(*self.backend),
+                                                IO_TIMEOUT_S)
+        except (TimeoutError, OSError):
+            abort_with_rst(writer)
+            return
+        up_w.write(data)
+        try:
+            await relay(reader, writer, up_r, up_w)
+        except asyncio.CancelledError:
+            # the lab stopping with a client still connected: end quietly, as the
+            # demo's front does (asyncio would log the cancelled handler otherwise)
+            writer.close()
+
+
+class BannerService(AsyncService):
+    """Another protocol on the TLS port: sends ``banner`` on accept, then reads and
+    discards (an SSH server, say, on 443)."""
+
+    def __init__(self, host: AsyncHost, address: str, port: int, banner: bytes) -> None:
+        super().__init__(host, port, address)
+        self.banner = banner
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        writer.write(self.banner)
+        with contextlib.suppress(OSError, asyncio.TimeoutError):
+            await writer.drain()
+            while await asyncio.wait_for(reader.read(RELAY_CHUNK), IO_TIMEOUT_S):
+                pass
+        writer.close()

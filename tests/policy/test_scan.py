@@ -162,9 +162,9 @@ def start(case: Case, request: pytest.FixtureRequest, dhparam: Path) -> Any:
 
 
 def run_policy(tmp_path: Path, port: int, capsys: pytest.CaptureFixture[str],
-               *extra: str) -> tuple[dict[str, Any], str]:
+               *extra: str, rc: int = 0) -> tuple[dict[str, Any], str]:
     out = tmp_path / f"policy-{port}.json"
-    assert main(["policy", f"127.0.0.1:{port}", "--json", str(out), *extra]) == 0
+    assert main(["policy", f"127.0.0.1:{port}", "--json", str(out), *extra]) == rc
     table = capsys.readouterr().out
     return json.loads(out.read_text()), table
 
@@ -176,7 +176,7 @@ def test_policy_equals_configuration(case: Case, request: pytest.FixtureRequest,
     srv = start(case, request, dhparam)
     doc, table = run_policy(tmp_path, srv.port, capsys)
     obs = doc["policy"]
-    assert doc["schema"] == "prober.policy/1"
+    assert doc["schema"] == "prober.policy/2"
     assert doc["reliable"] is True, doc["warnings"]
     # the one thing an ECDSA-only TLS 1.2 server hides: curves it likes less than its
     # certificate's own (it can sign only while that curve is offered)
@@ -330,11 +330,13 @@ def test_dying_endpoint_is_not_read_as_policy(nginx_factory: Any) -> None:
 
 def test_unreachable_endpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     port = closed_port()
-    doc, table = run_policy(tmp_path, port, capsys)
+    # exit 3: no TLS endpoint measured, said first, without the page of the policy
+    doc, table = run_policy(tmp_path, port, capsys, rc=3)
     assert doc["reliable"] is False and doc["policy"]["versions"] == []
     assert doc["catalog"] is None
     assert doc["connections"]["total"] <= 8  # the first round, then it stops
-    assert "NOT RELIABLE" in table
+    assert doc["tls_endpoint"]["kind"] == "port-closed"
+    assert table.splitlines()[1].startswith("NO TLS ENDPOINT MEASURED: Nothing listens")
 
 
 @pytest.mark.parametrize("argv, needle", [

@@ -257,7 +257,7 @@ def test_whatif_against_staging_and_current_endpoint(
                       "--against", f"127.0.0.1:{staging.port}",
                       "--current", f"127.0.0.1:{today.port}")
     text = capsys.readouterr().out
-    assert rc == 0 and doc["schema"] == "prober.whatif/1"
+    assert rc == 0 and doc["schema"] == "prober.whatif/2"
     # no --cert: the type the staging endpoint served is used
     assert doc["candidate"]["certificate"] == "rsa"
     rows = {c["client"]: c for c in doc["clients"]}

@@ -49,7 +49,8 @@ async def _idle_round(ep: Endpoint, waits: list[float], connect_timeout: float
     stops = {w: threading.Event() for w in waits}
     tasks = [asyncio.ensure_future(asyncio.to_thread(
         idle_probe, ep.address or "", ep.target.port, ep.family, ep.target.sni, w,
-        connect_timeout, stops[w])) for w in waits]
+        connect_timeout, stops[w], ep.target.starttls, ep.target.sni or ep.target.host))
+        for w in waits]
     out: list[IdleProbe] = []
     try:
         for fut in asyncio.as_completed(tasks):

@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prober.core.attempt import AttemptResult
-from prober.core.engine import Endpoint, EngineOptions, RateLimiter, attempt
+from prober.core.engine import (
+    Endpoint,
+    EngineOptions,
+    RateLimiter,
+    Retries,
+    attempt,
+    transient,
+)
 from prober.diagnose.findings import Control, IdleResult, Seen
 from prober.net.attempt import Deadlines
 from prober.profiles.model import Profile
@@ -67,6 +74,8 @@ class Runner:
         self.slots = asyncio.Semaphore(max(1, opts.per_target))
         self.limiter = RateLimiter(opts.rate)
         self.eopts = EngineOptions(deadlines=opts.deadlines)
+        self.retries = Retries()
+        self.quiet_until = 0.0  # loop time before which no attempt starts (a back-off)
 
     async def run(self, jobs: list[Job]) -> list[AttemptResult]:
         numbered = []
@@ -77,11 +86,33 @@ class Runner:
         return list(done)
 
     async def _one(self, aid: int, job: Job) -> AttemptResult:
+        """The job's attempt; one turned away for load is retried after a back-off (a
+        new attempt, ``retry_of`` the last), and the last try is the job's result."""
+        r = await self._try(aid, job)
+        tries = 0
+        while transient(r) and await self.retries.took_connections() and (
+                wait := self.retries.wait_before(r, tries)) is not None:
+            # every attempt backs off, not only this one: the endpoint said "too many"
+            loop = asyncio.get_running_loop()
+            self.quiet_until = max(self.quiet_until, loop.time() + wait)
+            await asyncio.sleep(wait)  # outside the slot: backing off frees it
+            tries += 1
+            rid, self.next_id = self.next_id, self.next_id + 1
+            r = await self._try(rid, job, retry_of=r.id)
+        return r
+
+    async def _try(self, aid: int, job: Job, retry_of: int | None = None) -> AttemptResult:
         async with self.slots:
+            # bounded: quiet_until only moves by one back-off step per transient attempt
+            while (left := self.quiet_until - asyncio.get_running_loop().time()) > 0:
+                await asyncio.sleep(left)
             await self.limiter.wait()
             r = await attempt(aid, job.endpoint, job.profile, job.repeat, self.eopts)
         r.data["step"] = job.step
         r.data.update(job.meta)
+        if retry_of is not None:
+            r.data["retry_of"] = retry_of
+        self.retries.note(r)
         self.state.results.append(r)
         if self.on_result is not None:
             self.on_result(r)

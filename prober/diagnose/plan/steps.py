@@ -31,14 +31,18 @@ from prober.core.engine import Endpoint
 from prober.core.outcome import Outcome
 from prober.core.targets import SNI_NONE, SNI_TARGET, Sni
 from prober.diagnose.findings import (
+    NO_SNI_SUFFIX,
+    STEP_BACKENDS,
     STEP_BISECT,
     STEP_FALLBACK,
+    STEP_INTOLERANCE,
     STEP_REPEAT,
     STEP_SANITY_FIRST,
     STEP_SANITY_LAST,
     STEP_SIZE,
     STEP_SNI,
     STEP_SWEEP,
+    STEP_SWEEP_NO_SNI,
     SWEEP_VERSIONS,
     Control,
 )
@@ -47,11 +51,12 @@ from prober.diagnose.plan.runner import Job, PlanOptions, PlanState, Runner, see
 from prober.diagnose.plan.variants import (
     KNOWN_GOOD,
     SANITY,
-    bisect_bounds,
     bisect_profile,
     choose_reference,
     fallback_profile,
     fallback_versions,
+    intolerance_profile,
+    size_gaps,
     size_profiles,
     split_profiles,
     sweep_profiles,
@@ -63,10 +68,14 @@ from prober.profiles.families import sanity_profile
 BISECT_RESOLUTION = 16
 # how often the fragmentation variants run (twice: one lost packet is not a pattern)
 SPLIT_REPEAT = 2
+# sweeps more when the repeats met several certificates (see STEP_BACKENDS)
+BACKEND_REPEAT = 4
 
 
 async def control(ep: Endpoint, wait: float, connect_timeout: float) -> Control:
-    w = await connect_and_wait(ep.address, ep.target.port, ep.family, wait, connect_timeout)
+    t = ep.target
+    w = await connect_and_wait(ep.address, t.port, ep.family, wait, connect_timeout,
+                               t.starttls, t.sni or t.host)
     return Control(w.outcome, w.connect_ms, w.waited_ms, w.banner)
 
 
@@ -135,26 +144,60 @@ async def _main_steps(run: Runner, ep: Endpoint, opts: PlanOptions, state: PlanS
     variants += [Job(STEP_FALLBACK, fallback_profile(v, name), ep, 0,
                      {"fallback_version": v, "accepted": accepted})
                  for name, v in fallback_versions(accepted)]
+    # a known-good hello of TLS 1.2 or older: the same with supported_versions naming its
+    # own version (version intolerance cuts it; a version policy answers it)
+    sv = intolerance_profile(ref, SWEEP_VERSIONS[ref_name]) if ref_name in SWEEP_VERSIONS \
+        else None
+    if sv is not None:
+        variants += [Job(STEP_INTOLERANCE, sv, ep, i, dict(tag)) for i in range(SPLIT_REPEAT)]
     batch = interleave(repeats, variants)
     say(f"known-good {ref_name} ×{opts.repeat}, SNI, size ladder, fragmentation, fallback "
         f"({len(batch)} attempts)")
     done = await run.run(batch)
     state.steps_done.append(STEP_REPEAT)
 
-    bounds = bisect_bounds([a for a in seen(done) if a.step == STEP_SIZE])
-    steps = 0
-    while bounds is not None and steps < opts.bisect_steps:
-        lo, hi = bounds
-        if hi - lo <= BISECT_RESOLUTION:
-            break
-        mid = (lo + hi) // 2
-        say(f"bisecting the breaking size: {lo}..{hi} bytes")
-        (a,) = seen(await run.run([Job(STEP_BISECT, bisect_profile(ref, suite, mid), ep, 0,
-                                       {**tag, "size_target": mid})]))
-        if not a.connected:
-            break
-        bounds = (a.hello_bytes, hi) if a.answered else (lo, a.hello_bytes)
-        steps += 1
+    # several certificates among identical answers: sweep the versions again from new
+    # source ports, so backends that also differ in what they accept show it (three
+    # sweep attempts all landing on one of two backends is not rare)
+    certs = {a.cert_sha256 for a in seen(done) if a.step == STEP_REPEAT and a.cert_sha256
+             and a.outcome == Outcome.OK}
+    if len(certs) > 1:
+        jobs = [Job(STEP_BACKENDS, p, ep, r) for r in range(BACKEND_REPEAT) for p in sweeping]
+        say(f"{len(certs)} certificates: the version sweep again ({len(jobs)} attempts)")
+        await run.run(jobs)
+        state.steps_done.append(STEP_BACKENDS)
+
+    # every hello naming the target failed and the same hello without SNI passed: the
+    # sweep said nothing about the server's versions, so ask again without the name
+    batch_seen = seen(done)
+    unnamed = [a for a in batch_seen if a.meta.get("sni_variant") == "none"]
+    named = [a for a in batch_seen if a.step == STEP_REPEAT]
+    if sni and named and not any(a.answered for a in named) and any(
+            a.answered for a in unnamed):
+        jobs = [Job(STEP_SWEEP_NO_SNI, replace(p, name=p.name + NO_SNI_SUFFIX, sni=SNI_NONE),
+                    ep, r) for r in range(opts.sweep_repeat) for p in sweeping]
+        say(f"version sweep without SNI ({len(jobs)} attempts)")
+        await run.run(jobs)
+        state.steps_done.append(STEP_SWEEP_NO_SNI)
+
+    # every boundary between a size that passes and one that fails, bisected on its own:
+    # a window of failing sizes has two (both bounds are stated), a limit one
+    rungs = [a for a in seen(done) if a.step == STEP_SIZE]
+    for lo, hi in size_gaps(rungs):
+        fate = next(a.answered for a in rungs if a.hello_bytes == lo and a.connected)
+        steps = 0
+        while hi - lo > BISECT_RESOLUTION and steps < opts.bisect_steps:
+            mid = (lo + hi) // 2
+            say(f"bisecting a size boundary: {lo}..{hi} bytes")
+            (a,) = seen(await run.run([Job(STEP_BISECT, bisect_profile(ref, suite, mid), ep,
+                                           0, {**tag, "size_target": mid})]))
+            if not a.connected or not lo < a.hello_bytes < hi:
+                break
+            if a.answered == fate:
+                lo = a.hello_bytes
+            else:
+                hi = a.hello_bytes
+            steps += 1
     state.steps_done.append(STEP_BISECT)
 
 

@@ -23,7 +23,9 @@ from prober.diagnose.findings import (
 )
 from prober.profiles import variants
 from prober.profiles.model import Profile
-from prober.wire.clienthello import HelloSpec, build
+from prober.wire import registry as reg
+from prober.wire.clienthello import ExtSpec, HelloSpec, build
+from prober.wire.constants import ExtensionType
 
 SANITY = "sanity"
 KNOWN_GOOD = "known-good"
@@ -103,6 +105,20 @@ def split_profiles(ref: Profile, sni: str | None) -> list[tuple[str, Profile, di
     ]
 
 
+def intolerance_profile(ref: Profile, version: str) -> Profile | None:
+    """The known-good hello of ``version`` (TLS 1.2 or older, which carries no
+    supported_versions) with a supported_versions extension naming that version alone:
+    any server takes it as it takes the plain one, an intolerant one does not."""
+    if ref.spec.sslv2 or ref.spec.extensions is None or \
+            ref.spec.ext(ExtensionType.SUPPORTED_VERSIONS) is not None:
+        return None
+    value = reg.version_value(version)
+    ext = ExtSpec(ExtensionType.SUPPORTED_VERSIONS, bytes([2]) + value.to_bytes(2, "big"))
+    return Profile(name="supported-versions", spec=variants.with_extension(ref.spec, ext),
+                   sni=ref.sni, origin="generated",
+                   description=f"{version} hello with supported_versions [{version}]")
+
+
 def fallback_profile(version: str, name: str = "fallback-scsv") -> Profile:
     """``version`` (TLSv1.x, SSLv3) with TLS_FALLBACK_SCSV, as a client retrying lower does."""
     from prober.profiles.families import VERSION_PROFILES, version_profile
@@ -128,6 +144,30 @@ def fallback_versions(accepted: list[str]) -> list[tuple[str, str]]:
         if v in accepted and v != below and v != newest:
             out.append((f"fallback-scsv@{v}", v))
     return out
+
+
+def size_gaps(rungs: list[Seen], limit: int = 3) -> list[tuple[int, int]]:
+    """(smaller, larger) hello sizes of neighbouring rungs whose fate differs, smallest
+    first: each is a boundary to bisect. No assumption that failing is monotonic in
+    size: a window of sizes that fail has a boundary on each side."""
+    conn = sorted((a for a in rungs if a.connected), key=lambda a: a.hello_bytes)
+    out: list[tuple[int, int]] = []
+    for a, b in pairwise(conn):
+        if a.answered != b.answered and b.hello_bytes > a.hello_bytes:
+            out.append((a.hello_bytes, b.hello_bytes))
+    return out[:limit]
+
+
+def size_runs(rungs: list[Seen]) -> list[tuple[bool, list[Seen]]]:
+    """The rungs by size, grouped into runs of the same fate: (answered, attempts)."""
+    conn = sorted((a for a in rungs if a.connected), key=lambda a: a.hello_bytes)
+    runs: list[tuple[bool, list[Seen]]] = []
+    for a in conn:
+        if runs and runs[-1][0] == a.answered:
+            runs[-1][1].append(a)
+        else:
+            runs.append((a.answered, [a]))
+    return runs
 
 
 def bisect_bounds(rungs: list[Seen]) -> tuple[int, int] | None:

@@ -16,11 +16,18 @@ from __future__ import annotations
 from prober.core.outcome import Outcome
 from prober.diagnose.findings import (
     CONFIDENCE_ORDER,
+    ENDPOINT_UNREACHABLE,
     FAILED_IDLE,
+    INJECTED_RESET,
     LEGACY,
     MODERN,
+    PATH_DROP,
+    POLICY_RESET,
+    PORT_CLOSED,
+    SILENT_PROXY,
     STEP_FALLBACK,
     STEP_SWEEP,
+    WRONG_SERVICE,
     Finding,
     RunView,
 )
@@ -36,8 +43,15 @@ from prober.diagnose.rules.interception import (
 )
 from prober.diagnose.rules.intermittent import rule_flapping, rule_intermittent
 from prober.diagnose.rules.policy import rule_all_cut, rule_policy, rule_policy_summary
+from prober.diagnose.rules.server import (
+    rule_client_certificate,
+    rule_sni_required,
+    rule_version_intolerance,
+)
+from prober.diagnose.rules.service import rule_no_tls
 from prober.diagnose.rules.size import ONE_SEGMENT_MIN, rule_mtu, rule_segmentation, rule_size
 from prober.diagnose.rules.sni import rule_dpi_fragmentation, rule_sni
+from prober.diagnose.rules.transport import rule_lossy_path, rule_rate_limited
 from prober.diagnose.rules.ttl import hops, initial_ttl, rst, synack, ttl_compare
 from prober.diagnose.rules.unanswered import (
     INJECTED_MIN_RTT_MS,
@@ -48,34 +62,79 @@ from prober.diagnose.rules.unanswered import (
 
 # every public name of the former single module stays importable from here
 __all__ = [
-    "INJECTED_MIN_RTT_MS", "INJECTED_RTT_FRACTION", "LEGACY", "MODERN", "ONE_SEGMENT_MIN",
-    "RULES", "TERMINATOR_EXTRA_MS", "TERMINATOR_FACTOR", "Rule", "counts", "evaluate", "hops",
-    "id_list", "initial_ttl", "median", "ms", "notes", "round_trip_ms", "rst", "rule_all_cut",
-    "rule_dpi_fragmentation", "rule_fallback", "rule_flapping", "rule_idle", "rule_injected",
-    "rule_interception", "rule_intermittent", "rule_mtu", "rule_near_terminator",
-    "rule_policy", "rule_policy_summary", "rule_segmentation", "rule_silent", "rule_size",
-    "rule_sni", "synack", "ttl_compare",
+    "INJECTED_MIN_RTT_MS",
+    "INJECTED_RTT_FRACTION",
+    "LEGACY",
+    "MODERN",
+    "ONE_SEGMENT_MIN",
+    "RULES",
+    "TERMINATOR_EXTRA_MS",
+    "TERMINATOR_FACTOR",
+    "Rule",
+    "counts",
+    "evaluate",
+    "hops",
+    "id_list",
+    "initial_ttl",
+    "median",
+    "ms",
+    "notes",
+    "round_trip_ms",
+    "rst",
+    "rule_all_cut",
+    "rule_client_certificate",
+    "rule_dpi_fragmentation",
+    "rule_fallback",
+    "rule_flapping",
+    "rule_idle",
+    "rule_injected",
+    "rule_interception",
+    "rule_intermittent",
+    "rule_lossy_path",
+    "rule_mtu",
+    "rule_near_terminator",
+    "rule_no_tls",
+    "rule_policy",
+    "rule_policy_summary",
+    "rule_rate_limited",
+    "rule_segmentation",
+    "rule_silent",
+    "rule_size",
+    "rule_sni",
+    "rule_sni_required",
+    "rule_version_intolerance",
+    "synack",
+    "ttl_compare",
 ]
 
 
 def evaluate(run: RunView) -> list[Finding]:
-    """All findings of a run: problems by confidence, then the info-level policy."""
+    """All findings of a run: problems by confidence, then the info-level policy; when
+    nothing TLS-like was measured, the finding that says what answered instead first."""
     ctx = Ctx()
     out: list[Finding] = []
     for rule in RULES:
         got = rule(run, ctx)
         ctx.found.update(f.id for f in got)
         out += got
-    return sorted(out, key=lambda f: CONFIDENCE_ORDER.get(f.confidence, 9))
+    first = NO_TLS_FIRST if run.no_tls() is not None else ()
+    return sorted(out, key=lambda f: (f.id not in first,
+                                      CONFIDENCE_ORDER.get(f.confidence, 9)))
+
+
+# the findings that can name why no TLS endpoint was measured, in the order they are put
+NO_TLS_FIRST = (WRONG_SERVICE, PORT_CLOSED, ENDPOINT_UNREACHABLE, INJECTED_RESET, SILENT_PROXY,
+                PATH_DROP, POLICY_RESET)
 
 
 # the order is part of the verdict: a rule skips the attempts an earlier one explained,
 # and may defer to an id raised before it (size-drop to segmentation-drop)
 RULES: tuple[Rule, ...] = (
-    rule_flapping, rule_sni, rule_dpi_fragmentation, rule_policy, rule_segmentation,
-    rule_size, rule_mtu, rule_fallback, rule_injected, rule_all_cut, rule_silent,
-    rule_near_terminator, rule_interception, rule_intermittent, rule_idle,
-    rule_policy_summary,
+    rule_no_tls, rule_rate_limited, rule_lossy_path, rule_flapping, rule_sni,
+    rule_sni_required, rule_dpi_fragmentation, rule_version_intolerance, rule_policy,
+    rule_segmentation, rule_size, rule_mtu, rule_fallback, rule_injected, rule_all_cut,
+    rule_silent, rule_near_terminator, rule_interception, rule_client_certificate,
+    rule_intermittent, rule_idle, rule_policy_summary,
 )
 
 

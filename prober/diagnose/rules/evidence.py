@@ -68,7 +68,9 @@ def how_text(outcome: str) -> str:
 
 
 def main_outcome(atts: list[Seen]) -> str:
-    return Counter(a.outcome for a in atts).most_common(1)[0][0]
+    """The most common outcome ("" of no attempts)."""
+    top = Counter(a.outcome for a in atts).most_common(1)
+    return top[0][0] if top else ""
 
 
 def unchecked_ttl(run: RunView, what: str) -> list[str]:

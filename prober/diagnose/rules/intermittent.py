@@ -10,6 +10,7 @@ from prober.diagnose.findings import (
     HIGH,
     INTERMITTENT,
     MEDIUM,
+    MIXED_CERTIFICATES,
     STEP_BISECT,
     STEP_SANITY_FIRST,
     STEP_SANITY_LAST,
@@ -43,7 +44,8 @@ def _port_correlation(atts: list[Seen]) -> str | None:
 def rule_intermittent(run: RunView, ctx: Ctx) -> list[Finding]:
     skip = (STEP_SANITY_FIRST, STEP_SANITY_LAST, STEP_BISECT)
     cells: dict[str, list[Seen]] = {}
-    for a in run.attempts:
+    # an attempt another rule explained (lost on a lossy path, say) makes no cell mixed
+    for a in ctx.free(run.attempts):
         if a.step not in skip and a.connected:
             cells.setdefault(a.profile, []).append(a)
     mixed = {p: x for p, x in cells.items() if len(x) >= 2 and len({a.outcome for a in x}) > 1}
@@ -56,6 +58,10 @@ def rule_intermittent(run: RunView, ctx: Ctx) -> list[Finding]:
     multi_neg = {p for p, s in negs.items() if len(s) > 1}
     if not mixed and not multi_cert and not multi_neg:
         return []
+    if not mixed and not multi_neg:
+        # every answer is the same but for the certificate: not intermittent, one backend
+        # (or one node of a cluster) serves another certificate
+        return _mixed_certificates(run, cells)
     ref = cells.get("known-good") or max(cells.values(), key=len)
     ok = sum(1 for a in ref if a.answered)
     ev = [f"{p}: {counts(x)} ({id_list(x)})" for p, x in mixed.items()]
@@ -94,10 +100,11 @@ def rule_intermittent(run: RunView, ctx: Ctx) -> list[Finding]:
 
 
 def rule_flapping(run: RunView, ctx: Ctx) -> list[Finding]:
-    atts = sorted(run.attempts, key=lambda a: (a.started_at, a.id))
+    # a connect failure whose retry got in still shows the outage
+    atts = sorted(run.attempts + run.retried, key=lambda a: (a.started_at, a.id))
     if not atts:
         return []
-    nc = [a for a in atts if not a.connected]
+    nc = [a for a in ctx.free(atts) if not a.connected]
     first = run.of_step(STEP_SANITY_FIRST)
     last = run.of_step(STEP_SANITY_LAST)
     ev = []
@@ -106,17 +113,9 @@ def rule_flapping(run: RunView, ctx: Ctx) -> list[Finding]:
     if changed:
         ev.append(f"sanity first: {first[0].outcome} (id {first[0].id}); last: "
                   f"{last[0].outcome} (id {last[0].id})")
-    if not nc and not changed:
+    if (not nc and not changed) or len(nc) == len(atts):
+        # never connected: not a flap but a closed or unreachable port (rules.service)
         return []
-    if len(nc) == len(atts):
-        ctx.claim(nc)
-        return [Finding(
-            ENDPOINT_FLAPPING, HIGH if len(nc) >= 3 else MEDIUM,
-            f"The endpoint is down: no attempt connected ({counts(nc)}).",
-            "Check that the service listens and that the address and port are right; from "
-            "another network (`prober diff`) a firewall in between shows up.",
-            evidence=[f"{counts(nc)}: {nc[0].detail} ({id_list(nc)})"],
-            attempts=[a.id for a in nc])]
     if nc:
         t0 = atts[0].started_at
         ev.append(f"{counts(nc)} could not connect ({id_list(nc)}), between "
@@ -132,3 +131,70 @@ def rule_flapping(run: RunView, ctx: Ctx) -> list[Finding]:
         "Check the endpoint's (and its balancer targets') health over the run's time window; "
         "rerun to see whether it recovers.",
         evidence=ev, attempts=[a.id for a in nc + first + last])]
+
+
+def _mixed_certificates(run: RunView, cells: dict[str, list[Seen]]) -> list[Finding]:
+    oks = [a for x in cells.values() for a in x if a.outcome == Outcome.OK and a.cert_sha256]
+    by: dict[str, list[Seen]] = {}
+    for a in oks:
+        by.setdefault(a.cert_sha256 or "", []).append(a)
+    when = max((a.started_at for a in oks), default=0.0)
+    issuers = {x[0].cert_issuer for x in by.values()}
+    ev, shares, problems = [], {}, []
+    for sha, x in sorted(by.items(), key=lambda kv: -len(kv[1])):
+        a = x[0]
+        expired = _expired(a.cert_not_after, when)
+        share = len(x) / len(oks)
+        shares[sha] = round(share, 3)
+        notes = [w for w, yes in (("EXPIRED", expired),
+                                  ("another issuer", len(issuers) > 1 and a.cert_issuer !=
+                                   max(by.values(), key=len)[0].cert_issuer)) if yes]
+        if notes:
+            problems.append(f"{sha[:16]}… ({', '.join(notes)})")
+        ev.append(f"certificate {sha[:16]}… {len(x)}/{len(oks)} ({share:.0%}): {a.cert_subject}; "
+                  f"issuer {a.cert_issuer}; not after {a.cert_not_after}"
+                  f"{' — ' + ', '.join(notes) if notes else ''} ({id_list(x)})")
+    ports = _port_correlation_certs(oks)
+    if ports:
+        ev.append(ports)
+    bad = f": {'; '.join(problems)}" if problems else ""
+    return [Finding(
+        MIXED_CERTIFICATES, HIGH if problems or len(oks) >= 6 else MEDIUM,
+        f"Identical handshakes succeed with {len(by)} different certificates "
+        f"({', '.join(f'{v:.0%}' for v in shares.values())} of {len(oks)}){bad}: the "
+        "backends behind this name differ only in their certificate, so some clients "
+        "(those that check it, or pin it) fail some of the time.",
+        "Deploy the same certificate to every backend (or node) behind the name; look for "
+        "the one that missed a renewal or was set up by hand.",
+        evidence=ev, attempts=[a.id for a in oks],
+        figures={"certificates": sorted(by), "shares": shares,
+                 "problems": problems, "of": len(oks)})]
+
+
+def _expired(not_after: str | None, when: float) -> bool:
+    import datetime as dt
+
+    if not not_after or not when:
+        return False
+    try:
+        t = dt.datetime.fromisoformat(not_after)
+    except ValueError:
+        return False
+    return t.timestamp() < when
+
+
+def _port_correlation_certs(oks: list[Seen]) -> str | None:
+    """Which certificate a connection got, against its source port (hashing balancers)."""
+    ported = [a for a in oks if a.local_port is not None]
+    if len({a.cert_sha256 for a in ported}) < 2:
+        return None
+    for k in (2, 4):
+        if len(ported) < 3 * k:
+            break
+        groups: dict[int, set[str | None]] = {}
+        for a in ported:
+            groups.setdefault(int(a.local_port or 0) % k, set()).add(a.cert_sha256)
+        if all(len(v) == 1 for v in groups.values()):
+            return (f"the certificate follows the source port (port mod {k}): a balancer "
+                    "hashing the 5-tuple picks the backend")
+    return None

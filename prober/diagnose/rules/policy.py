@@ -12,10 +12,12 @@ from prober.diagnose.findings import (
     LOW,
     MEDIUM,
     MODERN,
+    NO_SNI_SUFFIX,
     POLICY,
     POLICY_ALERT,
     POLICY_RESET,
     STEP_SWEEP,
+    STEP_SWEEP_NO_SNI,
     SWEEP_PROFILES,
     SWEEP_VERSIONS,
     Finding,
@@ -32,7 +34,7 @@ from prober.diagnose.rules.evidence import (
     ms,
     unchecked_ttl,
 )
-from prober.diagnose.rules.ttl import ttl_lines
+from prober.diagnose.rules.ttl import forged, ttl_lines
 
 _REFUSED_HOW: dict[str, str] = {Outcome.RESET: "RST", Outcome.EOF: "FIN",
                                 Outcome.HANG_ACKED: "no answer", Outcome.HANG_UNACKED: "dropped"}
@@ -46,13 +48,27 @@ def _accepted(atts: list[Seen]) -> bool:
 
 
 def _sweep(run: RunView) -> list[tuple[str, list[Seen]]]:
-    """(version, attempts) of the version sweep, newest version first."""
+    """(version, attempts) of the version sweep, newest version first: the sweep without
+    SNI where the plan ran one (every hello naming the target was filtered, so the
+    sweep with SNI tells nothing about the server's versions)."""
+    unnamed = _sweep_of(run, STEP_SWEEP_NO_SNI, NO_SNI_SUFFIX)
+    if unnamed and any(a.answered for _, x in unnamed for a in x):
+        return unnamed
+    return _sweep_of(run, STEP_SWEEP, "")
+
+
+def _sweep_of(run: RunView, step: str, suffix: str) -> list[tuple[str, list[Seen]]]:
     out = []
     for prof in reversed(SWEEP_PROFILES):
-        atts = [a for a in run.of_profile(prof) if a.step == STEP_SWEEP]
+        # a hello that never went out (refused for load, say) says nothing of versions
+        atts = [a for a in run.of_profile(prof + suffix) if a.step == step and a.connected]
         if atts:
             out.append((SWEEP_VERSIONS[prof], atts))
     return out
+
+
+def _without_sni(sweep: list[tuple[str, list[Seen]]]) -> bool:
+    return any(a.step == STEP_SWEEP_NO_SNI for _, x in sweep for a in x)
 
 
 def rule_policy(run: RunView, ctx: Ctx) -> list[Finding]:
@@ -80,7 +96,9 @@ def rule_policy(run: RunView, ctx: Ctx) -> list[Finding]:
             evidence=[f"{v}: {counts(x)} ({x[0].detail}; {id_list(x)})" for v, x in alerted],
             attempts=[a.id for a in atts], figures={"versions": [v for v, _ in modern]}))
         ctx.claim(atts)
-    cut = [(v, atts) for v, atts in sweep if mostly(atts, lambda a: a.outcome in CUT, 1.0)]
+    # an RST whose TTL is not the endpoint's is a device's (injected-reset), not a policy
+    cut = [(v, atts) for v, atts in sweep if mostly(atts, lambda a: a.outcome in CUT, 1.0)
+           and not any(forged(a) for a in atts)]
     if cut and answered_any:
         atts = [a for _, x in cut for a in x]
         names = ", ".join(v for v, _ in cut)
@@ -139,7 +157,11 @@ def rule_policy_summary(run: RunView, ctx: Ctx) -> list[Finding]:
     if not any(a.answered or _accepted([a]) for _, x in sweep for a in x):
         return []
     ok = [(v, x) for v, x in sweep if _accepted(x)]
-    refused = [(v, x) for v, x in sweep if not _accepted(x)]
+    # a version whose every hello a filter took (an SNI rule, say) was never refused by
+    # the server: it was not measured
+    unmeasured = [(v, x) for v, x in sweep if not _accepted(x) and not ctx.free(x)
+                  and not any(a.answered for a in x)]
+    refused = [(v, x) for v, x in sweep if not _accepted(x) and (v, x) not in unmeasured]
     parts = []
     if ok:
         # a version only some attempts got (two backends, a flap) says so
@@ -147,7 +169,8 @@ def rule_policy_summary(run: RunView, ctx: Ctx) -> list[Finding]:
             v if all(a.outcome == Outcome.OK for a in x) else
             f"{v} ({sum(1 for a in x if a.outcome == 'ok')}/{len(x)})" for v, x in ok))
     else:
-        parts.append("accepts none of SSLv3 … TLSv1.3")
+        parts.append("accepts none of the versions measured" if unmeasured else
+                     "accepts none of SSLv3 … TLSv1.3")
     by_how: dict[str, list[str]] = {}
     for v, x in refused:
         main = main_outcome(x)
@@ -157,11 +180,20 @@ def rule_policy_summary(run: RunView, ctx: Ctx) -> list[Finding]:
     if by_how:
         parts.append("refuses " + "; ".join(f"{', '.join(vs)} ({how})"
                                            for how, vs in by_how.items()))
+    if unmeasured:
+        parts.append(f"{', '.join(v for v, _ in unmeasured)} not measured (their hellos were "
+                     f"stopped on the path: {', '.join(sorted(ctx.found - {POLICY}))})")
     ev = [f"{v}: {counts(x)} — {next((a.detail for a in x if a.outcome == 'ok'), x[0].detail)}"
           f" ({id_list(x)})" for v, x in sweep]
+    if _without_sni(sweep):
+        # the hellos naming the target never reached the server: say whose answers these are
+        parts.append(f"measured without SNI (hellos naming {run.sni!r} are filtered on the "
+                     "path)")
     return [Finding(
         POLICY, INFO, "; ".join(parts) + ".",
         f"`prober policy {run.target}` for the suites, groups and the closest named policy.",
         evidence=ev, attempts=[a.id for _, x in sweep for a in x],
         figures={"accepted": [v for v, _ in ok], "refused": {v: main_outcome(x)
-                                                             for v, x in refused}})]
+                                                             for v, x in refused},
+                 "not_measured": [v for v, _ in unmeasured],
+                 "without_sni": _without_sni(sweep)})]

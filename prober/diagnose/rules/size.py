@@ -12,13 +12,14 @@ from prober.diagnose.findings import (
     MTU_BLACKHOLE,
     SEGMENTATION_DROP,
     SIZE_DROP,
+    SIZE_WINDOW,
     STEP_BISECT,
     STEP_SIZE,
     Finding,
     RunView,
     Seen,
 )
-from prober.diagnose.plan import bisect_bounds
+from prober.diagnose.plan import bisect_bounds, size_runs
 from prober.diagnose.rules.context import Ctx
 from prober.diagnose.rules.evidence import (
     counts,
@@ -75,7 +76,8 @@ def rule_size(run: RunView, ctx: Ctx) -> list[Finding]:
     # the threshold the plan bisected on, so the finding names the same bounds
     bounds = bisect_bounds(rungs)
     if bounds is None:
-        return []  # not a threshold: leave it to the intermittent rule
+        # not a threshold: a window of sizes, or nothing size-shaped (intermittent's)
+        return _size_window(run, ctx, rungs)
     largest_ok, smallest_bad = bounds
     failed = [a for a in rungs if not a.answered]
     if SEGMENTATION_DROP in ctx.found and smallest_bad > _one_segment_max(failed):
@@ -128,3 +130,35 @@ def rule_mtu(run: RunView, ctx: Ctx) -> list[Finding]:
         "towards the server finds the largest packet that passes.",
         evidence=[f"{counts(stalled)}: {stalled[0].detail} ({id_list(stalled)})"],
         attempts=[a.id for a in stalled], figures={"bytes_before_stall": got})]
+
+
+def _size_window(run: RunView, ctx: Ctx, rungs: list[Seen]) -> list[Finding]:
+    """Hellos in one window of sizes fail while both smaller and larger ones pass (the
+    F5 padding bug did this to 256-511 bytes): both bounds, as bisected."""
+    runs = size_runs(rungs)
+    if len(runs) != 3 or runs[0][0] is not True or runs[1][0] is not False:
+        return []
+    below, window, above = runs[0][1], runs[1][1], runs[2][1]
+    if len(window) < 2:
+        return []  # one lost hello is no window
+    lo_ok, lo_bad = below[-1].hello_bytes, window[0].hello_bytes
+    hi_bad, hi_ok = window[-1].hello_bytes, above[0].hello_bytes
+    kind = main_outcome(window)
+    hit = [a for a in run.attempts if a.connected and not a.answered
+           and lo_bad <= a.hello_bytes <= hi_bad and a.id not in ctx.explained]
+    ctx.claim(hit)
+    return [Finding(
+        SIZE_WINDOW, HIGH if len(window) >= 3 else MEDIUM,
+        f"ClientHellos from {lo_bad} to {hi_bad} bytes are {how_text(kind)}, while "
+        f"{lo_ok} bytes and less and {hi_ok} bytes and more pass: a device on the path "
+        "mishandles a window of hello sizes (not a size limit: larger hellos get through); "
+        "clients whose hello falls in it fail every time.",
+        "Find the device (load balancer, firewall or IPS firmware with a hello-parsing "
+        "bug) and update it; meanwhile clients can pad their hello out of the window "
+        "(RFC 7685 padding).",
+        evidence=[f"{a.profile}: {a.hello_bytes} bytes → {a.outcome} (id {a.id})"
+                  for a in sorted(rungs, key=lambda a: a.hello_bytes)],
+        attempts=[a.id for a in hit],
+        figures={"window_bytes": [lo_bad, hi_bad], "passing_below_bytes": lo_ok,
+                 "passing_above_bytes": hi_ok,
+                 "bisection_steps": len([a for a in rungs if a.step == STEP_BISECT])})]

@@ -29,7 +29,7 @@ from prober.diagnose.rules.evidence import (
 def rule_sni(run: RunView, ctx: Ctx) -> list[Finding]:
     if not run.sni:
         return []
-    real = [a for a in reference_attempts(run) if a.sni == run.sni]
+    real = [a for a in ctx.free(reference_attempts(run)) if a.sni == run.sni and a.connected]
     variants = run.of_profile("sni:none") + run.of_profile("sni:unrelated")
     fails = [a for a in real if not a.answered and a.connected]
     if not real or not mostly(real, lambda a: not a.answered) or not any(

@@ -70,3 +70,10 @@ def ttl_lines(atts: list[Seen], what: str = "RST") -> list[str]:
     for line in lines:
         seen.setdefault(line.split(": ", 1)[1], line)
     return list(seen.values())[:3]
+
+
+def forged(a: Seen) -> bool:
+    """The attempt's RST came from another distance than its SYN-ACK (captured TTLs): a
+    device on the path sent it, not the endpoint that accepted the connection."""
+    ref, r = synack(a), rst(a)
+    return ref is not None and r is not None and ttl_compare(r, ref) is not None

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from prober.core.attempt import AttemptResult
-from prober.core.engine import Endpoint, EngineOptions, attempt
+from prober.core.engine import Endpoint, EngineOptions, Retries, attempt, transient
 from prober.core.outcome import Outcome
 from prober.core.targets import is_ip
 from prober.net.attempt import Deadlines
@@ -77,9 +77,33 @@ async def enumerate_policy(ep: Endpoint, *, concurrency: int = DEFAULT_CONCURREN
     in_flight: set[asyncio.Task[tuple[Probe, AttemptResult]]] = set()
     next_id = 0
 
+    retries = Retries()
+
     async def one(aid: int, probe: Probe) -> tuple[Probe, AttemptResult]:
+        """The probe's attempt; one turned away for load is kept, and tried again after a
+        back-off as a new attempt (``retry_of``): only the last try reaches the planner."""
+        nonlocal next_id
         profile = Profile(name=probe.name, spec=probe.spec, origin="generated", sni=probe.sni)
-        return probe, await attempt(aid, ep, profile, probe.tries, opts)
+        r = await attempt(aid, ep, profile, probe.tries, opts)
+        retries.note(r)
+        tries = 0
+        while transient(r) and await retries.took_connections() and (
+                wait := retries.wait_before(r, tries)) is not None:
+            _keep(probe, r)
+            await asyncio.sleep(wait)
+            tries += 1
+            next_id += 1
+            again = await attempt(next_id, ep, profile, probe.tries, opts)
+            again.data["retry_of"] = r.id
+            r = again
+            retries.note(r)
+        return probe, r
+
+    def _keep(probe: Probe, result: AttemptResult) -> None:
+        result.data["policy"] = {"purpose": probe.purpose, "version": probe.version}
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
 
     complete = True
     try:
@@ -107,10 +131,7 @@ async def enumerate_policy(ep: Endpoint, *, concurrency: int = DEFAULT_CONCURREN
             for t in sorted(done, key=lambda t: t.result()[1].id):
                 in_flight.discard(t)
                 probe, result = t.result()
-                result.data["policy"] = {"purpose": probe.purpose, "version": probe.version}
-                results.append(result)
-                if on_result is not None:
-                    on_result(result)
+                _keep(probe, result)
                 plan.feed(probe, reply_of(result))
     finally:
         for t in in_flight:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prober.core.outcome import CONNECT_FAILURES
+from prober.core.outcome import NO_HELLO
 from prober.core.targets import SNI_NONE, Sni
 from prober.policy.enumerate import hellos
 from prober.policy.enumerate.candidates import ECDSA_SIGALGS, LEGACY_VERSIONS, RSA_SIGALGS
@@ -83,7 +83,7 @@ class Sanity(Task):
         self.busy = False
         self.reply = reply
         self.done = True
-        if self.stage == "start" and reply.outcome in CONNECT_FAILURES:
+        if self.stage == "start" and reply.outcome in NO_HELLO:
             plan.stop(f"the endpoint did not take a connection ({reply.outcome}: "
                       f"{reply.detail})")
 

@@ -22,7 +22,7 @@ How it keeps connections and wall time down:
 
 from __future__ import annotations
 
-from prober.core.outcome import CONNECT_FAILURES, Outcome
+from prober.core.outcome import NO_HELLO, Outcome
 from prober.policy.enumerate.candidates import LEGACY_VERSIONS, auth_of, bundles, is_ecdhe
 from prober.policy.enumerate.extras import (
     OneShot,
@@ -141,7 +141,7 @@ class Planner:
             return False
         if self.stopped:
             start = self.sanity_start.reply
-            return self.sanity_end.done or start is None or start.outcome in CONNECT_FAILURES
+            return self.sanity_end.done or start is None or start.outcome in NO_HELLO
         return all(t.done for t in self.tasks)
 
     def _issue(self, p: Probe) -> Probe:
@@ -154,7 +154,7 @@ class Planner:
         # unless the very first connection already failed
         start = self.sanity_start.reply
         if self.in_flight or self.sanity_end.done or self.sanity_end.busy or start is None \
-                or start.outcome in CONNECT_FAILURES:
+                or start.outcome in NO_HELLO:
             return None
         self.sanity_end.busy = True
         return self._issue(Probe("sanity/end", SANITY, families.sanity_spec(),

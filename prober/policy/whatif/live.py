@@ -6,7 +6,7 @@ from __future__ import annotations
 from prober.core import engine
 from prober.core.attempt import AttemptResult
 from prober.core.errors import InputError
-from prober.core.outcome import CONNECT_FAILURES
+from prober.core.outcome import NO_HELLO
 from prober.core.targets import Target
 from prober.net.attempt import Deadlines
 from prober.policy.whatif.run import Client, Live
@@ -32,7 +32,7 @@ async def run_live(clients: list[Client], targets: list[Target], deadlines: Dead
                      lambda r: results.__setitem__((r.target, r.profile), r))
     out = {t.label: [Live.of(results[(t.label, c.name)]) for c in clients] for t in targets}
     for label, lives in out.items():
-        if all(lv.outcome in CONNECT_FAILURES for lv in lives):
+        if all(lv.outcome in NO_HELLO for lv in lives):
             raise LiveError(f"{label}: no TLS endpoint answered ({lives[0].outcome}: "
                             f"{lives[0].detail})")
     return out

@@ -25,7 +25,7 @@ from prober.wire.clienthello import HelloSpec
 if TYPE_CHECKING:
     from prober.logs.population import ClientGroup, Population
 
-WHATIF_SCHEMA = "prober.whatif/1"
+WHATIF_SCHEMA = "prober.whatif/2"
 
 # how a client fares under the candidate, compared with today
 BREAKS = "breaks"  # fails under the candidate, works today
