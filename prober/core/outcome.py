@@ -15,6 +15,7 @@ from prober.net.attempt import (
     END_TIMEOUT,
     Observation,
 )
+from prober.wire import peertext
 from prober.wire import serverflight as sf
 from prober.wire.constants import alert_name
 from prober.wire.registry import group_name, suite_name, suite_openssl_name, version_name
@@ -126,7 +127,7 @@ def _negotiated(f: sf.Flight) -> str:
     if f.group is not None:
         parts.append(group_name(f.group))
     if f.alpn:
-        parts.append(f"ALPN {f.alpn}")
+        parts.append(f"ALPN {peertext.shown(f.alpn)}")
     if f.stopped_at_hrr:
         parts.append(f"HRR for {group_name(f.hrr_group or 0)} (stopped there, as asked)")
     elif f.hrr_group is not None:
@@ -217,7 +218,7 @@ class AttemptResult:
             if f.dh_bits is not None:
                 neg["dh_bits"] = f.dh_bits
             if f.alpn is not None:
-                neg["alpn"] = f.alpn
+                neg["alpn"] = peertext.json_value(f.alpn)
             if f.hrr_group is not None:
                 neg["hrr_group"] = group_name(f.hrr_group)
             if f.downgrade_sentinel:
@@ -245,7 +246,7 @@ class AttemptResult:
             out["server_bytes"] = f.bytes_received
             out["server_messages"] = list(f.messages)
             if f.banner:
-                out["banner"] = f.banner
+                out["banner"] = peertext.json_value(f.banner)
             if f.certificates:
                 from prober.wire.certificates import describe
 

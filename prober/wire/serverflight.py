@@ -8,11 +8,12 @@ malformed bytes end the flight with status ``bad`` and a reason.
 
 from __future__ import annotations
 
-import re
+import codecs
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from prober.wire import peertext
 from prober.wire.buffer import DecodeError, Reader
 from prober.wire.clienthello import BuiltHello, frame_records, retry_hello
 from prober.wire.constants import (
@@ -90,12 +91,17 @@ class Flight:
 
 _MESSAGE_NAMES = {int(t): t.name.lower() for t in HandshakeType}
 
-_PRINTABLE = re.compile(rb"[^\x20-\x7e]+")
+BANNER_BYTES = 80
 
 
-def banner_of(data: bytes, limit: int = 80) -> str:
-    text = _PRINTABLE.sub(b" ", data[:limit]).decode("ascii").strip()
-    return text
+def banner_of(data: bytes, limit: int = BANNER_BYTES) -> str:
+    """The first ``limit`` bytes a peer that is not TLS sent, exactly (see
+    prober.wire.peertext), cut back to a whole character where the limit splits one."""
+    if len(data) <= limit:
+        return peertext.decode(data)
+    # an incremental decoder keeps an incomplete last character back instead of
+    # turning it into escaped bytes
+    return codecs.getincrementaldecoder("utf-8")("surrogateescape").decode(data[:limit])
 
 
 class FlightReader:
@@ -390,7 +396,7 @@ class FlightReader:
         f.extended_master_secret = ExtensionType.EXTENDED_MASTER_SECRET in ext
         f.session_ticket = ExtensionType.SESSION_TICKET in ext
         if ExtensionType.ALPN in ext:
-            f.alpn = _alpn_choice(ext[ExtensionType.ALPN])
+            self._alpn(ext[ExtensionType.ALPN])
 
     def _extensions(self, er: Reader, *, encrypted_extensions: bool) -> None:
         f = self.flight
@@ -400,7 +406,40 @@ class FlightReader:
             if encrypted_extensions:
                 f.server_extensions.append(t)
             if t == ExtensionType.ALPN:
-                f.alpn = _alpn_choice(body)
+                self._alpn(body)
+
+    def _alpn(self, body: bytes) -> None:
+        """The server's ALPN choice: RFC 7301 3.1, exactly one protocol name, one the
+        hello offered.  Kept even when it is wrong (the JSON shows what was chosen)."""
+        f = self.flight
+        lst = Reader(body).sub(2)
+        names: list[bytes] = []
+        while not lst.eof():
+            names.append(lst.pull_vector(1))
+        if len(names) != 1:
+            raise _Bad(f"ALPN extension with {len(names)} protocol names (RFC 7301: "
+                       "exactly one)")
+        (name,) = names
+        f.alpn = peertext.decode(name)
+        offered = self._offered_alpn()
+        if offered is None:
+            raise _Bad(f"server chose ALPN protocol {name!r}, but the hello offered no ALPN")
+        if name not in offered:
+            raise _Bad(f"server chose ALPN protocol {name!r}, not offered")
+
+    def _offered_alpn(self) -> list[bytes] | None:
+        """The protocol names of the hello's ALPN extension, None without one."""
+        ext = self.built.spec.ext(ExtensionType.ALPN)
+        if ext is None:
+            return None
+        names: list[bytes] = []
+        try:
+            lst = Reader(ext.body).sub(2)
+            while not lst.eof():
+                names.append(lst.pull_vector(1))
+        except DecodeError:
+            pass  # a template's unreadable list: what was read is what was offered
+        return names
 
     def _certificate(self, r: Reader, tls13: bool) -> None:
         f = self.flight
@@ -607,11 +646,6 @@ def _inflate_zstd(data: bytes, length: int) -> bytearray | None:
 
 _INFLATERS: dict[int, Callable[[bytes, int], bytearray | None]] = {
     1: _inflate_zlib, 2: _inflate_brotli, 3: _inflate_zstd}
-
-
-def _alpn_choice(body: bytes) -> str | None:
-    r = Reader(body).sub(2)
-    return r.pull_vector(1).decode("ascii", "replace") if not r.eof() else None
 
 
 class _Bad(Exception):
