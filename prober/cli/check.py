@@ -9,8 +9,6 @@ import sys
 import time
 from typing import Any
 
-from tabulate import tabulate
-
 from prober.check import evaluate as ev
 from prober.check.expectations import ExpectationError, load
 from prober.check.junit import junit_xml
@@ -22,6 +20,9 @@ from prober.net.attempt import Deadlines
 from prober.policy.enumerate.driver import enumerate_policy
 from prober.profiles.compile import ProfileError
 from prober.profiles.loader import resolve
+from prober.report.escape import for_terminal
+from prober.report.output import say
+from prober.report.table import tabulate
 
 EXIT_FAILED = 1
 
@@ -130,15 +131,16 @@ def _print(verdicts: list[Any], quiet: bool) -> None:
     rows = [["PASS" if v.passed else "FAIL", v.target, v.name, v.message]
             for v in verdicts if not (quiet and v.passed)]
     if rows:
-        print(tabulate(rows, headers=["", "target", "expectation", "result"], tablefmt="plain",
-                       disable_numparse=True))
+        say(tabulate(rows, headers=["", "target", "expectation", "result"], tablefmt="plain",
+                     disable_numparse=True))
     for v in verdicts:
         if not v.passed and v.evidence:
-            print(f"\n{v.target} {v.name}:")
+            # one line each, whatever the evidence quotes
+            say(f"\n{for_terminal(v.target)} {for_terminal(v.name)}:")
             for e in v.evidence:
-                print(f"  {e}")
+                say(f"  {for_terminal(e)}")
     failed = sum(not v.passed for v in verdicts)
-    print(f"\n{len(verdicts) - failed} passed, {failed} failed", file=sys.stderr)
+    say(f"\n{len(verdicts) - failed} passed, {failed} failed", file=sys.stderr)
 
 
 def _write(path: str, text: str) -> None:

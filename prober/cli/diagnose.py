@@ -27,7 +27,7 @@ from prober.diagnose import capture as cap_mod
 from prober.diagnose import diff, plan, report
 from prober.diagnose.diff import DiffInputError, check
 from prober.net.packets import open_capture
-from prober.report.output import emit
+from prober.report.output import emit, say
 
 MAX_REPEAT = 1000
 MAX_IDLE_S = 3600.0
@@ -136,9 +136,9 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     holder: dict[str, Any] = {}
     show = not args.quiet and sys.stderr.isatty()
 
-    def say(step: str) -> None:
+    def step_started(step: str) -> None:
         if show:
-            print(f"diagnose: {step} …", file=sys.stderr, flush=True)
+            say(f"diagnose: {step} …", file=sys.stderr, flush=True)
 
     async def go() -> None:
         (ep,) = await engine.resolve_targets([target], False)
@@ -150,7 +150,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
             holder["cap"] = cap
             meta.capture.update(available=cap is not None, reason=None if cap else why)
         try:
-            await plan.execute(ep, opts, state, say)
+            await plan.execute(ep, opts, state, step_started)
         finally:
             if holder.get("cap") is not None:
                 holder["cap"].stop()

@@ -10,8 +10,6 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tabulate import tabulate
-
 from prober import __version__
 from prober.capture.hellos import profile_doc
 from prober.capture.pcap import CaptureError, import_captures
@@ -21,6 +19,7 @@ from prober.profiles.describe import versions_text
 from prober.profiles.importer import write_yaml
 from prober.profiles.loader import profile_from_doc
 from prober.report.output import emit
+from prober.report.table import tabulate
 from prober.report.timestamps import iso_ms
 
 if TYPE_CHECKING:

@@ -117,7 +117,7 @@ def outcome_text(cell: dict[str, Any]) -> str:
 
 
 def matrix(rows: list[dict[str, Any]]) -> str:
-    from tabulate import tabulate
+    from prober.report.table import tabulate
 
     table = [[r["step"], r["profile"], outcome_text(r), r["detail"],
               "" if r["median_ms"] is None else f"{r['median_ms']:.1f}"] for r in rows]

@@ -260,9 +260,9 @@ def run_real(client: Client, server: NginxServer, *, tools: Path, work: Path,
 def run_replay(profile_path: Path, port: int) -> tuple[Side, int | None]:
     """Prober's attempt with the profile; also returns the local port it used."""
     from prober.core import engine
+    from prober.core.targets import parse_target, with_overrides
     from prober.net.attempt import Deadlines
     from prober.profiles.loader import load_file
-    from prober.core.targets import parse_target, with_overrides
 
     profile = load_file(profile_path)
     target = with_overrides(parse_target(f"{sandbox.NAME}:{port}"), sandbox.ADDRESS, None)
