@@ -76,7 +76,39 @@ class Classified:
     detail: str
 
 
+# appended to the detail of an attempt whose server spoke first (see reply_time)
+SPOKE_FIRST = "(sent before our ClientHello)"
+
+
+def reply_time(connect: float | None, sent: float | None, first: float | None,
+               end: float | None) -> tuple[float | None, bool]:
+    """How long the server took to answer, in the unit given, and whether it spoke first.
+
+    From the ClientHello being sent to the server's first byte, or to the end of the
+    attempt when no byte came.  A server that speaks first (an SSH or SMTP banner, an
+    alert on accept) answered before there was a hello to answer: its time is measured
+    from the connection, never negative, and the flag says so.  Times are offsets from
+    the start of the attempt; without a connection they count from that start."""
+    if first is not None and (sent is None or first < sent):
+        return first - (connect or 0.0), True
+    if sent is not None:
+        at = first if first is not None else end
+        return (None if at is None else at - sent), False
+    return (None if end is None else end - (connect or 0.0)), False
+
+
+def spoke_first(obs: Observation) -> bool:
+    return reply_time(obs.t_connect, obs.t_sent, obs.t_first_byte, obs.t_end)[1]
+
+
 def classify(obs: Observation) -> Classified:
+    c = _classify(obs)
+    if obs.connect_error is None and spoke_first(obs):
+        c.detail = f"{c.detail} {SPOKE_FIRST}"
+    return c
+
+
+def _classify(obs: Observation) -> Classified:
     if obs.connect_error == CONNECT_REFUSED:
         return Classified(Outcome.REFUSED, "connection refused (RST to SYN)")
     if obs.connect_error == CONNECT_TIMEOUT:
@@ -203,6 +235,10 @@ class AttemptResult:
         out["timings_ms"] = {k: _r(v) for k, v in (
             ("connect", obs.t_connect), ("hello_sent", obs.t_sent), ("hello_acked", obs.t_acked),
             ("first_byte", obs.t_first_byte), ("total", obs.t_end))}
+        if spoke_first(obs):
+            # timings_ms.first_byte comes before hello_sent: the reply times of the
+            # summaries count from the connection for this attempt
+            out["spoke_first"] = True
         out["tcp"] = {"acked": obs.acked, "unacked": obs.tcp_unacked,
                       "retransmits": obs.tcp_retransmits, "rtt_us": obs.tcp_rtt_us,
                       "snd_mss": obs.tcp_snd_mss}

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prober.core.engine import Endpoint
+from prober.core.outcome import reply_time
 from prober.diagnose.findings import DIAGNOSE_SCHEMA, INFO, step_of, view_from_doc
 from prober.diagnose.plan import PlanState
 
@@ -68,11 +69,14 @@ def document(state: PlanState, ep: Endpoint, meta: RunMeta) -> dict[str, Any]:
 # --- the matrix --------------------------------------------------------------------------
 
 
-def _after_hello(a: dict[str, Any]) -> float | None:
+def _reply_ms(a: dict[str, Any]) -> tuple[float | None, bool]:
     t = a.get("timings_ms") or {}
-    start = t.get("hello_sent") or 0.0
-    end = t.get("first_byte") if t.get("first_byte") is not None else t.get("total")
-    return None if end is None else float(end) - float(start)
+
+    def at(k: str) -> float | None:
+        v = t.get(k)
+        return None if v is None else float(v)
+
+    return reply_time(at("connect"), at("hello_sent"), at("first_byte"), at("total"))
 
 
 def cells(attempts: list[dict[str, Any]], by_target: bool = False) -> list[dict[str, Any]]:
@@ -93,7 +97,8 @@ def cells(attempts: list[dict[str, Any]], by_target: bool = False) -> list[dict[
         detail = next(a["detail"] for a in atts if _TIMING.sub("~", a["detail"]) == top)
         if len(wording) > 1:
             detail += f" (+{len(wording) - 1} other)"
-        times = [x for a in atts if (x := _after_hello(a)) is not None]
+        replies = [_reply_ms(a) for a in atts]
+        times = [x for x, _ in replies if x is not None]
         issuers = sorted({a["certificate"]["issuer"] for a in atts
                           if a.get("certificate", {}).get("issuer")})
         out.append({
@@ -104,6 +109,7 @@ def cells(attempts: list[dict[str, Any]], by_target: bool = False) -> list[dict[
             "median_ms": round(statistics.median(times), 3) if times else None,
             "hello_bytes": atts[0].get("hello_bytes"), "issuers": issuers,
             "ids": [a["id"] for a in atts],
+            **({"spoke_first": True} if any(early for _, early in replies) else {}),
         })
     return out
 
