@@ -185,6 +185,9 @@ def _load(path: str) -> dict[str, Any]:
         raise _usage(f"cannot read {path!r}: {e.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise _usage(f"{path}: not JSON ({e})") from None
+    except RecursionError:
+        # json's decoder recurses per level: a few thousand [ exhaust the stack
+        raise _usage(f"{path}: nested too deeply to be a prober document") from None
     try:
         return check(doc, path)
     except DiffInputError as e:
