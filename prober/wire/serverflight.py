@@ -532,6 +532,10 @@ class FlightReader:
         cert = r.pull_bytes(cert_len)
         specs_raw = r.pull_bytes(specs_len)
         specs = [int.from_bytes(specs_raw[i : i + 3], "big") for i in range(0, specs_len - 2, 3)]
+        if version not in self.built.spec.offered_versions():
+            # the ok contract: a version the hello offered (fuzzing found this one open)
+            self._fail(f"SSLv2 ServerHello with version 0x{version:04x}, not offered")
+            return
         f.version = version
         f.certificates = [cert] if cert else []
         f.sslv2_cipher_specs = specs
