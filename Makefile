@@ -17,7 +17,7 @@ REQUIRED_BINS := openssl curl nginx haproxy gnutls-cli ip nft iptables tcpdump n
                  wget tstclnt certutil node go java javac chromium firefox-esr
 STREAM_MODULE := /usr/lib/nginx/modules/ngx_stream_module.so
 
-.PHONY: setup system-deps venv test lint demo bench lab-up lab-down
+.PHONY: setup system-deps venv test lint demo bench fuzz lab-up lab-down
 
 setup: system-deps venv
 
@@ -76,6 +76,14 @@ bench: setup
 	$(PY) bench/run.py
 	$(PY) bench/logs.py
 	$(PY) bench/policy.py
+
+# Long fuzzing (not part of `make test`, which runs 10,000 seeded cases per target): each
+# target of tests/fuzz in its own process, coverage-guided by atheris when it is installed
+# (`.venv/bin/pip install atheris`), else seeded; FUZZ_CASES per target.
+FUZZ_CASES ?= 1000000
+fuzz: venv
+	$(PY) scripts/fuzz.py --cases $(FUZZ_CASES) --coverage --json out/fuzz.json \
+		--engine $$($(PY) -c 'import atheris' 2>/dev/null && echo atheris || echo seeded)
 
 # The network-namespace lab of docs/lab.md (root only): every failure mode, to try by hand.
 lab-up: setup
