@@ -19,6 +19,7 @@ from typing import Any
 
 from prober.profiles.importer import doc_from_hello, slug
 from prober.report.timestamps import iso_ms
+from prober.wire import peertext
 from prober.wire.buffer import u16, vec
 from prober.wire.clienthello import (
     ClientHello,
@@ -194,7 +195,7 @@ def _facts(g: HelloGroup, files: list[str]) -> dict[str, Any]:
         "client_ip_count": len(g.clients),
         "client_ips_overflow": g.clients.overflow,
         "server_ports": sorted(p for p, _ in g.server_ports.most_common(SHOWN)),
-        "sni": g.top_sni()[:SHOWN],
+        "sni": [peertext.json_value(s) for s in g.top_sni()[:SHOWN]],
         "hellos_without_sni": g.sni.get("", 0),
         "first_seen": g.span()[0],
         "last_seen": g.span()[1],

@@ -14,6 +14,7 @@ from typing import Any
 from prober.net.host import hostname
 from prober.net.listener import CapturedHello
 from prober.profiles.importer import doc_from_hello, slug
+from prober.wire import peertext
 from prober.wire import registry as reg
 from prober.wire.buffer import DecodeError, Reader, int_list, u16, vec
 from prober.wire.clienthello import (
@@ -164,9 +165,11 @@ def capture_doc(group: CaptureGroup, info: ClientInfo, *, mode: str,
         alpn = hello.extension(ExtensionType.ALPN)
         capture["sni"] = capture["alpn"] = None
         with contextlib.suppress(DecodeError):
-            capture["sni"] = decode_server_name(sni) if sni is not None else None
+            name = decode_server_name(sni) if sni is not None else None
+            capture["sni"] = None if name is None else peertext.json_value(name)
         with contextlib.suppress(DecodeError):
-            capture["alpn"] = decode_alpn(alpn) if alpn is not None else None
+            capture["alpn"] = None if alpn is None else [
+                peertext.json_value(a) for a in decode_alpn(alpn)]
         variants = sorted({ja3(h) for h in (c.hello for c in group.hellos)
                            if isinstance(h, ClientHello)})
         if len(variants) > 1:

@@ -19,6 +19,7 @@ from prober.profiles.importer import write_yaml
 from prober.profiles.loader import load_file
 from prober.report.output import emit
 from prober.report.table import tabulate
+from prober.wire.peertext import json_value
 
 if TYPE_CHECKING:
     from prober.capture.hellos import HelloGroup
@@ -134,7 +135,8 @@ def document(result: CaptureImport,
             "client_ips": [ip for ip, _ in g.clients.most_common()],
             "client_ip_count": len(g.clients),
             "server_ports": sorted(g.server_ports),
-            "sni": g.top_sni(), "hellos_without_sni": g.sni.get("", 0),
+            "sni": [json_value(s) for s in g.top_sni()],
+            "hellos_without_sni": g.sni.get("", 0),
             "versions": versions_text(p), "suites": len(p.spec.cipher_suites),
             "first_seen": g.span()[0], "last_seen": g.span()[1],
         })

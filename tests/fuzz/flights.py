@@ -443,8 +443,7 @@ def check(reader: FlightReader, data: bytes) -> list[str]:
         # an SSLv2 server chooses one of the hello's 3-byte cipher specs
         if f.suite not in (spec.cipher_suites if spec.sslv2 else spec.offered_suites()):
             problems.append(f"complete with suite {f.suite} not offered")
-        if f.alpn is not None and f.alpn.encode("utf-8", "surrogateescape") not in [
-                a.encode() for a in spec.offered_alpn()]:
+        if f.alpn is not None and f.alpn not in spec.offered_alpn():
             problems.append(f"complete with ALPN {f.alpn!r} not offered")
     obs = Observation("127.0.0.1", 443, flight=f, t_connect=0.001, t_sent=0.002,
                       t_first_byte=0.003, t_end=0.004, end="complete", hello_bytes=1)

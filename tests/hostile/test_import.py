@@ -133,6 +133,19 @@ def test_sni_with_escape_codes(tmp_path: Path) -> None:
     assert_every_written_profile_loads(doc)
 
 
+def test_sni_that_is_not_utf8_is_kept_as_bytes(tmp_path: Path) -> None:
+    name = b"caf\xe9\xff.test"
+    path = tmp_path / "latin1.pcap"
+    hello = client_hello(extensions=[sni(name), TLS13, (10, b"\x00\x02\x00\x1d")])
+    path.write_bytes(pcap(connection(hello, sport=40000)))
+    run, doc, _ = from_pcap(tmp_path, path)
+    (fp,) = doc["fingerprints"]
+    assert fp["sni"] == [{"hex": name.hex()}]
+    assert "caf\\xe9\\xff.test" in run.stdout
+    written = load_file(fp["file"])
+    assert written.extra["sni"] == [{"hex": name.hex()}]
+
+
 def test_truncated_file_counts_the_damage_after_the_last_frame(tmp_path: Path) -> None:
     data = pcap(capture([GOOD, GOOD]))
     path = tmp_path / "cut.pcap"
