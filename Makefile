@@ -79,7 +79,8 @@ bench: setup
 
 # Long fuzzing (not part of `make test`, which runs 10,000 seeded cases per target): each
 # target of tests/fuzz in its own process, coverage-guided by atheris when it is installed
-# (`.venv/bin/pip install atheris`), else seeded; FUZZ_CASES per target.
+# (`.venv/bin/pip install atheris`), else seeded (which also reports the line coverage of
+# the flight reader); FUZZ_CASES per target.
 FUZZ_CASES ?= 1000000
 fuzz: venv
 	$(PY) scripts/fuzz.py --cases $(FUZZ_CASES) --coverage --json out/fuzz.json \
