@@ -26,7 +26,7 @@ REQUIRED_BINS := openssl curl nginx haproxy gnutls-cli ip nft iptables tcpdump n
 POLICY_RC     := /usr/sbin/policy-rc.d
 STREAM_MODULE := /usr/lib/nginx/modules/ngx_stream_module.so
 
-.PHONY: setup system-deps venv test lint demo bench lab-up lab-down
+.PHONY: setup system-deps venv test lint demo bench fuzz lab-up lab-down
 
 setup: system-deps venv
 
@@ -103,6 +103,15 @@ bench: setup
 	$(PY) bench/policy.py
 	$(PY) bench/report.py
 	$(PY) bench/diagnose_lab.py
+
+# Long fuzzing (not part of `make test`, which runs 10,000 seeded cases per target): each
+# target of tests/fuzz in its own process, coverage-guided by atheris when it is installed
+# (`.venv/bin/pip install atheris`), else seeded (which also reports the line coverage of
+# the flight reader); FUZZ_CASES per target.
+FUZZ_CASES ?= 1000000
+fuzz: venv
+	$(PY) scripts/fuzz.py --cases $(FUZZ_CASES) --coverage --json out/fuzz.json \
+		--engine $$($(PY) -c 'import atheris' 2>/dev/null && echo atheris || echo seeded)
 
 # The network-namespace lab of docs/lab.md (root only): every failure mode, to try by hand.
 lab-up: setup

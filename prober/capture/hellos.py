@@ -10,6 +10,7 @@ keeps a small footprint.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,7 +19,12 @@ from typing import Any
 from prober.profiles.identity import client_identity
 from prober.profiles.importer import doc_from_hello, slug
 from prober.report.timestamps import iso_ms
-from prober.wire.clienthello import ClientHello, SSLv2Hello, decode_server_name
+from prober.wire import peertext
+from prober.wire.clienthello import (
+    ClientHello,
+    SSLv2Hello,
+    decode_server_name,
+)
 from prober.wire.constants import ExtensionType
 from prober.wire.fingerprint import ja3, ja4
 
@@ -34,8 +40,9 @@ class SeenHello:
     client_port: int
     server: str
     server_port: int
-    ts: float
+    ts: float  # NaN when the capture's timestamp was out of range
     source: str  # the capture file
+    frame: int = 0  # the frame (1-based, in its file) that completed the hello
 
     @property
     def sni(self) -> str | None:
@@ -95,8 +102,15 @@ class HelloGroup:
         self.server_ports.see(seen.server_port)
         self.sni.see(seen.sni or "")
         self.sources.see(seen.source)
-        self.first_seen = min(self.first_seen, seen.ts)
-        self.last_seen = max(self.last_seen, seen.ts)
+        if math.isfinite(seen.ts):
+            self.first_seen = min(self.first_seen, seen.ts)
+            self.last_seen = max(self.last_seen, seen.ts)
+
+    def span(self) -> tuple[str | None, str | None]:
+        """First and last seen (ISO 8601), None when no hello had a usable time."""
+        if not math.isfinite(self.first_seen):
+            return None, None
+        return iso_ms(self.first_seen), iso_ms(self.last_seen)
 
     def top_sni(self) -> list[str]:
         return [s for s, _ in self.sni.most_common() if s]
@@ -153,9 +167,9 @@ def _facts(g: HelloGroup, files: list[str]) -> dict[str, Any]:
         "client_ip_count": len(g.clients),
         "client_ips_overflow": g.clients.overflow,
         "server_ports": sorted(p for p, _ in g.server_ports.most_common(SHOWN)),
-        "sni": g.top_sni()[:SHOWN],
+        "sni": [peertext.json_value(s) for s in g.top_sni()[:SHOWN]],
         "hellos_without_sni": g.sni.get("", 0),
-        "first_seen": iso_ms(g.first_seen),
-        "last_seen": iso_ms(g.last_seen),
+        "first_seen": g.span()[0],
+        "last_seen": g.span()[1],
         "files": files[:SHOWN],
     }

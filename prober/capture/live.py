@@ -14,8 +14,14 @@ from prober.net.host import hostname
 from prober.net.listener import CapturedHello
 from prober.profiles.identity import client_identity
 from prober.profiles.importer import doc_from_hello, slug
+from prober.wire import peertext
 from prober.wire.buffer import DecodeError
-from prober.wire.clienthello import ClientHello, SSLv2Hello, decode_alpn, decode_server_name
+from prober.wire.clienthello import (
+    ClientHello,
+    SSLv2Hello,
+    decode_alpn,
+    decode_server_name,
+)
 from prober.wire.constants import ExtensionType
 from prober.wire.fingerprint import ja3, ja4
 
@@ -103,9 +109,11 @@ def capture_doc(group: CaptureGroup, info: ClientInfo, *, mode: str,
         alpn = hello.extension(ExtensionType.ALPN)
         capture["sni"] = capture["alpn"] = None
         with contextlib.suppress(DecodeError):
-            capture["sni"] = decode_server_name(sni) if sni is not None else None
+            name = decode_server_name(sni) if sni is not None else None
+            capture["sni"] = None if name is None else peertext.json_value(name)
         with contextlib.suppress(DecodeError):
-            capture["alpn"] = decode_alpn(alpn) if alpn is not None else None
+            capture["alpn"] = None if alpn is None else [
+                peertext.json_value(a) for a in decode_alpn(alpn)]
         variants = sorted({ja3(h) for h in (c.hello for c in group.hellos)
                            if isinstance(h, ClientHello)})
         if len(variants) > 1:

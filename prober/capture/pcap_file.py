@@ -12,6 +12,7 @@ capture at all (wrong magic) raises :class:`CaptureFormatError`.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections import Counter
 from collections.abc import Iterator
@@ -30,6 +31,8 @@ _OPT_TSRESOL, _OPT_TSOFFSET = 9, 14
 # beyond these a length field is damage, not data: no link layer carries more
 MAX_FRAME = 1 << 18
 MAX_BLOCK = 1 << 24
+# the last second a timestamp can be shown in (9999-12-31T23:59:59Z)
+MAX_TIME = 253402300799.0
 
 
 class CaptureFormatError(InputError):
@@ -190,6 +193,10 @@ def _block(btype: int, body: bytes, endian: str, ifaces: list[_Iface],
         return None
     iface = ifaces[iface_id]
     ts = ((hi << 32) | lo) * iface.ticks + iface.offset if btype != _BT_SPB else 0.0
+    if not 0 <= ts <= MAX_TIME:
+        # 64 bits of ticks times a resolution and an offset of the file's choosing
+        problems["timestamp out of range (frame kept without a time)"] += 1
+        ts = math.nan
     data = body[data_at:data_at + caplen]
     return Frame(ts, iface.linktype, data, max(orig, caplen))
 

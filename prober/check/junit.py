@@ -1,10 +1,16 @@
-"""JUnit XML: one test case per expectation, the evidence in the failure text."""
+"""JUnit XML: one test case per expectation, the evidence in the failure text.
+
+The evidence quotes what servers sent (details, certificate names, ALPN): every text
+and attribute goes through prober.report.escape on the way out, so the file is
+well-formed XML 1.0 whatever they hold (ElementTree escapes ``<`` and ``&`` but writes
+control characters as they are, which no XML parser accepts)."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
 from prober.check.evaluate import Verdict
+from prober.report.escape import for_xml, for_xml_block
 
 
 def junit_xml(verdicts: list[Verdict], elapsed: float) -> str:
@@ -22,9 +28,19 @@ def junit_xml(verdicts: list[Verdict], elapsed: float) -> str:
                                  name=v.name, time="0")
             if not v.passed:
                 fail = ET.SubElement(case, "failure", message=v.message)
-                fail.text = "\n".join([v.message, *v.evidence])
+                # a line per piece of evidence, whatever the evidence quotes
+                fail.text = "\n".join(for_xml(line) for line in [v.message, *v.evidence])
             else:
                 out = ET.SubElement(case, "system-out")
-                out.text = v.message
+                out.text = for_xml(v.message)
+    _make_safe(suites)
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _make_safe(root: ET.Element) -> None:
+    for el in root.iter():
+        for k, v in list(el.attrib.items()):
+            el.set(k, for_xml(v))
+        if el.text:
+            el.text = for_xml_block(el.text)

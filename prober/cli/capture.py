@@ -15,6 +15,7 @@ from prober.profiles import locations
 from prober.profiles.describe import versions_text
 from prober.profiles.importer import write_yaml
 from prober.profiles.model import Profile
+from prober.report.output import say
 from prober.wire.clienthello import ClientHello, record_version_of, spec_from_hello
 from prober.wire.fingerprint import ja4
 
@@ -100,12 +101,12 @@ def cmd_capture(args: argparse.Namespace) -> int:
         until = f", at most {args.timeout:g} s" if args.timeout else ""
         how = ("completing handshakes with a throwaway certificate" if args.complete
                else "answering each hello with a fatal alert")
-        print(f"prober: listening on {shown}:{p} ({how}); waiting for {args.count} "
-              f"ClientHello{'s' if args.count > 1 else ''}{until}", file=sys.stderr, flush=True)
+        say(f"prober: listening on {shown}:{p} ({how}); waiting for {args.count} "
+            f"ClientHello{'s' if args.count > 1 else ''}{until}", file=sys.stderr, flush=True)
 
     def on_hello(c: listener.CapturedHello) -> None:
         group, new = book.add(c)
-        print(_hello_line(c, group.name, new), flush=True)
+        say(_hello_line(c, group.name, new), flush=True)
 
     rc = EXIT_OK
     try:
@@ -115,8 +116,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         rc = EXIT_INTERRUPTED
     if not book.groups:
-        print(f"prober: no ClientHello captured on {args.listen}"
-              + (f" within {args.timeout:g} s" if args.timeout else ""), file=sys.stderr)
+        say(f"prober: no ClientHello captured on {args.listen}"
+            + (f" within {args.timeout:g} s" if args.timeout else ""), file=sys.stderr)
         return EXIT_NOTHING if rc == EXIT_OK else rc
     info = cap.ClientInfo(name=args.client_name, version=args.client_version,
                           description=args.description, tags=list(args.tag), details=details)
@@ -144,4 +145,4 @@ def _write(book: Any, info: Any, mode: str, out: Path) -> None:
         except OSError as e:
             raise UsageError(f"cannot write {path}: {e.strerror}") from None
         n = len(group.hellos)
-        print(f"wrote {path} ({n} connection{'s' if n > 1 else ''})")
+        say(f"wrote {path} ({n} connection{'s' if n > 1 else ''})")

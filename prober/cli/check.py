@@ -9,8 +9,6 @@ import sys
 import time
 from typing import Any
 
-from tabulate import tabulate
-
 from prober.check.expectations import ExpectationError, example_text, load
 from prober.check.html import render as render_html
 from prober.check.junit import junit_xml
@@ -18,6 +16,9 @@ from prober.check.run import CheckRun
 from prober.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Commands, UsageError, run_loop
 from prober.cli.options import add_target_options, add_timeouts, deadlines_of, target_of
 from prober.cli.outputs import HtmlFile, add_html
+from prober.report.escape import for_terminal
+from prober.report.output import say
+from prober.report.table import tabulate
 
 
 def register(hooks: Commands) -> None:
@@ -81,15 +82,16 @@ def _print(verdicts: list[Any], quiet: bool) -> None:
     rows = [["PASS" if v.passed else "FAIL", v.target, v.name, v.message]
             for v in verdicts if not (quiet and v.passed)]
     if rows:
-        print(tabulate(rows, headers=["", "target", "expectation", "result"], tablefmt="plain",
-                       disable_numparse=True))
+        say(tabulate(rows, headers=["", "target", "expectation", "result"], tablefmt="plain",
+                     disable_numparse=True))
     for v in verdicts:
         if not v.passed and v.evidence:
-            print(f"\n{v.target} {v.name}:")
+            # one line each, whatever the evidence quotes
+            say(f"\n{for_terminal(v.target)} {for_terminal(v.name)}:")
             for e in v.evidence:
-                print(f"  {e}")
+                say(f"  {for_terminal(e)}")
     failed = sum(not v.passed for v in verdicts)
-    print(f"\n{len(verdicts) - failed} passed, {failed} failed", file=sys.stderr)
+    say(f"\n{len(verdicts) - failed} passed, {failed} failed", file=sys.stderr)
 
 
 def _write(path: str, text: str) -> None:

@@ -46,6 +46,7 @@ from prober.net.demo import (
     backend_context,
     make_certificates,
 )
+from prober.report.output import say
 
 T = TypeVar("T")
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -100,10 +101,10 @@ class Interrupted(Exception):
 def run_prober(argv: list[str], explanation: str) -> None:
     """Run ``prober`` in-process with ``argv``, after showing the command a user would type."""
 
-    print(f"# {explanation}")
-    print(f"$ {shlex.join(['prober', *argv])}", flush=True)
+    say(f"# {explanation}")
+    say(f"$ {shlex.join(['prober', *argv])}", flush=True)
     rc = prober_main(argv)
-    print(flush=True)
+    say(flush=True)
     if rc == EXIT_INTERRUPTED:
         raise Interrupted
     if rc != EXIT_OK:
@@ -165,8 +166,8 @@ def run_demo(out_dir: Path) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
         front_json, silent_json = out_dir / "demo.json", out_dir / "demo-silent.json"
 
-        print(f"Field case 1: an AWS ALB with {policy.name} "
-              f"({', '.join(policy.protocols)}; {':'.join(policy.ciphers)}).\n")
+        say(f"Field case 1: an AWS ALB with {policy.name} "
+            f"({', '.join(policy.protocols)}; {':'.join(policy.ciphers)}).\n")
         front_argv = ["probe", f"{LOOPBACK}:{listeners.front_port}"]
         for p in FRONT_PROFILES:
             front_argv += ["-p", p]
@@ -185,12 +186,12 @@ def run_demo(out_dir: Path) -> int:
     elapsed = time.monotonic() - t0
     if problems:
         for p in problems:
-            print(f"UNEXPECTED  {p}")
-        print(f"demo: {len(problems)} outcome(s) differ from what the ALB does "
-              f"({elapsed:.1f} s); JSON in {front_json} and {silent_json}")
+            say(f"UNEXPECTED  {p}")
+        say(f"demo: {len(problems)} outcome(s) differ from what the ALB does "
+            f"({elapsed:.1f} s); JSON in {front_json} and {silent_json}")
         return 1
-    print(f"demo: every outcome as expected ({elapsed:.1f} s); JSON in {front_json} and "
-          f"{silent_json}")
+    say(f"demo: every outcome as expected ({elapsed:.1f} s); JSON in {front_json} and "
+        f"{silent_json}")
     return 0
 
 
@@ -216,9 +217,9 @@ def _serve_until(stop: threading.Event, listeners: Listeners, policy: Policy,
         tmp_file = port_file.with_suffix(".tmp")
         tmp_file.write_text(line)
         tmp_file.replace(port_file)
-    print(f"demo endpoint ({policy.name}) on {LOOPBACK}:{listeners.front_port}, silent "
-          f"listener on {LOOPBACK}:{listeners.silent_port}; SIGTERM or Ctrl-C stops it",
-          flush=True)
+    say(f"demo endpoint ({policy.name}) on {LOOPBACK}:{listeners.front_port}, silent "
+        f"listener on {LOOPBACK}:{listeners.silent_port}; SIGTERM or Ctrl-C stops it",
+        flush=True)
     while not stop.wait(0.5):
         pass
 
@@ -247,9 +248,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         return run_demo(args.out)
     except (KeyboardInterrupt, Interrupted):
-        print("demo: interrupted", file=sys.stderr)
+        say("demo: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:
         # setup failures (port, certificate, catalog) are one line, not a traceback
-        print(f"demo: failed: {type(e).__name__}: {e}", file=sys.stderr)
+        say(f"demo: failed: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_FAILED

@@ -28,7 +28,7 @@ from prober.diagnose import diff, diff_html, plan, report
 from prober.diagnose import html as diagnose_html
 from prober.diagnose.diff import check
 from prober.net.packets import open_capture
-from prober.report.output import emit
+from prober.report.output import emit, say
 
 MAX_REPEAT = 1000
 MAX_IDLE_S = 3600.0
@@ -127,9 +127,9 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     holder: dict[str, Any] = {}
     show = not args.quiet and sys.stderr.isatty()
 
-    def say(step: str) -> None:
+    def step_started(step: str) -> None:
         if show:
-            print(f"diagnose: {step} …", file=sys.stderr, flush=True)
+            say(f"diagnose: {step} …", file=sys.stderr, flush=True)
 
     async def go() -> None:
         (ep,) = await engine.resolve_targets([target], False)
@@ -147,7 +147,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
             holder["cap"] = cap
             meta.capture.update(available=cap is not None, reason=None if cap else why)
         try:
-            await plan.execute(ep, opts, state, say)
+            await plan.execute(ep, opts, state, step_started)
         finally:
             if holder.get("cap") is not None:
                 holder["cap"].stop()
@@ -185,6 +185,9 @@ def _load(path: str) -> dict[str, Any]:
         raise _usage(f"cannot read {path!r}: {e.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise _usage(f"{path}: not JSON ({e})") from None
+    except RecursionError:
+        # json's decoder recurses per level: a few thousand [ exhaust the stack
+        raise _usage(f"{path}: nested too deeply to be a prober document") from None
     return check(doc, path)
 
 

@@ -10,19 +10,17 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tabulate import tabulate
-
 from prober import __version__
-from prober.capture.hellos import profile_doc
 from prober.capture.pcap import import_captures
 from prober.cli.common import EXIT_OK, UsageError, json_file_of
 from prober.profiles import locations
 from prober.profiles.compile import ProfileError
 from prober.profiles.describe import versions_text
 from prober.profiles.importer import write_yaml
-from prober.profiles.loader import profile_from_doc
+from prober.profiles.loader import load_file
 from prober.report.output import emit
-from prober.report.timestamps import iso_ms
+from prober.report.table import tabulate
+from prober.wire.peertext import json_value
 
 if TYPE_CHECKING:
     from prober.capture.hellos import HelloGroup
@@ -51,19 +49,22 @@ def cmd_from_pcap(args: argparse.Namespace) -> int:
     result = import_captures(args.files)
     out = Path(args.out) if args.out else locations.imported_dir()
     written: list[tuple[HelloGroup, Profile, Path]] = []
-    for g in result.groups:
-        doc = profile_doc(g)
+    for imported in result.profiles:
+        g = imported.group
         path = out / f"{g.name}.yaml"
-        # what we write must load back: a profile nobody can replay is no import
         try:
-            profile = profile_from_doc(doc, str(path))
-        except ProfileError as e:
-            result.stats.malformed[f"hello not writable as a profile ({e})"[:120]] += g.count
-            continue
-        try:
-            write_yaml(doc, path)
+            write_yaml(imported.doc, path)
         except OSError as e:
             raise UsageError(f"cannot write {str(path)!r}: {e.strerror}") from None
+        # what we write must load back: a profile nobody can replay is no import
+        try:
+            profile = load_file(path)
+        except ProfileError as e:
+            path.unlink()
+            why = str(e).removeprefix(f"{path}: ")
+            result.stats.reject(g.first.source, g.first.frame,
+                                f"profile does not load back ({why})"[:120], g.count)
+            continue
         written.append((g, profile, path))
     json_out = json_file_of(args)
     emit(document(result, written) if args.json else None, args.json, json_out,
@@ -113,6 +114,9 @@ def render(result: CaptureImport, written: list[tuple[HelloGroup, Profile, Path]
     if st.malformed:
         detail = ", ".join(f"{k}: {v}" for k, v in st.malformed.most_common())
         lines.append(f"malformed: {st.malformed_total} ({detail})")
+        lines += [f"  {m.file} frame {m.frame}: {m.why}" for m in st.malformed_frames]
+        if st.malformed_total > len(st.malformed_frames):
+            lines.append(f"  (the first {len(st.malformed_frames)} listed)")
     else:
         lines.append("malformed: none")
     return "\n".join(lines)
@@ -129,9 +133,10 @@ def document(result: CaptureImport,
             "client_ips": [ip for ip, _ in g.clients.most_common()],
             "client_ip_count": len(g.clients),
             "server_ports": sorted(g.server_ports),
-            "sni": g.top_sni(), "hellos_without_sni": g.sni.get("", 0),
+            "sni": [json_value(s) for s in g.top_sni()],
+            "hellos_without_sni": g.sni.get("", 0),
             "versions": versions_text(p), "suites": len(p.spec.cipher_suites),
-            "first_seen": iso_ms(g.first_seen), "last_seen": iso_ms(g.last_seen),
+            "first_seen": g.span()[0], "last_seen": g.span()[1],
         })
     return {"schema": SCHEMA, "tool": {"name": "prober", "version": __version__},
             "stats": result.stats.to_json(), "fingerprints": fps}

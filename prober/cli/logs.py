@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from prober.cli.common import EXIT_OK, Commands, UsageError, json_file_of
-from prober.logs.pipeline import LogInputError, check_vpc_fields, read_logs
+from prober.logs.pipeline import LogInputError, check_vpc_fields, read_logs, require_usable
 from prober.logs.report import document, table
 from prober.report.output import emit
 
@@ -53,8 +53,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
     try:
         fields = check_vpc_fields(args.vpc_fields) if args.vpc_fields else None
         out = json_file_of(args)
-        summary = read_logs(args.files, format=args.format, vpc_fields=fields, port=args.port,
-                            max_packets=args.max_packets, max_examples=args.examples)
+        summary = require_usable(read_logs(
+            args.files, format=args.format, vpc_fields=fields, port=args.port,
+            max_packets=args.max_packets, max_examples=args.examples))
     except LogInputError as e:
         if out is not None:
             out.close()

@@ -59,7 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         rc: int = args.func(args)
         return rc
     except InputError as e:  # every bad input, however deep it was found: one line
-        print(f"prober: {e}", file=sys.stderr)
+        # here, not at the top: `prober --help` loads only this module and cli/common
+        from prober.report.escape import for_terminal
+        from prober.report.output import say
+
+        # one line, whatever the bad input held (a name from a file, a server's text)
+        say(f"prober: {for_terminal(str(e))}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK

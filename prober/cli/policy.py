@@ -26,7 +26,7 @@ from prober.policy.html import render as render_html
 from prober.policy.naming.match import match_catalog, mozilla_compliance
 from prober.policy.report import document, no_tls_table, table
 from prober.policy.scan import assemble
-from prober.report.output import emit
+from prober.report.output import emit, say
 
 if TYPE_CHECKING:
     from prober.cli.common import Commands
@@ -92,7 +92,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
         wire.stop()
     ep = holder.get("ep")
     if ep is None:
-        print(f"prober: {target.label}: interrupted before the name resolved", file=sys.stderr)
+        say(f"prober: {target.label}: interrupted before the name resolved", file=sys.stderr)
         return rc
     if ep.address is None:
         raise UsageError(f"target {args.target!r}: {ep.error or 'did not resolve'}")

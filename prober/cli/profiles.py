@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tabulate import tabulate
-
 from prober.cli import capture, from_pcap
 from prober.cli.common import EXIT_OK, EXIT_USAGE, Commands, Parser, UsageError
 from prober.core.outcome import OUTCOMES
 from prober.profiles import loader, locations
 from prober.profiles.describe import full_text, summary_row
+from prober.report.output import say
+from prober.report.table import tabulate
 
 
 def register(hooks: Commands) -> None:
@@ -56,18 +56,18 @@ def cmd_profiles_list(args: argparse.Namespace) -> int:
         loader.require_files()
         profiles = loader.resolve_all([*loader.available_names(), "sweep-versions"])
     rows = [summary_row(p) for p in profiles]
-    print(tabulate(rows, headers=["name", "versions", "suites", "groups", "JA4", "origin"],
-                   tablefmt="plain"))
+    say(tabulate(rows, headers=["name", "versions", "suites", "groups", "JA4", "origin"],
+                 tablefmt="plain"))
     sets = loader.set_names()
-    print(f"\nsets: {', '.join(f'{k} ({len(v)})' for k, v in sorted(sets.items()))}")
-    print("generated: sslv2-only … tls1.3-only, cipher:SUITE[@VERSION], group:GROUP")
+    say(f"\nsets: {', '.join(f'{k} ({len(v)})' for k, v in sorted(sets.items()))}")
+    say("generated: sslv2-only … tls1.3-only, cipher:SUITE[@VERSION], group:GROUP")
     return EXIT_OK
 
 
 def cmd_profiles_show(args: argparse.Namespace) -> int:
 
     profiles = loader.resolve(args.name)
-    print("\n\n".join(full_text(p) for p in profiles))
+    say("\n\n".join(full_text(p) for p in profiles))
     return EXIT_OK
 
 
@@ -91,5 +91,5 @@ def cmd_profiles_dirs(args: argparse.Namespace) -> int:
 def cmd_outcomes(args: argparse.Namespace) -> int:
 
 
-    print(tabulate(list(OUTCOMES.items()), headers=["outcome", "meaning"], tablefmt="plain"))
+    say(tabulate(list(OUTCOMES.items()), headers=["outcome", "meaning"], tablefmt="plain"))
     return EXIT_OK

@@ -26,7 +26,7 @@ from prober.policy.whatif.run import Client, population_clients
 from prober.policy.whatif.simulate import candidate, predict
 from prober.profiles.compile import ProfileError
 from prober.profiles.loader import resolve_all
-from prober.report.output import emit
+from prober.report.output import emit, say
 
 if TYPE_CHECKING:
     from prober.core.targets import Target
@@ -101,7 +101,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     try:
         live = run_loop(run_live(clients, list(targets.values()), deadlines)) if targets else {}
     except KeyboardInterrupt:
-        print("prober: interrupted", file=sys.stderr)
+        say("prober: interrupted", file=sys.stderr)
         if json_out is not None:
             json_out.close()
         return EXIT_INTERRUPTED

@@ -9,6 +9,7 @@ from typing import Any
 
 from prober.core.outcome import Outcome
 from prober.net.attempt import Observation
+from prober.wire import peertext
 from prober.wire.certificates import describe
 from prober.wire.constants import alert_name
 from prober.wire.registry import group_name, sig_name, suite_name, suite_openssl_name, version_name
@@ -71,7 +72,7 @@ class AttemptResult:
             if f.dh_bits is not None:
                 neg["dh_bits"] = f.dh_bits
             if f.alpn is not None:
-                neg["alpn"] = f.alpn
+                neg["alpn"] = peertext.json_value(f.alpn)
             if f.hrr_group is not None:
                 neg["hrr_group"] = group_name(f.hrr_group)
             if f.downgrade_sentinel:
@@ -98,7 +99,7 @@ class AttemptResult:
             out["server_bytes"] = f.bytes_received
             out["server_messages"] = list(f.messages)
             if f.banner:
-                out["banner"] = f.banner
+                out["banner"] = peertext.json_value(f.banner)
             if f.certificates:
                 # plain values only, never raises: a broken certificate is marked
                 # undecodable and costs nothing else

@@ -14,6 +14,7 @@ from prober.net.attempt import (
     END_TIMEOUT,
     Observation,
 )
+from prober.wire import peertext
 from prober.wire import serverflight as sf
 from prober.wire.constants import alert_name
 from prober.wire.registry import group_name, suite_name, version_name
@@ -79,7 +80,39 @@ class Classified:
     detail: str
 
 
+# appended to the detail of an attempt whose server spoke first (see reply_time)
+SPOKE_FIRST = "(sent before our ClientHello)"
+
+
+def reply_time(connect: float | None, sent: float | None, first: float | None,
+               end: float | None) -> tuple[float | None, bool]:
+    """How long the server took to answer, in the unit given, and whether it spoke first.
+
+    From the ClientHello being sent to the server's first byte, or to the end of the
+    attempt when no byte came.  A server that speaks first (an SSH or SMTP banner, an
+    alert on accept) answered before there was a hello to answer: its time is measured
+    from the connection, never negative, and the flag says so.  Times are offsets from
+    the start of the attempt; without a connection they count from that start."""
+    if first is not None and (sent is None or first < sent):
+        return first - (connect or 0.0), True
+    if sent is not None:
+        at = first if first is not None else end
+        return (None if at is None else at - sent), False
+    return (None if end is None else end - (connect or 0.0)), False
+
+
+def spoke_first(obs: Observation) -> bool:
+    return reply_time(obs.t_connect, obs.t_sent, obs.t_first_byte, obs.t_end)[1]
+
+
 def classify(obs: Observation) -> Classified:
+    c = _classify(obs)
+    if obs.connect_error is None and spoke_first(obs):
+        c.detail = f"{c.detail} {SPOKE_FIRST}"
+    return c
+
+
+def _classify(obs: Observation) -> Classified:
     if obs.connect_error == CONNECT_REFUSED:
         return Classified(Outcome.REFUSED, "connection refused (RST to SYN)")
     if obs.connect_error == CONNECT_TIMEOUT:
@@ -132,7 +165,7 @@ def _negotiated(f: sf.Flight) -> str:
     if f.group is not None:
         parts.append(group_name(f.group))
     if f.alpn:
-        parts.append(f"ALPN {f.alpn}")
+        parts.append(f"ALPN {peertext.shown(f.alpn)}")
     if f.stopped_at_hrr:
         parts.append(f"HRR for {group_name(f.hrr_group or 0)} (stopped there, as asked)")
     elif f.hrr_group is not None:

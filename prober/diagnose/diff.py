@@ -274,8 +274,8 @@ def _brief(c: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def text(doc: dict[str, Any]) -> str:
-    from tabulate import tabulate
-
+    from prober.report.escape import for_terminal
+    from prober.report.table import tabulate
 
     a, b = doc["a"], doc["b"]
     lines = [f"prober diff  A = {a['label']}: {', '.join(a['targets'])} from "
@@ -294,9 +294,10 @@ def text(doc: dict[str, Any]) -> str:
     diff_rows = [r for r in doc["rows"] if r["differs"]]
     lines += ["", f"DIFFERENCES ({len(diff_rows)} of {len(doc['rows'])} rows)"]
     for r in diff_rows:
-        lines.append(f"  {r['key']}")
-        lines.append(f"    {a['label']}: {_cell(r['a'])}")
-        lines.append(f"    {b['label']}: {_cell(r['b'])}")
+        # one line each, whatever the detail or the issuer holds
+        lines.append(f"  {for_terminal(r['key'])}")
+        lines.append(f"    {for_terminal(a['label'])}: {for_terminal(_cell(r['a']))}")
+        lines.append(f"    {for_terminal(b['label'])}: {for_terminal(_cell(r['b']))}")
     table = [["≠" if r["differs"] else "", r["key"], _short(r["a"]), _short(r["b"])]
              for r in doc["rows"]]
     lines += ["", "MATRIX", tabulate(table, headers=["", "profile", a["label"], b["label"]],

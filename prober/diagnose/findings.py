@@ -15,6 +15,7 @@ from prober.core.outcome import ANSWERED, NO_HELLO
 from prober.core.service import NoTls, no_tls
 from prober.net.idle import IdleProbe
 from prober.profiles.families import PROFILE_VERSIONS
+from prober.wire import peertext
 
 DIAGNOSE_SCHEMA = "prober.diagnose/2"
 
@@ -274,12 +275,14 @@ class Control:
     def to_json(self) -> dict[str, Any]:
         return {"outcome": self.outcome,
                 "connect_ms": None if self.connect_ms is None else round(self.connect_ms, 3),
-                "waited_ms": round(self.waited_ms, 3), "banner": self.banner}
+                "waited_ms": round(self.waited_ms, 3),
+                "banner": None if self.banner is None else peertext.json_value(self.banner)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Control:
         return cls(outcome=str(d["outcome"]), connect_ms=_f(d.get("connect_ms")),
-                   waited_ms=float(d.get("waited_ms") or 0.0), banner=d.get("banner"))
+                   waited_ms=float(d.get("waited_ms") or 0.0),
+                   banner=peertext.from_json(d.get("banner")))
 
     def text(self) -> str:
         s = self.waited_ms / 1000

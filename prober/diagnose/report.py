@@ -16,6 +16,7 @@ from typing import Any
 
 from prober import __version__
 from prober.core.engine import Endpoint
+from prober.core.outcome import reply_time
 from prober.core.service import tls_endpoint_json
 from prober.diagnose.findings import (
     DIAGNOSE_SCHEMA,
@@ -99,11 +100,14 @@ def no_tls_lines(endpoint: dict[str, Any] | None) -> list[str]:
 # --- the matrix --------------------------------------------------------------------------
 
 
-def _after_hello(a: dict[str, Any]) -> float | None:
+def _reply_ms(a: dict[str, Any]) -> tuple[float | None, bool]:
     t = a.get("timings_ms") or {}
-    start = t.get("hello_sent") or 0.0
-    end = t.get("first_byte") if t.get("first_byte") is not None else t.get("total")
-    return None if end is None else float(end) - float(start)
+
+    def at(k: str) -> float | None:
+        v = t.get(k)
+        return None if v is None else float(v)
+
+    return reply_time(at("connect"), at("hello_sent"), at("first_byte"), at("total"))
 
 
 def cells(attempts: list[dict[str, Any]], by_target: bool = False) -> list[dict[str, Any]]:
@@ -124,7 +128,8 @@ def cells(attempts: list[dict[str, Any]], by_target: bool = False) -> list[dict[
         detail = next(a["detail"] for a in atts if _TIMING.sub("~", a["detail"]) == top)
         if len(wording) > 1:
             detail += f" (+{len(wording) - 1} other)"
-        times = [x for a in atts if (x := _after_hello(a)) is not None]
+        replies = [_reply_ms(a) for a in atts]
+        times = [x for x, _ in replies if x is not None]
         issuers = sorted({a["certificate"]["issuer"] for a in atts
                           if a.get("certificate", {}).get("issuer")})
         out.append({
@@ -135,6 +140,7 @@ def cells(attempts: list[dict[str, Any]], by_target: bool = False) -> list[dict[
             "median_ms": round(statistics.median(times), 3) if times else None,
             "hello_bytes": atts[0].get("hello_bytes"), "issuers": issuers,
             "ids": [a["id"] for a in atts],
+            **({"spoke_first": True} if any(early for _, early in replies) else {}),
         })
     return out
 
@@ -148,7 +154,7 @@ def outcome_text(cell: dict[str, Any]) -> str:
 
 
 def matrix(rows: list[dict[str, Any]]) -> str:
-    from tabulate import tabulate
+    from prober.report.table import tabulate
 
     table = [[r["step"], r["profile"], outcome_text(r), r["detail"],
               "" if r["median_ms"] is None else f"{r['median_ms']:.1f}"] for r in rows]

@@ -12,6 +12,7 @@ import io
 import itertools
 import sys
 import zlib
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
@@ -181,12 +182,36 @@ def read_logs(paths: Sequence[str | Path], *, format: str = "auto",
                           "vpc_fields": list(vpc_fields) if vpc_fields else None})
 
 
+def require_usable(summary: LogSummary) -> LogSummary:
+    """``summary`` when at least one line of its files counted (a connection or a flow);
+    :class:`LogInputError` otherwise, in one line saying what the lines were instead.
+
+    An empty summary would read as "nobody connected", when what happened is that none
+    of the lines was one this reader counts (a wrong file, a wrong ``--format``, a log
+    of plain HTTP)."""
+    files = summary.files
+    if any(f.connections or f.flows for f in files):
+        return summary
+    lines = sum(f.lines for f in files)
+    malformed = sum(f.malformed for f in files)
+    skipped = sum((f.skipped for f in files), Counter[str]())
+    parts = [f"malformed: {malformed}"] if malformed else []
+    parts += [f"{why}: {n}" for why, n in skipped.most_common(3)]
+    stopped = [f"{f.path}: {f.error}" for f in files if f.error]
+    where = files[0].path if len(files) == 1 else f"{len(files)} files"
+    detail = f" ({', '.join(parts)})" if parts else ""
+    raise LogInputError(f"{where}: no usable line: {lines} line{'s' * (lines != 1)}{detail}, "
+                        "no TLS connection or flow counted"
+                        + (f"; {stopped[0]}" if stopped else ""))
+
+
 def load_population(paths: Sequence[str | Path], format: str = "auto",
                     **options: Any) -> Population:
     """Read log files (any format ``prober logs`` reads) into a population.
 
     ``options`` are those of :func:`prober.logs.pipeline.read_logs` (``vpc_fields``...).
     Raises :class:`prober.logs.pipeline.LogInputError` for an unreadable file or one whose
-    format cannot be told; malformed lines are counted, never raised.
+    format cannot be told, or when no line of them counted; malformed lines are counted,
+    never raised.
     """
-    return read_logs(paths, format=format, **options).population
+    return require_usable(read_logs(paths, format=format, **options)).population

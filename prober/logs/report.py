@@ -45,7 +45,7 @@ def headline(s: LogSummary) -> str:
 
 
 def table(s: LogSummary, top: int = 10) -> str:
-    from tabulate import tabulate
+    from prober.report.table import tabulate
 
     def tab(rows: list[list[Any]], headers: list[str]) -> str:
         return tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True)

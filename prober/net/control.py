@@ -61,6 +61,6 @@ async def connect_and_wait(address: str | None, port: int, family: int, wait: fl
         waited = (time.monotonic() - connected) * 1000
         if not data:
             return Waited("fin", c_ms, waited)
-        return Waited("banner", c_ms, waited, banner_of(data) or data[:16].hex())
+        return Waited("banner", c_ms, waited, banner_of(data))
     finally:
         abort(sock)

@@ -79,7 +79,7 @@ def _connections_line(scan: PolicyScan) -> str:
 
 
 def table(scan: PolicyScan) -> str:
-    from tabulate import tabulate
+    from prober.report.table import tabulate
 
     obs = scan.policy
     lines = [f"{scan.target} → {scan.address or 'unresolved'} (SNI {scan.sni or 'none'}"

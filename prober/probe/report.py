@@ -56,7 +56,7 @@ def document(results: list[AttemptResult], info: RunInfo) -> dict[str, Any]:
 
 
 def table(results: list[AttemptResult], info: RunInfo) -> str:
-    from tabulate import tabulate
+    from prober.report.table import tabulate
 
     cells = summarize(results)
     lines = []

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prober.core.attempt import AttemptResult
+from prober.core.outcome import reply_time
 
 
 @dataclass
@@ -20,6 +21,8 @@ class Cell:
     details: Counter[str] = field(default_factory=Counter)
     totals_ms: list[float] = field(default_factory=list)
     first_byte_ms: list[float] = field(default_factory=list)
+    # some first bytes came before the hello was sent: timed from the connection
+    spoke_first: bool = False
     # one real detail per wording, shown for that wording
     examples: dict[str, str] = field(default_factory=dict)
 
@@ -52,7 +55,8 @@ class Cell:
                 "attempts": self.attempts, "counts": dict(self.counts),
                 "outcome": self.main_outcome(), "consistent": len(self.counts) == 1,
                 "detail": self.detail_text(),
-                "median_ms": None if med is None else round(med, 3)}
+                "median_ms": None if med is None else round(med, 3),
+                **({"spoke_first": True} if self.spoke_first else {})}
 
 
 def summarize(results: list[AttemptResult]) -> list[Cell]:
@@ -74,11 +78,16 @@ def summarize(results: list[AttemptResult]) -> list[Cell]:
         key = _detail_key(r)
         cell.details[key] += 1
         cell.examples.setdefault(key, r.detail)
-        if r.obs is not None and r.obs.t_end is not None:
-            start = r.obs.t_sent if r.obs.t_sent is not None else 0.0
-            cell.totals_ms.append((r.obs.t_end - start) * 1000)
-            if r.obs.t_first_byte is not None:
-                cell.first_byte_ms.append((r.obs.t_first_byte - start) * 1000)
+        o = r.obs
+        if o is not None and o.t_end is not None:
+            total, _ = reply_time(o.t_connect, o.t_sent, None, o.t_end)
+            if total is not None:
+                cell.totals_ms.append(total * 1000)
+            if o.t_first_byte is not None:
+                first, early = reply_time(o.t_connect, o.t_sent, o.t_first_byte, o.t_end)
+                if first is not None:
+                    cell.first_byte_ms.append(first * 1000)
+                cell.spoke_first |= early
     return list(cells.values())
 
 

@@ -1,10 +1,24 @@
-"""Where a command's JSON document and its text report go (``--json FILE|-``)."""
+"""Where a command's JSON document and its text report go (``--json FILE|-``), and the
+one way text reaches the terminal.
+
+Every line prober prints passes through :func:`say`, which escapes whatever could act
+on a terminal (prober.report.escape) but the report's own newlines and tabs: a value
+that reached a line without going through a table cell still cannot clear the screen,
+rewrite the line with CR or reorder it with a bidi override."""
 
 from __future__ import annotations
 
 import json
 import sys
 from typing import IO, Any
+
+from prober.report.escape import for_terminal_block
+
+
+def say(*parts: object, file: IO[str] | None = None, flush: bool = False) -> None:
+    """``print`` for prober's own output, made safe to show (see the module)."""
+    text = " ".join(p if isinstance(p, str) else str(p) for p in parts)
+    print(for_terminal_block(text), file=file or sys.stdout, flush=flush)
 
 
 def emit(doc: dict[str, Any] | None, where: str | None, out: IO[str] | None,
@@ -23,4 +37,4 @@ def emit(doc: dict[str, Any] | None, where: str | None, out: IO[str] | None,
             json.dump(doc, out, indent=2)
             out.write("\n")
     if text is not None:
-        print(text, file=sys.stderr if where == "-" else sys.stdout)
+        say(text, file=sys.stderr if where == "-" else sys.stdout)

@@ -14,6 +14,7 @@ true, ``error_kind`` (the exception's class) and ``error``.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from functools import lru_cache
 from typing import Any
 
@@ -28,7 +29,11 @@ def describe(der: bytes) -> dict[str, Any]:
 @lru_cache(maxsize=256)
 def _describe(digest: str, der: bytes) -> tuple[tuple[str, Any], ...]:
     try:
-        facts = _facts(der)
+        with warnings.catch_warnings():
+            # what cryptography warns about (a negative serial, a name attribute of the
+            # wrong length) is the server's business: not a line on our stderr
+            warnings.simplefilter("ignore")
+            facts = _facts(der)
     except Exception as e:  # anything cryptography raises costs this certificate only
         return (("sha256", digest), ("undecodable", True), ("error_kind", type(e).__name__),
                 ("error", f"unparsable certificate: {type(e).__name__}: {e}"))

@@ -170,7 +170,8 @@ def decode_server_name(body: bytes) -> str | None:
         kind = lst.pull_u8()
         name = lst.pull_vector(2)
         if kind == 0:
-            return name.decode("ascii", "replace")
+            # exactly as sent (a client's, maybe hostile): prober.wire.peertext
+            return name.decode("utf-8", "surrogateescape")
     return None
 
 
@@ -178,7 +179,7 @@ def decode_alpn(body: bytes) -> list[str]:
     r = Reader(body).sub(2)
     out = []
     while not r.eof():
-        out.append(r.pull_vector(1).decode("ascii", "replace"))
+        out.append(r.pull_vector(1).decode("utf-8", "surrogateescape"))
     return out
 
 

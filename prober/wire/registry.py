@@ -296,6 +296,8 @@ def version_value(name: str) -> int:
     for v, n in VERSION_NAMES.items():
         if n.lower() == key:
             return v
+    if key.startswith("tlsv1.3-draft") and key[13:].isdigit() and int(key[13:]) <= 0xFF:
+        return 0x7F00 | int(key[13:])  # what version_name calls a draft version
     code = parse_code(name)
     if code is not None and 0 <= code <= 0xFFFF:
         return code

@@ -8,16 +8,17 @@ malformed bytes end the flight with status ``bad`` and a reason.
 
 from __future__ import annotations
 
-import re
+import codecs
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from prober.wire import peertext
 from prober.wire.buffer import DecodeError, Reader
 from prober.wire.clienthello import BuiltHello, frame_records, retry_hello
 from prober.wire.constants import ContentType, ExtensionType, HandshakeType
 from prober.wire.registry import GREASE_VALUES, suite
-from prober.wire.serverhello import ServerHello, alpn_choice, pull_server_hello
+from prober.wire.serverhello import ServerHello, pull_server_hello
 
 if TYPE_CHECKING:
     from prober.wire.tls13 import HandshakeDecryptor
@@ -118,12 +119,17 @@ class HandshakeKeys:
 
 _MESSAGE_NAMES = {int(t): t.name.lower() for t in HandshakeType}
 
-_PRINTABLE = re.compile(rb"[^\x20-\x7e]+")
+BANNER_BYTES = 80
 
 
-def banner_of(data: bytes, limit: int = 80) -> str:
-    text = _PRINTABLE.sub(b" ", data[:limit]).decode("ascii").strip()
-    return text
+def banner_of(data: bytes, limit: int = BANNER_BYTES) -> str:
+    """The first ``limit`` bytes a peer that is not TLS sent, exactly (see
+    prober.wire.peertext), cut back to a whole character where the limit splits one."""
+    if len(data) <= limit:
+        return peertext.decode(data)
+    # an incremental decoder keeps an incomplete last character back instead of
+    # turning it into escaped bytes
+    return codecs.getincrementaldecoder("utf-8")("surrogateescape").decode(data[:limit])
 
 
 class FlightReader:
@@ -411,8 +417,9 @@ class FlightReader:
         f.extended_master_secret = sh.extension(ExtensionType.EXTENDED_MASTER_SECRET) is not None
         f.session_ticket = sh.extension(ExtensionType.SESSION_TICKET) is not None
         # absent leaves what an earlier ServerHello set; present but empty clears it
-        if sh.extension(ExtensionType.ALPN) is not None:
-            f.alpn = sh.alpn
+        alpn = sh.extension(ExtensionType.ALPN)
+        if alpn is not None:
+            self._alpn(alpn)
 
     def _extensions(self, er: Reader, *, encrypted_extensions: bool) -> None:
         f = self.flight
@@ -422,7 +429,40 @@ class FlightReader:
             if encrypted_extensions:
                 f.server_extensions.append(t)
             if t == ExtensionType.ALPN:
-                f.alpn = alpn_choice(body)
+                self._alpn(body)
+
+    def _alpn(self, body: bytes) -> None:
+        """The server's ALPN choice: RFC 7301 3.1, exactly one protocol name, one the
+        hello offered.  Kept even when it is wrong (the JSON shows what was chosen)."""
+        f = self.flight
+        lst = Reader(body).sub(2)
+        names: list[bytes] = []
+        while not lst.eof():
+            names.append(lst.pull_vector(1))
+        if len(names) != 1:
+            raise _Bad(f"ALPN extension with {len(names)} protocol names (RFC 7301: "
+                       "exactly one)")
+        (name,) = names
+        f.alpn = peertext.decode(name)
+        offered = self._offered_alpn()
+        if offered is None:
+            raise _Bad(f"server chose ALPN protocol {name!r}, but the hello offered no ALPN")
+        if name not in offered:
+            raise _Bad(f"server chose ALPN protocol {name!r}, not offered")
+
+    def _offered_alpn(self) -> list[bytes] | None:
+        """The protocol names of the hello's ALPN extension, None without one."""
+        ext = self.built.spec.ext(ExtensionType.ALPN)
+        if ext is None:
+            return None
+        names: list[bytes] = []
+        try:
+            lst = Reader(ext.body).sub(2)
+            while not lst.eof():
+                names.append(lst.pull_vector(1))
+        except DecodeError:
+            pass  # a template's unreadable list: what was read is what was offered
+        return names
 
     def _certificate(self, r: Reader, tls13: bool) -> None:
         f = self.flight
@@ -515,6 +555,10 @@ class FlightReader:
         cert = r.pull_bytes(cert_len)
         specs_raw = r.pull_bytes(specs_len)
         specs = [int.from_bytes(specs_raw[i : i + 3], "big") for i in range(0, specs_len - 2, 3)]
+        if version not in self.built.spec.offered_versions():
+            # the ok contract: a version the hello offered (fuzzing found this one open)
+            self._fail(f"SSLv2 ServerHello with version 0x{version:04x}, not offered")
+            return
         f.version = version
         f.certificates = [cert] if cert else []
         f.sslv2_cipher_specs = specs

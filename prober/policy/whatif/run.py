@@ -191,7 +191,7 @@ def _who(row: Row, pop: Population | None) -> str:
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> str:
-    from tabulate import tabulate
+    from prober.report.table import tabulate
 
     return tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True)
 

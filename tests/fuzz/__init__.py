@@ -1,0 +1,1 @@
+"""Deterministic fuzzing of what reads server and capture bytes (see README.md)."""
