@@ -6,12 +6,11 @@ import argparse
 import sys
 from typing import Any
 
-from tabulate import tabulate
-
 from prober.cli.common import EXIT_OK, EXIT_USAGE, Commands, Parser, json_file_of
 from prober.policy.naming.catalog import PROVIDER_FAMILIES, NamedPolicy, by_provider, get
 from prober.policy.naming.match import protocol_label
 from prober.report.output import emit
+from prober.report.table import tabulate
 from prober.wire import registry as reg
 
 CATALOG_SCHEMA = "prober.catalog/1"

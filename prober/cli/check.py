@@ -49,7 +49,7 @@ class _PrintExample(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
         try:
-            sys.stdout.write(example_text(str(values)))
+            say(example_text(str(values)).rstrip("\n"))
         except ExpectationError as e:
             raise UsageError(str(e)) from None
         parser.exit()
@@ -65,7 +65,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         run_loop(run.execute())
     except KeyboardInterrupt:
-        print("prober: check interrupted: no verdict", file=sys.stderr)
+        say("prober: check interrupted: no verdict", file=sys.stderr)
         return EXIT_INTERRUPTED
     elapsed = time.monotonic() - t0
     _print(run.verdicts, args.quiet)

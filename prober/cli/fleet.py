@@ -30,6 +30,7 @@ from prober.fleet.runner import (
 )
 from prober.fleet.store import DEFAULT_STORE, Store
 from prober.fleet.tasks import JOBS
+from prober.report.output import say
 
 SEVERITIES = ("high", "medium", "low")
 
@@ -143,7 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             run_distributed(app, specs, store, progress, stall_s=stall)
     except KeyboardInterrupt:
         store.finish_run(run)
-        print(f"prober: fleet run {run} interrupted: resume with --resume {run}",
+        say(f"prober: fleet run {run} interrupted: resume with --resume {run}",
               file=sys.stderr)
         return EXIT_INTERRUPTED
     progress.show(force=True)
@@ -151,10 +152,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.retention is not None:
         store.prune(max(1, args.retention))
     doc = report.build(store, run, None)
-    print(report.text(doc))
+    say(report.text(doc))
     counted = [(e["endpoint"], e["vantage"], f["id"]) for e in doc["endpoints"]
                for f in e["findings"] if f["severity"] in fail_on or f["id"] in fail_on]
-    print(f"run {run}: {status}; {len(counted)} finding(s) counted by --fail-on "
+    say(f"run {run}: {status}; {len(counted)} finding(s) counted by --fail-on "
           f"{','.join(sorted(fail_on))}; store {args.store}", file=sys.stderr)
     return EXIT_OK if status == "complete" and not counted else EXIT_FAILED
 
@@ -163,13 +164,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     store = Store(args.store)
     doc = report.build(store, args.run, args.since)
     if args.json == "-":
-        print(json.dumps(doc, indent=2))
-        print(report.text(doc), file=sys.stderr)
+        say(json.dumps(doc, indent=2))
+        say(report.text(doc), file=sys.stderr)
         return EXIT_OK
     if args.json:
         with open_out(args.json) as fh:
             json.dump(doc, fh, indent=2)
-    print(report.text(doc))
+    say(report.text(doc))
     return EXIT_OK
 
 

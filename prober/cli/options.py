@@ -14,6 +14,7 @@ from prober.core.targets import (
     with_overrides,
 )
 from prober.net.attempt import DEFAULT_TIMEOUT_S, Deadlines
+from prober.report.output import say
 from prober.wire.starttls import PROTOCOLS as STARTTLS_PROTOCOLS
 
 
@@ -53,7 +54,7 @@ def target_of(text: str, args: argparse.Namespace) -> Target:
                        args.starttls)
     note = starttls_note(t)
     if note is not None:
-        print(f"prober: {t.label}: {note}", file=sys.stderr)
+        say(f"prober: {t.label}: {note}", file=sys.stderr)
     return t
 
 

@@ -16,6 +16,7 @@ from prober.cli.common import UsageError, open_out
 from prober.core.attempt import AttemptResult
 from prober.net.packets import Capture, open_capture
 from prober.report import keylog, pcapng
+from prober.report.output import say
 
 
 def add_html(p: argparse.ArgumentParser) -> None:
@@ -95,4 +96,4 @@ class WireFiles:
             n = keylog.write(self.keylog_path, results)
             notes.append(f"{n} TLS 1.3 handshake(s) in {self.keylog_path}")
         if notes and not quiet:
-            print("prober: wrote " + "; ".join(notes), file=sys.stderr)
+            say("prober: wrote " + "; ".join(notes), file=sys.stderr)

@@ -82,8 +82,8 @@ def cmd_profiles_dirs(args: argparse.Namespace) -> int:
     ship = locations.shipped()
     if ship is not None:
         rows.append([ship.kind, str(ship.path), f"{counts.get(ship.path, 0)} profiles"])
-    print(tabulate(rows, tablefmt="plain", disable_numparse=True))
-    print(f"\nnew profiles: from-pcap -> {locations.imported_dir()}, capture -> "
+    say(tabulate(rows, tablefmt="plain", disable_numparse=True))
+    say(f"\nnew profiles: from-pcap -> {locations.imported_dir()}, capture -> "
           f"{locations.captured_dir()}")
     return EXIT_OK
 

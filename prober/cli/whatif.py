@@ -205,5 +205,5 @@ def _target(text: str, option: str, starttls: str | None) -> Target:
                          "`prober catalog list` lists the catalog)") from None
     note = starttls_note(t)
     if note is not None:
-        print(f"prober: {t.label}: {note}", file=sys.stderr)
+        say(f"prober: {t.label}: {note}", file=sys.stderr)
     return t

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from prober.core.outcome import Outcome
+from prober.core.outcome import Outcome, spoke_first
 from prober.net.attempt import Observation
 from prober.wire import peertext
 from prober.wire.certificates import describe
@@ -54,6 +54,10 @@ class AttemptResult:
         out["timings_ms"] = {k: _r(v) for k, v in (
             ("connect", obs.t_connect), ("hello_sent", obs.t_sent), ("hello_acked", obs.t_acked),
             ("first_byte", obs.t_first_byte), ("total", obs.t_end))}
+        if spoke_first(obs):
+            # timings_ms.first_byte comes before hello_sent: the reply times of the
+            # summaries count from the connection for this attempt
+            out["spoke_first"] = True
         if obs.starttls is not None:
             out["timings_ms"]["starttls"] = _r(obs.t_starttls)
             out["starttls"] = obs.starttls.to_json()

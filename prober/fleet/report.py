@@ -7,9 +7,8 @@ import json
 from collections import Counter, defaultdict
 from typing import Any
 
-from tabulate import tabulate
-
 from prober.fleet.store import Store
+from prober.report.table import tabulate
 
 REPORT_SCHEMA = "prober.fleet.report/1"
 

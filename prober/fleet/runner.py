@@ -24,6 +24,7 @@ from prober.fleet.leases import LocalLeases
 from prober.fleet.store import Store
 from prober.fleet.tasks import execute, target_json, task_key
 from prober.net.attempt import Deadlines
+from prober.report.output import say
 
 EMBEDDED_VANTAGE = "local"
 
@@ -94,7 +95,7 @@ class Progress:
         now = time.monotonic()
         if self.out is not None and (force or now - self._last >= 1.0):
             self._last = now
-            print(self.line(), file=self.out, flush=True)
+            say(self.line(), file=self.out, flush=True)
 
 
 def _checked(spec: dict[str, Any], r: Any) -> dict[str, Any]:
@@ -162,7 +163,7 @@ def run_distributed(app: Any, specs: list[dict[str, Any]], store: Store, progres
         if _collect(app, pending, store, progress):
             last = time.monotonic()
         elif time.monotonic() - last > stall_s:
-            print(f"prober: fleet run {progress.run}: no answer for {stall_s:g} s; "
+            say(f"prober: fleet run {progress.run}: no answer for {stall_s:g} s; "
                   f"{len(pending)} task(s) left queued (resume with --resume "
                   f"{progress.run})", file=sys.stderr)
             return

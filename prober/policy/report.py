@@ -199,7 +199,7 @@ def _expiry(not_after: str | None) -> str:
 def no_tls_table(scan: PolicyScan, verdict: NoTls) -> str:
     """What `prober policy` prints when no attempt met a TLS server: that, first, with the
     cause, and what each hello got; no page of n/a."""
-    from tabulate import tabulate
+    from prober.report.table import tabulate
 
     lines = [f"{scan.target} → {scan.address or 'unresolved'} (SNI {scan.sni or 'none'}"
              f"{_starttls(scan)}): no TLS endpoint measured; "

@@ -10,28 +10,20 @@ certificate subject) can neither add markup nor hide or reorder text on the page
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from jinja2 import ChainableUndefined, ChoiceLoader, Environment, PackageLoader
 from markupsafe import Markup
 
 from prober import __version__
+from prober.report.escape import for_terminal_block
+
 
 # a saved run may lack optional fields: ChainableUndefined prints them as nothing
-# C0 and C1 controls, DEL, and the bidirectional overrides and isolates (which reorder
-# what follows them on screen)
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def _show(m: re.Match[str]) -> str:
-    c = ord(m.group())
-    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
-
-
 def visible_controls(text: str) -> str:
-    """Control characters as visible escapes (``\\x1b``); the rest unchanged."""
-    return _CONTROLS.sub(_show, text)
+    """Control and format characters as visible escapes (``\\x1b``), by the one rule of
+    prober.report.escape; newlines and tabs stay (templates lay text out in blocks)."""
+    return for_terminal_block(text)
 
 
 def _finalize(value: Any) -> Any:

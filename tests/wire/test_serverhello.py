@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from prober.profiles import variants
 from prober.profiles.families import version_profile
 from prober.wire.buffer import DecodeError, Reader, u8, u16, u24, vec
 from prober.wire.clienthello import BuiltHello, build, frame_records
@@ -260,7 +261,10 @@ def _feed(built: BuiltHello, hello: ServerHello, *, tail: bytes = b""
 
 
 def _tls12_built() -> BuiltHello:
-    return build(version_profile("tls1.2-only").spec, None)
+    # offering h2: an ALPN choice the hello never offered is bad-server-hello
+    spec = variants.with_extension(version_profile("tls1.2-only").spec,
+                                   variants.extension("alpn", ["h2", "http/1.1"]))
+    return build(spec, None)
 
 
 def _tls13_built() -> BuiltHello:
