@@ -99,6 +99,9 @@ MASKED_JSON_KEYS: dict[str, str] = {
     # the machine
     "hostname": "name of the machine (probe/diagnose vantage)",
     "capture.host": "name of the machine (captured profile YAML)",
+    # the tool
+    "tool.version": "the tool's version: from git (setuptools-scm), it changes with every "
+                    "commit",
 }
 
 # Text: stdout, stderr, text files (JUnit XML), argv, and every string inside JSON, in
@@ -127,6 +130,9 @@ MASKED_TEXT: list[tuple[str, str | None, str]] = [
     ("s", r"(?<=\()\d+\.\d+(?= s\)[;,])",
      "a run's duration in parentheses: 'every outcome as expected (2.8 s);'"),
     ("s", r'(?<=\btime=")\d+(?:\.\d+)?(?=")', "a JUnit XML time attribute (a duration)"),
+    ("version", r"(?<=\bprober )\d+(?:\.\d+)*(?:\.dev\d+)?(?:\+[0-9A-Za-z.]+)?(?![\w.])"
+                r"|(?<=\bprober/)\d+(?:\.\d+)*(?:\.dev\d+)?(?:\+[0-9A-Za-z.]+)?(?![\w.])",
+     "the tool's version: from git (setuptools-scm), it changes with every commit"),
     ("median", None, "the last field of each row of a table whose header ends in "
                      "'median ms' (probe and diagnose tables)"),
 ]
@@ -177,7 +183,7 @@ def _mask(what: str, name: str | None = None) -> str:
 _TIME_RE = _rx("time")
 _LOOPBACK_PORT_RE = _rx("port")
 _PLAIN_MASKS: list[tuple[str, re.Pattern[str]]] = [
-    (n, re.compile(r)) for n, r, _ in MASKED_TEXT if r is not None and n in ("ms", "s")]
+    (n, re.compile(r)) for n, r, _ in MASKED_TEXT if r is not None and n in ("ms", "s", "version")]
 _MEDIAN_HEADER = re.compile(r"\bmedian ms\s*$")
 _MEDIAN_CELL = re.compile(r"(?<=\s)-?\d+(?:\.\d+)?(?=\s*$)")
 _HEX64 = re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9a-f]{64}|[0-9A-F]{64}|(?:[0-9A-Fa-f]{2}:){31}"
@@ -1055,6 +1061,8 @@ class StandIns:
             return f"{3.1 + 9.77 * self.seed:.2f}"
         if what == "s":
             return f"{0.4 + 11.3 * self.seed:.1f}"
+        if what == "version":
+            return f"0.{self.seed}.dev{40 + self.seed}+g{self.seed:07x}"
         return f"standin-{what}-{self.seed}"  # the value of a masked JSON key
 
     def normaliser(self) -> Normaliser:
