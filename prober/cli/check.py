@@ -9,16 +9,16 @@ import sys
 import time
 from typing import Any
 
+from prober.check.evaluate import Verdict
 from prober.check.expectations import ExpectationError, example_text, load
 from prober.check.html import render as render_html
 from prober.check.junit import junit_xml
+from prober.check.report import summary_line, verdicts_text
 from prober.check.run import CheckRun
 from prober.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Commands, UsageError, run_loop
 from prober.cli.options import add_target_options, add_timeouts, deadlines_of, target_of
 from prober.cli.outputs import HtmlFile, add_html
-from prober.report.escape import for_terminal
 from prober.report.output import say
-from prober.report.table import tabulate
 
 
 def register(hooks: Commands) -> None:
@@ -77,21 +77,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if run.passed else EXIT_FAILED
 
 
-def _print(verdicts: list[Any], quiet: bool) -> None:
-
-    rows = [["PASS" if v.passed else "FAIL", v.target, v.name, v.message]
-            for v in verdicts if not (quiet and v.passed)]
-    if rows:
-        say(tabulate(rows, headers=["", "target", "expectation", "result"], tablefmt="plain",
-                     disable_numparse=True))
-    for v in verdicts:
-        if not v.passed and v.evidence:
-            # one line each, whatever the evidence quotes
-            say(f"\n{for_terminal(v.target)} {for_terminal(v.name)}:")
-            for e in v.evidence:
-                say(f"  {for_terminal(e)}")
-    failed = sum(not v.passed for v in verdicts)
-    say(f"\n{len(verdicts) - failed} passed, {failed} failed", file=sys.stderr)
+def _print(verdicts: list[Verdict], quiet: bool) -> None:
+    table = verdicts_text(verdicts, quiet)
+    if table:
+        say(table)
+    say(f"\n{summary_line(verdicts)}", file=sys.stderr)
 
 
 def _write(path: str, text: str) -> None:
