@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from prober.core.attempt import AttemptResult
+from prober.core.limits import EndpointSlots
 from prober.core.outcome import NO_HELLO, Outcome, classify
 from prober.core.targets import Sni, Target
 from prober.net.attempt import (
@@ -50,6 +51,12 @@ class EngineOptions:
     # BuiltHello.renewed); the profile is held so that its id is not reused meanwhile
     hellos: dict[tuple[int, str | None], tuple[Profile, BuiltHello]] = field(
         default_factory=dict, repr=False)
+    # the per-address cap every attempt holds (``per_target`` slots per resolved address)
+    slots: EndpointSlots | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.slots is None:
+            self.slots = EndpointSlots(self.per_target)
 
 
 @dataclass(frozen=True)
@@ -204,11 +211,13 @@ async def attempt(aid: int, ep: Endpoint, profile: Profile, rep: int, opts: Engi
     if ep.address is None:
         return result
     built = _hello(profile, sni, opts)
-    obs = await run_attempt(ep.address, t.port, ep.family, built,
-                            record_sizes=profile.transport.record_sizes,
-                            segment_sizes=profile.transport.segment_sizes,
-                            pause_ms=profile.transport.pause_ms, deadlines=opts.deadlines,
-                            starttls=t.starttls, server_name=t.sni or t.host)
+    assert opts.slots is not None  # set by EngineOptions
+    async with opts.slots.hold(ep.address, t.port):
+        obs = await run_attempt(ep.address, t.port, ep.family, built,
+                                record_sizes=profile.transport.record_sizes,
+                                segment_sizes=profile.transport.segment_sizes,
+                                pause_ms=profile.transport.pause_ms, deadlines=opts.deadlines,
+                                starttls=t.starttls, server_name=t.sni or t.host)
     c = classify(obs)
     result.outcome, result.detail, result.obs = c.outcome, c.detail, obs
     return result

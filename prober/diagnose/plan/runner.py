@@ -73,7 +73,7 @@ class Runner:
         self.next_id = 1
         self.slots = asyncio.Semaphore(max(1, opts.per_target))
         self.limiter = RateLimiter(opts.rate)
-        self.eopts = EngineOptions(deadlines=opts.deadlines)
+        self.eopts = EngineOptions(deadlines=opts.deadlines, per_target=opts.per_target)
         self.retries = Retries()
         self.quiet_until = 0.0  # loop time before which no attempt starts (a back-off)
 

@@ -70,7 +70,7 @@ async def enumerate_policy(ep: Endpoint, *, concurrency: int = DEFAULT_CONCURREN
                            planner: Planner | None = None) -> PolicyScan:
     """Run a whole policy scan of one endpoint; cancel the task to stop early."""
     plan = planner or Planner(target_sni=ep.target.sni)
-    opts = EngineOptions(deadlines=deadlines or Deadlines())
+    opts = EngineOptions(deadlines=deadlines or Deadlines(), per_target=max(1, concurrency))
     results: list[AttemptResult] = []
     started = time.time()
     t_end = time.monotonic() + budget_s
