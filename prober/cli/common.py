@@ -51,6 +51,23 @@ def open_out(path: str) -> IO[str]:
         raise UsageError(f"cannot write {path!r}: {e.strerror}") from None
 
 
+def read_json(path: str) -> Any:
+    """A saved JSON document (a run to diff or draw): UsageError naming the file when it
+    cannot be read or is not JSON."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except OSError as e:
+        raise UsageError(f"cannot read {path!r}: {e.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: not JSON ({e})") from None
+    except RecursionError:
+        # json's decoder recurses per level: a few thousand [ exhaust the stack
+        raise UsageError(f"{path}: nested too deeply to be a prober document") from None
+
+
 def json_file_of(args: argparse.Namespace) -> IO[str] | None:
     """``--json FILE`` opened before any work, so an unwritable path fails at once; None
     for no ``--json`` or ``--json -`` (stdout, see report.output.emit)."""

@@ -6,7 +6,6 @@ Kept light at import (argparse only): every command module is imported at each s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from prober.cli.common import (
     Commands,
     UsageError,
     json_file_of,
+    read_json,
     run_loop,
 )
 from prober.cli.options import add_target_options, add_timeouts, deadlines_of, target_of
@@ -177,17 +177,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def _load(path: str) -> dict[str, Any]:
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except OSError as e:
-        raise _usage(f"cannot read {path!r}: {e.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise _usage(f"{path}: not JSON ({e})") from None
-    except RecursionError:
-        # json's decoder recurses per level: a few thousand [ exhaust the stack
-        raise _usage(f"{path}: nested too deeply to be a prober document") from None
+    doc = read_json(path)
     return check(doc, path)
 
 

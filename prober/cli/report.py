@@ -9,12 +9,11 @@ the exchanges drawn side by side.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prober.cli.common import EXIT_OK, Commands, UsageError
+from prober.cli.common import EXIT_OK, Commands, UsageError, read_json
 from prober.cli.outputs import HtmlFile
 
 
@@ -29,13 +28,7 @@ def register(hooks: Commands) -> None:
 
 
 def _load(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except OSError as e:
-        raise UsageError(f"cannot read {path!r}: {e.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path}: not JSON ({e})") from None
+    doc = read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("schema"), str):
         raise UsageError(f"{path}: not a prober run (no schema)")
     return doc

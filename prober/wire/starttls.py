@@ -235,21 +235,6 @@ def _line(buf: bytes) -> tuple[str, int] | None:
     return buf[:end].rstrip(b"\r").decode("latin-1"), end + 1
 
 
-def _numeric(buf: bytes) -> tuple[list[str], int] | None:
-    """An SMTP/FTP reply: ``NNN-text`` lines, ending with ``NNN text``."""
-    lines: list[str] = []
-    pos = 0
-    while True:
-        got = _line(buf[pos:])
-        if got is None:
-            return None
-        text, used = got
-        pos += used
-        lines.append(text)
-        if len(text) < 4 or text[3] != "-" or not text[:3].isdigit():
-            return lines, pos
-
-
 def _until(pred: Callable[[str], bool]) -> Callable[[bytes], tuple[list[str], int] | None]:
     """Lines up to and including the first one ``pred`` accepts."""
     def parse(buf: bytes) -> tuple[list[str], int] | None:
@@ -265,6 +250,15 @@ def _until(pred: Callable[[str], bool]) -> Callable[[bytes], tuple[list[str], in
             if pred(text):
                 return lines, pos
     return parse
+
+
+def _last_numeric(text: str) -> bool:
+    # "NNN-text" continues a reply, "NNN text" ends it (anything else cannot continue)
+    return len(text) < 4 or text[3] != "-" or not text[:3].isdigit()
+
+
+# an SMTP/FTP reply: ``NNN-text`` lines, ending with ``NNN text``
+_numeric = _until(_last_numeric)
 
 
 def _single_line(buf: bytes) -> tuple[list[str], int] | None:
