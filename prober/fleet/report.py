@@ -1,5 +1,6 @@
 """`fleet report`: per endpoint and vantage what was found, what differs between vantage
-points, and what changed since an earlier run — all read back from the store."""
+points (and what `prober diff` names that difference), and what changed since an earlier
+run — all read back from the store."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import json
 from collections import Counter, defaultdict
 from typing import Any
 
-from prober.fleet.store import Store
+from prober.diagnose import diff
+from prober.fleet.store import Store, StoreError
+from prober.probe.report import PROBE_SCHEMA
+from prober.report.escape import for_terminal
 from prober.report.table import tabulate
 
 REPORT_SCHEMA = "prober.fleet.report/1"
@@ -84,6 +88,33 @@ def _differences(a: dict[str, Any], b: dict[str, Any], outcomes: bool = True
     return out
 
 
+def _attempt_docs(store: Store, run: int) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    docs: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for a in store.rows("SELECT endpoint, vantage, doc FROM attempts WHERE run_id=? "
+                        "ORDER BY task, attempt", run):
+        docs[(a["endpoint"], a["vantage"])].append(json.loads(a["doc"]))
+    return docs
+
+
+def _named(run: int, endpoint: str, va: str, vb: str, xa: list[dict[str, Any]],
+           xb: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What `prober diff` says of two vantage points' attempts at one endpoint, read as
+    two probe runs labelled with the vantage names: the same rows and the same finding
+    ids (an outside-only reset is `injected-reset`, another issuer `tls-interception`)."""
+    a = diff.Side(va, {"schema": PROBE_SCHEMA, "attempts": xa})
+    b = diff.Side(vb, {"schema": PROBE_SCHEMA, "attempts": xb})
+    try:
+        diff.check(a.doc, va)
+        diff.check(b.doc, vb)
+        found = diff.findings(a, b, diff.rows(a, b))
+    except (diff.DiffInputError, KeyError, ValueError, TypeError) as e:
+        raise StoreError(f"run {run}: {endpoint}: the attempts from {va} and {vb} cannot be "
+                         f"compared ({type(e).__name__}: {e})") from None
+    return [{"endpoint": endpoint, "vantage_a": va, "vantage_b": vb, "id": f.id,
+             "confidence": f.confidence, "side": f.figures.get("side"), "cause": f.cause,
+             "evidence": f.evidence} for f in found]
+
+
 def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
     info = store.run_row(run)
     rid = int(info["id"])
@@ -92,6 +123,8 @@ def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
         "SELECT name FROM vantages WHERE run_id=? ORDER BY name", rid)]
     rows = [{"endpoint": e, "vantage": v, **s} for (e, v), s in sorted(sig.items())]
     between: list[dict[str, Any]] = []
+    named: list[dict[str, Any]] = []
+    attempts = _attempt_docs(store, rid)
     endpoints = sorted({e for e, _ in sig})
     for e in endpoints:
         present = [v for v in vantages if (e, v) in sig]
@@ -99,6 +132,8 @@ def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
             for vb in present[i + 1:]:
                 for d in _differences(sig[(e, va)], sig[(e, vb)]):
                     between.append({"endpoint": e, "vantage_a": va, "vantage_b": vb, **d})
+                if attempts[(e, va)] and attempts[(e, vb)]:
+                    named += _named(rid, e, va, vb, attempts[(e, va)], attempts[(e, vb)])
     drift: list[dict[str, Any]] = []
     if since is not None:
         # runs of different jobs send different hellos: only their conclusions compare
@@ -115,7 +150,8 @@ def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
     if isinstance(info.get("options"), str):
         info["options"] = json.loads(info["options"])
     return {"schema": REPORT_SCHEMA, "run": info, "vantages": vantages, "endpoints": rows,
-            "between_vantages": between, "since": since, "drift": drift}
+            "between_vantages": between, "between_findings": named, "since": since,
+            "drift": drift}
 
 
 def text(doc: dict[str, Any]) -> str:
@@ -141,12 +177,19 @@ def text(doc: dict[str, Any]) -> str:
             lines.append(f"  {e['endpoint']} from {e['vantage']}: {f['severity']} {f['id']}: "
                          f"{f['cause']}")
     lines += ["", "BETWEEN VANTAGE POINTS"]
-    if not doc["between_vantages"]:
+    if not doc["between_vantages"] and not doc["between_findings"]:
         lines.append("  no difference" if len(doc["vantages"]) > 1 else
                      "  one vantage point only")
-    for d in doc["between_vantages"]:
-        lines.append(f"  {d['endpoint']}: {d['what']}: {d['a']} from {d['vantage_a']}, "
-                     f"{d['b']} from {d['vantage_b']}")
+    # per endpoint: what `prober diff` names first, then the raw differences
+    for e in sorted({d["endpoint"] for d in doc["between_findings"] + doc["between_vantages"]}):
+        for f in doc["between_findings"]:
+            if f["endpoint"] == e:
+                # the cause quotes the server's answer: one line, whatever it holds
+                lines.append(f"  {e}: {f['confidence']} {f['id']}: {for_terminal(f['cause'])}")
+        for d in doc["between_vantages"]:
+            if d["endpoint"] == e:
+                lines.append(f"  {e}: {d['what']}: {d['a']} from {d['vantage_a']}, "
+                             f"{d['b']} from {d['vantage_b']}")
     if doc["since"] is not None:
         lines += ["", f"DRIFT SINCE RUN {doc['since']}"]
         if not doc["drift"]:

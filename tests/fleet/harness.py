@@ -1,5 +1,10 @@
 """A real redis-server and real `prober agent` processes for the fleet tests; every one is
-started here and stopped here, by PID, also when the test fails."""
+started here and stopped here, by PID, also when the test fails.
+
+Each takes ``netns``: a namespace of the netns lab (tests/lab) to run in instead of this
+one. The process is started under ``ip netns exec NS`` (which execs it: the PID is
+the program's own, and the namespace's /etc/hosts and resolv.conf from /etc/netns/NS
+apply, so lab names resolve and nothing else does)."""
 
 from __future__ import annotations
 
@@ -8,15 +13,18 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.lab.netns import exec_argv, in_netns
 from tests.peers.ports import free_port, wait_listening
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +38,23 @@ def prober(*args: str) -> list[str]:
     return [sys.executable, "-m", "prober", *args]
 
 
+def in_ns(netns: str | None) -> list[str]:
+    """The argv prefix that runs a command in ``netns`` (nothing for this namespace)."""
+    return exec_argv(netns) if netns else []
+
+
+def fleet(*args: str, netns: str | None = None,
+          timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``prober fleet ARGS`` to the end (bounded), in ``netns`` if given."""
+    return subprocess.run([*in_ns(netns), *prober("fleet", *args)], env=env(),
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def sql(store: Path, q: str, *params: Any) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(store) as db:
+        return list(db.execute(q, params))
+
+
 def _stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -41,18 +66,31 @@ def _stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
 
 
 @contextlib.contextmanager
-def redis_server(tmp: Path) -> Iterator[str]:
-    """A private redis-server on an ephemeral loopback port, nothing saved to disk."""
+def _namespace(netns: str | None) -> Iterator[None]:
+    with in_netns(netns) if netns else contextlib.nullcontext():
+        yield
+
+
+@contextlib.contextmanager
+def redis_server(tmp: Path, *, host: str = "127.0.0.1", netns: str | None = None,
+                 password: str | None = None) -> Iterator[str]:
+    """A private redis-server on an ephemeral port of ``host`` (in ``netns``), nothing
+    saved to disk; yields its URL. Off loopback, redis serves only clients that give a
+    ``password`` (its protected mode), as a real broker should."""
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server not found (apt-get install redis-server)")
-    port = free_port()
+    with _namespace(netns):  # the port is free where the server will listen
+        port = free_port(host)
     log = open(tmp / f"redis-{port}.log", "wb")  # noqa: SIM115 (outlives this block)
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no", "--dir", str(tmp)],
+    proc = subprocess.Popen([*in_ns(netns), "redis-server", "--port", str(port),
+                             "--bind", host, "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp),
+                             *(["--requirepass", password] if password else [])],
                             stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_listening("127.0.0.1", port, 10, alive=proc)
-        yield f"redis://127.0.0.1:{port}/0"
+        with _namespace(netns):  # /proc/net/tcp is the namespace's there
+            wait_listening(host, port, 10, alive=proc)
+        yield f"redis://{f':{password}@' if password else ''}{host}:{port}/0"
     finally:
         _stop(proc)
         log.close()
@@ -63,7 +101,7 @@ class Agent:
 
     def __init__(self, tmp: Path, broker: str, vantage: str, allow: list[str], *,
                  name: str, time_limit: float = 30, visibility: float = 60,
-                 lease_ttl: float = 15) -> None:
+                 lease_ttl: float = 15, netns: str | None = None) -> None:
         self.log_path = tmp / f"agent-{name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed by stop())
         args = ["agent", "--broker", broker, "--vantage", vantage, "--name", name,
@@ -71,7 +109,7 @@ class Agent:
                 "--lease-ttl", str(lease_ttl)]
         for a in allow:
             args += ["--allow", a]
-        self.proc = subprocess.Popen(prober(*args), stdout=self._log,
+        self.proc = subprocess.Popen([*in_ns(netns), *prober(*args)], stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env())
         self.name = name
 

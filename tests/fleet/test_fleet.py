@@ -6,7 +6,6 @@ allowlists; the endpoint `shop` differs between them by a per-vantage address ov
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,7 +16,16 @@ import pytest
 
 from prober.cli.main import main
 from prober.fleet.celeryapp import TASK_NAME, queue_of
-from tests.fleet.harness import Agent, CountingListener, agents, env, prober, redis_server
+from tests.fleet.harness import (
+    Agent,
+    CountingListener,
+    agents,
+    env,
+    fleet,
+    prober,
+    redis_server,
+    sql,
+)
 from tests.peers.misbehaving import ResetAfterHello
 
 pytestmark = pytest.mark.timeout(180)
@@ -27,16 +35,6 @@ pytestmark = pytest.mark.timeout(180)
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with redis_server(tmp_path_factory.mktemp("redis")) as url:
         yield url
-
-
-def sql(store: Path, q: str, *params: Any) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(store) as db:
-        return list(db.execute(q, params))
-
-
-def fleet(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(prober("fleet", *args), env=env(), capture_output=True, text=True,
-                          timeout=timeout, check=False)
 
 
 @pytest.fixture
@@ -103,6 +101,10 @@ def test_two_vantages_store_report_and_refusal(tmp_path: Path, broker: str,
     assert diff == [{"endpoint": "shop", "vantage_a": "inside", "vantage_b": "outside",
                      "what": "profile tls1.2-only", "a": "ok 1", "b": "reset 1"}]
     assert "shop: profile tls1.2-only: ok 1 from inside, reset 1 from outside" in rep.stdout
+    # and names it as `prober diff` does a reset on one side only
+    named = [(f["endpoint"], f["id"], f["side"]) for f in doc["between_findings"]]
+    assert named == [("shop", "injected-reset", "outside")], doc["between_findings"]
+    assert "shop: medium injected-reset: outside only: RST" in rep.stdout
 
     ex = fleet("export", "--store", str(store))
     tables = {json.loads(ln)["table"] for ln in ex.stdout.splitlines()}
@@ -214,7 +216,7 @@ def test_sigkill_of_agent_mid_task_leaves_store_complete(tmp_path: Path, broker:
                        f"    endpoints: ['127.0.0.1:{listener.port}']\n")
         # a short visibility timeout so the broker hands the lost task on within the test,
         # and short leases so the dead agent's hold on the endpoint lapses as soon
-        limits = {"time_limit": 4.0, "visibility": 5.0, "lease_ttl": 1.5}
+        limits: dict[str, Any] = {"time_limit": 4.0, "visibility": 5.0, "lease_ttl": 1.5}
         first = Agent(tmp_path, broker, "killed", ["127.0.0.1/32:1-65535"], name="k1",
                       **limits).ready()
         started.append(first)
