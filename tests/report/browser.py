@@ -14,6 +14,9 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 
+# CI keeps these as artifacts
+SHOTS = Path(__file__).resolve().parents[2] / "out" / "screenshots"
+
 # what the page looks like to a reader: every sequence diagram's lanes and arrows with
 # their on-screen boxes, and everything the page fetched or points at outside itself
 LAYOUT_JS = """
@@ -102,3 +105,9 @@ def check_offline(page: dict[str, Any]) -> None:
     assert page["resources"] == [], page["resources"]
     assert page["external"] == [], page["external"]
     assert page["scripts"] == 0
+
+
+def finding_svg(page: dict[str, Any], finding: str) -> dict[str, Any]:
+    """The diagram a finding's section shows."""
+    f = next(f for f in page["findings"] if f["id"] == finding)
+    return next(s for s in page["svgs"] if s["id"] == f["svg"])
