@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import need_bins
 from tests.lab import Lab
 from tests.report import browser
 
@@ -167,3 +168,28 @@ def test_lab_healthy_page(chrome: Any, runs: dict[str, tuple[Path, dict[str, Any
         assert [ln["key"] for ln in svg["lanes"]] == ["client", "server"], svg["id"]
         assert not any(a["highlight"] for a in svg["arrows"]), svg["id"]
     assert {c["subject"].split(",")[0] for c in page["certs"]} == {"CN=healthy.lab.test"}
+
+
+def test_lab_pcap_keylog_both_directions(lab: Lab, tmp_path: Path) -> None:
+    """Off loopback the capture holds the prober's own packets too: without the
+    ClientHello (its random) Wireshark could not use the key log."""
+    need_bins("tshark")
+    pcap, keys = lab.workdir / "lab.pcapng", lab.workdir / "lab.keys"
+    argv = [*lab.prober_argv("client1"), "probe", lab.scenario("healthy").name_target, "-p",
+            "tls1.3-only", "-n", "2", "--pcap", str(pcap), "--keylog", str(keys), "-q"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert r.returncode == 0, r.stderr
+
+    def tshark(*args: str) -> list[str]:
+        t = subprocess.run(["tshark", "-r", str(pcap), *args], capture_output=True, text=True,
+                           timeout=60)
+        assert t.returncode == 0, t.stderr
+        return t.stdout.split()
+
+    server = lab.scenario("healthy").address
+    assert tshark("-Y", "tls.handshake.type==1", "-T", "fields", "-e", "ip.dst") == [server] * 2
+    assert tshark("-Y", "tcp.flags.syn==1 && tcp.flags.ack==0", "-T", "fields", "-e",
+                  "ip.dst") == [server] * 2
+    certs = tshark("-o", f"tls.keylog_file:{keys}", "-Y", "tls.handshake.type==11", "-T",
+                   "fields", "-e", "ip.src")
+    assert certs == [server] * 2
