@@ -3,7 +3,8 @@ against each target, turned into verdicts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from prober.check import evaluate as ev
@@ -11,6 +12,7 @@ from prober.check.evaluate import Verdict
 from prober.check.expectations import Expectations
 from prober.core import engine
 from prober.core.attempt import AttemptResult
+from prober.core.engine import Endpoint
 from prober.core.service import no_tls
 from prober.core.targets import Target
 from prober.diagnose.run import diagnose
@@ -37,7 +39,12 @@ class CheckRun:
     # each profile argument of the expectations -> the profile names it stands for
     sets: dict[str, list[str]] = field(default_factory=dict)
     results: list[AttemptResult] = field(default_factory=list)
+    # the attempts of the policy scans and diagnoses (they are not in the JSON's attempts)
+    other_results: list[AttemptResult] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
+    # called with the resolved endpoints before anything is sent (--pcap opens its
+    # capture there)
+    on_endpoints: Callable[[list[Endpoint]], None] | None = None
 
     @classmethod
     def prepare(cls, exp: Expectations, targets: list[Target], deadlines: Deadlines,
@@ -57,6 +64,8 @@ class CheckRun:
     async def execute(self) -> list[Verdict]:
         exp = self.exp
         eps = await engine.resolve_targets(self.targets, False)
+        if self.on_endpoints is not None:
+            self.on_endpoints(eps)
         opts = engine.EngineOptions(repeat=exp.repeat, concurrency=self.concurrency,
                                     per_target=self.per_target, deadlines=self.deadlines)
         if self.profiles:
@@ -72,11 +81,13 @@ class CheckRun:
             if ep.address is not None:
                 if exp.policy_equals or exp.policy_equals_strict or exp.policy_no_weaker_than:
                     scan = await enumerate_policy(ep, deadlines=self.deadlines,
-                                                  concurrency=self.per_target)
+                                                  concurrency=self.per_target,
+                                                  on_result=self.other_results.append)
                     verdicts += ev.policy_verdicts(exp, label, scan)
                     seen += [(r.outcome, _banner(r), r.detail) for r in scan.attempts]
                 if exp.no_findings:
-                    doc = await diagnose(ep, self.deadlines, per_target=self.per_target)
+                    doc = await diagnose(ep, self.deadlines, per_target=self.per_target,
+                                         results=self.other_results)
                     verdicts += ev.finding_verdicts(exp, label, doc["findings"])
                     seen += [(a["outcome"], a.get("banner"), a["detail"])
                              for a in doc["attempts"]]
@@ -86,6 +97,15 @@ class CheckRun:
     @property
     def passed(self) -> bool:
         return all(v.passed for v in self.verdicts)
+
+    def every_attempt(self) -> list[AttemptResult]:
+        """Every attempt the run made, each with its own id: the gate's keep theirs (as
+        in the JSON), the policy scans' and diagnoses' (numbered from 1 each) follow."""
+        out = sorted(self.results, key=lambda r: r.id)
+        n = max((r.id for r in out), default=0)
+        for i, r in enumerate(self.other_results, start=n + 1):
+            out.append(replace(r, id=i))
+        return out
 
     def document(self) -> dict[str, Any]:
         return {"schema": CHECK_SCHEMA, "expectations": self.exp.path, "passed": self.passed,

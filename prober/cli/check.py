@@ -17,7 +17,7 @@ from prober.check.report import summary_line, verdicts_text
 from prober.check.run import CheckRun
 from prober.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Commands, UsageError, run_loop
 from prober.cli.options import add_target_options, add_timeouts, deadlines_of, target_of
-from prober.cli.outputs import HtmlFile, add_html
+from prober.cli.outputs import HtmlFile, WireFiles, add_html, add_wire_files
 from prober.report.output import say
 
 
@@ -40,6 +40,7 @@ def register(hooks: Commands) -> None:
     add_timeouts(p, default=None, default_text="the expectations' timeout, else 5 s")
     p.add_argument("-c", "--concurrency", type=int, default=16, metavar="N")
     add_html(p)
+    add_wire_files(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print failures only")
     p.set_defaults(func=cmd_check)
 
@@ -61,10 +62,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     targets = [target_of(t, args) for t in args.targets]
     run = CheckRun.prepare(exp, targets, deadlines, args.concurrency)
     html = HtmlFile(args)
+    wire = WireFiles(args)
+    run.on_endpoints = wire.start_for
     t0 = time.monotonic()
+    interrupted = False
     try:
         run_loop(run.execute())
     except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        wire.stop()
+    # what was sent is on the wire files even when the gate gives no verdict
+    wire.write(run.every_attempt(), args.quiet)
+    if interrupted:
         say("prober: check interrupted: no verdict", file=sys.stderr)
         return EXIT_INTERRUPTED
     elapsed = time.monotonic() - t0

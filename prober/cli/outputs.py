@@ -14,6 +14,7 @@ from typing import IO
 
 from prober.cli.common import UsageError, open_out
 from prober.core.attempt import AttemptResult
+from prober.core.engine import Endpoint
 from prober.net.packets import Capture, open_capture
 from prober.report import keylog, pcapng
 from prober.report.output import say
@@ -75,6 +76,11 @@ class WireFiles:
                 raise UsageError(f"--pcap {self.pcap_path}: cannot capture ({why}); "
                                  "nothing was sent")
             self.captures.append(cap)
+
+    def start_for(self, endpoints: Iterable[Endpoint]) -> None:
+        """:meth:`start` for resolved endpoints (those that did not resolve get none)."""
+        self.start((ep.address, ep.target.port, ep.family) for ep in endpoints
+                   if ep.address is not None)
 
     def stop(self) -> None:
         for cap in self.captures:

@@ -108,8 +108,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     async def go() -> None:
         nonlocal progress
         info.endpoints = await engine.resolve_targets(targets, args.all_addresses)
-        wire.start((ep.address, ep.target.port, ep.family) for ep in info.endpoints
-                   if ep.address is not None)
+        wire.start_for(info.endpoints)
         total = len(info.endpoints) * len(profiles) * args.repeat
         progress = Progress(total, enabled=None if not args.quiet else False)
         await engine.run(info.endpoints, profiles, opts, on_result)

@@ -17,6 +17,7 @@ from prober.cli.common import (
     run_loop,
 )
 from prober.cli.options import add_starttls, add_timeouts, deadlines_of
+from prober.cli.outputs import WireFiles, add_wire_files
 from prober.core.targets import TargetError, parse_target, starttls_note, with_overrides
 from prober.logs.pipeline import LogInputError, load_population
 from prober.policy.naming.catalog import CatalogError, get, load_policy_file
@@ -29,6 +30,7 @@ from prober.profiles.loader import resolve_all
 from prober.report.output import emit, say
 
 if TYPE_CHECKING:
+    from prober.core.attempt import AttemptResult
     from prober.core.targets import Target
     from prober.logs.population import ClientGroup, Population
     from prober.policy.naming.catalog import NamedPolicy
@@ -70,6 +72,8 @@ def register(hooks: Commands) -> None:
     add_timeouts(p)
     add_starttls(p)
     p.add_argument("--json", metavar="FILE|-", help="write the JSON document (- = stdout)")
+    # only the live runs connect: --against or --current TARGET
+    add_wire_files(p)
     p.set_defaults(func=cmd_whatif)
 
 
@@ -95,16 +99,29 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     # both policies are checked before anything goes on the wire
     cand = candidate(policy, args.cert or "rsa", server_order, chacha)
     cur = candidate(current_policy, args.cert or "rsa") if current_policy else None
+    targets = {t.label: t for t in (against, current_target) if t is not None}
+    wire_opts = [o for o, v in (("--pcap", args.pcap), ("--keylog", args.keylog)) if v]
+    if wire_opts and not targets:
+        raise UsageError(f"{wire_opts[0]} records the live attempts: it needs --against TARGET "
+                         "or --current TARGET (the simulation alone connects nowhere)")
     # opened now: a path that cannot be written must not cost a live run
     json_out = json_file_of(args)
-    targets = {t.label: t for t in (against, current_target) if t is not None}
+    wire = WireFiles(args)
+    results: list[AttemptResult] = []
     try:
-        live = run_loop(run_live(clients, list(targets.values()), deadlines)) if targets else {}
+        live = run_loop(run_live(clients, list(targets.values()), deadlines,
+                                 on_endpoints=wire.start_for, on_result=results.append)
+                        ) if targets else {}
     except KeyboardInterrupt:
+        wire.stop()
+        wire.write(results)
         say("prober: interrupted", file=sys.stderr)
         if json_out is not None:
             json_out.close()
         return EXIT_INTERRUPTED
+    finally:
+        wire.stop()
+    wire.write(results)
     live_against = live.get(against.label) if against else None
     seen = cert_seen(live_against) if live_against and not args.cert else None
     if seen is not None:

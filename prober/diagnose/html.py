@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from prober.probe.html import attempt_rows, certificates, matrix_rows, pictures
-from prober.probe.sequence import Emphasis, diagram
+from prober.probe.sequence import Emphasis, diagram, distinct
 from prober.report.html import environment
 
 # finding id -> (the kinds of event it is about, the kinds a middlebox sent instead of
@@ -32,9 +32,14 @@ EMPHASIS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "sni-reset": (frozenset({"rst"}), frozenset()),
     "mtu-blackhole": (frozenset({"flight"}), frozenset()),
     "tls-interception": (frozenset({"flight"}), frozenset()),
-    "intermittent": (frozenset({"rst", "fin", "alert", "hello"}), frozenset()),
+    # the server's answers, which differ from one attempt to the next
+    "intermittent": (frozenset({"rst", "fin", "alert", "flight"}), frozenset()),
     "endpoint-flapping": (frozenset({"synack", "rst"}), frozenset()),
 }
+# findings about identical attempts that behave differently: one diagram per behaviour
+# among the attempts they cite, side by side in the finding's section
+EACH_BEHAVIOUR = frozenset({"intermittent", "endpoint-flapping", "mixed-certificates"})
+MAX_FINDING_DIAGRAMS = 4
 _IDS = re.compile(r"\b(ids?|id) ((?:\d+(?:-\d+)?)(?:, \d+(?:-\d+)?)*)")
 
 
@@ -75,24 +80,43 @@ def _has(a: dict[str, Any], kind: str) -> bool:
     return any(e.kind == kind for e in events(a))
 
 
+def _shown(f: dict[str, Any], attempts: dict[int, dict[str, Any]]
+           ) -> list[tuple[dict[str, Any], list[int]]]:
+    """The attempts a finding's section draws, each with the cited ids it stands for:
+    one per behaviour where the finding is about attempts that differ, else one."""
+    if f.get("confidence") == "info":
+        return []
+    if f["id"] in EACH_BEHAVIOUR:
+        cited = [attempts[i] for i in f.get("attempts") or [] if i in attempts]
+        groups = distinct(cited, [a["id"] for a in cited])
+        if len(groups) > 1:
+            return groups[:MAX_FINDING_DIAGRAMS]
+    a = _cited(f, attempts)
+    return [] if a is None else [(a, [a["id"]])]
+
+
 def finding_views(findings: list[dict[str, Any]], attempts: dict[int, dict[str, Any]]
                   ) -> tuple[list[dict[str, Any]], dict[int, Emphasis]]:
     views = []
     emphasis: dict[int, Emphasis] = {}
     for f in findings:
         hl, mb = EMPHASIS.get(f["id"], (frozenset(), frozenset()))
-        a = _cited(f, attempts)
-        svg = None
-        if a is not None and f.get("confidence") != "info":
-            em = Emphasis(hl, mb, f["id"])
+        em = Emphasis(hl, mb, f["id"])
+        figures = []
+        for n, (a, ids) in enumerate(_shown(f, attempts)):
             emphasis.setdefault(a["id"], em)
-            svg = diagram(a, em, ident=f"finding-{f['id']}-svg")
+            # the diagrams further down draw the attempts it cites the same way
+            for i in f.get("attempts") or []:
+                emphasis.setdefault(i, em)
+            ident = f"finding-{f['id']}-svg" + (f"-{n + 1}" if n else "")
+            figures.append({"svg": diagram(a, em, ident=ident), "shown": a["id"],
+                            "profile": a.get("profile"), "outcome": a.get("outcome"),
+                            "detail": a.get("detail") or "", "ids": ids})
         views.append({"id": f["id"], "confidence": f.get("confidence", ""),
                       "cause": f.get("cause", ""), "next": f.get("next", ""),
                       "evidence": [linked(e) for e in f.get("evidence") or []],
                       "unchecked": f.get("unchecked") or [],
-                      "attempts": f.get("attempts") or [], "svg": svg,
-                      "shown": a["id"] if a is not None else None})
+                      "attempts": f.get("attempts") or [], "figures": figures})
     return views, emphasis
 
 

@@ -6,16 +6,22 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from prober.core.attempt import AttemptResult
 from prober.core.engine import Endpoint
 from prober.diagnose import report
 from prober.diagnose.plan import PlanOptions, PlanState, execute
 from prober.net.attempt import Deadlines
 
 
-async def diagnose(ep: Endpoint, deadlines: Deadlines, *, per_target: int = 8
-                   ) -> dict[str, Any]:
-    """The diagnose document (``prober.diagnose/1``) of ``ep`` with the default plan."""
+async def diagnose(ep: Endpoint, deadlines: Deadlines, *, per_target: int = 8,
+                   results: list[AttemptResult] | None = None) -> dict[str, Any]:
+    """The diagnose document (``prober.diagnose/1``) of ``ep`` with the default plan;
+    ``results`` (when given) gets every attempt, even of an interrupted run."""
     started = time.time()
     state = PlanState()
-    await execute(ep, PlanOptions(deadlines=deadlines, per_target=per_target), state)
+    try:
+        await execute(ep, PlanOptions(deadlines=deadlines, per_target=per_target), state)
+    finally:
+        if results is not None:
+            results.extend(state.results)
     return report.document(state, ep, report.RunMeta(started=started, finished=time.time()))

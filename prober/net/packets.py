@@ -30,6 +30,7 @@ RCVBUF = 4 << 20
 # attempts are still queued or on their way), and never for more than DRAIN_MAX_S
 DRAIN_QUIET_S = 0.1
 DRAIN_MAX_S = 1.0
+ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
 PACKET_OUTGOING = 4
@@ -95,8 +96,11 @@ def parse_ipv6(data: bytes, ts: float) -> RawPacket | None:
 
 
 def bpf_tcp_port(port: int) -> bytes:
-    """Classic BPF over a cooked IPv4 packet: TCP, not a fragment, either port == ``port``."""
+    """Classic BPF over a cooked packet: IPv4, TCP, not a fragment, either port ==
+    ``port``."""
     ins = [
+        (0x28, 0, 0, 0xFFFFF000),  # ldh proto  (SKF_AD_PROTOCOL: the ethertype)
+        (0x15, 0, 10, ETH_P_IP),  # jeq #0x800   else drop
         (0x30, 0, 0, 9),  # ldb [9]          protocol
         (0x15, 0, 8, 6),  # jeq #6           else drop
         (0x28, 0, 0, 6),  # ldh [6]          flags + fragment offset
@@ -148,8 +152,9 @@ class Capture:
 
     def start(self) -> None:
         """Open the packet socket (OSError/PermissionError when not allowed) and start."""
-        proto = ETH_P_IPV6 if self.v6 else ETH_P_IP
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(proto))
+        # ETH_P_ALL, not the IP ethertype: a socket bound to one protocol is handed
+        # incoming packets only, and the prober's own SYN, hello and ACKs are evidence too
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMP, 1)
@@ -170,6 +175,7 @@ class Capture:
         sock = self._sock
         assert sock is not None
         parse = parse_ipv6 if self.v6 else parse_ipv4
+        proto = ETH_P_IPV6 if self.v6 else ETH_P_IP
         drain_until = 0.0
         while True:
             if not drain_until and self._stop.is_set():
@@ -186,7 +192,7 @@ class Capture:
             except OSError:
                 return
             # loopback shows every packet twice: once leaving, once arriving
-            if addr[2] == PACKET_OUTGOING and addr[0] == "lo":
+            if addr[1] != proto or (addr[2] == PACKET_OUTGOING and addr[0] == "lo"):
                 continue
             p = parse(data, _timestamp(anc))
             if p is None or not self._ours(p):

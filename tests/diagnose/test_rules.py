@@ -577,7 +577,7 @@ def test_parse_ipv4_and_ttl_words() -> None:
     assert (p.src, p.sport, p.dport, p.flags, p.ttl, p.ip_id, p.window, p.length) == (
         "198.51.100.2", 443, 40000, "SA", 61, 777, 512, 0)
     assert packets.parse_ipv4(_ipv4_tcp(64, 0x18, 100), 5.0).length == 100  # type: ignore
-    assert len(packets.bpf_tcp_port(443)) == 11 * 8
+    assert len(packets.bpf_tcp_port(443)) == 13 * 8
     syn_ack = Packet(0, True, "SA", 61, 0, 0, 0)
     assert rules.ttl_compare(Packet(0, True, "R", 63, 0, 0, 0), syn_ack) == (
         2, "TTL 63 vs the SYN-ACK's 61: 2 hops closer than the server")

@@ -14,6 +14,9 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 
+# CI keeps these as artifacts
+SHOTS = Path(__file__).resolve().parents[2] / "out" / "screenshots"
+
 # what the page looks like to a reader: every sequence diagram's lanes and arrows with
 # their on-screen boxes, and everything the page fetched or points at outside itself
 LAYOUT_JS = """
@@ -26,6 +29,7 @@ const svgs = [...document.querySelectorAll('svg.seq')].map(s => ({
   arrows: [...s.querySelectorAll('g.arrow')].map(g => ({kind: g.dataset.kind,
      from: g.dataset.from, to: g.dataset.to, t: g.dataset.tMs ? parseFloat(g.dataset.tMs) : null,
      attempt: g.dataset.attempt, highlight: g.dataset.highlight === '1',
+     ttl: g.dataset.ttl ? parseInt(g.dataset.ttl) : null,
      stroke: getComputedStyle(g.querySelector('line')).stroke,
      line: box(g.querySelector('line')), text: box(g.querySelector('text')),
      label: g.querySelector('text').textContent}))}));
@@ -34,8 +38,11 @@ const external = [...document.querySelectorAll('[src],[href],link,script,img,ifr
   .filter(u => !u.startsWith('#'));
 const findings = [...document.querySelectorAll('section.finding')].map(s => ({
   id: s.dataset.finding, links: [...s.querySelectorAll('ul a')].map(a => a.getAttribute('href')),
-  svg: s.querySelector('svg.seq') ? s.querySelector('svg.seq').id : null}));
-return {svgs, external, findings, scripts: document.scripts.length,
+  svg: s.querySelector('svg.seq') ? s.querySelector('svg.seq').id : null,
+  svgs: [...s.querySelectorAll('svg.seq')].map(x => x.id)}));
+const certs = [...document.querySelectorAll('table.certs tbody tr')].map(tr => ({
+  subject: tr.cells[0].innerText, issuer: tr.cells[1].innerText, box: box(tr)}));
+return {svgs, external, findings, certs, scripts: document.scripts.length,
         resources: performance.getEntriesByType('resource').map(r => r.name),
         title: document.title, text: document.body.innerText};
 """
@@ -102,3 +109,9 @@ def check_offline(page: dict[str, Any]) -> None:
     assert page["resources"] == [], page["resources"]
     assert page["external"] == [], page["external"]
     assert page["scripts"] == 0
+
+
+def finding_svg(page: dict[str, Any], finding: str) -> dict[str, Any]:
+    """The diagram a finding's section shows."""
+    f = next(f for f in page["findings"] if f["id"] == finding)
+    return next(s for s in page["svgs"] if s["id"] == f["svg"])

@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import missing, need_bins
+from tests.conftest import need_bins
 from tests.peers.nginx_server import NginxServer
 from tests.report import browser
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "out" / "screenshots"
+SHOTS = browser.SHOTS
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
@@ -61,22 +61,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
             proc.wait(5)
 
 
-@pytest.fixture(scope="module")
-def chrome() -> Iterator[Any]:
-    why = browser.available()
-    if why is not None:
-        missing(f"`{why}` not found (apt-get install chromium chromium-driver)")
-    with browser.chromium() as drv:
-        yield drv
-
-
 def _root() -> bool:
     return os.geteuid() == 0
-
-
-def _finding_svg(page: dict[str, Any], finding: str) -> dict[str, Any]:
-    f = next(f for f in page["findings"] if f["id"] == finding)
-    return next(s for s in page["svgs"] if s["id"] == f["svg"])
 
 
 def test_diagnose_demo_front_html(demo: dict[str, int], chrome: Any, tmp_path: Path) -> None:
@@ -93,7 +79,7 @@ def test_diagnose_demo_front_html(demo: dict[str, int], chrome: Any, tmp_path: P
     for svg in page["svgs"]:
         browser.check_diagram(svg)
     finding = next(f for f in doc["findings"] if f["id"] == "policy-reset")
-    svg = _finding_svg(page, "policy-reset")
+    svg = browser.finding_svg(page, "policy-reset")
     assert {ln["key"] for ln in svg["lanes"]} == {"client", "server"}
     [hl] = [a for a in svg["arrows"] if a["highlight"]]
     assert hl["kind"] == "rst" and (hl["from"], hl["to"]) == ("server", "client")
@@ -126,7 +112,7 @@ def test_diagnose_silent_listener_html(demo: dict[str, int], chrome: Any,
     for svg in page["svgs"]:
         browser.check_diagram(svg)
     finding = next(f for f in doc["findings"] if f["id"] == "silent-proxy")
-    svg = _finding_svg(page, "silent-proxy")
+    svg = browser.finding_svg(page, "silent-proxy")
     assert [ln["key"] for ln in svg["lanes"]] == ["client", "middlebox", "server"]
     [hl] = [a for a in svg["arrows"] if a["highlight"]]
     assert (hl["kind"], hl["from"], hl["to"]) == ("hello_ack", "middlebox", "client")
@@ -291,3 +277,112 @@ def test_keylog_after_hello_retry_request(nginx_factory: Callable[..., NginxServ
     certs = _tshark("-r", str(pcap), "-o", f"tls.keylog_file:{keys}", "-Y",
                     "tls.handshake.type==11")
     assert len(certs) == 1
+
+
+# --- --pcap and --keylog on the other commands that connect: check, whatif's live run --------
+
+
+def _comments(pcap: Path) -> list[str]:
+    return _tshark("-r", str(pcap), "-Y", "frame.comment", "-T", "fields", "-e",
+                   "frame.comment")
+
+
+def _read_back(pcap: Path, keys: Path, listed: list[tuple[str, str]], tls13_ok: int) -> int:
+    """What tshark makes of a run's capture: one comment per attempt, each its own id,
+    one naming each (profile, outcome) of ``listed`` (the attempts the run's JSON shows);
+    the key log holds both secrets of at least ``tls13_ok`` handshakes, and with it tshark
+    decrypts exactly one more Certificate per keyed handshake. The attempts counted."""
+    comments = _comments(pcap)
+    ids = sorted(int(c.split()[2].rstrip(":")) for c in comments)
+    assert ids == list(range(1, len(comments) + 1)), ids
+    for profile, outcome in listed:
+        assert any(f"profile {profile}, outcome {outcome}" in c for c in comments), (
+            profile, outcome, comments)
+    lines = [ln.split() for ln in keys.read_text().splitlines() if not ln.startswith("#")]
+    client = {ln[1] for ln in lines if ln[0] == "CLIENT_HANDSHAKE_TRAFFIC_SECRET"}
+    server = {ln[1] for ln in lines if ln[0] == "SERVER_HANDSHAKE_TRAFFIC_SECRET"}
+    assert client == server and len(client) >= tls13_ok > 0, lines
+    decrypted = _tshark("-r", str(pcap), "-o", f"tls.keylog_file:{keys}", "-Y",
+                        "tls.handshake.type==11", "-T", "fields", "-e", "tcp.stream")
+    plain = _tshark("-r", str(pcap), "-Y", "tls.handshake.type==11", "-T", "fields", "-e",
+                    "tcp.stream")
+    assert len(decrypted) - len(plain) == len(client), (decrypted, plain, len(client))
+    return len(comments)
+
+
+def test_check_pcap_keylog_decrypt_tls13_nginx(nginx_factory: Callable[..., NginxServer],
+                                               tmp_path: Path) -> None:
+    """`prober check` records the gate's attempts and its policy scan's: tshark reads the
+    comments back and decrypts every TLS 1.3 Certificate with the key log."""
+    need_bins("tshark", "nginx")
+    if not _root():
+        pytest.skip("--pcap needs root or CAP_NET_RAW")
+    srv = nginx_factory(protocols="TLSv1.2 TLSv1.3")
+    expect = tmp_path / "expect.yaml"
+    expect.write_text("schema: 1\nrepeat: 2\nprofiles:\n"
+                      "  - profiles: [tls1.3-only, tls1.2-only]\n    allow: ok\n"
+                      "policy:\n  no_weaker_than: ELBSecurityPolicy-2016-08\n")
+    pcap, keys, out = tmp_path / "check.pcapng", tmp_path / "check.keys", tmp_path / "c.json"
+    r = prober("check", f"127.0.0.1:{srv.port}", "-e", str(expect), "-t", "3", "--pcap",
+               str(pcap), "--keylog", str(keys), "--json", str(out), check=False)
+    # nginx's HIGH accepts ARIA and Camellia, which no ELB policy has: the policy verdict
+    # is not the point here, the scan's attempts being recorded is
+    assert r.returncode in (0, 1), r.stderr
+    doc = json.loads(out.read_text())
+    listed = [(a["profile"], a["outcome"]) for a in doc["attempts"]]
+    assert sorted(listed) == [("tls1.2-only", "ok")] * 2 + [("tls1.3-only", "ok")] * 2
+    assert "packets in" in r.stderr and "TLS 1.3 handshake(s) in" in r.stderr
+    total = _read_back(pcap, keys, listed, tls13_ok=2)
+    # the gate's attempts keep their JSON ids; the policy scan's follow them
+    assert total > len(listed)
+    for a in doc["attempts"]:
+        assert any(c.startswith(f"prober attempt {a['id']}: profile {a['profile']},")
+                   for c in _comments(pcap)), a
+
+
+def test_whatif_live_pcap_keylog_decrypt_tls13_nginx(
+        nginx_factory: Callable[..., NginxServer], tmp_path: Path) -> None:
+    """whatif --against records its live hellos, one attempt per client; tshark
+    decrypts the TLS 1.3 one."""
+    need_bins("tshark", "nginx")
+    if not _root():
+        pytest.skip("--pcap needs root or CAP_NET_RAW")
+    srv = nginx_factory(protocols="TLSv1.2 TLSv1.3")
+    pcap, keys, out = tmp_path / "w.pcapng", tmp_path / "w.keys", tmp_path / "w.json"
+    prober("whatif", "--policy", "ELBSecurityPolicy-TLS13-1-2-2021-06", "--clients",
+           "tls1.3-only", "tls1.2-only", "tls1.1-only", "--against", f"127.0.0.1:{srv.port}",
+           "-t", "3", "--pcap", str(pcap), "--keylog", str(keys), "--json", str(out))
+    doc = json.loads(out.read_text())
+    listed = [(c["client"], c["live"]["outcome"]) for c in doc["clients"]]
+    assert dict(listed)["tls1.3-only"] == "ok" and dict(listed)["tls1.1-only"] != "ok"
+    assert _read_back(pcap, keys, listed, tls13_ok=1) == 3
+
+
+def test_wire_files_need_a_connection_and_a_capture(
+        nginx_factory: Callable[..., NginxServer], tmp_path: Path) -> None:
+    """whatif without a live endpoint connects nowhere: --pcap/--keylog there are a
+    one-line usage error. Without CAP_NET_RAW, check and whatif --against exit 2 before
+    the first packet (nginx logs no connection)."""
+    for opt in ("--pcap", "--keylog"):
+        r = prober("whatif", "--policy", "ELBSecurityPolicy-TLS13-1-2-2021-06", "--clients",
+                   "tls1.2-only", opt, str(tmp_path / "x"), check=False)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+        assert opt in r.stderr and "--against" in r.stderr
+        assert not (tmp_path / "x").exists()
+    need_bins("setpriv", "nginx")
+    if not _root():
+        pytest.skip("dropping CAP_NET_RAW from the bounding set is done as root")
+    srv = nginx_factory()
+    no_raw = ("setpriv", "--bounding-set=-net_raw")
+    expect = tmp_path / "expect.yaml"
+    expect.write_text("schema: 1\nprofiles:\n  - profiles: [tls1.2-only]\n    allow: ok\n")
+    for argv in (["check", f"127.0.0.1:{srv.port}", "-e", str(expect)],
+                 ["whatif", "--policy", "ELBSecurityPolicy-TLS13-1-2-2021-06", "--clients",
+                  "tls1.2-only", "--against", f"127.0.0.1:{srv.port}"]):
+        r = prober(*argv, "--pcap", str(tmp_path / "c.pcapng"), check=False, prefix=no_raw)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.count("\n") == 1 and "--pcap" in r.stderr, r.stderr
+        assert "CAP_NET_RAW" in r.stderr and "nothing was sent" in r.stderr
+    # the server saw nothing: a connection it had accepted would be logged by now
+    prober("probe", f"127.0.0.1:{srv.port}", "-p", "tls1.2-only", "-q")
+    assert len(srv.wait_sessions(1)) == 1

@@ -3,6 +3,8 @@ simulation beside reality."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prober.core import engine
 from prober.core.attempt import AttemptResult
 from prober.core.errors import InputError
@@ -18,18 +20,28 @@ class LiveError(InputError):
     policy, so the comparison cannot be made."""
 
 
-async def run_live(clients: list[Client], targets: list[Target], deadlines: Deadlines
+async def run_live(clients: list[Client], targets: list[Target], deadlines: Deadlines, *,
+                   on_endpoints: Callable[[list[engine.Endpoint]], None] | None = None,
+                   on_result: Callable[[AttemptResult], None] | None = None
                    ) -> dict[str, list[Live]]:
     """Each client's hello once against each target; results by target label, in
-    client order."""
+    client order. ``on_endpoints`` is called with the resolved endpoints before anything
+    is sent, ``on_result`` with every attempt as it ends (``--pcap``, ``--keylog``)."""
     endpoints = await engine.resolve_targets(targets, False)
     for ep in endpoints:
         if ep.error:
             raise LiveError(f"{ep.target.label}: {ep.error}")
+    if on_endpoints is not None:
+        on_endpoints(endpoints)
     results: dict[tuple[str, str], AttemptResult] = {}
+
+    def got(r: AttemptResult) -> None:
+        results[(r.target, r.profile)] = r
+        if on_result is not None:
+            on_result(r)
+
     opts = engine.EngineOptions(concurrency=32, per_target=8, deadlines=deadlines)
-    await engine.run(endpoints, [c.profile for c in clients], opts,
-                     lambda r: results.__setitem__((r.target, r.profile), r))
+    await engine.run(endpoints, [c.profile for c in clients], opts, got)
     out = {t.label: [Live.of(results[(t.label, c.name)]) for c in clients] for t in targets}
     for label, lives in out.items():
         if all(lv.outcome in NO_HELLO for lv in lives):
