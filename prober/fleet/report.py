@@ -7,6 +7,7 @@ import json
 from collections import Counter, defaultdict
 from typing import Any
 
+from prober.diagnose import diff
 from prober.fleet.store import Store
 from prober.report.table import tabulate
 
@@ -84,6 +85,18 @@ def _differences(a: dict[str, Any], b: dict[str, Any], outcomes: bool = True
     return out
 
 
+def _diff_findings(store: Store, endpoint: str, a: tuple[int, str, str],
+                   b: tuple[int, str, str]) -> list[dict[str, Any]]:
+    """`prober diff`'s findings between two diagnoses of an endpoint, each side given as
+    (run, vantage, label)."""
+    da, db = store.diagnosis(a[0], endpoint, a[1]), store.diagnosis(b[0], endpoint, b[1])
+    if da is None or db is None:
+        return []
+    doc = diff.document(diff.Side(a[2], da), diff.Side(b[2], db))
+    return [{"what": f"diff {f['id']}", "finding": f["id"], "confidence": f["confidence"],
+             "cause": f["cause"], "a": None, "b": None} for f in doc["findings"]]
+
+
 def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
     info = store.run_row(run)
     rid = int(info["id"])
@@ -93,16 +106,25 @@ def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
     rows = [{"endpoint": e, "vantage": v, **s} for (e, v), s in sorted(sig.items())]
     between: list[dict[str, Any]] = []
     endpoints = sorted({e for e, _ in sig})
+    # a diagnosis's dozens of hello variants are compared the way `prober diff` compares
+    # them, so a difference gets the name `prober diff` gives it, not a row per variant
+    diagnosed = info["job"] == "diagnose"
     for e in endpoints:
         present = [v for v in vantages if (e, v) in sig]
         for i, va in enumerate(present):
             for vb in present[i + 1:]:
-                for d in _differences(sig[(e, va)], sig[(e, vb)]):
-                    between.append({"endpoint": e, "vantage_a": va, "vantage_b": vb, **d})
+                pair = {"endpoint": e, "vantage_a": va, "vantage_b": vb}
+                between += [{**pair, **d} for d in _differences(
+                    sig[(e, va)], sig[(e, vb)], outcomes=not diagnosed)]
+                if diagnosed:
+                    between += [{**pair, **d} for d in _diff_findings(
+                        store, e, (rid, va, va), (rid, vb, vb))]
     drift: list[dict[str, Any]] = []
     if since is not None:
         # runs of different jobs send different hellos: only their conclusions compare
-        same_job = store.run_row(since)["job"] == info["job"]
+        old_job = store.run_row(since)["job"]
+        same_job = old_job == info["job"]
+        both_diagnosed = diagnosed and same_job
         old = _signature(store, since)
         for k in sorted(set(sig) | set(old)):
             if k not in old or k not in sig:
@@ -111,7 +133,11 @@ def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
                               "b": "present" if k in sig else "absent"})
                 continue
             drift += [{"endpoint": k[0], "vantage": k[1], **d}
-                      for d in _differences(old[k], sig[k], outcomes=same_job)]
+                      for d in _differences(old[k], sig[k],
+                                            outcomes=same_job and not both_diagnosed)]
+            if both_diagnosed:
+                drift += [{"endpoint": k[0], "vantage": k[1], **d} for d in _diff_findings(
+                    store, k[0], (since, k[1], f"run {since}"), (rid, k[1], f"run {rid}"))]
     if isinstance(info.get("options"), str):
         info["options"] = json.loads(info["options"])
     return {"schema": REPORT_SCHEMA, "run": info, "vantages": vantages, "endpoints": rows,
@@ -145,6 +171,10 @@ def text(doc: dict[str, Any]) -> str:
         lines.append("  no difference" if len(doc["vantages"]) > 1 else
                      "  one vantage point only")
     for d in doc["between_vantages"]:
+        if "finding" in d:
+            lines.append(f"  {d['endpoint']}: {d['finding']} ({d['confidence']}, "
+                         f"{d['vantage_a']} vs {d['vantage_b']}): {d['cause']}")
+            continue
         lines.append(f"  {d['endpoint']}: {d['what']}: {d['a']} from {d['vantage_a']}, "
                      f"{d['b']} from {d['vantage_b']}")
     if doc["since"] is not None:
@@ -152,6 +182,10 @@ def text(doc: dict[str, Any]) -> str:
         if not doc["drift"]:
             lines.append("  nothing changed")
         for d in doc["drift"]:
+            if "finding" in d:
+                lines.append(f"  {d['endpoint']} from {d['vantage']}: {d['finding']} "
+                             f"({d['confidence']}): {d['cause']}")
+                continue
             lines.append(f"  {d['endpoint']} from {d['vantage']}: {d['what']}: {d['a']} -> "
                          f"{d['b']}")
     return "\n".join(lines)

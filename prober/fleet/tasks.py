@@ -21,6 +21,7 @@ from prober.core import engine
 from prober.core.attempt import AttemptResult
 from prober.core.engine import Endpoint
 from prober.core.targets import Sni, Target
+from prober.diagnose.run import diagnose
 from prober.fleet.allowlist import Allowlist
 from prober.fleet.leases import LeaseBook, LeaseTimeout
 from prober.net.attempt import Deadlines
@@ -29,7 +30,7 @@ from prober.policy.enumerate.driver import enumerate_policy
 from prober.policy.naming.match import match_catalog
 from prober.profiles.loader import resolve_all
 
-JOBS = ("probe", "policy", "check")
+JOBS = ("probe", "policy", "diagnose", "check")
 TASK_SCHEMA = "prober.fleet.task/1"
 # outcomes where no server byte ever came back: the endpoint is not reachable from here
 _UNREACHED = {"refused", "connect-timeout", "unreachable", "dns-error"}
@@ -60,7 +61,8 @@ async def execute(spec: dict[str, Any], *, leases: LeaseBook, allow: Allowlist |
         "schema": TASK_SCHEMA, "run": spec["run"], "endpoint": spec["endpoint"],
         "vantage": spec["vantage"], "task": spec["task"], "status": "done", "reason": None,
         "agent": agent or hostname(), "address": None, "started_at": time.time(),
-        "finished_at": None, "attempts": [], "policy": None, "verdicts": [], "findings": []}
+        "finished_at": None, "attempts": [], "policy": None, "verdicts": [], "findings": [],
+        "diagnosis": None}
     try:
         await asyncio.wait_for(_run(spec, out, leases, allow), timeout=spec["time_limit"])
     except TimeoutError:
@@ -99,6 +101,8 @@ async def _run(spec: dict[str, Any], out: dict[str, Any], leases: LeaseBook,
             await _probe(spec, ep, deadlines, slots, out)
         elif job == "policy":
             await _policy(spec, ep, deadlines, slots, out)
+        elif job == "diagnose":
+            await _diagnose(ep, deadlines, slots, out)
         else:
             await _check(spec, target, deadlines, slots, out)
 
@@ -139,6 +143,21 @@ async def _policy(spec: dict[str, Any], ep: Endpoint, deadlines: Deadlines, slot
             "equal" if ok else out["policy"]["text"]).to_json())
 
 
+async def _diagnose(ep: Endpoint, deadlines: Deadlines, slots: int, out: dict[str, Any]
+                    ) -> None:
+    if ep.address is None:
+        out["reason"] = ep.error
+        return
+    # the same plan and rules as `prober diagnose`, so a finding id means the same here
+    doc = await diagnose(ep, deadlines, per_target=slots)
+    out["attempts"] = doc.pop("attempts")
+    out["diagnosis"] = doc
+    # a diagnose finding's severity is its confidence: high, medium, low, or info for the
+    # policy summary (which `--fail-on` then counts only when asked for by id or `info`)
+    out["findings"] += [_finding(f["id"], f["confidence"], f["cause"])
+                        for f in doc["findings"]]
+
+
 async def _check(spec: dict[str, Any], target: Target, deadlines: Deadlines, slots: int,
                  out: dict[str, Any]) -> None:
     doc = spec.get("expect") or {"schema": 1}
@@ -167,7 +186,9 @@ def _findings(out: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, Any]]
                 "expectation-failed")
             f.append(_finding(fid, "high", f"{v['expectation']}: {v['message']}"))
     attempts = out["attempts"]
-    if attempts and all(a["outcome"] in _UNREACHED for a in attempts):
+    # a diagnosis names an unreachable endpoint itself (port-closed, endpoint-unreachable)
+    if attempts and out.get("diagnosis") is None and all(
+            a["outcome"] in _UNREACHED for a in attempts):
         f.append(_finding("unreachable", "high", f"all {len(attempts)} attempts: "
                           f"{attempts[0]['outcome']} ({attempts[0]['detail']})"))
     soonest = cert_expiry(out)
