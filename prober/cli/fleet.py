@@ -36,7 +36,8 @@ from prober.fleet.store import DEFAULT_STORE, Store
 from prober.fleet.tasks import JOBS
 from prober.report.output import emit, say
 
-SEVERITIES = ("high", "medium", "low")
+# `info` is a diagnosis's policy summary: counted only when asked for
+SEVERITIES = ("high", "medium", "low", "info")
 
 
 def register(hooks: Commands) -> None:
@@ -71,8 +72,8 @@ def register(hooks: Commands) -> None:
     r.add_argument("-c", "--concurrency", type=int, default=16, metavar="N",
                    help="in-process: tasks at once (default 16)")
     r.add_argument("--fail-on", default="high", metavar="LIST",
-                   help="findings that make the exit status 1: severities (high, medium, low) "
-                   "and/or finding ids, comma-separated (default high)")
+                   help="findings that make the exit status 1: severities (high, medium, low, "
+                   "info) and/or finding ids, comma-separated (default high)")
     r.add_argument("--retention", type=int, metavar="N", help="keep only the newest N runs")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     add_timeouts(r)
@@ -117,7 +118,7 @@ def _store_option(p: argparse.ArgumentParser) -> None:
 def _fail_on(text: str) -> set[str]:
     out = {t.strip() for t in text.split(",") if t.strip()}
     if not out:
-        raise UsageError("--fail-on: give severities (high, medium, low) or finding ids")
+        raise UsageError(f"--fail-on: give severities ({', '.join(SEVERITIES)}) or finding ids")
     return out
 
 

@@ -109,6 +109,19 @@ groups:
             "no common protocol: client max TLSv1.0, policy TLSv1.2–1.3") in text
     assert "10 of 20 connections (50.0%)" in text
 
+    # today's side is a simulation of the measured policy: check it against the servers
+    # (the breaking clients work on legacy today, and fail on modern)
+    profiles = [f"cipher:{c}" for c in (
+        "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA@TLSv1.0", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA@TLSv1.1",
+        "TLS_RSA_WITH_AES_128_GCM_SHA256@TLSv1.2")]
+    for port, want in ((legacy, "ok"), (modern, "alert")):
+        probe = tmp_path / f"probe-{port}.json"
+        assert main(["probe", f"127.0.0.1:{port}", *(x for p in profiles for x in ("-p", p)),
+                     "-t", "2", "-q", "--json", str(probe)]) == 0
+        outcomes = {a["outcome"] for a in json.loads(probe.read_text())["attempts"]}
+        assert outcomes == {want}, (port, outcomes)
+    capsys.readouterr()
+
     # nobody breaks under the policy legacy holds today: exit 0
     assert main(["fleet", "whatif", "--policy", LEGACY, "--store", str(store)]) == 0
     assert "WHO BREAKS (works today, fails under the candidate)\n  nobody" in (

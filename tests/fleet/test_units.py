@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -53,6 +54,10 @@ groups:
     ("schema: 1\ngroups: [{endpoints: [{target: a.test, address: nope}]}]\n", "nope"),
     ("schema: 2\ngroups: []\n", "schema"),
     ("{unclosed", "YAML"),
+    ("schema: 1\ngroups: [{endpoints: [a.test], logs: {files: a.log, format: apache}}]\n",
+     "'apache' is not a log format"),
+    ("schema: 1\ngroups: [{endpoints: [{target: a.test, logs: {file: a.log}}]}]\n", "file"),
+    ("schema: 1\ngroups: [{endpoints: [a.test], logs: [a.log, 3]}]\n", "logs.files"),
 ])
 def test_inventory_errors_are_one_line_input_errors(tmp_path: Path, text: str,
                                                     needle: str) -> None:
@@ -61,6 +66,33 @@ def test_inventory_errors_are_one_line_input_errors(tmp_path: Path, text: str,
     with pytest.raises(InputError) as e:
         inventory.load(p)
     assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_inventory_logs_relative_to_it_endpoint_over_group(tmp_path: Path) -> None:
+    p = tmp_path / "inv.yaml"
+    p.write_text("""\
+schema: 1
+defaults: {logs: {files: [all/*.log.gz], format: alb-conn}}
+groups:
+  - name: g
+    endpoints:
+      - a.test
+      - {target: b.test, logs: /var/log/b.log}
+""")
+    a, b = inventory.load(p).entries
+    assert a.logs is not None and b.logs is not None
+    assert a.logs.files == (str(tmp_path / "all/*.log.gz"),) and a.logs.format == "alb-conn"
+    assert b.logs.files == ("/var/log/b.log",) and b.logs.format == "auto"
+
+
+def test_store_of_an_older_prober_gains_the_diagnoses_table(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    Store(path).close()
+    with sqlite3.connect(path) as db:  # a schema-1 store written before diagnose jobs
+        db.execute("DROP TABLE diagnoses")
+    store = Store(path)
+    assert store.rows("SELECT count(*) AS n FROM diagnoses") == [{"n": 0}]
+    assert store.rows("SELECT value FROM meta WHERE key='schema'") == [{"value": "1"}]
 
 
 def test_plain_targets_file(tmp_path: Path) -> None:
