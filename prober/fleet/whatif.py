@@ -155,11 +155,15 @@ def assess(store: Store, info: dict[str, Any], policy: NamedPolicy,
             out.skipped.append(Skipped(*key, f"the policy scan is not reliable "
                                              f"({doc.get('text', '')})"))
             continue
+        if not doc["policy"].get("versions"):
+            out.skipped.append(Skipped(*key, f"the policy scan found no version accepted "
+                                             f"(task {t['status']})"))
+            continue
         label = f"{key[0]} from {key[1]}, measured in run {rid}"
         try:
             today = measured(doc["policy"], label)
         except CandidateError as e:
-            out.skipped.append(Skipped(*key, str(e)))
+            out.skipped.append(Skipped(*key, f"cannot simulate the measured policy: {e}"))
             continue
         # the candidate as it would run on this endpoint: with the certificate(s) it serves
         cand = candidate(policy, today.cert)
@@ -208,9 +212,12 @@ def text(fw: FleetWhatif) -> str:
              "today: each endpoint's policy as the run measured it, simulated", ""]
     table = [[a.endpoint, a.vantage, a.today, a.clients.source, str(a.report.count(BREAKS)),
               str(a.report.count(STILL_FAILS)), _breaks_cell(a)] for a in fw.assessed]
-    lines.append(tabulate(table, headers=["endpoint", "vantage", "today", "clients", "break",
-                                          "already fail", "broken"],
-                          tablefmt="plain", disable_numparse=True))
+    if table:
+        lines.append(tabulate(table, headers=["endpoint", "vantage", "today", "clients",
+                                              "break", "already fail", "broken"],
+                              tablefmt="plain", disable_numparse=True))
+    else:
+        lines.append("no endpoint assessed")
     lines += ["", "WHO BREAKS (works today, fails under the candidate)"]
     if not fw.breaking:
         lines.append("  nobody")
