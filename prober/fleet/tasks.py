@@ -35,6 +35,8 @@ TASK_SCHEMA = "prober.fleet.task/1"
 # outcomes where no server byte ever came back: the endpoint is not reachable from here
 _UNREACHED = {"refused", "connect-timeout", "unreachable", "dns-error"}
 CERT_WARN_DAYS = 21
+# a diagnosis holds a connect-and-wait control open beside at least one hello
+DIAGNOSE_SLOTS = 2
 
 
 def task_key(spec: dict[str, Any]) -> str:
@@ -95,8 +97,12 @@ async def _run(spec: dict[str, Any], out: dict[str, Any], leases: LeaseBook,
         return
     cap = int(spec["cap"])
     key = f"{ep.address or target.host}:{target.port}"
-    async with leases.hold(key, cap, cap, wait_s=float(spec["time_limit"])) as slots:
-        job = spec["task"]
+    job = spec["task"]
+    # (`fleet run` refuses a diagnose job on an endpoint capped lower; min() keeps a task
+    # planned otherwise from waiting for slots that cannot exist)
+    least = min(DIAGNOSE_SLOTS, cap) if job == "diagnose" else 1
+    async with leases.hold(key, cap, cap, wait_s=float(spec["time_limit"]),
+                           least=least) as slots:
         if job == "probe":
             await _probe(spec, ep, deadlines, slots, out)
         elif job == "policy":
@@ -148,8 +154,9 @@ async def _diagnose(ep: Endpoint, deadlines: Deadlines, slots: int, out: dict[st
     if ep.address is None:
         out["reason"] = ep.error
         return
-    # the same plan and rules as `prober diagnose`, so a finding id means the same here
-    doc = await diagnose(ep, deadlines, per_target=slots)
+    # the same plan and rules as `prober diagnose`, so a finding id means the same here;
+    # its connect-and-wait control runs alongside the hellos and takes one of the slots
+    doc = await diagnose(ep, deadlines, per_target=max(1, slots - 1))
     out["attempts"] = doc.pop("attempts")
     out["diagnosis"] = doc
     # a diagnose finding's severity is its confidence: high, medium, low, or info for the

@@ -267,3 +267,34 @@ groups:
                  "--json", str(rep)]) == 0
     drift = json.loads(rep.read_text())["drift"]
     assert not [d for d in drift if d.get("finding") not in (None, "policy")]
+
+
+def test_diagnose_tasks_share_the_endpoint_cap(tmp_path: Path) -> None:
+    from tests.fleet.harness import CountingListener
+
+    with CountingListener() as listener:
+        # two names, one address: both diagnoses land on the same listener, cap 4 in all
+        # (each alone would open its hellos' slots plus its connect-and-wait control)
+        inv = write(tmp_path / "inv.yaml", "schema: 1\ngroups:\n  - cap: 4\n    endpoints:\n"
+                    + "".join(f"      - {{target: '127.0.0.1:{listener.port}', name: e{i}}}\n"
+                              for i in range(2)))
+        store = tmp_path / "s.sqlite"
+        assert main(["fleet", "run", str(inv), "--job", "diagnose", "--store", str(store),
+                     "-t", "0.3", "-q", "--fail-on", "e-none"]) == 0
+    per_task = dict(sql(store, "SELECT endpoint, count(*) FROM attempts GROUP BY endpoint"))
+    assert listener.accepted >= per_task["e0"] + per_task["e1"] >= 2 * 20
+    assert 2 <= listener.most <= 4, listener.most
+    # a listener that never answers: each diagnosis names it, the same way
+    ids = {e: {f for (f,) in sql(store, "SELECT id FROM findings WHERE endpoint=?", e)}
+           for e in ("e0", "e1")}
+    assert ids["e0"] == ids["e1"] and ids["e0"]
+
+
+def test_diagnose_job_refuses_a_cap_below_two(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    inv = write(tmp_path / "inv.yaml", "schema: 1\ngroups:\n  - cap: 1\n    endpoints: "
+                f"['127.0.0.1:{closed_port()}']\n")
+    assert main(["fleet", "run", str(inv), "--job", "diagnose", "--store",
+                 str(tmp_path / "s.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert "--job diagnose needs a cap of at least 2" in err and "Traceback" not in err
