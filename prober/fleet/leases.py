@@ -2,9 +2,10 @@
 
 A task asks for up to ``want`` connection slots on an endpoint address and gets between
 ``least`` (default 1) and ``cap`` minus what others hold; it then opens at most that many
-connections at once. In-process the book is a counter; across agents it is a sorted set in Redis whose
-members expire (the server's own clock, so agents with skewed clocks agree), so a killed
-agent's slots come back after ``ttl`` seconds and two agents never exceed the cap together.
+connections at once. In-process the book is a counter; across agents it is a sorted set
+in Redis whose members expire (the server's own clock, so agents with skewed clocks
+agree), so a killed agent's slots come back after ``ttl`` seconds and two agents never
+exceed the cap together.
 """
 
 from __future__ import annotations
