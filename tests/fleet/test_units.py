@@ -127,3 +127,31 @@ def test_store_keeps_the_first_result_of_a_key(tmp_path: Path) -> None:
               for t in ("tasks", "attempts", "findings")]
     assert counts == [1, 1, 1]
     assert store.finish_run(run) == "complete"
+
+
+def test_measured_policy_as_a_simulator_candidate() -> None:
+    from prober.policy.whatif.simulate import CandidateError, measured
+    from prober.wire import registry as reg
+
+    doc = {"versions": ["TLSv1.3", "TLSv1.2", "TLSv1.0"],
+           "suites": {"TLSv1.3": ["TLS_AES_256_GCM_SHA384"],
+                      "TLSv1.2": ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                                  "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"],
+                      "TLSv1.0": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+                                  "TLS_RSA_WITH_AES_128_CBC_SHA"]},
+           "server_order": {"TLSv1.2": False, "TLSv1.0": None}, "chacha_priority": {},
+           "groups_tls13": ["x25519"], "groups_tls12": None,
+           "certificates": ["RSA 2048", "ECDSA P-256"]}
+    c = measured(doc, "shop")
+    assert [reg.version_name(v) for v in c.protocols] == ["TLSv1.3", "TLSv1.2", "TLSv1.0"]
+    assert [reg.suite_name(s) for s in c.tls13_suites] == ["TLS_AES_256_GCM_SHA384"]
+    # one list below 1.3: the newest version's order, then what only older ones accept
+    assert [reg.suite_name(s) for s in c.suites] == [
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+        "TLS_RSA_WITH_AES_128_CBC_SHA"]
+    assert c.cert == "both" and not c.server_order and c.sha1_signatures
+    assert c.assumptions == ()
+    bare = measured({**doc, "groups_tls13": None, "certificates": None}, "shop")
+    assert bare.cert == "rsa" and len(bare.assumptions) == 2
+    with pytest.raises(CandidateError, match="shop: the measured policy accepts no version"):
+        measured({**doc, "versions": []}, "shop")
