@@ -122,8 +122,7 @@ def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
     drift: list[dict[str, Any]] = []
     if since is not None:
         # runs of different jobs send different hellos: only their conclusions compare
-        old_job = store.run_row(since)["job"]
-        same_job = old_job == info["job"]
+        same_job = store.run_row(since)["job"] == info["job"]
         both_diagnosed = diagnosed and same_job
         old = _signature(store, since)
         for k in sorted(set(sig) | set(old)):
