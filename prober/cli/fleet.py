@@ -14,11 +14,15 @@ from prober.cli.common import (
     Commands,
     Parser,
     UsageError,
+    json_file_of,
     open_out,
     run_loop,
 )
 from prober.cli.options import add_timeouts, deadlines_of
+from prober.cli.whatif import DEFAULT_CLIENTS, load_clients
+from prober.cli.whatif import policy_of as whatif_policy
 from prober.fleet import inventory, report
+from prober.fleet import whatif as fleet_whatif
 from prober.fleet.runner import (
     EMBEDDED_VANTAGE,
     FleetOptions,
@@ -30,9 +34,10 @@ from prober.fleet.runner import (
 )
 from prober.fleet.store import DEFAULT_STORE, Store
 from prober.fleet.tasks import JOBS
-from prober.report.output import say
+from prober.report.output import emit, say
 
-SEVERITIES = ("high", "medium", "low")
+# `info` is a diagnosis's policy summary: counted only when asked for
+SEVERITIES = ("high", "medium", "low", "info")
 
 
 def register(hooks: Commands) -> None:
@@ -43,8 +48,9 @@ def register(hooks: Commands) -> None:
     r.add_argument("inventory", nargs="?", metavar="INVENTORY",
                    help="inventory (.yaml) or plain targets file (not with --resume)")
     r.add_argument("--job", choices=JOBS, default="probe",
-                   help="probe (the group's profiles), policy (enumerate and name it) or "
-                   "check (the group's expectations file); default probe")
+                   help="probe (the group's profiles), policy (enumerate and name it), "
+                   "diagnose (as `prober diagnose`) or check (the group's expectations "
+                   "file); default probe")
     r.add_argument("-p", "--profile", action="append", metavar="NAME",
                    help="profiles for --job probe, instead of each group's (repeatable)")
     r.add_argument("-n", "--repeat", type=int, default=1, metavar="N")
@@ -66,8 +72,8 @@ def register(hooks: Commands) -> None:
     r.add_argument("-c", "--concurrency", type=int, default=16, metavar="N",
                    help="in-process: tasks at once (default 16)")
     r.add_argument("--fail-on", default="high", metavar="LIST",
-                   help="findings that make the exit status 1: severities (high, medium, low) "
-                   "and/or finding ids, comma-separated (default high)")
+                   help="findings that make the exit status 1: severities (high, medium, low, "
+                   "info) and/or finding ids, comma-separated (default high)")
     r.add_argument("--retention", type=int, metavar="N", help="keep only the newest N runs")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     add_timeouts(r)
@@ -78,6 +84,25 @@ def register(hooks: Commands) -> None:
     rep.add_argument("--since", type=int, metavar="RUN", help="drift since this earlier run")
     rep.add_argument("--json", metavar="FILE|-", help="write the report as JSON")
     rep.set_defaults(func=cmd_report)
+    w = sub.add_parser("whatif", help="who breaks across the fleet under a policy")
+    w.add_argument("--policy", required=True, metavar="NAME|FILE",
+                   help="catalog policy name or a policy file (YAML/JSON), as for whatif")
+    _store_option(w)
+    w.add_argument("--run", type=int, metavar="RUN",
+                   help="the policy run whose measured policies are today's (default: the "
+                   "newest --job policy run)")
+    w.add_argument("--inventory", metavar="FILE",
+                   help="inventory whose `logs:` name each endpoint's clients (default: the "
+                   "one the run read)")
+    w.add_argument("--clients", nargs="+", action="extend", default=[],
+                   metavar="SET|FILE|PROFILE|LOG",
+                   help="the clients of every endpoint without `logs:` in the inventory: "
+                   "log files or profiles, as for whatif (default: "
+                   f"{' + '.join(DEFAULT_CLIENTS)})")
+    w.add_argument("--format", default="auto", metavar="FMT",
+                   help="format of the log files in --clients (default: detected per file)")
+    w.add_argument("--json", metavar="FILE|-", help="write the JSON document (- = stdout)")
+    w.set_defaults(func=cmd_whatif)
     ex = sub.add_parser("export", help="a run as JSON lines, one per stored row")
     _store_option(ex)
     ex.add_argument("--run", type=int, metavar="RUN", help="default: the newest")
@@ -93,7 +118,7 @@ def _store_option(p: argparse.ArgumentParser) -> None:
 def _fail_on(text: str) -> set[str]:
     out = {t.strip() for t in text.split(",") if t.strip()}
     if not out:
-        raise UsageError("--fail-on: give severities (high, medium, low) or finding ids")
+        raise UsageError(f"--fail-on: give severities ({', '.join(SEVERITIES)}) or finding ids")
     return out
 
 
@@ -172,6 +197,28 @@ def cmd_report(args: argparse.Namespace) -> int:
             json.dump(doc, fh, indent=2)
     say(report.text(doc))
     return EXIT_OK
+
+
+def cmd_whatif(args: argparse.Namespace) -> int:
+    policy = whatif_policy(args.policy, "--policy")
+    store = Store(args.store)
+    info = fleet_whatif.policy_run(store, args.run)
+    inv = fleet_whatif.run_inventory(info, args.inventory)
+    endpoints = [r["endpoint"] for r in store.rows(
+        "SELECT endpoint FROM targets WHERE run_id=?", info["id"])]
+    per_endpoint = fleet_whatif.populations(inv, endpoints)
+    default = fleet_whatif.Clients([], "none")
+    if args.clients or any(e not in per_endpoint for e in endpoints):
+        given = load_clients(args.clients or DEFAULT_CLIENTS, args.format,
+                             "--clients" if args.clients else "--clients (default: "
+                             f"{' '.join(DEFAULT_CLIENTS)})")
+        source = ("--clients " + " ".join(args.clients) if args.clients else
+                  "profiles: " + " ".join(DEFAULT_CLIENTS))
+        default = fleet_whatif.Clients(given.clients, source, given.population, given.skipped)
+    json_out = json_file_of(args)
+    fw = fleet_whatif.assess(store, info, policy, per_endpoint, default)
+    emit(fleet_whatif.document(fw), args.json, json_out, fleet_whatif.text(fw))
+    return EXIT_FAILED if fw.breaking or fw.skipped else EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:

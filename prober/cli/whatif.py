@@ -19,11 +19,11 @@ from prober.cli.common import (
 from prober.cli.options import add_starttls, add_timeouts, deadlines_of
 from prober.cli.outputs import WireFiles, add_wire_files
 from prober.core.targets import TargetError, parse_target, starttls_note, with_overrides
-from prober.logs.pipeline import LogInputError, load_population
+from prober.logs.pipeline import LogInputError
 from prober.policy.naming.catalog import CatalogError, get, load_policy_file
 from prober.policy.whatif import run as whatif
 from prober.policy.whatif.live import cert_seen, run_live
-from prober.policy.whatif.run import Client, population_clients
+from prober.policy.whatif.run import Client, log_clients
 from prober.policy.whatif.simulate import candidate, predict
 from prober.profiles.compile import ProfileError
 from prober.profiles.loader import resolve_all
@@ -82,8 +82,8 @@ def cmd_whatif(args: argparse.Namespace) -> int:
 
     deadlines = deadlines_of(args)
     # a bad policy name is reported before the (slower) client profiles are loaded
-    policy = _policy(args.policy, "--policy")
-    given = _clients(args.clients or DEFAULT_CLIENTS, args.format,
+    policy = policy_of(args.policy, "--policy")
+    given = load_clients(args.clients or DEFAULT_CLIENTS, args.format,
                      "--clients" if args.clients else f"--clients (default: "
                      f"{' '.join(DEFAULT_CLIENTS)})")
     clients = given.clients
@@ -159,7 +159,9 @@ def _is_log(arg: str) -> bool:
     return arg == "-" or (p.is_file() and p.suffix.lower() not in (".yaml", ".yml"))
 
 
-def _clients(args: list[str], log_format: str, option: str = "--clients") -> Clients:
+def load_clients(args: list[str], log_format: str, option: str = "--clients") -> Clients:
+    """The clients ``--clients`` names: profiles, sets, files, and log files (their
+    population); a one-line UsageError for any that cannot be used."""
 
     out = Clients([])
     seen: set[str] = set()
@@ -181,10 +183,9 @@ def _clients(args: list[str], log_format: str, option: str = "--clients") -> Cli
     if logs:
 
         try:
-            out.population = load_population(logs, format=log_format)
+            groups, out.population, out.skipped = log_clients(logs, log_format)
         except LogInputError as e:
             raise UsageError(f"--clients: {e}") from None
-        groups, out.skipped = population_clients(out.population)
         out.clients += groups
     if not out.clients:
         raise UsageError("--clients: nothing to simulate (the logs hold no connection with a "
@@ -192,7 +193,8 @@ def _clients(args: list[str], log_format: str, option: str = "--clients") -> Cli
     return out
 
 
-def _policy(text: str, option: str) -> NamedPolicy:
+def policy_of(text: str, option: str) -> NamedPolicy:
+    """A catalog name or policy file; a one-line UsageError naming ``option`` otherwise."""
 
     try:
         if Path(text).is_file():
@@ -206,7 +208,7 @@ def _maybe_policy(text: str) -> NamedPolicy | None:
     """A catalog name or policy file, or None when ``text`` names neither (a target)."""
 
     if Path(text).is_file():
-        return _policy(text, "--current")
+        return policy_of(text, "--current")
     try:
         return get(text)
     except CatalogError:

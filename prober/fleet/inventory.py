@@ -26,14 +26,16 @@ from prober.core.targets import (
     with_overrides,
 )
 from prober.core.yamlfile import read_yaml
+from prober.logs.pipeline import FORMATS as LOG_FORMATS
 from prober.policy.naming.catalog import CatalogError, get
 
 INVENTORY_SCHEMA = 1
 DEFAULT_CAP = 4
 
 _TOP = {"schema", "defaults", "groups"}
-_GROUP = {"name", "labels", "policy", "expect", "profiles", "cap", "endpoints"}
-_ENDPOINT = {"target", "name", "sni", "address", "labels", "vantages", "cap"}
+_GROUP = {"name", "labels", "policy", "expect", "profiles", "cap", "logs", "endpoints"}
+_ENDPOINT = {"target", "name", "sni", "address", "labels", "vantages", "cap", "logs"}
+_LOGS = {"files", "format"}
 _OVERRIDE = {"sni", "address"}
 
 
@@ -52,6 +54,18 @@ class Override:
         return {"address": self.address, "sni": _sni_json(self.sni)}
 
 
+@dataclass(frozen=True)
+class Logs:
+    """The log files holding an endpoint's clients (`fleet whatif`'s population)."""
+
+    files: tuple[str, ...]  # paths or globs, relative ones made relative to the inventory
+    format: str = "auto"  # as `prober logs --format`
+    at: str = ""  # where the inventory says so, for error messages
+
+    def to_json(self) -> dict[str, Any]:
+        return {"files": list(self.files), "format": self.format}
+
+
 @dataclass
 class Entry:
     """One endpoint of the inventory, with everything inherited from its group."""
@@ -66,6 +80,7 @@ class Entry:
     profiles: list[str] = field(default_factory=lambda: ["default"])
     cap: int = DEFAULT_CAP  # connections open at once to it, fleet-wide
     overrides: dict[str, Override] = field(default_factory=dict)
+    logs: Logs | None = None  # its client population, for `fleet whatif`
 
     def target_for(self, vantage: str) -> Target:
         """The target as ``vantage`` reaches it (its override applied)."""
@@ -105,6 +120,7 @@ class _Group:
     expect_doc: Any = None
     profiles: list[str] = field(default_factory=lambda: ["default"])
     cap: int = DEFAULT_CAP
+    logs: Logs | None = None
 
 
 def parse(doc: Any, path: Path) -> Inventory:
@@ -165,6 +181,8 @@ def _group(path: Path, at: str, g: dict[str, Any], name: str) -> _Group:
         out.profiles = list(profs)
     if g.get("cap") is not None:
         out.cap = _cap(path, f"{at}.cap", g["cap"])
+    if g.get("logs") is not None:
+        out.logs = _logs(path, f"{at}.logs", g["logs"])
     return out
 
 
@@ -195,6 +213,8 @@ def _entry(path: Path, at: str, spec: Any, g: _Group) -> Entry:
                  policy=g.policy, expect=g.expect, expect_doc=g.expect_doc,
                  profiles=list(g.profiles),
                  cap=_cap(path, f"{at}.cap", spec["cap"]) if "cap" in spec else g.cap,
+                 logs=(_logs(path, f"{at}.logs", spec["logs"]) if spec.get("logs") is not None
+                       else g.logs),
                  overrides=overrides)
 
 
@@ -236,6 +256,25 @@ def _cap(path: Path, at: str, v: Any) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
         raise InventoryError(f"{path}: {at}: a positive number of connections, got {v!r}")
     return v
+
+
+def _logs(path: Path, at: str, v: Any) -> Logs:
+    # `logs: FILE`, `logs: [FILE, ...]`, or `logs: {files: ..., format: FMT}`
+    spec = v if isinstance(v, dict) else {"files": v}
+    _no_unknown(path, at, spec, _LOGS)
+    files = spec.get("files")
+    files = [files] if isinstance(files, str) else files
+    if not isinstance(files, list) or not files or not all(
+            isinstance(f, str) and f.strip() for f in files):
+        raise InventoryError(f"{path}: {at}.files: a log file (or glob), or a list of them")
+    fmt = _str(path, f"{at}.format", spec.get("format", "auto"))
+    if fmt != "auto" and fmt not in LOG_FORMATS:
+        raise InventoryError(f"{path}: {at}.format: {fmt!r} is not a log format (auto, "
+                             f"{', '.join(LOG_FORMATS)})")
+    # relative to the inventory, like `expect`
+    full = tuple(str(path.parent / f) if not Path(f).is_absolute() else f
+                 for f in (f.strip() for f in files))
+    return Logs(full, fmt, at)
 
 
 def _address(path: Path, at: str, v: Any) -> str | None:

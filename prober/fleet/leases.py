@@ -1,10 +1,11 @@
 """Per-endpoint connection caps held as short-lived leases.
 
 A task asks for up to ``want`` connection slots on an endpoint address and gets between
-1 and ``cap`` minus what others hold; it then opens at most that many connections at
-once. In-process the book is a counter; across agents it is a sorted set in Redis whose
-members expire (the server's own clock, so agents with skewed clocks agree), so a killed
-agent's slots come back after ``ttl`` seconds and two agents never exceed the cap together.
+``least`` (default 1) and ``cap`` minus what others hold; it then opens at most that many
+connections at once. In-process the book is a counter; across agents it is a sorted set
+in Redis whose members expire (the server's own clock, so agents with skewed clocks
+agree), so a killed agent's slots come back after ``ttl`` seconds and two agents never
+exceed the cap together.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class LeaseTimeout(TimeoutError):
 
 
 class LeaseBook(Protocol):
-    def hold(self, key: str, want: int, cap: int, wait_s: float
+    def hold(self, key: str, want: int, cap: int, wait_s: float, least: int = 1
              ) -> contextlib.AbstractAsyncContextManager[int]: ...
 
 
@@ -38,11 +39,12 @@ class LocalLeases:
         self._used: dict[str, int] = {}
 
     @contextlib.asynccontextmanager
-    async def hold(self, key: str, want: int, cap: int, wait_s: float) -> AsyncIterator[int]:
+    async def hold(self, key: str, want: int, cap: int, wait_s: float, least: int = 1
+                   ) -> AsyncIterator[int]:
         deadline = time.monotonic() + wait_s
         while True:
             free = cap - self._used.get(key, 0)
-            if free > 0:
+            if free >= max(1, least):
                 n = min(free, max(1, want))
                 break
             if time.monotonic() >= deadline:
@@ -55,14 +57,15 @@ class LocalLeases:
             self._used[key] -= n
 
 
-# KEYS[1]: the endpoint's set; ARGV: ttl_ms, want, cap, token. Drops expired members,
-# then takes min(want, cap - held) slots, each a member token:i scored by its expiry.
+# KEYS[1]: the endpoint's set; ARGV: ttl_ms, want, cap, token, least. Drops expired
+# members, then takes min(want, cap - held) slots when at least `least` are free, each a
+# member token:i scored by its expiry.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local free = tonumber(ARGV[3]) - redis.call('ZCARD', KEYS[1])
-if free <= 0 then return 0 end
+if free <= 0 or free < tonumber(ARGV[5]) then return 0 end
 local n = math.min(free, tonumber(ARGV[2]))
 for i = 1, n do redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[4] .. ':' .. i) end
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) * 2)
@@ -93,13 +96,14 @@ class RedisLeases:
         await self._redis.aclose()
 
     @contextlib.asynccontextmanager
-    async def hold(self, key: str, want: int, cap: int, wait_s: float) -> AsyncIterator[int]:
+    async def hold(self, key: str, want: int, cap: int, wait_s: float, least: int = 1
+                   ) -> AsyncIterator[int]:
         rkey = f"prober:lease:{key}"
         token = uuid.uuid4().hex
         deadline = time.monotonic() + wait_s
         while True:
             n = int(await self._redis.eval(_ACQUIRE, 1, rkey, self.ttl_ms, max(1, want), cap,
-                                           token))
+                                           token, max(1, least)))
             if n > 0:
                 break
             if time.monotonic() >= deadline:

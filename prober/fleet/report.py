@@ -96,23 +96,32 @@ def _attempt_docs(store: Store, run: int) -> dict[tuple[str, str], list[dict[str
     return docs
 
 
-def _named(run: int, endpoint: str, va: str, vb: str, xa: list[dict[str, Any]],
-           xb: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What `prober diff` says of two vantage points' attempts at one endpoint, read as
-    two probe runs labelled with the vantage names: the same rows and the same finding
-    ids (an outside-only reset is `injected-reset`, another issuer `tls-interception`)."""
-    a = diff.Side(va, {"schema": PROBE_SCHEMA, "attempts": xa})
-    b = diff.Side(vb, {"schema": PROBE_SCHEMA, "attempts": xb})
+def _compared(run: int, endpoint: str, a: diff.Side, b: diff.Side) -> list[dict[str, Any]]:
+    """What `prober diff` says of two sides of one endpoint: the same finding ids (an
+    outside-only reset is `injected-reset`, another issuer `tls-interception`)."""
     try:
-        diff.check(a.doc, va)
-        diff.check(b.doc, vb)
-        found = diff.findings(a, b, diff.rows(a, b))
+        diff.check(a.doc, a.label)
+        diff.check(b.doc, b.label)
+        return list(diff.document(a, b)["findings"])
     except (diff.DiffInputError, KeyError, ValueError, TypeError) as e:
-        raise StoreError(f"run {run}: {endpoint}: the attempts from {va} and {vb} cannot be "
+        raise StoreError(f"run {run}: {endpoint}: {a.label} and {b.label} cannot be "
                          f"compared ({type(e).__name__}: {e})") from None
-    return [{"endpoint": endpoint, "vantage_a": va, "vantage_b": vb, "id": f.id,
-             "confidence": f.confidence, "side": f.figures.get("side"), "cause": f.cause,
-             "evidence": f.evidence} for f in found]
+
+
+def _sides(store: Store, attempts: dict[tuple[str, str], list[dict[str, Any]]],
+           diagnosed: bool, endpoint: str, a: tuple[int, str, str],
+           b: tuple[int, str, str]) -> tuple[diff.Side, diff.Side] | None:
+    """Each side, given as (run, vantage, label), as `prober diff` reads it: a diagnosis's
+    document, or else the task's attempts read as a probe run."""
+    docs: list[dict[str, Any]] = []
+    for run, vantage, _ in (a, b):
+        d = (store.diagnosis(run, endpoint, vantage) if diagnosed else
+             {"schema": PROBE_SCHEMA, "attempts": attempts[(endpoint, vantage)]}
+             if attempts.get((endpoint, vantage)) else None)
+        if d is None:
+            return None
+        docs.append(d)
+    return diff.Side(a[2], docs[0]), diff.Side(b[2], docs[1])
 
 
 def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
@@ -126,18 +135,27 @@ def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
     named: list[dict[str, Any]] = []
     attempts = _attempt_docs(store, rid)
     endpoints = sorted({e for e, _ in sig})
+    # a diagnosis's dozens of hello variants are compared the way `prober diff` compares
+    # them, so a difference gets the name `prober diff` gives it, not a row per variant
+    diagnosed = info["job"] == "diagnose"
     for e in endpoints:
         present = [v for v in vantages if (e, v) in sig]
         for i, va in enumerate(present):
             for vb in present[i + 1:]:
-                for d in _differences(sig[(e, va)], sig[(e, vb)]):
-                    between.append({"endpoint": e, "vantage_a": va, "vantage_b": vb, **d})
-                if attempts[(e, va)] and attempts[(e, vb)]:
-                    named += _named(rid, e, va, vb, attempts[(e, va)], attempts[(e, vb)])
+                pair = {"endpoint": e, "vantage_a": va, "vantage_b": vb}
+                between += [{**pair, **d} for d in _differences(
+                    sig[(e, va)], sig[(e, vb)], outcomes=not diagnosed)]
+                sides = _sides(store, attempts, diagnosed, e, (rid, va, va), (rid, vb, vb))
+                if sides is not None:
+                    named += [{**pair, "id": f["id"], "confidence": f["confidence"],
+                               "side": f["figures"].get("side"), "cause": f["cause"],
+                               "evidence": f["evidence"]}
+                              for f in _compared(rid, e, *sides)]
     drift: list[dict[str, Any]] = []
     if since is not None:
         # runs of different jobs send different hellos: only their conclusions compare
         same_job = store.run_row(since)["job"] == info["job"]
+        both_diagnosed = diagnosed and same_job
         old = _signature(store, since)
         for k in sorted(set(sig) | set(old)):
             if k not in old or k not in sig:
@@ -146,7 +164,16 @@ def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
                               "b": "present" if k in sig else "absent"})
                 continue
             drift += [{"endpoint": k[0], "vantage": k[1], **d}
-                      for d in _differences(old[k], sig[k], outcomes=same_job)]
+                      for d in _differences(old[k], sig[k],
+                                            outcomes=same_job and not both_diagnosed)]
+            if both_diagnosed:
+                sides = _sides(store, {}, True, k[0], (since, k[1], f"run {since}"),
+                               (rid, k[1], f"run {rid}"))
+                if sides is not None:
+                    drift += [{"endpoint": k[0], "vantage": k[1], "what": f"diff {f['id']}",
+                               "finding": f["id"], "confidence": f["confidence"],
+                               "cause": f["cause"], "a": None, "b": None}
+                              for f in _compared(rid, k[0], *sides)]
     if isinstance(info.get("options"), str):
         info["options"] = json.loads(info["options"])
     return {"schema": REPORT_SCHEMA, "run": info, "vantages": vantages, "endpoints": rows,
@@ -195,6 +222,10 @@ def text(doc: dict[str, Any]) -> str:
         if not doc["drift"]:
             lines.append("  nothing changed")
         for d in doc["drift"]:
+            if "finding" in d:
+                lines.append(f"  {d['endpoint']} from {d['vantage']}: {d['finding']} "
+                             f"({d['confidence']}): {d['cause']}")
+                continue
             lines.append(f"  {d['endpoint']} from {d['vantage']}: {d['what']}: {d['a']} -> "
                          f"{d['b']}")
     return "\n".join(lines)

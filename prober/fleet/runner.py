@@ -22,7 +22,7 @@ from prober.core.errors import InputError
 from prober.fleet.inventory import Inventory
 from prober.fleet.leases import LocalLeases
 from prober.fleet.store import Store
-from prober.fleet.tasks import execute, target_json, task_key
+from prober.fleet.tasks import DIAGNOSE_SLOTS, execute, target_json, task_key
 from prober.net.attempt import Deadlines
 from prober.report.output import say
 
@@ -52,6 +52,12 @@ class FleetOptions:
 
 def plan(inv: Inventory, store: Store, opts: FleetOptions, mode: str) -> int:
     """Write the run, its targets and its tasks to the store; the run's id."""
+    if opts.job == "diagnose":
+        small = [e.name for e in inv.entries if e.cap < DIAGNOSE_SLOTS]
+        if small:
+            raise InputError(f"{inv.path}: --job diagnose needs a cap of at least "
+                             f"{DIAGNOSE_SLOTS} (a connect-and-wait control stays open beside "
+                             f"the hellos); cap below that: {', '.join(small[:5])}")
     run = store.begin_run(inv.path, opts.job, mode, opts.to_json(), opts.vantages)
     store.add_targets(run, ({
         "endpoint": e.name, "grp": e.group, "host": e.target.host, "port": e.target.port,

@@ -67,6 +67,12 @@ CREATE TABLE IF NOT EXISTS verdicts (
   endpoint TEXT NOT NULL, vantage TEXT NOT NULL, task TEXT NOT NULL,
   expectation TEXT NOT NULL, passed INTEGER NOT NULL, message TEXT NOT NULL,
   evidence TEXT NOT NULL);
+-- added within schema 1: CREATE IF NOT EXISTS gives an older store this table when opened
+CREATE TABLE IF NOT EXISTS diagnoses (
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  endpoint TEXT NOT NULL, vantage TEXT NOT NULL,
+  doc TEXT NOT NULL,                 -- the prober.diagnose document without its attempts
+  PRIMARY KEY (run_id, endpoint, vantage));
 CREATE INDEX IF NOT EXISTS findings_key ON findings (run_id, endpoint, vantage);
 CREATE INDEX IF NOT EXISTS verdicts_key ON verdicts (run_id, endpoint, vantage);
 """
@@ -154,6 +160,10 @@ class Store:
                     (key[0], key[1], key[2], p["name"], json.dumps(p["equals"]), p["text"],
                      json.dumps(p["versions"]), int(bool(p["reliable"])), cert_expiry(r),
                      json.dumps(p)))
+            d = r.get("diagnosis")
+            if d is not None:
+                self.db.execute("INSERT INTO diagnoses VALUES (?,?,?,?)",
+                                (key[0], key[1], key[2], json.dumps(d)))
             self.db.executemany(
                 "INSERT INTO findings VALUES (?,?,?,?,?,?,?)",
                 [(*key, f["id"], f["severity"], f["cause"]) for f in r["findings"]])
@@ -197,6 +207,19 @@ class Store:
             "SELECT spec FROM tasks WHERE run_id=? AND status='queued' "
             "ORDER BY vantage, endpoint", (run,))]
 
+    def diagnosis(self, run: int, endpoint: str, vantage: str) -> dict[str, Any] | None:
+        """The stored diagnose document of a task, its attempts put back: the document
+        `prober diagnose --json` writes (what `prober diff` reads)."""
+        row = self.db.execute("SELECT doc FROM diagnoses WHERE run_id=? AND endpoint=? AND "
+                              "vantage=?", (run, endpoint, vantage)).fetchone()
+        if row is None:
+            return None
+        doc: dict[str, Any] = json.loads(row[0])
+        doc["attempts"] = [json.loads(d) for (d,) in self.db.execute(
+            "SELECT doc FROM attempts WHERE run_id=? AND endpoint=? AND vantage=? AND "
+            "task='diagnose' ORDER BY attempt", (run, endpoint, vantage))]
+        return doc
+
     def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
         cur = self.db.execute(sql, params)
         names = [c[0] for c in cur.description]
@@ -205,7 +228,7 @@ class Store:
     def export(self, run: int) -> Iterator[dict[str, Any]]:
         """The run as JSONL records: one per table row, with a ``table`` field."""
         for table in ("runs", "vantages", "targets", "tasks", "attempts", "policies",
-                      "findings", "verdicts"):
+                      "diagnoses", "findings", "verdicts"):
             col = "id" if table == "runs" else "run_id"
             for row in self.rows(f"SELECT * FROM {table} WHERE {col}=?", run):
                 for k in ("doc", "spec", "options", "labels", "overrides", "equals",

@@ -21,6 +21,7 @@ from prober.core import engine
 from prober.core.attempt import AttemptResult
 from prober.core.engine import Endpoint
 from prober.core.targets import Sni, Target
+from prober.diagnose.run import diagnose
 from prober.fleet.allowlist import Allowlist
 from prober.fleet.leases import LeaseBook, LeaseTimeout
 from prober.net.attempt import Deadlines
@@ -29,11 +30,13 @@ from prober.policy.enumerate.driver import enumerate_policy
 from prober.policy.naming.match import match_catalog
 from prober.profiles.loader import resolve_all
 
-JOBS = ("probe", "policy", "check")
+JOBS = ("probe", "policy", "diagnose", "check")
 TASK_SCHEMA = "prober.fleet.task/1"
 # outcomes where no server byte ever came back: the endpoint is not reachable from here
 _UNREACHED = {"refused", "connect-timeout", "unreachable", "dns-error"}
 CERT_WARN_DAYS = 21
+# a diagnosis holds a connect-and-wait control open beside at least one hello
+DIAGNOSE_SLOTS = 2
 
 
 def task_key(spec: dict[str, Any]) -> str:
@@ -60,7 +63,8 @@ async def execute(spec: dict[str, Any], *, leases: LeaseBook, allow: Allowlist |
         "schema": TASK_SCHEMA, "run": spec["run"], "endpoint": spec["endpoint"],
         "vantage": spec["vantage"], "task": spec["task"], "status": "done", "reason": None,
         "agent": agent or hostname(), "address": None, "started_at": time.time(),
-        "finished_at": None, "attempts": [], "policy": None, "verdicts": [], "findings": []}
+        "finished_at": None, "attempts": [], "policy": None, "verdicts": [], "findings": [],
+        "diagnosis": None}
     try:
         await asyncio.wait_for(_run(spec, out, leases, allow), timeout=spec["time_limit"])
     except TimeoutError:
@@ -93,12 +97,18 @@ async def _run(spec: dict[str, Any], out: dict[str, Any], leases: LeaseBook,
         return
     cap = int(spec["cap"])
     key = f"{ep.address or target.host}:{target.port}"
-    async with leases.hold(key, cap, cap, wait_s=float(spec["time_limit"])) as slots:
-        job = spec["task"]
+    job = spec["task"]
+    # (`fleet run` refuses a diagnose job on an endpoint capped lower; min() keeps a task
+    # planned otherwise from waiting for slots that cannot exist)
+    least = min(DIAGNOSE_SLOTS, cap) if job == "diagnose" else 1
+    async with leases.hold(key, cap, cap, wait_s=float(spec["time_limit"]),
+                           least=least) as slots:
         if job == "probe":
             await _probe(spec, ep, deadlines, slots, out)
         elif job == "policy":
             await _policy(spec, ep, deadlines, slots, out)
+        elif job == "diagnose":
+            await _diagnose(ep, deadlines, slots, out)
         else:
             await _check(spec, target, deadlines, slots, out)
 
@@ -139,6 +149,22 @@ async def _policy(spec: dict[str, Any], ep: Endpoint, deadlines: Deadlines, slot
             "equal" if ok else out["policy"]["text"]).to_json())
 
 
+async def _diagnose(ep: Endpoint, deadlines: Deadlines, slots: int, out: dict[str, Any]
+                    ) -> None:
+    if ep.address is None:
+        out["reason"] = ep.error
+        return
+    # the same plan and rules as `prober diagnose`, so a finding id means the same here;
+    # its connect-and-wait control runs alongside the hellos and takes one of the slots
+    doc = await diagnose(ep, deadlines, per_target=max(1, slots - 1))
+    out["attempts"] = doc.pop("attempts")
+    out["diagnosis"] = doc
+    # a diagnose finding's severity is its confidence: high, medium, low, or info for the
+    # policy summary (which `--fail-on` then counts only when asked for by id or `info`)
+    out["findings"] += [_finding(f["id"], f["confidence"], f["cause"])
+                        for f in doc["findings"]]
+
+
 async def _check(spec: dict[str, Any], target: Target, deadlines: Deadlines, slots: int,
                  out: dict[str, Any]) -> None:
     doc = spec.get("expect") or {"schema": 1}
@@ -167,7 +193,9 @@ def _findings(out: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, Any]]
                 "expectation-failed")
             f.append(_finding(fid, "high", f"{v['expectation']}: {v['message']}"))
     attempts = out["attempts"]
-    if attempts and all(a["outcome"] in _UNREACHED for a in attempts):
+    # a diagnosis names an unreachable endpoint itself (port-closed, endpoint-unreachable)
+    if attempts and out.get("diagnosis") is None and all(
+            a["outcome"] in _UNREACHED for a in attempts):
         f.append(_finding("unreachable", "high", f"all {len(attempts)} attempts: "
                           f"{attempts[0]['outcome']} ({attempts[0]['detail']})"))
     soonest = cert_expiry(out)

@@ -279,3 +279,57 @@ def test_killed_coordinator_resumes_without_rerunning(tmp_path: Path, broker: st
     assert sql(store, "SELECT count(*) FROM attempts") == [(2,)]
     # the finished task's result was collected, not run again
     assert listener.accepted == 2
+
+
+def test_diagnose_job_on_agents_names_differences_as_prober_diff(
+        tmp_path: Path, broker: str, two_faced: tuple[int, int]) -> None:
+    port, other = two_faced
+    inv = write_inventory(tmp_path / "inv.yaml", port, other)
+    store = tmp_path / "fleet.sqlite"
+    with agents() as started:
+        started.append(Agent(tmp_path, broker, "inside", [f"127.0.0.1/32:{port}"],
+                             name="in1").ready())
+        started.append(Agent(tmp_path, broker, "outside", [f"127.0.0.2/32:{port}"],
+                             name="out1").ready())
+        r = fleet("run", str(inv), "--job", "diagnose", "--store", str(store), "--broker",
+                  broker, "--vantage", "inside", "--vantage", "outside", "-t", "1")
+    assert r.returncode == 1, r.stderr  # the refusals
+    assert sql(store, "SELECT endpoint, vantage, status FROM tasks ORDER BY 1, 2") == [
+        ("forbidden", "inside", "refused"), ("forbidden", "outside", "refused"),
+        ("shop", "inside", "done"), ("shop", "outside", "done")]
+    assert sql(store, "SELECT count(*) FROM attempts WHERE endpoint='forbidden'") == [(0,)]
+    assert sql(store, "SELECT endpoint, vantage FROM diagnoses ORDER BY 2") == [
+        ("shop", "inside"), ("shop", "outside")]
+
+    # the same endpoint diagnosed by `prober diagnose` from each side, and `prober diff`
+    docs = {}
+    for side, host in (("inside", "127.0.0.1"), ("outside", "127.0.0.2")):
+        out = tmp_path / f"{side}.json"
+        d = subprocess.run(prober("diagnose", f"{host}:{port}", "-t", "1", "-q", "--json",
+                                  str(out)), env=env(), capture_output=True, text=True,
+                           timeout=120, check=False)
+        assert d.returncode == 0, d.stderr
+        docs[side] = json.loads(out.read_text())
+        own = {fid for (fid,) in sql(store, "SELECT id FROM findings WHERE endpoint='shop' "
+                                            "AND vantage=?", side)}
+        assert own == {f["id"] for f in docs[side]["findings"]}, side
+    d = subprocess.run(prober("diff", str(tmp_path / "inside.json"),
+                              str(tmp_path / "outside.json"), "--json",
+                              str(tmp_path / "diff.json")),
+                       env=env(), capture_output=True, text=True, timeout=60, check=False)
+    assert d.returncode == 0, d.stderr
+    expected = [(f["id"], f["confidence"]) for f in
+                json.loads((tmp_path / "diff.json").read_text())["findings"]]
+    assert expected, "prober diff names the outside-only reset"
+
+    rep = fleet("report", "--store", str(store), "--json", str(tmp_path / "rep.json"))
+    assert rep.returncode == 0, rep.stderr
+    doc = json.loads((tmp_path / "rep.json").read_text())
+    between = doc["between_vantages"]
+    got = [(b["id"], b["confidence"]) for b in doc["between_findings"]
+           if b["endpoint"] == "shop"]
+    assert got == expected
+    # no per-variant rows: the diagnosis' differences are the diff's findings
+    assert not [b for b in between if b["what"].startswith("profile ")]
+    fid, conf = expected[0]
+    assert f"shop: {conf} {fid}: outside only:" in rep.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -53,6 +54,10 @@ groups:
     ("schema: 1\ngroups: [{endpoints: [{target: a.test, address: nope}]}]\n", "nope"),
     ("schema: 2\ngroups: []\n", "schema"),
     ("{unclosed", "YAML"),
+    ("schema: 1\ngroups: [{endpoints: [a.test], logs: {files: a.log, format: apache}}]\n",
+     "'apache' is not a log format"),
+    ("schema: 1\ngroups: [{endpoints: [{target: a.test, logs: {file: a.log}}]}]\n", "file"),
+    ("schema: 1\ngroups: [{endpoints: [a.test], logs: [a.log, 3]}]\n", "logs.files"),
 ])
 def test_inventory_errors_are_one_line_input_errors(tmp_path: Path, text: str,
                                                     needle: str) -> None:
@@ -61,6 +66,33 @@ def test_inventory_errors_are_one_line_input_errors(tmp_path: Path, text: str,
     with pytest.raises(InputError) as e:
         inventory.load(p)
     assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_inventory_logs_relative_to_it_endpoint_over_group(tmp_path: Path) -> None:
+    p = tmp_path / "inv.yaml"
+    p.write_text("""\
+schema: 1
+defaults: {logs: {files: [all/*.log.gz], format: alb-conn}}
+groups:
+  - name: g
+    endpoints:
+      - a.test
+      - {target: b.test, logs: /var/log/b.log}
+""")
+    a, b = inventory.load(p).entries
+    assert a.logs is not None and b.logs is not None
+    assert a.logs.files == (str(tmp_path / "all/*.log.gz"),) and a.logs.format == "alb-conn"
+    assert b.logs.files == ("/var/log/b.log",) and b.logs.format == "auto"
+
+
+def test_store_of_an_older_prober_gains_the_diagnoses_table(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    Store(path).close()
+    with sqlite3.connect(path) as db:  # a schema-1 store written before diagnose jobs
+        db.execute("DROP TABLE diagnoses")
+    store = Store(path)
+    assert store.rows("SELECT count(*) AS n FROM diagnoses") == [{"n": 0}]
+    assert store.rows("SELECT value FROM meta WHERE key='schema'") == [{"value": "1"}]
 
 
 def test_plain_targets_file(tmp_path: Path) -> None:
@@ -95,3 +127,31 @@ def test_store_keeps_the_first_result_of_a_key(tmp_path: Path) -> None:
               for t in ("tasks", "attempts", "findings")]
     assert counts == [1, 1, 1]
     assert store.finish_run(run) == "complete"
+
+
+def test_measured_policy_as_a_simulator_candidate() -> None:
+    from prober.policy.whatif.simulate import CandidateError, measured
+    from prober.wire import registry as reg
+
+    doc = {"versions": ["TLSv1.3", "TLSv1.2", "TLSv1.0"],
+           "suites": {"TLSv1.3": ["TLS_AES_256_GCM_SHA384"],
+                      "TLSv1.2": ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                                  "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"],
+                      "TLSv1.0": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+                                  "TLS_RSA_WITH_AES_128_CBC_SHA"]},
+           "server_order": {"TLSv1.2": False, "TLSv1.0": None}, "chacha_priority": {},
+           "groups_tls13": ["x25519"], "groups_tls12": None,
+           "certificates": ["RSA 2048", "ECDSA P-256"]}
+    c = measured(doc, "shop")
+    assert [reg.version_name(v) for v in c.protocols] == ["TLSv1.3", "TLSv1.2", "TLSv1.0"]
+    assert [reg.suite_name(s) for s in c.tls13_suites] == ["TLS_AES_256_GCM_SHA384"]
+    # one list below 1.3: the newest version's order, then what only older ones accept
+    assert [reg.suite_name(s) for s in c.suites] == [
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+        "TLS_RSA_WITH_AES_128_CBC_SHA"]
+    assert c.cert == "both" and not c.server_order and c.sha1_signatures
+    assert c.assumptions == ()
+    bare = measured({**doc, "groups_tls13": None, "certificates": None}, "shop")
+    assert bare.cert == "rsa" and len(bare.assumptions) == 2
+    with pytest.raises(CandidateError, match="shop: the measured policy accepts no version"):
+        measured({**doc, "versions": []}, "shop")

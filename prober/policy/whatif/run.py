@@ -78,6 +78,18 @@ def population_clients(pop: Population) -> tuple[list[Client], list[ClientGroup]
     return clients, skipped
 
 
+def log_clients(paths: Sequence[str], log_format: str = "auto"
+                ) -> tuple[list[Client], Population, list[ClientGroup]]:
+    """The clients of log files (any format `prober logs` reads): their population, a
+    client per simulable group, and the groups that cannot be simulated. Raises
+    :class:`prober.logs.pipeline.LogInputError` as ``load_population`` does."""
+    from prober.logs.pipeline import load_population
+
+    pop = load_population(paths, format=log_format)
+    clients, skipped = population_clients(pop)
+    return clients, pop, skipped
+
+
 @dataclass(frozen=True)
 class Live:
     """A live attempt reduced to what a prediction says."""

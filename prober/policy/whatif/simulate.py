@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from prober.core.errors import InputError
 from prober.policy.naming.catalog import NamedPolicy
@@ -159,6 +159,40 @@ def candidate(policy: NamedPolicy, cert: CertKind = "rsa", server_order: bool | 
         notes.append("DHE suites usable (the server has DH parameters)")
     return Candidate(policy.name, protocols, tls13, suites, groups, cert, server_order,
                      chacha_priority and server_order, sha1, tuple(notes))
+
+
+def measured(policy: dict[str, Any], name: str) -> Candidate:
+    """The simulator's view of a policy as `prober policy` measured it (the JSON of an
+    ObservedPolicy): what the endpoint accepts today, with its own certificate type(s)."""
+    notes: list[str] = []
+    versions = [str(v) for v in policy.get("versions") or []]
+    if not versions:
+        raise CandidateError(f"{name}: the measured policy accepts no version")
+    protocols = tuple(sorted(_codes("version", versions), reverse=True))
+    per_version = policy.get("suites") or {}
+    tls13 = _codes("suite", per_version.get("TLSv1.3") or [])
+    if TLS13 in protocols and not tls13:
+        tls13 = _codes("suite", DEFAULT_TLS13_SUITES)
+        notes.append("TLS 1.3 suites not measured: assumed " + ", ".join(DEFAULT_TLS13_SUITES))
+    # one list for every version below 1.3, as OpenSSL holds it: the newest version's
+    # order first, then what only older versions accept
+    suites = _codes("suite", [s for v in versions if v != "TLSv1.3"
+                              for s in per_version.get(v) or []])
+    groups_seen = policy.get("groups_tls13") or policy.get("groups_tls12") or []
+    groups = _codes("group", groups_seen)
+    if not groups:
+        groups = _codes("group", DEFAULT_GROUPS)
+        notes.append("groups not measured: assumed " + ", ".join(DEFAULT_GROUPS))
+    kinds = {str(c).split()[0].upper() for c in policy.get("certificates") or []}
+    cert: CertKind = ("both" if {"RSA", "ECDSA"} <= kinds else
+                      "ecdsa" if "ECDSA" in kinds else "rsa")
+    if not kinds:
+        notes.append("certificate type not measured: assumed RSA")
+    orders = [o for o in (policy.get("server_order") or {}).values() if o is not None]
+    server_order = any(orders) if orders else True
+    chacha = any(bool(c) for c in (policy.get("chacha_priority") or {}).values())
+    return Candidate(name, protocols, tls13, suites, groups, cert, server_order,
+                     chacha and server_order, min(protocols) < TLS12, tuple(notes))
 
 
 def _classic(group: int) -> bool:
