@@ -67,6 +67,10 @@ FINDING_IDS = (POLICY, POLICY_ALERT, POLICY_RESET, SILENT_PROXY, NEAR_TCP_TERMIN
                WRONG_SERVICE, PORT_CLOSED, ENDPOINT_UNREACHABLE, STARTTLS_FAILED, SNI_REQUIRED,
                CLIENT_CERTIFICATE, MIXED_CERTIFICATES, VERSION_INTOLERANCE, SIZE_WINDOW,
                RATE_LIMITED, LOSSY_PATH)
+# what the server is configured to do rather than a fault on its path: a fleet run counts
+# these as `info`, so refusing TLS 1.0 by alert or by RST fails no `--fail-on high` gate
+SERVER_POLICY = frozenset({POLICY, POLICY_ALERT, POLICY_RESET, SNI_REQUIRED,
+                           CLIENT_CERTIFICATE})
 
 # outcome classes the rules reason with
 # idle-timeout probe results that mean the path (or the peer) dropped the connection

@@ -21,6 +21,7 @@ from prober.core import engine
 from prober.core.attempt import AttemptResult
 from prober.core.engine import Endpoint
 from prober.core.targets import Sni, Target
+from prober.diagnose.findings import INFO, SERVER_POLICY
 from prober.diagnose.run import diagnose
 from prober.fleet.allowlist import Allowlist
 from prober.fleet.leases import LeaseBook, LeaseTimeout
@@ -159,10 +160,10 @@ async def _diagnose(ep: Endpoint, deadlines: Deadlines, slots: int, out: dict[st
     doc = await diagnose(ep, deadlines, per_target=max(1, slots - 1))
     out["attempts"] = doc.pop("attempts")
     out["diagnosis"] = doc
-    # a diagnose finding's severity is its confidence: high, medium, low, or info for the
-    # policy summary (which `--fail-on` then counts only when asked for by id or `info`)
-    out["findings"] += [_finding(f["id"], f["confidence"], f["cause"])
-                        for f in doc["findings"]]
+    # a diagnose finding's severity is its confidence, except for what describes the
+    # server's own policy (`info`: counted only by `--fail-on info` or by id)
+    out["findings"] += [_finding(f["id"], INFO if f["id"] in SERVER_POLICY else
+                                 f["confidence"], f["cause"]) for f in doc["findings"]]
 
 
 async def _check(spec: dict[str, Any], target: Target, deadlines: Deadlines, slots: int,

@@ -231,14 +231,14 @@ groups:
         store = tmp_path / "fleet.sqlite"
         run = ["fleet", "run", str(inv), "--job", "diagnose", "--store", str(store), "-t", "1",
                "-q"]
-        # the reset is a medium finding: not counted by the default --fail-on high
+        # the reset is the front's policy (info): not counted by the default --fail-on high
         assert main(run) == 0
         text = capsys.readouterr().out
         expected = {"healthy": diagnose_ids(f"127.0.0.1:{healthy.port}", tmp_path),
                     "front": diagnose_ids(f"127.0.0.1:{front.port}", tmp_path)}
-        assert main([*run, "--fail-on", "medium"]) == 1
+        assert main([*run, "--fail-on", "high,medium,low"]) == 0
+        assert main([*run, "--fail-on", "info"]) == 1
         assert main([*run, "--fail-on", "policy-reset"]) == 1
-        assert main([*run, "--fail-on", "high,low"]) == 0
     # a healthy nginx gets its policy summary only; the resetting front what
     # `prober diagnose` names it
     assert expected["healthy"] == {"policy"}
@@ -250,7 +250,7 @@ groups:
         assert got == expected, run_id
     assert sql(store, "SELECT DISTINCT severity FROM findings WHERE id='policy'") == [("info",)]
     assert sql(store, "SELECT severity FROM findings WHERE id='policy-reset' AND run_id=1"
-               ) == [("medium",)]
+               ) == [("info",)]
     # the stored diagnosis is the document `prober diagnose --json` writes
     docs = sql(store, "SELECT endpoint, doc FROM diagnoses WHERE run_id=1 ORDER BY endpoint")
     assert [e for e, _ in docs] == ["front", "healthy"]
@@ -259,7 +259,7 @@ groups:
     assert n_attempts["healthy"] >= 20 and n_attempts["front"] >= 20
     for _, d in docs:
         assert json.loads(d)["schema"] == "prober.diagnose/2"
-    assert "front from local: medium policy-reset" in text
+    assert "front from local: info policy-reset" in text
 
     # the stored diagnosis is read by `prober diff` as a saved run
     rep = tmp_path / "rep.json"
