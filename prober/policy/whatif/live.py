@@ -3,8 +3,10 @@ simulation beside reality."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from prober.core import engine
-from prober.core.attempt import AttemptResult
+from prober.core.attempt import RETRY_OF, AttemptResult, last_tries
 from prober.core.errors import InputError
 from prober.core.outcome import NO_HELLO
 from prober.core.targets import Target
@@ -26,11 +28,14 @@ async def run_live(clients: list[Client], targets: list[Target], deadlines: Dead
     for ep in endpoints:
         if ep.error:
             raise LiveError(f"{ep.target.label}: {ep.error}")
-    results: dict[tuple[str, str], AttemptResult] = {}
+    every: list[AttemptResult] = []
     opts = engine.EngineOptions(concurrency=32, per_target=8, deadlines=deadlines)
-    await engine.run(endpoints, [c.profile for c in clients], opts,
-                     lambda r: results.__setitem__((r.target, r.profile), r))
-    out = {t.label: [Live.of(results[(t.label, c.name)]) for c in clients] for t in targets}
+    await engine.run(endpoints, [c.profile for c in clients], opts, every.append)
+    # a hello turned away for load is retried (``retry_of``): its last try is the answer
+    results = {(r.target, r.profile): r for r in last_tries(every)}
+    retried = Counter((r.target, r.profile) for r in every if r.data.get(RETRY_OF) is not None)
+    out = {t.label: [Live.of(results[(t.label, c.name)], retried[(t.label, c.name)])
+                     for c in clients] for t in targets}
     for label, lives in out.items():
         if all(lv.outcome in NO_HELLO for lv in lives):
             raise LiveError(f"{label}: no TLS endpoint answered ({lives[0].outcome}: "
