@@ -68,8 +68,9 @@ def _check_retries(doc: dict[str, Any], planned: int) -> list[dict[str, Any]]:
 def test_probe_retries_a_rate_limited_endpoint(lab: Lab) -> None:
     s = lab.scenario("rate-limited")
     n = 30
+    html = lab.workdir / f"probe-rate-limited-{time.monotonic_ns()}.html"
     doc = lab.probe(s.target, "--sni", s.sni, "-p", "tls1.2-only", "--repeat", str(n),
-                    "-t", "2")
+                    "-t", "2", "--html", str(html))
     retries = _check_retries(doc, n)
     table = doc["_table"]
     assert retries, table
@@ -80,6 +81,11 @@ def test_probe_retries_a_rate_limited_endpoint(lab: Lab) -> None:
     word = "retry" if len(retries) == 1 else "retries"
     assert f"{n + len(retries)} attempts ({len(retries)} {word})" in table, table
     assert f"({len(retries)} {word})" in table.splitlines()[-1], table
+    # the report links each retry to the attempt it repeats
+    page = html.read_text()
+    a = retries[0]
+    assert f'retry of <a href="#a-{a["retry_of"]}">{a["retry_of"]}</a>' in page
+    assert f"{n + len(retries)} attempts ({len(retries)} of them retries" in page
 
 
 @pytest.mark.root
