@@ -11,7 +11,7 @@ from prober.check import evaluate as ev
 from prober.check.evaluate import Verdict
 from prober.check.expectations import Expectations
 from prober.core import engine
-from prober.core.attempt import AttemptResult
+from prober.core.attempt import AttemptResult, last_tries
 from prober.core.engine import Endpoint
 from prober.core.service import no_tls
 from prober.core.targets import Target
@@ -75,7 +75,8 @@ class CheckRun:
             # in attempt order, not in the order answers happened to arrive
             mine = sorted((r for r in self.results
                            if r.target == label and r.address == ep.address), key=lambda r: r.id)
-            verdicts = ev.evaluate(exp, label, mine, self.sets)
+            # judged on each attempt's last try; the refusals retried stay in the record
+            verdicts = ev.evaluate(exp, label, last_tries(mine), self.sets)
             # every attempt made at this endpoint, whichever part of the gate made it
             seen = [(r.outcome, _banner(r), r.detail) for r in mine]
             if ep.address is not None:

@@ -48,6 +48,11 @@ def register(hooks: Commands) -> None:
                     help="attempts in flight at once per target address (default 8)")
     pr.add_argument("--rate", type=float, default=0.0, metavar="PER_S",
                     help="start at most this many attempts per second (default: no limit)")
+    pr.add_argument("--retries", type=int, default=len(engine.RETRY_BACKOFF_S), metavar="N",
+                    help="retry an attempt turned away for load (RST to the SYN, a 421 "
+                    "greeting) up to N times after a back-off, as new attempts naming the one "
+                    f"they retry (0-{len(engine.RETRY_BACKOFF_S)}; default "
+                    f"{len(engine.RETRY_BACKOFF_S)}; 0: never)")
     add_target_options(pr)
     pr.add_argument("--all-addresses", action="store_true",
                     help="probe every address the name resolves to")
@@ -76,13 +81,16 @@ def cmd_probe(args: argparse.Namespace) -> int:
                              ("--per-target", args.per_target, 1)):
         if value < low:
             raise UsageError(f"{name} must be at least {low}, got {value}")
+    if not 0 <= args.retries <= len(engine.RETRY_BACKOFF_S):
+        raise UsageError(f"--retries must be 0-{len(engine.RETRY_BACKOFF_S)}, "
+                         f"got {args.retries}")
     if args.rate < 0:
         raise UsageError(f"--rate must not be negative, got {args.rate:g}")
     deadlines = deadlines_of(args)
     opts = engine.EngineOptions(repeat=args.repeat, concurrency=args.concurrency,
                                 per_target=args.per_target, rate=args.rate,
                                 deadlines=deadlines, all_addresses=args.all_addresses,
-                                fresh_keys=args.fresh_keys)
+                                fresh_keys=args.fresh_keys, retries=args.retries)
     jsonl = open_out(args.jsonl) if args.jsonl else None
     json_out = json_file_of(args)
     html = HtmlFile(args)
@@ -94,7 +102,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
                    options={"repeat": args.repeat, "connect_timeout_s": deadlines.connect,
                             "read_timeout_s": deadlines.read, "concurrency": args.concurrency,
                             "per_target": args.per_target, "rate": args.rate,
-                            "all_addresses": args.all_addresses})
+                            "retries": args.retries, "all_addresses": args.all_addresses})
     progress: Progress | None = None
 
     def on_result(r: Any) -> None:

@@ -4,6 +4,7 @@ written in every run document (``attempts``). Its keys are part of the JSON cont
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,6 +115,23 @@ class AttemptResult:
                                       "error": f.certificate_undecodable}
         out.update(self.data)
         return out
+
+
+# the key of an attempt's document naming the attempt it retries (README, "JSON")
+RETRY_OF = "retry_of"
+
+
+def retried_ids(results: Iterable[AttemptResult]) -> set[int]:
+    """Ids of the attempts a later attempt retried (``data["retry_of"]``, set by the
+    commands that retry an attempt turned away for load)."""
+    return {r.data[RETRY_OF] for r in results if r.data.get(RETRY_OF) is not None}
+
+
+def last_tries(results: Sequence[AttemptResult]) -> list[AttemptResult]:
+    """Each attempt's last try: the results no later attempt retried, in their order.
+    What an endpoint answered each planned attempt; the retried ones stay in the record."""
+    redone = retried_ids(results)
+    return [r for r in results if r.id not in redone]
 
 
 def _r(v: float | None) -> float | None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from prober.core.attempt import AttemptResult
+from prober.core.attempt import RETRY_OF, AttemptResult
 from prober.core.limits import EndpointSlots
 from prober.core.outcome import NO_HELLO, Outcome, classify
 from prober.core.targets import Sni, Target
@@ -27,6 +27,12 @@ from prober.net.attempt import (
     run_attempt,
 )
 from prober.wire.clienthello import BuiltHello, HelloSpec, build
+
+# bounded back-off for attempts turned away for load (see ``transient``): waits before
+# retry 1, 2, 3, 4 (so at most that many retries of one attempt), and how many retries one
+# run (a probe run: one endpoint) may spend in all
+RETRY_BACKOFF_S = (0.25, 0.5, 1.0, 2.0)
+RETRY_BUDGET = 60
 
 
 class Profile(Protocol):
@@ -53,6 +59,8 @@ class EngineOptions:
         default_factory=dict, repr=False)
     # the per-address cap every attempt holds (``per_target`` slots per resolved address)
     slots: EndpointSlots | None = field(default=None, repr=False)
+    # ``run``: how many times one attempt turned away for load is retried (0 = never)
+    retries: int = len(RETRY_BACKOFF_S)
 
     def __post_init__(self) -> None:
         if self.slots is None:
@@ -113,44 +121,73 @@ def _jobs(profiles: Sequence[Profile], repeat: int) -> Iterator[tuple[Profile, i
 
 async def run(endpoints: list[Endpoint], profiles: Sequence[Profile], opts: EngineOptions,
               on_result: Callable[[AttemptResult], None]) -> int:
-    """Run every attempt; returns how many ran. Cancel the task to stop early.
+    """Run every attempt; returns how many ran (retries included). Cancel the task to
+    stop early.
 
     Each endpoint gets its own workers (its per-target cap) pulling from its own job
     list, and every attempt also takes a slot of the global cap: a slow or silent
     endpoint then holds only its own slots, never the workers of the others.
+
+    An attempt turned away for load (``transient``) backs its endpoint off and is tried
+    again, at most ``opts.retries`` times, within the endpoint's ``Retries``: each retry
+    is a new attempt, numbered after every planned one, whose ``data["retry_of"]`` is the
+    id it repeats; the attempt retried is reported as it was, never replaced.
     """
     limiter = RateLimiter(opts.rate)
     global_slots = asyncio.Semaphore(max(1, opts.concurrency))
+    slots = opts.slots
+    assert slots is not None  # set by EngineOptions
     done = 0
     per_ep = len(profiles) * opts.repeat
+    last_id = len(endpoints) * per_ep  # retries are numbered after the planned attempts
 
     def numbered(index: int) -> Iterator[tuple[int, Profile, int]]:
         # ids follow the job order (endpoint, repeat, profile) so reports can sort on them
         for k, (p, r) in enumerate(_jobs(profiles, opts.repeat)):
             yield index * per_ep + k + 1, p, r
 
-    async def worker(ep: Endpoint, jobs: Iterator[tuple[int, Profile, int]]) -> None:
+    async def one(aid: int, ep: Endpoint, profile: Profile, rep: int,
+                  retry_of: int | None = None) -> AttemptResult:
         nonlocal done
+        if ep.address is not None:
+            # a backed-off endpoint waits without a slot of the global cap: the other
+            # endpoints' attempts go on meanwhile
+            await slots.quiet(ep.address, ep.target.port)
+        async with global_slots:
+            await limiter.wait()
+            result = await attempt(aid, ep, profile, rep, opts)
+        if retry_of is not None:
+            result.data[RETRY_OF] = retry_of
+        done += 1
+        on_result(result)
+        return result
+
+    async def worker(ep: Endpoint, jobs: Iterator[tuple[int, Profile, int]],
+                     retries: Retries) -> None:
+        nonlocal last_id
         for aid, profile, rep in jobs:
-            async with global_slots:
-                await limiter.wait()
-                result = await attempt(aid, ep, profile, rep, opts)
-            done += 1
-            on_result(result)
+            r = await one(aid, ep, profile, rep)
+            retries.note(r)
+            tries = 0
+            while tries < opts.retries and ep.address is not None and transient(r) \
+                    and await retries.took_connections() \
+                    and (wait := retries.wait_before(r, tries)) is not None:
+                slots.back_off(ep.address, ep.target.port, wait)
+                tries += 1
+                last_id += 1
+                r = await one(last_id, ep, profile, rep, retry_of=r.id)
+                retries.note(r)
 
     workers = []
     for index, ep in enumerate(endpoints):
         it = numbered(index)
         n = max(1, min(opts.per_target, per_ep, opts.concurrency))
-        workers += [worker(ep, it) for _ in range(n)]
+        retries = Retries()  # per endpoint: whether *it* took connections, *its* budget
+        workers += [worker(ep, it, retries) for _ in range(n)]
     await asyncio.gather(*workers)
     return done
 
 
-# bounded back-off for attempts turned away for load (see ``transient``): waits before
-# retry 1, 2, 3, and how many retries one run may spend in all
-RETRY_BACKOFF_S = (0.25, 0.5, 1.0, 2.0)
-RETRY_BUDGET = 60
 # turned away this many times in a row, with no connection in between: the endpoint has
 # gone (or closed the door), not throttled; retries stop until a connection gets in again
 RETRY_STREAK = 8
@@ -188,7 +225,8 @@ class Retries:
         """Whether the endpoint has taken a connection; when not yet, wait one back-off
         step first: attempts still in flight may show it does (a closed port refuses
         them too, and then nothing is retried)."""
-        if not self.connected_once:
+        # (not once more than RETRY_STREAK were refused: nothing is retried then anyway)
+        if not self.connected_once and self.streak <= RETRY_STREAK:
             await asyncio.sleep(RETRY_BACKOFF_S[0])
         return self.connected_once
 

@@ -29,9 +29,17 @@ def _signature(store: Store, run: int) -> dict[tuple[str, str], dict[str, Any]]:
     by_profile: dict[tuple[str, str], dict[str, Counter[str]]] = defaultdict(
         lambda: defaultdict(Counter))
     certs: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for a in store.rows("SELECT endpoint, vantage, profile, outcome, detail, cert_not_after "
-                        "FROM attempts WHERE run_id=? ORDER BY attempt", run):
+    rows = store.rows("SELECT endpoint, vantage, task, attempt, profile, outcome, detail, "
+                      "cert_not_after, json_extract(doc, '$.retry_of') AS retry_of "
+                      "FROM attempts WHERE run_id=? ORDER BY attempt", run)
+    # an attempt turned away for load and retried counts once, as its last try: a rate
+    # limit met in one run and not the other is no change of the endpoint's answers
+    redone = {(a["endpoint"], a["vantage"], a["task"], a["retry_of"]) for a in rows
+              if a["retry_of"] is not None}
+    for a in rows:
         k = (a["endpoint"], a["vantage"])
+        if (*k, a["task"], a["attempt"]) in redone:
+            continue
         by_profile[k][a["profile"]][a["outcome"]] += 1
         if a["cert_not_after"]:
             certs[k].append(a["cert_not_after"])

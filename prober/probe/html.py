@@ -22,7 +22,8 @@ def attempt_rows(attempts: list[dict[str, Any]], drawn: dict[int, str]
                      "detail": a.get("detail", ""), "end": a.get("end") or "",
                      "connect": tm.get("connect"), "first_byte": tm.get("first_byte"),
                      "total": tm.get("total"), "hello": a.get("hello_bytes", ""),
-                     "port": a.get("local_port") or "", "diagram": drawn.get(a["id"])})
+                     "port": a.get("local_port") or "", "diagram": drawn.get(a["id"]),
+                     "retry_of": a.get("retry_of")})
     return rows
 
 
@@ -105,7 +106,8 @@ def render(doc: dict[str, Any]) -> str:
     return env.get_template("probe.html.j2").render(
         targets=[t["target"] for t in doc.get("targets", [])] or ["?"],
         vantage=", ".join(v.get("local_addresses") or []) or v.get("hostname") or "?",
-        n=len(attempts), started=v.get("started_at"), finished=v.get("finished_at"),
+        n=len(attempts), retries=sum(1 for a in attempts if a.get("retry_of") is not None),
+        started=v.get("started_at"), finished=v.get("finished_at"),
         complete=doc.get("complete", True), rows=rows, outcomes=outcomes, pictures=figs,
         more_behaviours=more, certs=certificates(attempts),
         attempt_rows=attempt_rows(attempts, drawn))

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prober import __version__
-from prober.core.attempt import AttemptResult
+from prober.core.attempt import RETRY_OF, AttemptResult
 from prober.core.engine import Endpoint
 from prober.core.service import no_tls_of, tls_endpoint_json
 from prober.net.host import hostname
@@ -65,10 +65,13 @@ def table(results: list[AttemptResult], info: RunInfo) -> str:
     for ep in info.endpoints:
         where = ep.address or "unresolved"
         sni = ep.target.sni
-        n = sum(1 for r in results if r.target == ep.target.label and r.address == ep.address)
+        mine = _of(results, ep)
+        n = len(mine)
+        again = sum(1 for r in mine if r.data.get(RETRY_OF) is not None)
+        retried = f" ({again} {'retry' if again == 1 else 'retries'})" if again else ""
         via = f", STARTTLS {ep.target.starttls}" if ep.target.starttls else ""
         lines.append(f"{ep.target.label} → {where} (SNI {sni or 'none'}{via}), from {local}, "
-                     f"{n} attempt{'s' if n != 1 else ''} in {elapsed:.1f} s")
+                     f"{n} attempt{'s' if n != 1 else ''}{retried} in {elapsed:.1f} s")
         verdict = no_tls_of(_of(results, ep))
         if verdict is not None:
             lines.append(f"  NO TLS ENDPOINT MEASURED: {verdict.text()}")

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from prober.core.attempt import AttemptResult
+from prober.core.attempt import RETRY_OF, AttemptResult, retried_ids
 from prober.core.outcome import reply_time
 
 
@@ -25,6 +25,9 @@ class Cell:
     spoke_first: bool = False
     # one real detail per wording, shown for that wording
     examples: dict[str, str] = field(default_factory=dict)
+    # attempts that retried one turned away for load: kept in the record, while the counts
+    # hold each planned attempt's last try (one per attempt, never two)
+    retries: int = 0
 
     @property
     def attempts(self) -> int:
@@ -36,7 +39,10 @@ class Cell:
     def outcome_text(self) -> str:
         n = self.attempts
         parts = [f"{o} {c}/{n}" if n > 1 else o for o, c in self.counts.most_common()]
-        return ", ".join(parts)
+        text = ", ".join(parts)
+        if self.retries:
+            text += f" ({self.retries} {'retry' if self.retries == 1 else 'retries'})"
+        return text
 
     def detail_text(self) -> str:
         key, _ = self.details.most_common(1)[0]
@@ -56,10 +62,14 @@ class Cell:
                 "outcome": self.main_outcome(), "consistent": len(self.counts) == 1,
                 "detail": self.detail_text(),
                 "median_ms": None if med is None else round(med, 3),
-                **({"spoke_first": True} if self.spoke_first else {})}
+                **({"spoke_first": True} if self.spoke_first else {}),
+                **({"retries": self.retries} if self.retries else {})}
 
 
 def summarize(results: list[AttemptResult]) -> list[Cell]:
+    """One cell per (endpoint, profile): the counts are of each planned attempt's last try
+    (an attempt retried after it was turned away for load is counted in ``retries``)."""
+    redone = retried_ids(results)
     cells: dict[tuple[str, str | None, str], Cell] = {}
     # endpoints in first-seen order, profiles in the order the run gave them
     order: dict[tuple[str, str | None], int] = {}
@@ -74,6 +84,10 @@ def summarize(results: list[AttemptResult]) -> list[Cell]:
         cell = cells.get(ckey)
         if cell is None:
             cell = cells[ckey] = Cell(r.target, r.address, r.profile)
+        if r.data.get(RETRY_OF) is not None:
+            cell.retries += 1
+        if r.id in redone:
+            continue
         cell.counts[r.outcome] += 1
         key = _detail_key(r)
         cell.details[key] += 1

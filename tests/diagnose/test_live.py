@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 
 from prober.cli import demo
 from prober.cli.main import main
+from prober.diagnose.plan.steps import BACKEND_HELLOS
 from prober.net import demo as servers
 from tests.lab import Lab, Scenario
 from tests.lab.fixtures import lab
@@ -307,11 +309,10 @@ def test_idle_timeout_is_measured(tmp_path: Path, capsys: pytest.CaptureFixture[
 LAB_ARGS = ["-t", "2", "--capture"]
 LAB_EXTRA = {"idle-timeout": ["--idle-timeout", "8"],
              # spread over ~4 s so the outage below falls in the middle of the run
-             "flapping": ["--rate", "10"],
-             # the backends differ in version support only when a sweep hello lands on
-             # each: with 3 per version, 1 run in 8 sees one backend only (and then just
-             # two certificates); 8 per version leaves 1 in 128
-             "two-backends": ["--sweep-repeat", "8"]}
+             "flapping": ["--rate", "10"]}
+# two-backends runs with the default sweep: 3 hellos per version all land on one backend
+# in 1 run in 4, and diagnose itself sweeps again (the backends step) until the versions
+# tell the backends apart
 LAB_PARALLEL = 4
 LAB_SCENARIOS = [s.name for s in catalog(LabParams())]
 LAB_RUN_TIMEOUT_S = 120
@@ -419,6 +420,11 @@ def test_lab_two_backends_told_apart(lab_runs: dict[tuple[str, str], dict[str, A
              if f["id"] == "intermittent")
     assert len(f["figures"]["certificates"]) == 2, f
     assert "distinct backends" in f["cause"]
+    # the version sweep went on (bounded) until TLS 1.1 met both backends
+    doc = lab_runs[("two-backends", "client1")]
+    swept = [a for a in doc["attempts"] if a.get("step") in ("sweep", "backends")]
+    assert {a["outcome"] for a in swept if a["profile"] == "tls1.1-only"} == {"ok", "alert"}
+    assert max(Counter(a["profile"] for a in swept).values()) <= BACKEND_HELLOS
 
 
 @pytest.mark.root

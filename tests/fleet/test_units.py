@@ -155,3 +155,33 @@ def test_measured_policy_as_a_simulator_candidate() -> None:
     assert bare.cert == "rsa" and len(bare.assumptions) == 2
     with pytest.raises(CandidateError, match="shop: the measured policy accepts no version"):
         measured({**doc, "versions": []}, "shop")
+
+
+def test_report_counts_a_retried_attempt_once(tmp_path: Path) -> None:
+    """A refusal retried after a back-off (``retry_of``) is kept in the store, and the
+    report's outcomes count the attempt's last try: a rate limit met in one run and not
+    in the next is no drift."""
+    from prober.fleet import report
+
+    p = tmp_path / "inv.txt"
+    p.write_text("a.test\n")
+    store = Store(tmp_path / "s.sqlite")
+
+    def run_with(attempts: list[dict[str, object]]) -> int:
+        run = plan(inventory.load(p), store, FleetOptions(), "embedded")
+        assert store.record({
+            "run": run, "endpoint": "a.test:443", "vantage": "local", "task": "probe",
+            "status": "done", "reason": None, "agent": "x", "address": "192.0.2.1",
+            "started_at": time.time(), "finished_at": time.time(), "policy": None,
+            "attempts": attempts, "verdicts": [], "findings": []})
+        store.finish_run(run)
+        return run
+
+    calm = run_with([{"id": 1, "profile": "p", "repeat": 0, "outcome": "ok"}])
+    busy = run_with([{"id": 1, "profile": "p", "repeat": 0, "outcome": "refused"},
+                     {"id": 2, "profile": "p", "repeat": 0, "outcome": "ok", "retry_of": 1}])
+    assert store.db.execute("SELECT count(*) FROM attempts WHERE run_id=?",
+                            (busy,)).fetchone()[0] == 2
+    doc = report.build(store, busy, calm)
+    assert doc["endpoints"][0]["outcomes"] == {"p": "ok 1"}, doc["endpoints"]
+    assert doc["drift"] == [], doc["drift"]

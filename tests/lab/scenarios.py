@@ -218,7 +218,8 @@ def catalog(p: LabParams) -> tuple[Scenario, ...]:
                  f"the router refuses new connections (RST to the SYN) above "
                  f"{p.rate_per_s}/s after a burst of {p.rate_burst} (nftables limit): "
                  "connections opened faster are refused, slower ones pass",
-                 ("-p", "tls1.2-only", "--repeat", "30")),
+                 # without retries: probe would retry the refused ones after a back-off
+                 ("-p", "tls1.2-only", "--repeat", "30", "--retries", "0")),
         Scenario("lossy-path", _s(36), "lossy-path",
                  f"the router drops {p.loss_percent}% of the packets from the clients to the "
                  "service at random (nftables numgen): handshakes succeed after TCP "

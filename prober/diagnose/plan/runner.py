@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prober.core.attempt import AttemptResult
+from prober.core.attempt import RETRY_OF, AttemptResult
 from prober.core.engine import (
     Endpoint,
     EngineOptions,
@@ -75,7 +75,6 @@ class Runner:
         self.limiter = RateLimiter(opts.rate)
         self.eopts = EngineOptions(deadlines=opts.deadlines, per_target=opts.per_target)
         self.retries = Retries()
-        self.quiet_until = 0.0  # loop time before which no attempt starts (a back-off)
 
     async def run(self, jobs: list[Job]) -> list[AttemptResult]:
         numbered = []
@@ -93,9 +92,12 @@ class Runner:
         while transient(r) and await self.retries.took_connections() and (
                 wait := self.retries.wait_before(r, tries)) is not None:
             # every attempt backs off, not only this one: the endpoint said "too many"
-            loop = asyncio.get_running_loop()
-            self.quiet_until = max(self.quiet_until, loop.time() + wait)
-            await asyncio.sleep(wait)  # outside the slot: backing off frees it
+            # (the one per-endpoint limiter holds them all back)
+            if job.endpoint.address is not None:
+                assert self.eopts.slots is not None  # set by EngineOptions
+                self.eopts.slots.back_off(job.endpoint.address, job.endpoint.target.port, wait)
+                # outside the slot: backing off frees it
+                await self.eopts.slots.quiet(job.endpoint.address, job.endpoint.target.port)
             tries += 1
             rid, self.next_id = self.next_id, self.next_id + 1
             r = await self._try(rid, job, retry_of=r.id)
@@ -103,15 +105,12 @@ class Runner:
 
     async def _try(self, aid: int, job: Job, retry_of: int | None = None) -> AttemptResult:
         async with self.slots:
-            # bounded: quiet_until only moves by one back-off step per transient attempt
-            while (left := self.quiet_until - asyncio.get_running_loop().time()) > 0:
-                await asyncio.sleep(left)
             await self.limiter.wait()
             r = await attempt(aid, job.endpoint, job.profile, job.repeat, self.eopts)
         r.data["step"] = job.step
         r.data.update(job.meta)
         if retry_of is not None:
-            r.data["retry_of"] = retry_of
+            r.data[RETRY_OF] = retry_of
         self.retries.note(r)
         self.state.results.append(r)
         if self.on_result is not None:

@@ -45,6 +45,7 @@ from prober.diagnose.findings import (
     STEP_SWEEP_NO_SNI,
     SWEEP_VERSIONS,
     Control,
+    Seen,
 )
 from prober.diagnose.plan.idle import measure_idle
 from prober.diagnose.plan.runner import Job, PlanOptions, PlanState, Runner, seen
@@ -63,13 +64,15 @@ from prober.diagnose.plan.variants import (
 )
 from prober.net.control import connect_and_wait
 from prober.profiles.families import sanity_profile
+from prober.profiles.model import Profile
 
 # bisection stops when the boundary is known to this many bytes
 BISECT_RESOLUTION = 16
 # how often the fragmentation variants run (twice: one lost packet is not a pattern)
 SPLIT_REPEAT = 2
-# sweeps more when the repeats met several certificates (see STEP_BACKENDS)
-BACKEND_REPEAT = 4
+# hellos per version (the sweep's included) when the repeats met several certificates
+# and the version's answers have not told the backends apart yet (see _sweep_backends)
+BACKEND_HELLOS = 12
 
 
 async def control(ep: Endpoint, wait: float, connect_timeout: float) -> Control:
@@ -156,15 +159,13 @@ async def _main_steps(run: Runner, ep: Endpoint, opts: PlanOptions, state: PlanS
     done = await run.run(batch)
     state.steps_done.append(STEP_REPEAT)
 
-    # several certificates among identical answers: sweep the versions again from new
-    # source ports, so backends that also differ in what they accept show it (three
-    # sweep attempts all landing on one of two backends is not rare)
+    # several certificates among identical answers: more than one backend. Sweep the
+    # versions again from new source ports, so backends that also differ in what they
+    # accept show it (a few sweep hellos all landing on one of two backends is not rare)
     certs = {a.cert_sha256 for a in seen(done) if a.step == STEP_REPEAT and a.cert_sha256
              and a.outcome == Outcome.OK}
     if len(certs) > 1:
-        jobs = [Job(STEP_BACKENDS, p, ep, r) for r in range(BACKEND_REPEAT) for p in sweeping]
-        say(f"{len(certs)} certificates: the version sweep again ({len(jobs)} attempts)")
-        await run.run(jobs)
+        await _sweep_backends(run, ep, sweeping, seen(sweep), len(certs), say)
         state.steps_done.append(STEP_BACKENDS)
 
     # every hello naming the target failed and the same hello without SNI passed: the
@@ -211,6 +212,34 @@ def interleave(a: list[Job], b: list[Job]) -> list[Job]:
 
 def _sni_endpoint(ep: Endpoint, sni: str) -> Endpoint:
     return replace(ep, target=replace(ep.target, sni_choice=Sni.named(sni)))
+
+
+async def _sweep_backends(run: Runner, ep: Endpoint, sweeping: list[Profile],
+                          swept: list[Seen], backends: int,
+                          say: Callable[[str], None]) -> None:
+    """The version sweep again, a round at a time, for the versions not yet decided: until
+    each version's answers differ (the backends disagree), or its successes met as many
+    certificates as the repeats did (every backend takes it), or it has had
+    BACKEND_HELLOS hellos (the odds that all landed on one backend of two are then below
+    1 in 2000). Bounded: at most BACKEND_HELLOS rounds."""
+    by: dict[str, list[Seen]] = {p.name: [] for p in sweeping}
+    for a in swept:
+        if a.profile in by:
+            by[a.profile].append(a)
+
+    def undecided(name: str) -> bool:
+        got = [a for a in by[name] if a.connected]
+        oks = {a.cert_sha256 for a in got if a.outcome == Outcome.OK and a.cert_sha256}
+        return len(by[name]) < BACKEND_HELLOS and len({a.outcome for a in got}) < 2 \
+            and len(oks) < backends
+
+    rounds = 0
+    while (todo := [p for p in sweeping if undecided(p.name)]) and rounds < BACKEND_HELLOS:
+        say(f"{backends} certificates: the version sweep again for "
+            f"{', '.join(SWEEP_VERSIONS[p.name] for p in todo)} ({len(todo)} attempts)")
+        for a in seen(await run.run([Job(STEP_BACKENDS, p, ep, rounds) for p in todo])):
+            by[a.profile].append(a)
+        rounds += 1
 
 
 def _negotiated_suite(results: list[AttemptResult], profile: str) -> int | None:

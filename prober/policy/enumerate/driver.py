@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from prober.core.attempt import AttemptResult
+from prober.core.attempt import RETRY_OF, AttemptResult
 from prober.core.engine import Endpoint, EngineOptions, Retries, attempt, transient
 from prober.core.outcome import Outcome
 from prober.core.targets import is_ip
@@ -90,11 +90,16 @@ async def enumerate_policy(ep: Endpoint, *, concurrency: int = DEFAULT_CONCURREN
         while transient(r) and await retries.took_connections() and (
                 wait := retries.wait_before(r, tries)) is not None:
             _keep(probe, r)
-            await asyncio.sleep(wait)
+            # every attempt to the endpoint backs off, not only this one (the one
+            # per-endpoint limiter holds them back); this one waits outside its slot
+            assert opts.slots is not None  # set by EngineOptions
+            if ep.address is not None:  # (refused: it has one)
+                opts.slots.back_off(ep.address, ep.target.port, wait)
+                await opts.slots.quiet(ep.address, ep.target.port)
             tries += 1
             next_id += 1
             again = await attempt(next_id, ep, profile, probe.tries, opts)
-            again.data["retry_of"] = r.id
+            again.data[RETRY_OF] = r.id
             r = again
             retries.note(r)
         return probe, r

@@ -3,10 +3,11 @@ simulation beside reality."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 from prober.core import engine
-from prober.core.attempt import AttemptResult
+from prober.core.attempt import RETRY_OF, AttemptResult, last_tries
 from prober.core.errors import InputError
 from prober.core.outcome import NO_HELLO
 from prober.core.targets import Target
@@ -33,16 +34,20 @@ async def run_live(clients: list[Client], targets: list[Target], deadlines: Dead
             raise LiveError(f"{ep.target.label}: {ep.error}")
     if on_endpoints is not None:
         on_endpoints(endpoints)
-    results: dict[tuple[str, str], AttemptResult] = {}
+    every: list[AttemptResult] = []
 
     def got(r: AttemptResult) -> None:
-        results[(r.target, r.profile)] = r
+        every.append(r)
         if on_result is not None:
             on_result(r)
 
     opts = engine.EngineOptions(concurrency=32, per_target=8, deadlines=deadlines)
     await engine.run(endpoints, [c.profile for c in clients], opts, got)
-    out = {t.label: [Live.of(results[(t.label, c.name)]) for c in clients] for t in targets}
+    # a hello turned away for load is retried (``retry_of``): its last try is the answer
+    results = {(r.target, r.profile): r for r in last_tries(every)}
+    retried = Counter((r.target, r.profile) for r in every if r.data.get(RETRY_OF) is not None)
+    out = {t.label: [Live.of(results[(t.label, c.name)], retried[(t.label, c.name)])
+                     for c in clients] for t in targets}
     for label, lives in out.items():
         if all(lv.outcome in NO_HELLO for lv in lives):
             raise LiveError(f"{label}: no TLS endpoint answered ({lives[0].outcome}: "

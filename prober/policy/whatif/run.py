@@ -101,12 +101,14 @@ class Live:
     suite: str | None = None
     group: str | None = None
     cert_key_type: str | None = None  # "RSA", "ECDSA" when the certificate was seen
+    # the hello was turned away for load this many times first, and tried again
+    retries: int = 0
 
     @classmethod
-    def of(cls, r: AttemptResult) -> Live:
+    def of(cls, r: AttemptResult, retries: int = 0) -> Live:
         f = r.obs.flight if r.obs is not None else None
         if r.outcome != oc.Outcome.OK or f is None:
-            return cls(False, r.outcome, r.detail)
+            return cls(False, r.outcome, r.detail, retries=retries)
         version = reg.version_name(f.version) if f.version is not None else None
         suite = reg.suite_name(f.suite) if f.suite is not None else None
         gv = f.group if f.group is not None else f.hrr_group
@@ -115,7 +117,7 @@ class Live:
         if f.certificates:
 
             key = describe(f.certificates[0]).get("key_type")
-        return cls(True, r.outcome, r.detail, version, suite, group, key)
+        return cls(True, r.outcome, r.detail, version, suite, group, key, retries)
 
     def summary(self) -> str:
         return self.detail if self.ok else f"{self.outcome}: {self.detail}"
@@ -298,7 +300,7 @@ def _against_section(rep: Report) -> list[str]:
 def outcome_json(o: Outcome) -> dict[str, Any]:
     if isinstance(o, Live):
         return {"ok": o.ok, "outcome": o.outcome, "detail": o.detail, "version": o.version,
-                "suite": o.suite, "group": o.group}
+                "suite": o.suite, "group": o.group, **({"retries": o.retries} if o.retries else {})}
     return {"ok": o.ok, "version": o.version, "suite": o.suite,
             "suite_openssl": o.suite_openssl, "group": o.group, "hrr": o.hrr,
             "certificate": o.cert, "reason": o.reason or None, "alert": o.alert}
