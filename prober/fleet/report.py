@@ -8,7 +8,9 @@ import json
 from collections import Counter, defaultdict
 from typing import Any
 
+from prober.core.attempt import last_try_docs
 from prober.diagnose import diff
+from prober.diagnose.findings import POLICY
 from prober.fleet.store import Store, StoreError
 from prober.probe.report import PROBE_SCHEMA
 from prober.report.escape import for_terminal
@@ -24,25 +26,24 @@ def _signature(store: Store, run: int) -> dict[tuple[str, str], dict[str, Any]]:
                         "WHERE run_id=?", run):
         sig[(t["endpoint"], t["vantage"])] = {
             "status": t["status"], "reason": t["reason"], "address": t["address"],
-            "policy": None, "policy_text": None, "cert_not_after": None, "outcomes": {},
-            "findings": [], "verdicts": {"passed": 0, "failed": []}}
+            "policy": None, "policy_text": None, "policy_brief": None,
+            "cert_not_after": None, "outcomes": {}, "findings": [],
+            "verdicts": {"passed": 0, "failed": []}, _MEASURED: None}
     by_profile: dict[tuple[str, str], dict[str, Counter[str]]] = defaultdict(
         lambda: defaultdict(Counter))
     certs: dict[tuple[str, str], list[str]] = defaultdict(list)
-    rows = store.rows("SELECT endpoint, vantage, task, attempt, profile, outcome, detail, "
-                      "cert_not_after, json_extract(doc, '$.retry_of') AS retry_of "
-                      "FROM attempts WHERE run_id=? ORDER BY attempt", run)
+    tasks: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for a in store.rows("SELECT endpoint, vantage, task, attempt AS id, profile, outcome, "
+                        "cert_not_after, json_extract(doc, '$.retry_of') AS retry_of "
+                        "FROM attempts WHERE run_id=? ORDER BY attempt", run):
+        tasks[(a["endpoint"], a["vantage"], a["task"])].append(a)
     # an attempt turned away for load and retried counts once, as its last try: a rate
     # limit met in one run and not the other is no change of the endpoint's answers
-    redone = {(a["endpoint"], a["vantage"], a["task"], a["retry_of"]) for a in rows
-              if a["retry_of"] is not None}
-    for a in rows:
-        k = (a["endpoint"], a["vantage"])
-        if (*k, a["task"], a["attempt"]) in redone:
-            continue
-        by_profile[k][a["profile"]][a["outcome"]] += 1
-        if a["cert_not_after"]:
-            certs[k].append(a["cert_not_after"])
+    for (e, v, _), task_rows in tasks.items():
+        for a in last_try_docs(task_rows):
+            by_profile[(e, v)][a["profile"]][a["outcome"]] += 1
+            if a["cert_not_after"]:
+                certs[(e, v)].append(a["cert_not_after"])
     for k, profs in by_profile.items():
         if k in sig:
             sig[k]["outcomes"] = {p: "/".join(f"{o} {n}" for o, n in c.most_common())
@@ -50,12 +51,27 @@ def _signature(store: Store, run: int) -> dict[tuple[str, str], dict[str, Any]]:
     for k, cs in certs.items():
         if k in sig:
             sig[k]["cert_not_after"] = min(cs)
-    for p in store.rows("SELECT endpoint, vantage, name, text, cert_not_after FROM policies "
-                        "WHERE run_id=?", run):
+    for p in store.rows("SELECT endpoint, vantage, name, text, cert_not_after, doc FROM "
+                        "policies WHERE run_id=?", run):
         k = (p["endpoint"], p["vantage"])
         if k in sig:
-            sig[k]["policy"], sig[k]["policy_text"] = p["name"], p["text"]
+            doc = json.loads(p["doc"])
+            measured = doc.get("policy") or {}
+            sig[k].update(policy=p["name"], policy_text=p["text"],
+                          # a store written before the brief form: the name, or the text
+                          policy_brief=doc.get("brief") or p["name"] or p["text"],
+                          **{_MEASURED: {"versions": measured.get("versions") or [],
+                                         "suites": measured.get("suites") or {}}})
             sig[k]["cert_not_after"] = p["cert_not_after"] or sig[k]["cert_not_after"]
+    # a diagnosis measures no catalog policy, but its policy summary says what it accepts
+    for d in store.rows("SELECT endpoint, vantage, json_extract(doc, '$.findings') AS f "
+                        "FROM diagnoses WHERE run_id=?", run):
+        k = (d["endpoint"], d["vantage"])
+        summary = next((f for f in json.loads(d["f"] or "[]") if f.get("id") == POLICY), None)
+        if k in sig and summary is not None:
+            accepted = (summary.get("figures") or {}).get("accepted") or []
+            sig[k]["policy_text"] = summary.get("cause")
+            sig[k]["policy_brief"] = f"accepts {', '.join(accepted) or 'none'}"
     for f in store.rows("SELECT endpoint, vantage, id, severity, cause FROM findings "
                         "WHERE run_id=? ORDER BY rowid", run):
         k = (f["endpoint"], f["vantage"])
@@ -73,12 +89,25 @@ def _signature(store: Store, run: int) -> dict[tuple[str, str], dict[str, Any]]:
     return sig
 
 
-_COMPARED = ("status", "policy", "outcomes", "cert_not_after")
+# the measured policy (versions, suites per version): compared, not reported per row
+_MEASURED = "_measured"
+_COMPARED = ("policy", "outcomes", "cert_not_after")
+
+
+def _not_run(s: dict[str, Any]) -> bool:
+    """A task refused, failed before any attempt or never run: nothing else to compare."""
+    return s["status"] != "done" and not s["outcomes"] and s[_MEASURED] is None
 
 
 def _differences(a: dict[str, Any], b: dict[str, Any], outcomes: bool = True
                  ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
+    if a["status"] != b["status"]:
+        out.append({"what": "status", "a": a["status"], "b": b["status"],
+                    "a_reason": a["reason"], "b_reason": b["reason"]})
+        # one line, with the reason, not one per profile the other side answered
+        if _not_run(a) or _not_run(b):
+            return out
     for field in _COMPARED:
         if field == "outcomes" and not outcomes:
             continue
@@ -89,11 +118,47 @@ def _differences(a: dict[str, Any], b: dict[str, Any], outcomes: bool = True
                     out.append({"what": f"profile {p}", "a": x, "b": y})
         elif a[field] != b[field]:
             out.append({"what": field, "a": a[field], "b": b[field]})
+        elif field == "policy":
+            out += _measured_differences(a[_MEASURED], b[_MEASURED])
     fa = {f["id"] for f in a["findings"]}
     fb = {f["id"] for f in b["findings"]}
     if fa != fb:
         out.append({"what": "findings", "a": sorted(fa), "b": sorted(fb)})
     return out
+
+
+def _measured_differences(a: dict[str, Any] | None, b: dict[str, Any] | None
+                          ) -> list[dict[str, Any]]:
+    """The same catalog name (or none on both sides) need not be the same policy: what
+    differs between the versions and suites measured."""
+    if a is None or b is None:
+        return []
+    out: list[dict[str, Any]] = []
+    va, vb = a["versions"], b["versions"]
+    if set(va) != set(vb):
+        out.append({"what": "policy versions", "a": ", ".join(va) or "none",
+                    "b": ", ".join(vb) or "none"})
+    for v in [v for v in va if v in vb]:
+        sa, sb = a["suites"].get(v) or [], b["suites"].get(v) or []
+        if set(sa) != set(sb):
+            out.append({"what": f"policy {v} suites", "a": _suites_words(sa, sb),
+                        "b": _suites_words(sb, sa)})
+    return out
+
+
+def _suites_words(mine: list[str], other: list[str]) -> str:
+    only = [x for x in mine if x not in set(other)]
+    if not only:
+        return str(len(mine))
+    return (f"{len(mine)}, {len(only)} only here ({', '.join(only[:4])}"
+            f"{' …' if len(only) > 4 else ''})")
+
+
+def _reasons(d: dict[str, Any], label_a: str, label_b: str) -> str:
+    """A status difference's reasons, after its line: why a task was refused or failed."""
+    why = [f"{label}: {for_terminal(d[key])}" for key, label in (
+        ("a_reason", label_a), ("b_reason", label_b)) if d.get(key)]
+    return "".join(f"; {w}" for w in why)
 
 
 def _attempt_docs(store: Store, run: int) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -138,7 +203,8 @@ def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
     sig = _signature(store, rid)
     vantages = [r["name"] for r in store.rows(
         "SELECT name FROM vantages WHERE run_id=? ORDER BY name", rid)]
-    rows = [{"endpoint": e, "vantage": v, **s} for (e, v), s in sorted(sig.items())]
+    rows = [{"endpoint": e, "vantage": v, **{k: x for k, x in s.items() if k != _MEASURED}}
+            for (e, v), s in sorted(sig.items())]
     between: list[dict[str, Any]] = []
     named: list[dict[str, Any]] = []
     attempts = _attempt_docs(store, rid)
@@ -200,7 +266,7 @@ def text(doc: dict[str, Any]) -> str:
         verdicts = (f"{e['verdicts']['passed']} passed, {len(fails)} failed"
                     if e["verdicts"]["passed"] or fails else "")
         table.append([e["endpoint"], e["vantage"], e["status"],
-                      e["policy"] or (e["policy_text"] or ""),
+                      e.get("policy_brief") or e["policy"] or (e["policy_text"] or ""),
                       (e["cert_not_after"] or "")[:10],
                       ", ".join(f"{f['severity']} {f['id']}" for f in e["findings"]),
                       verdicts])
@@ -224,16 +290,18 @@ def text(doc: dict[str, Any]) -> str:
         for d in doc["between_vantages"]:
             if d["endpoint"] == e:
                 lines.append(f"  {e}: {d['what']}: {d['a']} from {d['vantage_a']}, "
-                             f"{d['b']} from {d['vantage_b']}")
+                             f"{d['b']} from {d['vantage_b']}"
+                             f"{_reasons(d, d['vantage_a'], d['vantage_b'])}")
     if doc["since"] is not None:
         lines += ["", f"DRIFT SINCE RUN {doc['since']}"]
         if not doc["drift"]:
             lines.append("  nothing changed")
+        before, now = f"run {doc['since']}", f"run {r['id']}"
         for d in doc["drift"]:
             if "finding" in d:
                 lines.append(f"  {d['endpoint']} from {d['vantage']}: {d['finding']} "
                              f"({d['confidence']}): {d['cause']}")
                 continue
             lines.append(f"  {d['endpoint']} from {d['vantage']}: {d['what']}: {d['a']} -> "
-                         f"{d['b']}")
+                         f"{d['b']}{_reasons(d, before, now)}")
     return "\n".join(lines)

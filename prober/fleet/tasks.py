@@ -141,6 +141,9 @@ async def _policy(spec: dict[str, Any], ep: Endpoint, deadlines: Deadlines, slot
         "text": verdict.text() if verdict is not None else (
             "not named: the scan is not reliable" if not scan.reliable else
             "no version accepted"),
+        # what `fleet report`'s table shows; the text above stays whole in the JSON
+        "brief": verdict.brief() if verdict is not None else (
+            "not reliable" if not scan.reliable else "no version accepted"),
         "policy": scan.policy.to_json(), "certificates": scan.certificates}
     expected = spec.get("policy")
     if expected:

@@ -185,3 +185,122 @@ def test_report_counts_a_retried_attempt_once(tmp_path: Path) -> None:
     doc = report.build(store, busy, calm)
     assert doc["endpoints"][0]["outcomes"] == {"p": "ok 1"}, doc["endpoints"]
     assert doc["drift"] == [], doc["drift"]
+
+
+def _two_sided(tmp_path: Path, job: str = "policy") -> tuple[Store, int]:
+    tmp_path.mkdir(exist_ok=True)
+    p = tmp_path / "inv.txt"
+    p.write_text("a.test\n")
+    store = Store(tmp_path / "s.sqlite")
+    run = plan(inventory.load(p), store, FleetOptions(job=job, vantages=["inside", "outside"]),
+               "celery")
+    return store, run
+
+
+def _result(run: int, vantage: str, task: str, **kw: object) -> dict[str, object]:
+    return {"run": run, "endpoint": "a.test:443", "vantage": vantage, "task": task,
+            "status": "done", "reason": None, "agent": "x", "address": "192.0.2.1",
+            "started_at": time.time(), "finished_at": time.time(), "policy": None,
+            "attempts": [], "verdicts": [], "findings": [], **kw}
+
+
+def _policy(versions: list[str], suites: dict[str, list[str]], **kw: object
+            ) -> dict[str, object]:
+    return {"versions": versions, "reliable": True, "complete": True, "name": None,
+            "equals": [], "text": "no version accepted", "certificates": [],
+            "policy": {"versions": versions, "suites": suites}, **kw}
+
+
+_SUITES = {"TLSv1.3": ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"],
+           "TLSv1.2": ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                       "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"]}
+
+
+def test_report_says_a_refused_side_once(tmp_path: Path) -> None:
+    """A vantage point whose task was refused has no attempts: the report says the status
+    and why, once, not a line per profile the other side answered."""
+    from prober.fleet import report
+
+    store, run = _two_sided(tmp_path)
+    why = "192.0.2.1:443 is outside this agent's allowlist (198.51.100.0/24:443)"
+    assert store.record(_result(run, "inside", "policy", attempts=[
+        {"id": i, "profile": f"suite-{i}", "repeat": 0, "outcome": "ok"} for i in range(1, 9)],
+        policy=_policy(["TLSv1.3", "TLSv1.2"], _SUITES)))
+    assert store.record(_result(run, "outside", "policy", status="refused", reason=why,
+                                findings=[{"id": "task-refused", "severity": "high",
+                                           "cause": why}]))
+    doc = report.build(store, run, None)
+    assert doc["between_vantages"] == [
+        {"endpoint": "a.test:443", "vantage_a": "inside", "vantage_b": "outside",
+         "what": "status", "a": "done", "b": "refused", "a_reason": None, "b_reason": why}]
+    between = report.text(doc).split("BETWEEN VANTAGE POINTS\n")[1].splitlines()
+    assert between == [f"  a.test:443: status: done from inside, refused from outside; "
+                       f"outside: {why}"]
+
+
+def test_report_compares_the_measured_policy(tmp_path: Path) -> None:
+    """Neither side equals a catalog policy (no name on either): what was measured still
+    differs, and the report says what (versions; suites of a version both accept)."""
+    from prober.fleet import report
+
+    store, run = _two_sided(tmp_path)
+    assert store.record(_result(run, "inside", "policy", policy=_policy(
+        ["TLSv1.3", "TLSv1.2"], _SUITES,
+        text="no catalog policy equals it; nearest: X plus A, B; minus C | Y minus D",
+        brief="nearest X (+2 −1)")))
+    assert store.record(_result(run, "outside", "policy", policy=_policy([], {})))
+    doc = report.build(store, run, None)
+    assert [(d["what"], d["a"], d["b"]) for d in doc["between_vantages"]] == [
+        ("policy versions", "TLSv1.3, TLSv1.2", "none")]
+    text = report.text(doc)
+    assert ("a.test:443: policy versions: TLSv1.3, TLSv1.2 from inside, none from outside"
+            in text), text
+
+    # the same versions, one suite fewer outside
+    store, run = _two_sided(tmp_path / "suites")
+    fewer = {**_SUITES, "TLSv1.2": _SUITES["TLSv1.2"][:1]}
+    assert store.record(_result(run, "inside", "policy", policy=_policy(
+        ["TLSv1.3", "TLSv1.2"], _SUITES)))
+    assert store.record(_result(run, "outside", "policy", policy=_policy(
+        ["TLSv1.3", "TLSv1.2"], fewer)))
+    doc = report.build(store, run, None)
+    assert [(d["what"], d["a"], d["b"]) for d in doc["between_vantages"]] == [
+        ("policy TLSv1.2 suites", "2, 1 only here (TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384)",
+         "1")]
+
+
+def test_report_table_shows_the_policy_briefly(tmp_path: Path) -> None:
+    """The table's policy column holds the catalog verdict's brief form; the JSON keeps
+    the whole text. A diagnose run's column is its diagnosis's policy summary."""
+    from prober.fleet import report
+
+    store, run = _two_sided(tmp_path)
+    full = ("no catalog policy equals it; nearest: ELBSecurityPolicy-TLS13-1-2-2021-06 plus "
+            "AES128-SHA; minus TLS 1.3 | ELBSecurityPolicy-TLS13-1-2-Ext1-2021-06 minus TLS 1.3")
+    assert store.record(_result(run, "inside", "policy", policy=_policy(
+        ["TLSv1.2"], _SUITES, text=full,
+        brief="nearest ELBSecurityPolicy-TLS13-1-2-2021-06 (+1 −1)")))
+    # a store written before the brief form: the catalog name
+    assert store.record(_result(run, "outside", "policy", policy=_policy(
+        ["TLSv1.2"], _SUITES, name="ELBSecurityPolicy-2016-08", text="equals it")))
+    doc = report.build(store, run, None)
+    rows = {e["vantage"]: e for e in doc["endpoints"]}
+    assert rows["inside"]["policy_text"] == full
+    table = report.text(doc).splitlines()
+    inside = next(x for x in table if x.startswith("a.test:443  inside"))
+    assert "nearest ELBSecurityPolicy-TLS13-1-2-2021-06 (+1 −1)" in inside
+    assert "nearest:" not in inside and "Ext1" not in inside
+    assert "ELBSecurityPolicy-2016-08" in next(x for x in table
+                                               if x.startswith("a.test:443  outside"))
+
+    store, run = _two_sided(tmp_path / "diagnose", job="diagnose")
+    cause = "accepts TLSv1.3, TLSv1.2; refuses TLSv1.1, TLSv1.0 (alert protocol_version)."
+    for v in ("inside", "outside"):
+        assert store.record(_result(run, v, "diagnose", diagnosis={
+            "schema": "prober.diagnose/2", "findings": [
+                {"id": "policy", "confidence": "info", "cause": cause,
+                 "figures": {"accepted": ["TLSv1.3", "TLSv1.2"]}}]}))
+    doc = report.build(store, run, None)
+    assert {e["policy_brief"] for e in doc["endpoints"]} == {"accepts TLSv1.3, TLSv1.2"}
+    assert {e["policy_text"] for e in doc["endpoints"]} == {cause}
+    assert "accepts TLSv1.3, TLSv1.2" in report.text(doc)

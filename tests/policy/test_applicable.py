@@ -68,6 +68,8 @@ def test_rsa_only_endpoint_is_named_as_applicable() -> None:
     assert verdict.verdict == "equal-as-applicable"
     assert names(obs)[FS12] == "equal-as-applicable"
     assert f"equals {FS12} as applicable (not applicable: RSA certificate only (" in verdict.text()
+    assert verdict.brief().removeprefix("≈ ").removesuffix(", …") in names(obs)
+    assert verdict.brief().startswith("≈ ")
     doc = verdict.to_json()
     m = next(m for m in doc["matches"] if m["name"] == FS12)
     assert m["kind"] == "equal-as-applicable" and doc["certificates"] == ["RSA"]
@@ -75,6 +77,7 @@ def test_rsa_only_endpoint_is_named_as_applicable() -> None:
     # the literal entry is still equal for an endpoint that serves both certificates
     both = serving(observed(p), "RSA", "ECDSA P-256")
     assert compare(both, p).kind == "equal" and names(both)[FS12] == "equal"
+    assert not match_catalog(both).brief().startswith("≈")
 
 
 def test_certificate_reason_negatives() -> None:

@@ -89,6 +89,8 @@ def test_openssl_expansion_matches_every_alias(name: str) -> None:
     assert name in names
     assert verdict.nearest == ()
     assert verdict.text().startswith("equals ")
+    brief = verdict.brief()
+    assert brief.removesuffix(", …") in names and brief.endswith(", …") == (len(names) > 1)
     for m in verdict.matches:
         assert m.policy.confidence == catalog.get(m.policy.name).confidence
         assert m.groups_compared is False  # groups were not observed
@@ -109,6 +111,8 @@ def test_near_match_in_words_people_act_on() -> None:
     assert not only.matched
     (near,) = only.nearest
     assert near.text() == "ELBSecurityPolicy-TLS13-1-2-2021-06 plus AES128-SHA; minus TLS 1.3"
+    # a table cell (fleet report) counts what that text lists on each side
+    assert only.brief() == "nearest ELBSecurityPolicy-TLS13-1-2-2021-06 (+1 −1)"
     # "minus TLS 1.3" takes the TLS 1.3 suites with it: one edit, not four
     assert near.distance == PROTOCOL_WEIGHT + 1
     diff = near.to_json()["difference"]

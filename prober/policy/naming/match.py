@@ -254,6 +254,10 @@ class PolicyDiff:
             out += [f"group {g}" for g in getattr(self.groups, side)]
         return out
 
+    def counts(self) -> str:
+        """``+2 −1``: how many items ``words()`` names on each side."""
+        return f"+{len(self._items('plus'))} −{len(self._items('minus'))}"
+
     def words(self) -> str:
         """``plus AES128-SHA; minus TLS 1.3`` (``same`` when nothing differs)."""
         parts = [f"{side} {', '.join(items)}" for side in ("plus", "minus")
@@ -714,6 +718,18 @@ class CatalogVerdict:
             return ("no catalog policy equals it; nearest: "
                     + " | ".join(n.text() for n in self.nearest))
         return "no catalog policy to compare with"
+
+    def brief(self) -> str:
+        """``text()`` in a table cell: ``NAME`` (equal), ``≈ NAME`` (equal as applicable),
+        ``nearest NAME (+2 −1)`` (the nearest's edit counts, as ``words()`` lists them)."""
+        if self.matches:
+            m = next((m for m in self.matches if m.strict), self.matches[0])
+            more = ", …" if len(self.matches) > 1 else ""
+            return f"{'' if m.strict else '≈ '}{m.policy.label()}{more}"
+        if self.nearest:
+            n = self.nearest[0]
+            return f"nearest {n.policies[0].label()} ({n.diff.counts()})"
+        return "no catalog policy"
 
     def to_json(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "matched": self.matched,
