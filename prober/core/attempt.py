@@ -134,5 +134,12 @@ def last_tries(results: Sequence[AttemptResult]) -> list[AttemptResult]:
     return [r for r in results if r.id not in redone]
 
 
+def last_try_docs(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``last_tries`` of attempt documents (a run's ``attempts`` as read back from JSON, or
+    rows carrying ``id`` and ``retry_of``): each planned attempt once, as its last try."""
+    redone = {d[RETRY_OF] for d in docs if d.get(RETRY_OF) is not None}
+    return [d for d in docs if d["id"] not in redone]
+
+
 def _r(v: float | None) -> float | None:
     return None if v is None else round(v * 1000, 3)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from prober.core.attempt import last_try_docs
 from prober.core.errors import InputError
 from prober.core.outcome import ANSWERED, CONNECT_FAILURES, CUT, Outcome
 from prober.diagnose.findings import (
@@ -78,8 +79,11 @@ def rows(a: Side, b: Side) -> list[dict[str, Any]]:
     """Both runs' cells, matched; each row says whether the two sides differ."""
 
     by_target = len(_targets(a.doc)) > 1 or len(_targets(b.doc)) > 1
-    ca = {c["key"]: c for c in cells(a.doc["attempts"], by_target)}
-    cb = {c["key"]: c for c in cells(b.doc["attempts"], by_target)}
+    # an attempt turned away for load and retried (``retry_of``) counts once, as its last
+    # try: a rate limit met on one side only is no difference of the server's answers
+    # (the findings still read every attempt: the rate-limited rule needs the retries)
+    ca = {c["key"]: c for c in cells(last_try_docs(a.doc["attempts"]), by_target)}
+    cb = {c["key"]: c for c in cells(last_try_docs(b.doc["attempts"]), by_target)}
     keys = list(ca) + [k for k in cb if k not in ca]
     out = []
     for k in keys:

@@ -159,3 +159,38 @@ def test_whatif_live_rides_out_a_rate_limit(lab: Lab) -> None:
     assert all(lv["outcome"] != "refused" for lv in live.values()), live
     # the same clients against an endpoint with no limit: nothing retried
     assert all("retries" not in t for t in today.values()), today
+
+
+@pytest.mark.root
+def test_diff_counts_each_attempt_once(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    """`prober diff` of a rate-limited run against a calm one: each side's row counts
+    each planned attempt once, as its last try (the refusals the retries got past are no
+    difference of the server's answers), while each run's own findings still read every
+    attempt: the rate limit is named on its side."""
+    n = 30
+    busy = lab.probe(lab.scenario("rate-limited").target, "--sni",
+                     lab.scenario("rate-limited").sni, "-p", "tls1.2-only", "--repeat", str(n),
+                     "-t", "2")
+    retries = _check_retries(busy, n)
+    assert retries, busy["_table"]
+    calm = lab.probe(lab.scenario("healthy").name_target, "-p", "tls1.2-only", "--repeat",
+                     str(n))
+    files = []
+    for name, doc in (("busy", busy), ("calm", calm)):
+        f = lab.workdir / f"diff-{name}-{time.monotonic_ns()}.json"
+        f.write_text(json.dumps({k: v for k, v in doc.items() if k != "_table"}))
+        files.append(str(f))
+    capsys.readouterr()
+    assert main(["diff", *files, "--json", "-"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    (row,) = d["rows"]
+    assert row["a"]["attempts"] == n and sum(row["a"]["counts"].values()) == n, row
+    last = {a["retry_of"]: a for a in retries}
+    refused_last = sum(1 for a in retries if a["outcome"] == "refused"
+                       and a["id"] not in last)
+    assert row["a"]["counts"].get("refused", 0) == refused_last, row
+    if not refused_last:
+        assert not row["differs"], row  # a rate limit ridden out is no difference
+    # the record keeps every try
+    assert d["a"]["attempts"] == n + len(retries)
+    assert "rate-limited" in d["own_findings"]["a_only"], d["own_findings"]
