@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from prober.core.banner import identify
 from prober.net.attempt import (
     CONNECT_REFUSED,
     CONNECT_TIMEOUT,
@@ -85,15 +86,18 @@ SPOKE_FIRST = "(sent before our ClientHello)"
 
 
 def reply_time(connect: float | None, sent: float | None, first: float | None,
-               end: float | None) -> tuple[float | None, bool]:
+               end: float | None, greeting: bool = False) -> tuple[float | None, bool]:
     """How long the server took to answer, in the unit given, and whether it spoke first.
 
     From the ClientHello being sent to the server's first byte, or to the end of the
     attempt when no byte came.  A server that speaks first (an SSH or SMTP banner, an
     alert on accept) answered before there was a hello to answer: its time is measured
-    from the connection, never negative, and the flag says so.  Times are offsets from
-    the start of the attempt; without a connection they count from that start."""
-    if first is not None and (sent is None or first < sent):
+    from the connection, never negative, and the flag says so.  ``greeting``: the first
+    bytes are a protocol's greeting (core.banner), sent on accept whenever they arrived:
+    on a fast path a greeting and our hello race, and the same server must read the same
+    way every time.  Times are offsets from the start of the attempt; without a
+    connection they count from that start."""
+    if first is not None and (sent is None or first < sent or greeting):
         return first - (connect or 0.0), True
     if sent is not None:
         at = first if first is not None else end
@@ -101,8 +105,15 @@ def reply_time(connect: float | None, sent: float | None, first: float | None,
     return (None if end is None else end - (connect or 0.0)), False
 
 
+def greets(obs: Observation) -> bool:
+    """The server's first bytes are the greeting of a protocol whose server speaks first."""
+    f = obs.flight
+    svc = identify(f.banner) if f is not None and f.banner else None
+    return svc is not None and svc.greets
+
+
 def spoke_first(obs: Observation) -> bool:
-    return reply_time(obs.t_connect, obs.t_sent, obs.t_first_byte, obs.t_end)[1]
+    return reply_time(obs.t_connect, obs.t_sent, obs.t_first_byte, obs.t_end, greets(obs))[1]
 
 
 def classify(obs: Observation) -> Classified:

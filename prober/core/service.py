@@ -8,13 +8,13 @@ endpoint was measured at all, nor about what was there instead.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from prober.core.attempt import AttemptResult
+from prober.core.banner import Service, identify
 from prober.core.outcome import CONNECT_FAILURES, Outcome
 
 # an attempt with one of these outcomes met something that speaks TLS (a handshake, an
@@ -30,53 +30,6 @@ NO_NAME = "dns-error"
 SILENT = "silent"
 DROPPED = "dropped"
 CUT = "cut"
-
-
-@dataclass(frozen=True)
-class Service:
-    """A protocol recognised from what the server sent."""
-
-    protocol: str  # "HTTP", "SSH", "SMTP", ...
-    starttls: str | None  # the --starttls value that reaches TLS there, if any
-
-    def advice(self) -> str:
-        if self.starttls:
-            return (f"It is a plaintext {self.protocol} service: use `--starttls "
-                    f"{self.starttls}` to reach its TLS, or the port that serves TLS "
-                    "directly.")
-        return f"Point prober at the port that serves TLS, not {self.protocol}."
-
-
-# (pattern on the banner's start, protocol, STARTTLS name); first match wins. Banners are
-# what wire.serverflight.banner_of keeps: printable ASCII, other bytes as spaces.
-_BANNERS: tuple[tuple[re.Pattern[str], str, str | None], ...] = tuple(
-    (re.compile(p, re.IGNORECASE), proto, st) for p, proto, st in (
-        (r"^HTTP/\d", "HTTP", None),
-        (r"^SSH-\d", "SSH", None),
-        (r"^220[ -].*\bE?SMTP\b|^220[ -].*\b(postfix|exim|sendmail|mail)\b", "SMTP", "smtp"),
-        (r"^220[ -].*FTP", "FTP", "ftp"),
-        (r"^(5\d\d|421)[ -].*\b(SMTP|ESMTP|mail)\b", "SMTP", "smtp"),
-        (r"^\+OK\b", "POP3", "pop3"),
-        (r"^\* (OK|PREAUTH|BYE)\b", "IMAP", "imap"),
-        (r"<\?xml|<stream:|jabber:", "XMPP", "xmpp"),
-        (r"1\.3\.6\.1\.4\.1\.1466\.20036|^0 .{0,12}\bx\b", "LDAP", "ldap"),
-        (r"^E.{0,8}S(FATAL|ERROR)\b|^E.{0,8}VFATAL", "PostgreSQL", "postgres"),
-        (r"mysql_native_password|caching_sha2_password", "MySQL", None),
-        (r"^-ERR\b|^\+PONG", "Redis", None),
-        (r"^RFB \d", "VNC", None),
-        (r"^220[ -]", "SMTP or FTP", None),
-        (r"^(<html|<!doctype)", "HTTP", None),
-    ))
-
-
-def identify(banner: str | None) -> Service | None:
-    """The protocol a non-TLS banner names, or None when it names none known."""
-    if not banner:
-        return None
-    for pattern, proto, starttls in _BANNERS:
-        if pattern.search(banner):
-            return Service(proto, starttls)
-    return None
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,9 @@ def _reply_ms(a: dict[str, Any]) -> tuple[float | None, bool]:
         v = t.get(k)
         return None if v is None else float(v)
 
-    return reply_time(at("connect"), at("hello_sent"), at("first_byte"), at("total"))
+    # the attempt's own flag: a greeting (core.outcome.greets) that came after the hello
+    return reply_time(at("connect"), at("hello_sent"), at("first_byte"), at("total"),
+                      bool(a.get("spoke_first")))
 
 
 def cells(attempts: list[dict[str, Any]], by_target: bool = False) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prober.core.attempt import RETRY_OF, AttemptResult, retried_ids
-from prober.core.outcome import reply_time
+from prober.core.outcome import greets, reply_time
 
 
 @dataclass
@@ -98,7 +98,8 @@ def summarize(results: list[AttemptResult]) -> list[Cell]:
             if total is not None:
                 cell.totals_ms.append(total * 1000)
             if o.t_first_byte is not None:
-                first, early = reply_time(o.t_connect, o.t_sent, o.t_first_byte, o.t_end)
+                first, early = reply_time(o.t_connect, o.t_sent, o.t_first_byte, o.t_end,
+                                          greets(o))
                 if first is not None:
                     cell.first_byte_ms.append(first * 1000)
                 cell.spoke_first |= early

@@ -14,7 +14,7 @@ from prober.core.outcome import SPOKE_FIRST, reply_time
 from prober.diagnose.report import cells
 from tests.hostile.cli import Run, run_prober
 from tests.peers.factory import started_peers
-from tests.peers.misbehaving import SSH_BANNER, BannerListener
+from tests.peers.misbehaving import SMTP_BANNER, SSH_BANNER, BannerListener, HttpSpeaker
 
 ALERT_ON_ACCEPT = b"\x15\x03\x03\x00\x02\x02\x28"  # fatal handshake_failure, unasked
 
@@ -80,6 +80,41 @@ def test_reply_time_of_a_server_that_speaks_first(tmp_path: Path, banner: bytes,
     assert 0 <= cell["median_ms"] < 150
     assert all(0 <= m < 150 for m in medians(run.stdout)), run.stdout
     assert SPOKE_FIRST in run.stdout
+
+
+@pytest.mark.parametrize("banner", [SSH_BANNER, SMTP_BANNER], ids=["ssh", "smtp"])
+def test_a_greeting_reads_the_same_before_or_after_the_hello(tmp_path: Path,
+                                                           banner: bytes) -> None:
+    """An SSH or SMTP server greets on accept; on a fast path the greeting and our hello
+    race. One that greets only after the hello is out (0.2 s after accept) is reported
+    exactly as one that greets before it: spoke first, timed from the connection."""
+    with started_peers(BannerListener) as start:
+        late = start(banner=banner, delay=0.2)
+        _, doc = probe(tmp_path, late.port, "-p", "tls1.2-only", "-n", "2", "-c", "1")
+        early = start(banner=banner)
+        _, first = probe(tmp_path, early.port, "-p", str(slow_hello_profile(tmp_path)),
+                         "-n", "1")
+    attempts = doc["attempts"]
+    assert isinstance(attempts, list) and len(attempts) == 2
+    (before,) = first["attempts"]  # type: ignore[index]
+    for a in attempts:
+        t = a["timings_ms"]
+        assert t["first_byte"] > t["hello_sent"]  # the greeting came after the hello
+        assert a["spoke_first"] is True and a["detail"].endswith(SPOKE_FIRST), a["detail"]
+        assert a["detail"] == before["detail"]
+    (cell,) = doc["summary"]  # type: ignore[misc]
+    assert cell["spoke_first"] is True and cell["detail"] == before["detail"], cell
+    assert "other" not in cell["detail"]
+
+
+def test_a_reply_after_the_hello_is_no_greeting(tmp_path: Path) -> None:
+    """An HTTP server answers our hello (a 400): that is a reply, timed from the hello."""
+    with started_peers(HttpSpeaker) as start:
+        srv = start()
+        _, doc = probe(tmp_path, srv.port, "-p", "tls1.2-only", "-n", "2", "-c", "1")
+    for a in doc["attempts"]:  # type: ignore[attr-defined]
+        assert a["outcome"] == "not-tls" and "spoke_first" not in a, a
+        assert not a["detail"].endswith(SPOKE_FIRST)
 
 
 def test_a_server_that_answers_the_hello_is_timed_from_it() -> None:

@@ -138,6 +138,11 @@ class LoopListener(Peer):
         """Run ``fn`` on the loop thread after ``delay`` seconds (from loop callbacks)."""
         heapq.heappush(self._timers, (time.monotonic() + delay, next(self._seq), fn))
 
+    def _if_open(self, c: Conn, action: Callable[[Conn], None]) -> None:
+        # a timer set for a connection that has closed since does nothing
+        if self._conns.get(c.sock.fileno()) is c:
+            action(c)
+
     # -- lifecycle --------------------------------------------------------------------
     @property
     def open_connections(self) -> int:
@@ -299,18 +304,28 @@ class HttpSpeaker(LoopListener):
 
 
 class BannerListener(LoopListener):
-    """Sends ``banner`` on accept, then reads and discards until the client closes."""
+    """Sends ``banner`` on accept (``delay`` seconds after it: a server slower to greet
+    than the client is to send its hello), then reads and discards until the client
+    closes."""
 
     banner: bytes = b""
 
     def __init__(
-        self, *, banner: bytes | None = None, host: str = "127.0.0.1", port: int = 0
+        self, *, banner: bytes | None = None, delay: float = 0.0, host: str = "127.0.0.1",
+        port: int = 0
     ) -> None:
         super().__init__(host=host, port=port)
         if banner is not None:
             self.banner = banner
+        self.delay = delay
 
     def on_accept(self, c: Conn) -> None:
+        if self.delay:
+            self.call_later(self.delay, lambda: self._if_open(c, self._greet))
+        else:
+            self._greet(c)
+
+    def _greet(self, c: Conn) -> None:
         self.send(c, self.banner)
 
     def on_data(self, c: Conn, data: bytes) -> None:
@@ -370,10 +385,6 @@ class PartialFlight(LoopListener):
         super().on_data(c, data)
         if c.hello_seen:
             c.buf = b""
-
-    def _if_open(self, c: Conn, action: Callable[[Conn], None]) -> None:
-        if self._conns.get(c.sock.fileno()) is c:
-            action(c)
 
 
 _reserved: list[socket.socket] = []
