@@ -159,7 +159,12 @@ def test_probe_job_from_two_namespaces(lab_fleet: LabFleet, tmp_path: Path) -> N
             in rep.stdout), rep.stdout
     assert f"  {INTERCEPT}: high tls-interception: The certificate issuer differs" in rep.stdout
     assert f"{RESET}: profile {PROFILE}: ok 1 from {INSIDE}, reset 1 from {OUTSIDE}" in rep.stdout
-    assert f"{FORBIDDEN}: status: done from {INSIDE}, refused from {OUTSIDE}" in rep.stdout
+    assert f"{FORBIDDEN}: status: done from {INSIDE}, refused from {OUTSIDE}; {OUTSIDE}: " \
+        f"{reason}" in rep.stdout, rep.stdout
+    # the refused side has nothing else to compare: one line, not one per profile
+    assert [d["what"] for d in doc["between_vantages"] if d["endpoint"] == FORBIDDEN] == [
+        "status"], doc["between_vantages"]
+    (tmp_path / "report.txt").write_text(rep.stdout)
 
 
 
@@ -181,3 +186,14 @@ def test_policy_job_from_two_namespaces(lab_fleet: LabFleet, tmp_path: Path) -> 
     reset = [(f["id"], f["side"]) for f in named if f["endpoint"] == RESET]
     assert reset == [("injected-reset", OUTSIDE)], named
     assert "tls-interception" in {f["id"] for f in named if f["endpoint"] == INTERCEPT}, named
+    # no catalog name on either side, yet not the same policy: what was measured differs
+    between = [(d["what"], d["a"], d["b"]) for d in json.loads(rep.stdout)["between_vantages"]
+               if d["endpoint"] == RESET and d["what"].startswith("policy")]
+    assert between == [("policy versions", ", ".join(versions), "none")], between
+    forbidden = [d["what"] for d in json.loads(rep.stdout)["between_vantages"]
+                 if d["endpoint"] == FORBIDDEN]
+    assert forbidden == ["status"], forbidden
+    text = fleet("report", "--store", str(store))
+    (tmp_path / "report.txt").write_text(text.stdout)
+    assert (f"{RESET}: policy versions: {', '.join(versions)} from {INSIDE}, none from "
+            f"{OUTSIDE}") in text.stdout, text.stdout
