@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from prober.core.attempt import AttemptResult
-from prober.core.banner import Service, identify
+from prober.core.banner import Service as Service  # lives below core.outcome, which needs it
+from prober.core.banner import identify as identify
 from prober.core.outcome import CONNECT_FAILURES, Outcome
 
 # an attempt with one of these outcomes met something that speaks TLS (a handshake, an

@@ -39,11 +39,11 @@ def _signature(store: Store, run: int) -> dict[tuple[str, str], dict[str, Any]]:
         tasks[(a["endpoint"], a["vantage"], a["task"])].append(a)
     # an attempt turned away for load and retried counts once, as its last try: a rate
     # limit met in one run and not the other is no change of the endpoint's answers
-    for (e, v, _), task_rows in tasks.items():
+    for (endpoint, vantage, _), task_rows in tasks.items():
         for a in last_try_docs(task_rows):
-            by_profile[(e, v)][a["profile"]][a["outcome"]] += 1
+            by_profile[(endpoint, vantage)][a["profile"]][a["outcome"]] += 1
             if a["cert_not_after"]:
-                certs[(e, v)].append(a["cert_not_after"])
+                certs[(endpoint, vantage)].append(a["cert_not_after"])
     for k, profs in by_profile.items():
         if k in sig:
             sig[k]["outcomes"] = {p: "/".join(f"{o} {n}" for o, n in c.most_common())

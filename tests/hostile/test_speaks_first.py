@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,13 +97,17 @@ def test_a_greeting_reads_the_same_before_or_after_the_hello(tmp_path: Path,
                          "-n", "1")
     attempts = doc["attempts"]
     assert isinstance(attempts, list) and len(attempts) == 2
-    (before,) = first["attempts"]  # type: ignore[index]
+    firsts = first["attempts"]
+    assert isinstance(firsts, list) and len(firsts) == 1
+    before: dict[str, Any] = firsts[0]
     for a in attempts:
         t = a["timings_ms"]
         assert t["first_byte"] > t["hello_sent"]  # the greeting came after the hello
         assert a["spoke_first"] is True and a["detail"].endswith(SPOKE_FIRST), a["detail"]
         assert a["detail"] == before["detail"]
-    (cell,) = doc["summary"]  # type: ignore[misc]
+    summary = doc["summary"]
+    assert isinstance(summary, list) and len(summary) == 1
+    cell: dict[str, Any] = summary[0]
     assert cell["spoke_first"] is True and cell["detail"] == before["detail"], cell
     assert "other" not in cell["detail"]
 
