@@ -99,8 +99,10 @@ def _not_run(s: dict[str, Any]) -> bool:
     return s["status"] != "done" and not s["outcomes"] and s[_MEASURED] is None
 
 
-def _differences(a: dict[str, Any], b: dict[str, Any], outcomes: bool = True
-                 ) -> list[dict[str, Any]]:
+def _differences(a: dict[str, Any], b: dict[str, Any], outcomes: bool = True,
+                 adaptive: bool = False) -> list[dict[str, Any]]:
+    """``adaptive``: each side chose its hellos from what it saw (a policy scan), so a
+    profile only one side sent is no difference; the measured policy says what differs."""
     out: list[dict[str, Any]] = []
     if a["status"] != b["status"]:
         out.append({"what": "status", "a": a["status"], "b": b["status"],
@@ -114,7 +116,7 @@ def _differences(a: dict[str, Any], b: dict[str, Any], outcomes: bool = True
         if field == "outcomes":
             for p in sorted(set(a["outcomes"]) | set(b["outcomes"])):
                 x, y = a["outcomes"].get(p), b["outcomes"].get(p)
-                if x != y:
+                if x != y and not (adaptive and (x is None or y is None)):
                     out.append({"what": f"profile {p}", "a": x, "b": y})
         elif a[field] != b[field]:
             out.append({"what": field, "a": a[field], "b": b[field]})
@@ -218,7 +220,8 @@ def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
             for vb in present[i + 1:]:
                 pair = {"endpoint": e, "vantage_a": va, "vantage_b": vb}
                 between += [{**pair, **d} for d in _differences(
-                    sig[(e, va)], sig[(e, vb)], outcomes=not diagnosed)]
+                    sig[(e, va)], sig[(e, vb)], outcomes=not diagnosed,
+                    adaptive=info["job"] == "policy")]
                 sides = _sides(store, attempts, diagnosed, e, (rid, va, va), (rid, vb, vb))
                 if sides is not None:
                     named += [{**pair, "id": f["id"], "confidence": f["confidence"],
@@ -239,7 +242,8 @@ def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
                 continue
             drift += [{"endpoint": k[0], "vantage": k[1], **d}
                       for d in _differences(old[k], sig[k],
-                                            outcomes=same_job and not both_diagnosed)]
+                                            outcomes=same_job and not both_diagnosed,
+                                            adaptive=info["job"] == "policy")]
             if both_diagnosed:
                 sides = _sides(store, {}, True, k[0], (since, k[1], f"run {since}"),
                                (rid, k[1], f"run {rid}"))

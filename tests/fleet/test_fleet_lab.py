@@ -197,3 +197,7 @@ def test_policy_job_from_two_namespaces(lab_fleet: LabFleet, tmp_path: Path) -> 
     (tmp_path / "report.txt").write_text(text.stdout)
     assert (f"{RESET}: policy versions: {', '.join(versions)} from {INSIDE}, none from "
             f"{OUTSIDE}") in text.stdout, text.stdout
+    # each side's scan chose its own hellos: a hello only one side sent is no difference
+    one_sided = [d for d in json.loads(rep.stdout)["between_vantages"]
+                 if d["what"].startswith("profile ") and None in (d["a"], d["b"])]
+    assert one_sided == [], one_sided
