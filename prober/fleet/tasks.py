@@ -37,8 +37,11 @@ CERT_WARN_DAYS = 21
 
 
 def task_key(spec: dict[str, Any]) -> str:
-    """The Celery task id, also the result's key: a re-sent task keeps its identity."""
-    return f"prober-fleet:{spec['run']}:{spec['vantage']}:{spec['task']}:{spec['endpoint']}"
+    """The Celery task id, also the result's key: a re-sent task keeps its identity. The
+    run's ``nonce`` keeps apart runs that share a number but not a store (each new store
+    numbers its runs from 1, and the backend keeps results for days)."""
+    return (f"prober-fleet:{spec['run']}:{spec.get('nonce', '')}:{spec['vantage']}:"
+            f"{spec['task']}:{spec['endpoint']}")
 
 
 def target_json(t: Target) -> dict[str, Any]:
