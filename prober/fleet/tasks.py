@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import time
 import traceback
 from typing import Any
@@ -28,6 +29,7 @@ from prober.net.host import hostname
 from prober.policy.enumerate.driver import enumerate_policy
 from prober.policy.naming.match import match_catalog
 from prober.profiles.loader import resolve_all
+from prober.profiles.model import Profile
 
 JOBS = ("probe", "policy", "check")
 TASK_SCHEMA = "prober.fleet.task/1"
@@ -106,13 +108,22 @@ async def _run(spec: dict[str, Any], out: dict[str, Any], leases: LeaseBook,
             await _check(spec, target, deadlines, slots, out)
 
 
+@functools.lru_cache(maxsize=64)
+def _profiles(names: tuple[str, ...]) -> tuple[Profile, ...]:
+    """Compiled once per process, not once per task: the tasks of a run (and an agent's
+    runs) ask for the same few lists, and compiling them was a fifth of a probe task's
+    CPU (bench/fleet.py). The engine only reads a profile; the files are read once per
+    process anyway (prober.profiles.loader)."""
+    return tuple(resolve_all(list(names)))
+
+
 async def _probe(spec: dict[str, Any], ep: Endpoint, deadlines: Deadlines, slots: int,
                  out: dict[str, Any]) -> None:
     results: list[AttemptResult] = []
     opts = engine.EngineOptions(repeat=int(spec.get("repeat", 1)), concurrency=slots,
                                 per_target=slots, deadlines=deadlines)
     try:
-        await engine.run([ep], resolve_all(spec["profiles"]), opts, results.append)
+        await engine.run([ep], _profiles(tuple(spec["profiles"])), opts, results.append)
     finally:
         out["attempts"] = [r.to_json() for r in sorted(results, key=lambda r: r.id)]
 
