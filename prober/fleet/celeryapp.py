@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from celery import Celery
+from celery.backends.redis import RedisBackend
 
 from prober.core.errors import InputError
 from prober.fleet.allowlist import Allowlist
@@ -74,6 +75,16 @@ def agent_loop(broker: str) -> AgentLoop:
         return _LOOPS[broker]
 
 
+class PolledRedisBackend(RedisBackend):  # type: ignore[misc]
+    """Celery's Redis result backend, minus the subscription it makes per task sent: the
+    coordinator collects results by MGET (runner._collect) and never reads that channel,
+    so each result published there sat unread in Redis's output buffer for the
+    coordinator (tens of kB a task) and each send cost a SUBSCRIBE round trip."""
+
+    def on_task_call(self, producer: Any, task_id: str) -> None:
+        return None
+
+
 def make_app(broker: str, *, time_limit: float = DEFAULT_TIME_LIMIT_S,
              visibility_timeout: float = DEFAULT_VISIBILITY_S) -> Celery:
     if not broker.startswith(("redis://", "rediss://", "unix://")):
@@ -82,7 +93,8 @@ def make_app(broker: str, *, time_limit: float = DEFAULT_TIME_LIMIT_S,
         raise BrokerError(f"--visibility-timeout ({visibility_timeout:g} s) must be longer "
                           f"than the task time limit ({time_limit:g} s), or a slow task is "
                           "handed to a second agent while the first still runs it")
-    app = Celery("prober", broker=broker, backend=broker, set_as_current=False)
+    app = Celery("prober", broker=broker, backend=f"{__name__}:PolledRedisBackend+{broker}",
+                 set_as_current=False)
     app.conf.update(
         accept_content=["json"], result_accept_content=["json"],
         task_serializer="json", result_serializer="json", event_serializer="json",

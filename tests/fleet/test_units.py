@@ -95,3 +95,19 @@ def test_store_keeps_the_first_result_of_a_key(tmp_path: Path) -> None:
               for t in ("tasks", "attempts", "findings")]
     assert counts == [1, 1, 1]
     assert store.finish_run(run) == "complete"
+
+
+@pytest.mark.parametrize("args, named", [
+    (["-c", "0"], "--concurrency"), (["--concurrency", "5000"], "--concurrency"),
+    (["--lease-ttl", "0.5"], "--lease-ttl"), (["--vantage", "a b"], "--vantage")])
+def test_agent_bad_options_are_one_line_errors(args: list[str], named: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from prober.cli.main import main
+
+    base = {"--broker": "redis://127.0.0.1:1/0", "--vantage": "v",
+            "--allow": "127.0.0.1/32:443"}
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    argv = ["agent", *[x for kv in base.items() for x in kv]]
+    assert main(argv) == 2  # refused before any broker connection is tried
+    err = capsys.readouterr().err.strip()
+    assert named in err and len(err.splitlines()) == 1, err
