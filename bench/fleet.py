@@ -14,13 +14,15 @@
         in every run): the worker gets one core either way, the target's comparison;
       - in-process unpinned and on two agents unpinned (the machine's two cores).
     Per run: whole-process wall time, attempts/s (whole run, and in-run from the tasks'
-    own start/finish times in the store), peak RSS of the coordinator (in-process: the
-    one process) and of each agent (VmHWM). Distribution overhead = in-process rate /
-    agents' rate - 1 (target <= 15 % for the one-core pair). Then the coordinator's peak
-    RSS at 200, 1,000 and 2,000 endpoints, in-process and distributed (the store is on
-    disk, so it should stay flat).
-(b) **policy versus sslyze.** 200 endpoints (one nginx, Mozilla-intermediate-like
-    defaults, 200 ports) in a private network namespace; ``prober fleet run --job
+    own start/finish times in the store), CPU seconds and peak RSS of the coordinator
+    (in-process: the one process) and of each agent (/proc: VmHWM). Distribution
+    overhead = in-process rate / agents' rate - 1 per round (target <= 15 % for the
+    one-core pair), ``--rounds`` rounds interleaved. Then the coordinator's RSS at 200,
+    1,000 and 2,000 endpoints, in-process and distributed: the highest VmRSS sampled
+    while the tasks ran (the store is on disk, so it should stay nearly flat) and the
+    peak with the closing report.
+(b) **policy versus sslyze.** 200 endpoints (one nginx with its defaults: TLS 1.2 + 1.3,
+    HIGH:!aNULL:!MD5, RSA; 200 ports) in a private network namespace; ``prober fleet run --job
     policy`` and ``sslyze --targets_in`` (cipher suites of every version, as
     bench/policy.py runs it) from a second namespace, SYNs counted by nftables at the
     server (bench/netns_counter.py). Targets: fleet faster than sslyze, >= 5x fewer
