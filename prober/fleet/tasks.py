@@ -28,7 +28,7 @@ from prober.net.attempt import Deadlines
 from prober.net.host import hostname
 from prober.policy.enumerate.driver import enumerate_policy
 from prober.policy.naming.match import match_catalog
-from prober.profiles.loader import resolve_all
+from prober.profiles.loader import generation, resolve_all
 from prober.profiles.model import Profile
 
 JOBS = ("probe", "policy", "check")
@@ -109,11 +109,11 @@ async def _run(spec: dict[str, Any], out: dict[str, Any], leases: LeaseBook,
 
 
 @functools.lru_cache(maxsize=64)
-def _profiles(names: tuple[str, ...]) -> tuple[Profile, ...]:
+def _profiles(names: tuple[str, ...], loaded: int) -> tuple[Profile, ...]:
     """Compiled once per process, not once per task: the tasks of a run (and an agent's
     runs) ask for the same few lists, and compiling them was a fifth of a probe task's
     CPU (bench/fleet.py). The engine only reads a profile; the files are read once per
-    process anyway (prober.profiles.loader)."""
+    process anyway, until the loader is reset (``loaded``: its generation)."""
     return tuple(resolve_all(list(names)))
 
 
@@ -123,7 +123,8 @@ async def _probe(spec: dict[str, Any], ep: Endpoint, deadlines: Deadlines, slots
     opts = engine.EngineOptions(repeat=int(spec.get("repeat", 1)), concurrency=slots,
                                 per_target=slots, deadlines=deadlines)
     try:
-        await engine.run([ep], _profiles(tuple(spec["profiles"])), opts, results.append)
+        await engine.run([ep], _profiles(tuple(spec["profiles"]), generation()), opts,
+                         results.append)
     finally:
         out["attempts"] = [r.to_json() for r in sorted(results, key=lambda r: r.id)]
 
