@@ -103,6 +103,7 @@ bench: setup
 	$(PY) bench/policy.py
 	$(PY) bench/report.py
 	$(PY) bench/diagnose_lab.py
+	$(PY) bench/fleet.py
 
 # Long fuzzing (not part of `make test`, which runs 10,000 seeded cases per target): each
 # target of tests/fuzz in its own process, coverage-guided by atheris when it is installed

@@ -8,7 +8,12 @@ import os
 
 from prober.cli.common import EXIT_OK, Commands, UsageError
 from prober.fleet.allowlist import Allowlist
-from prober.fleet.celeryapp import DEFAULT_TIME_LIMIT_S, DEFAULT_VISIBILITY_S, run_agent
+from prober.fleet.celeryapp import (
+    DEFAULT_AGENT_CONCURRENCY,
+    DEFAULT_TIME_LIMIT_S,
+    DEFAULT_VISIBILITY_S,
+    run_agent,
+)
 from prober.fleet.leases import LEASE_TTL_S
 from prober.net.host import hostname
 
@@ -28,6 +33,10 @@ def register(hooks: Commands) -> None:
     p.add_argument("--lease-ttl", type=float, default=LEASE_TTL_S, metavar="S",
                    help="how long a dead agent's hold on an endpoint's connection slots "
                    f"outlives it (default {LEASE_TTL_S:g} s; renewed every third of it)")
+    p.add_argument("-c", "--concurrency", type=int, default=DEFAULT_AGENT_CONCURRENCY,
+                   metavar="N", help="tasks at once, on one event loop (default "
+                   f"{DEFAULT_AGENT_CONCURRENCY}, as `fleet run -c`); each task opens at most "
+                   "its endpoint's cap of connections")
     p.add_argument("--name", metavar="NAME", help="worker name (default vantage@host-pid)")
     p.add_argument("--loglevel", default="INFO", metavar="LEVEL")
     p.set_defaults(func=cmd_agent)
@@ -39,8 +48,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
     allow = Allowlist.parse(args.allow)
     if args.lease_ttl < 1:
         raise UsageError(f"--lease-ttl must be at least 1 s, got {args.lease_ttl:g}")
+    if not 1 <= args.concurrency <= 1024:
+        raise UsageError(f"--concurrency must be 1-1024, got {args.concurrency}")
     name = args.name or f"{args.vantage}@{hostname()}-{os.getpid()}"
     run_agent(args.broker, args.vantage, allow, time_limit=args.time_limit,
               visibility_timeout=args.visibility_timeout, name=name,
-              lease_ttl=args.lease_ttl, loglevel=args.loglevel)
+              lease_ttl=args.lease_ttl, concurrency=args.concurrency,
+              loglevel=args.loglevel)
     return EXIT_OK

@@ -2,18 +2,21 @@
 
 Every setting here is one the fleet's guarantees rest on: JSON in and out (a pickled
 message is refused before it is decoded, so a broker writer cannot run code on an
-agent); a message is acknowledged only after its task finished (``acks_late``), one at a
-time (prefetch 1), and the broker hands an unacknowledged one to another agent only after
-``visibility_timeout``, which must outlast the task's time limit or a slow task would run
-twice at once.
+agent); a message is acknowledged only after its task finished (``acks_late``), an agent
+holds no more messages than it has pool threads (prefetch 1 per thread), and the broker
+hands an unacknowledged one to another agent only after ``visibility_timeout``, which
+must outlast the task's time limit or a slow task would run twice at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+from concurrent.futures import Future
 from typing import Any
 
 from celery import Celery
+from celery.backends.redis import RedisBackend
 
 from prober.core.errors import InputError
 from prober.fleet.allowlist import Allowlist
@@ -33,8 +36,53 @@ def queue_of(vantage: str) -> str:
     return f"prober.vantage.{vantage}"
 
 
-# set by `prober agent` before its worker starts (one process: the solo pool)
+# set by `prober agent` before its worker starts (one process: the thread pool)
 AGENT: dict[str, Any] = {"allow": None, "name": None, "lease_ttl": LEASE_TTL_S}
+DEFAULT_AGENT_CONCURRENCY = 16  # as `fleet run -c` in-process
+
+
+class AgentLoop:
+    """The agent's one event loop, in a thread of its own, with its one lease client: the
+    worker's threads hand it their tasks, which then run side by side on it as the tasks
+    of an in-process run do. A loop and a Redis connection per task cost the agent about
+    as much CPU as the task's own attempts (bench/fleet.py)."""
+
+    def __init__(self, broker: str) -> None:
+        self.broker = broker
+        self.loop = asyncio.new_event_loop()
+        self._leases: RedisLeases | None = None
+        threading.Thread(target=self.loop.run_forever, name="prober-agent-loop",
+                         daemon=True).start()
+
+    def submit(self, spec: dict[str, Any]) -> Future[dict[str, Any]]:
+        return asyncio.run_coroutine_threadsafe(self._execute(spec), self.loop)
+
+    async def _execute(self, spec: dict[str, Any]) -> dict[str, Any]:
+        if self._leases is None:  # made on the loop that uses it
+            self._leases = RedisLeases(self.broker, ttl_s=AGENT["lease_ttl"])
+        return await execute(spec, leases=self._leases, allow=AGENT["allow"],
+                             agent=AGENT["name"])
+
+
+_LOOPS: dict[str, AgentLoop] = {}
+_LOOPS_LOCK = threading.Lock()
+
+
+def agent_loop(broker: str) -> AgentLoop:
+    with _LOOPS_LOCK:
+        if broker not in _LOOPS:
+            _LOOPS[broker] = AgentLoop(broker)
+        return _LOOPS[broker]
+
+
+class PolledRedisBackend(RedisBackend):  # type: ignore[misc]
+    """Celery's Redis result backend, minus the subscription it makes per task sent: the
+    coordinator collects results by MGET (runner._collect) and never reads that channel,
+    so each result published there sat unread in Redis's output buffer for the
+    coordinator (tens of kB a task) and each send cost a SUBSCRIBE round trip."""
+
+    def on_task_call(self, producer: Any, task_id: str) -> None:
+        return None
 
 
 def make_app(broker: str, *, time_limit: float = DEFAULT_TIME_LIMIT_S,
@@ -45,7 +93,8 @@ def make_app(broker: str, *, time_limit: float = DEFAULT_TIME_LIMIT_S,
         raise BrokerError(f"--visibility-timeout ({visibility_timeout:g} s) must be longer "
                           f"than the task time limit ({time_limit:g} s), or a slow task is "
                           "handed to a second agent while the first still runs it")
-    app = Celery("prober", broker=broker, backend=broker, set_as_current=False)
+    app = Celery("prober", broker=broker, backend=f"{__name__}:PolledRedisBackend+{broker}",
+                 set_as_current=False)
     app.conf.update(
         accept_content=["json"], result_accept_content=["json"],
         task_serializer="json", result_serializer="json", event_serializer="json",
@@ -65,26 +114,19 @@ def make_app(broker: str, *, time_limit: float = DEFAULT_TIME_LIMIT_S,
 
     @app.task(name=TASK_NAME)  # type: ignore[untyped-decorator]
     def fleet_task(spec: dict[str, Any]) -> dict[str, Any]:
-        leases = RedisLeases(broker, ttl_s=AGENT["lease_ttl"])
-
-        async def go() -> dict[str, Any]:
-            try:
-                return await execute(spec, leases=leases, allow=AGENT["allow"],
-                                     agent=AGENT["name"])
-            finally:
-                await leases.close()
-
-        return asyncio.run(go())
+        return agent_loop(broker).submit(spec).result()
 
     return app
 
 
 def run_agent(broker: str, vantage: str, allow: Allowlist, *, time_limit: float,
               visibility_timeout: float, name: str, lease_ttl: float = LEASE_TTL_S,
-              loglevel: str = "INFO") -> None:
-    """Consume ``vantage``'s queue until stopped (one task at a time; each task is itself
-    concurrent up to its endpoint's cap; run more agents for more)."""
+              concurrency: int = DEFAULT_AGENT_CONCURRENCY, loglevel: str = "INFO") -> None:
+    """Consume ``vantage``'s queue until stopped: up to ``concurrency`` tasks at once (the
+    pool's threads only wait; the tasks run on one event loop), each itself concurrent up
+    to its endpoint's cap."""
     app = make_app(broker, time_limit=time_limit, visibility_timeout=visibility_timeout)
     AGENT.update(allow=allow, name=name, lease_ttl=lease_ttl)
-    app.worker_main(["worker", "-Q", queue_of(vantage), "-P", "solo", "-c", "1",
-                     "-n", name, "-l", loglevel, "--without-gossip", "--without-mingle"])
+    app.worker_main(["worker", "-Q", queue_of(vantage), "-P", "threads",
+                     "-c", str(concurrency), "-n", name, "-l", loglevel,
+                     "--without-gossip", "--without-mingle"])

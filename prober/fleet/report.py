@@ -163,11 +163,13 @@ def _reasons(d: dict[str, Any], label_a: str, label_b: str) -> str:
     return "".join(f"; {w}" for w in why)
 
 
-def _attempt_docs(store: Store, run: int) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    docs: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for a in store.rows("SELECT endpoint, vantage, doc FROM attempts WHERE run_id=? "
-                        "ORDER BY task, attempt", run):
-        docs[(a["endpoint"], a["vantage"])].append(json.loads(a["doc"]))
+def _attempt_docs(store: Store, run: int, endpoint: str) -> dict[str, list[dict[str, Any]]]:
+    """One endpoint's attempt documents by vantage point. One endpoint at a time: a whole
+    run's documents held at once grew the coordinator by ~8 kB per attempt (bench/fleet.py)."""
+    docs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for a in store.rows("SELECT vantage, doc FROM attempts WHERE run_id=? AND endpoint=? "
+                        "ORDER BY task, attempt", run, endpoint):
+        docs[a["vantage"]].append(json.loads(a["doc"]))
     return docs
 
 
@@ -183,7 +185,7 @@ def _compared(run: int, endpoint: str, a: diff.Side, b: diff.Side) -> list[dict[
                          f"compared ({type(e).__name__}: {e})") from None
 
 
-def _sides(store: Store, attempts: dict[tuple[str, str], list[dict[str, Any]]],
+def _sides(store: Store, attempts: dict[str, list[dict[str, Any]]],
            diagnosed: bool, endpoint: str, a: tuple[int, str, str],
            b: tuple[int, str, str]) -> tuple[diff.Side, diff.Side] | None:
     """Each side, given as (run, vantage, label), as `prober diff` reads it: a diagnosis's
@@ -191,8 +193,8 @@ def _sides(store: Store, attempts: dict[tuple[str, str], list[dict[str, Any]]],
     docs: list[dict[str, Any]] = []
     for run, vantage, _ in (a, b):
         d = (store.diagnosis(run, endpoint, vantage) if diagnosed else
-             {"schema": PROBE_SCHEMA, "attempts": attempts[(endpoint, vantage)]}
-             if attempts.get((endpoint, vantage)) else None)
+             {"schema": PROBE_SCHEMA, "attempts": attempts[vantage]}
+             if attempts.get(vantage) else None)
         if d is None:
             return None
         docs.append(d)
@@ -209,13 +211,14 @@ def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
             for (e, v), s in sorted(sig.items())]
     between: list[dict[str, Any]] = []
     named: list[dict[str, Any]] = []
-    attempts = _attempt_docs(store, rid)
     endpoints = sorted({e for e, _ in sig})
     # a diagnosis's dozens of hello variants are compared the way `prober diff` compares
     # them, so a difference gets the name `prober diff` gives it, not a row per variant
     diagnosed = info["job"] == "diagnose"
     for e in endpoints:
         present = [v for v in vantages if (e, v) in sig]
+        # only compared between vantage points: never read for a one-vantage run
+        attempts = _attempt_docs(store, rid, e) if len(present) > 1 else {}
         for i, va in enumerate(present):
             for vb in present[i + 1:]:
                 pair = {"endpoint": e, "vantage_a": va, "vantage_b": vb}

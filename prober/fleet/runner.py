@@ -14,6 +14,7 @@ import asyncio
 import json
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -65,8 +66,9 @@ def plan(inv: Inventory, store: Store, opts: FleetOptions, mode: str) -> int:
         "expected_policy": e.policy, "expect_file": e.expect,
         "overrides": json.dumps({v: o.to_json() for v, o in e.overrides.items()}),
     } for e in inv.entries))
+    nonce = uuid.uuid4().hex[:16]  # stored with each spec: a resumed run keeps its ids
     store.plan_tasks({
-        "run": run, "endpoint": e.name, "vantage": v, "task": opts.job,
+        "run": run, "nonce": nonce, "endpoint": e.name, "vantage": v, "task": opts.job,
         "target": target_json(e.target_for(v)), "profiles": opts.profiles or e.profiles,
         "policy": e.policy, "expect": e.expect_doc, "expect_path": e.expect, "cap": e.cap,
         "repeat": opts.repeat, "time_limit": opts.time_limit,
@@ -136,12 +138,21 @@ async def run_embedded(specs: list[dict[str, Any]], store: Store, progress: Prog
     await asyncio.gather(*(one(s) for s in specs))
 
 
-def check_consumers(app: Any, vantages: list[str], timeout: float = 2.0) -> None:
+def check_consumers(app: Any, vantages: list[str], timeout: float = 2.0,
+                    step: float = 0.25) -> None:
     from prober.fleet.celeryapp import queue_of
 
-    replies = app.control.inspect(timeout=timeout).active_queues() or {}
-    served = {q.get("name") for qs in replies.values() for q in (qs or [])}
-    missing = [v for v in vantages if queue_of(v) not in served]
+    # A broadcast waits its whole timeout (it cannot know how many agents will answer):
+    # ask in short rounds and stop at the first that finds every queue served, so a
+    # run with its agents up starts at once and only a missing one costs ``timeout``.
+    deadline = time.monotonic() + timeout
+    replies: dict[str, Any] = {}
+    while True:
+        replies.update(app.control.inspect(timeout=step).active_queues() or {})
+        served = {q.get("name") for qs in replies.values() for q in (qs or [])}
+        missing = [v for v in vantages if queue_of(v) not in served]
+        if not missing or time.monotonic() >= deadline:
+            break
     if missing:
         raise NoConsumerError(
             f"no agent consumes the queue of vantage point(s) {', '.join(missing)} (asked "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import time
 import traceback
 from typing import Any
@@ -29,7 +30,8 @@ from prober.net.attempt import Deadlines
 from prober.net.host import hostname
 from prober.policy.enumerate.driver import enumerate_policy
 from prober.policy.naming.match import match_catalog
-from prober.profiles.loader import resolve_all
+from prober.profiles.loader import generation, resolve_all
+from prober.profiles.model import Profile
 
 JOBS = ("probe", "policy", "diagnose", "check")
 TASK_SCHEMA = "prober.fleet.task/1"
@@ -41,8 +43,11 @@ DIAGNOSE_SLOTS = 2
 
 
 def task_key(spec: dict[str, Any]) -> str:
-    """The Celery task id, also the result's key: a re-sent task keeps its identity."""
-    return f"prober-fleet:{spec['run']}:{spec['vantage']}:{spec['task']}:{spec['endpoint']}"
+    """The Celery task id, also the result's key: a re-sent task keeps its identity. The
+    run's ``nonce`` keeps apart runs that share a number but not a store (each new store
+    numbers its runs from 1, and the backend keeps results for days)."""
+    return (f"prober-fleet:{spec['run']}:{spec.get('nonce', '')}:{spec['vantage']}:"
+            f"{spec['task']}:{spec['endpoint']}")
 
 
 def target_json(t: Target) -> dict[str, Any]:
@@ -114,13 +119,23 @@ async def _run(spec: dict[str, Any], out: dict[str, Any], leases: LeaseBook,
             await _check(spec, target, deadlines, slots, out)
 
 
+@functools.lru_cache(maxsize=64)
+def _profiles(names: tuple[str, ...], loaded: int) -> tuple[Profile, ...]:
+    """Compiled once per process, not once per task: the tasks of a run (and an agent's
+    runs) ask for the same few lists, and compiling them was a fifth of a probe task's
+    CPU (bench/fleet.py). The engine only reads a profile; the files are read once per
+    process anyway, until the loader is reset (``loaded``: its generation)."""
+    return tuple(resolve_all(list(names)))
+
+
 async def _probe(spec: dict[str, Any], ep: Endpoint, deadlines: Deadlines, slots: int,
                  out: dict[str, Any]) -> None:
     results: list[AttemptResult] = []
     opts = engine.EngineOptions(repeat=int(spec.get("repeat", 1)), concurrency=slots,
                                 per_target=slots, deadlines=deadlines)
     try:
-        await engine.run([ep], resolve_all(spec["profiles"]), opts, results.append)
+        await engine.run([ep], _profiles(tuple(spec["profiles"]), generation()), opts,
+                         results.append)
     finally:
         out["attempts"] = [r.to_json() for r in sorted(results, key=lambda r: r.id)]
 

@@ -41,6 +41,16 @@ def reset() -> None:
     _by_path.cache_clear()
     _catalog.cache_clear()
     _file_tags.cache_clear()
+    _generation[0] += 1
+
+
+_generation = [0]
+
+
+def generation() -> int:
+    """How many times reset() ran: a cache of resolved profiles keyed on it (the fleet
+    task's) is dropped with the loader's own."""
+    return _generation[0]
 
 
 def _read_yaml(path: Path) -> Any:

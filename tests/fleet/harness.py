@@ -101,7 +101,8 @@ class Agent:
 
     def __init__(self, tmp: Path, broker: str, vantage: str, allow: list[str], *,
                  name: str, time_limit: float = 30, visibility: float = 60,
-                 lease_ttl: float = 15, netns: str | None = None) -> None:
+                 lease_ttl: float = 15, netns: str | None = None,
+                 concurrency: int | None = None) -> None:
         self.log_path = tmp / f"agent-{name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed by stop())
         args = ["agent", "--broker", broker, "--vantage", vantage, "--name", name,
@@ -109,6 +110,8 @@ class Agent:
                 "--lease-ttl", str(lease_ttl)]
         for a in allow:
             args += ["--allow", a]
+        if concurrency is not None:
+            args += ["--concurrency", str(concurrency)]
         self.proc = subprocess.Popen([*in_ns(netns), *prober(*args)], stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env())
         self.name = name

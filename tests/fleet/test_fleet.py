@@ -195,8 +195,9 @@ def test_two_agents_never_exceed_an_endpoint_cap(tmp_path: Path, broker: str) ->
                        "    profiles: [tls1.2-only, tls1.3-only, tls1.1-only]\n"
                        f"    endpoints:\n{eps}\n")
         for i in range(2):
+            # one task at a time each, so that both agents take some of the four
             started.append(Agent(tmp_path, broker, "capped", ["127.0.0.1/32:1-65535"],
-                                 name=f"cap{i}").ready())
+                                 name=f"cap{i}", concurrency=1).ready())
         store = tmp_path / "s.sqlite"
         r = fleet("run", str(inv), "--store", str(store), "--broker", broker,
                   "--vantage", "capped", "-t", "0.4", "-n", "2")
@@ -333,3 +334,18 @@ def test_diagnose_job_on_agents_names_differences_as_prober_diff(
     assert not [b for b in between if b["what"].startswith("profile ")]
     fid, conf = expected[0]
     assert f"shop: {conf} {fid}: outside only:" in rep.stdout
+
+
+def test_new_store_on_the_same_broker_runs_its_tasks(tmp_path: Path, broker: str) -> None:
+    # Each new store numbers its runs from 1 and the backend keeps results for days: the
+    # second store's run 1 must run its task, not collect the first store's result.
+    with CountingListener() as listener, agents() as started:
+        inv = tmp_path / "inv.txt"
+        inv.write_text(f"127.0.0.1:{listener.port}\n")
+        started.append(Agent(tmp_path, broker, "twice", ["127.0.0.1/32:1-65535"],
+                             name="t1").ready())
+        for i, store in enumerate((tmp_path / "a.sqlite", tmp_path / "b.sqlite"), 1):
+            r = fleet("run", str(inv), "--store", str(store), "--broker", broker,
+                      "--vantage", "twice", "-p", "tls1.2-only", "-t", "0.3", "-q")
+            assert sql(store, "SELECT id, status FROM runs") == [(1, "complete")], r.stderr
+            assert listener.accepted == i

@@ -304,3 +304,19 @@ def test_report_table_shows_the_policy_briefly(tmp_path: Path) -> None:
     assert {e["policy_brief"] for e in doc["endpoints"]} == {"accepts TLSv1.3, TLSv1.2"}
     assert {e["policy_text"] for e in doc["endpoints"]} == {cause}
     assert "accepts TLSv1.3, TLSv1.2" in report.text(doc)
+
+
+@pytest.mark.parametrize("args, named", [
+    (["-c", "0"], "--concurrency"), (["--concurrency", "5000"], "--concurrency"),
+    (["--lease-ttl", "0.5"], "--lease-ttl"), (["--vantage", "a b"], "--vantage")])
+def test_agent_bad_options_are_one_line_errors(args: list[str], named: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from prober.cli.main import main
+
+    base = {"--broker": "redis://127.0.0.1:1/0", "--vantage": "v",
+            "--allow": "127.0.0.1/32:443"}
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    argv = ["agent", *[x for kv in base.items() for x in kv]]
+    assert main(argv) == 2  # refused before any broker connection is tried
+    err = capsys.readouterr().err.strip()
+    assert named in err and len(err.splitlines()) == 1, err

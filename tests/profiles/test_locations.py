@@ -194,3 +194,18 @@ def test_help_names_the_default_directories(
         # argparse wraps help lines, long paths too: compare without any whitespace
         text = "".join(capsys.readouterr().out.split())
         assert str(user / ("imported" if sub == "from-pcap" else "captured")) in text
+
+
+def test_fleet_task_profiles_follow_a_loader_reset(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the fleet task compiles each profile list once per process; a reset must drop that
+    from prober.fleet.tasks import _profiles
+
+    write_profile(home / "a", "mine", description="first")
+    write_profile(home / "b", "mine", description="second")
+    monkeypatch.setenv("PROBER_PROFILES", str(home / "a"))
+    loader.reset()
+    assert [p.description for p in _profiles(("mine",), loader.generation())] == ["first"]
+    monkeypatch.setenv("PROBER_PROFILES", str(home / "b"))
+    loader.reset()
+    assert [p.description for p in _profiles(("mine",), loader.generation())] == ["second"]
