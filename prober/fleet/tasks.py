@@ -175,7 +175,12 @@ async def _diagnose(ep: Endpoint, deadlines: Deadlines, slots: int, out: dict[st
         return
     # the same plan and rules as `prober diagnose`, so a finding id means the same here;
     # its connect-and-wait control runs alongside the hellos and takes one of the slots
-    doc = await diagnose(ep, deadlines, per_target=max(1, slots - 1))
+    results: list[AttemptResult] = []
+    try:
+        doc = await diagnose(ep, deadlines, per_target=max(1, slots - 1), results=results)
+    finally:
+        # a task cut by its time limit still stores what it sent, as a probe task does
+        out["attempts"] = [r.to_json() for r in sorted(results, key=lambda r: r.id)]
     out["attempts"] = doc.pop("attempts")
     out["diagnosis"] = doc
     # a diagnose finding's severity is its confidence, except for what describes the
@@ -212,6 +217,11 @@ def _findings(out: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, Any]]
                 "expectation-failed")
             f.append(_finding(fid, "high", f"{v['expectation']}: {v['message']}"))
     attempts = out["attempts"]
+    # policy and diagnose tasks make no attempt at a name that did not resolve: without
+    # this the task is `done` with no finding, and `--fail-on high` passes it
+    if out["status"] == "done" and out["address"] is None and not attempts:
+        f.append(_finding("unreachable", "high",
+                          f"did not resolve: {out['reason'] or 'no address'}"))
     # a diagnosis names an unreachable endpoint itself (port-closed, endpoint-unreachable)
     if attempts and out.get("diagnosis") is None and all(
             a["outcome"] in _UNREACHED for a in attempts):

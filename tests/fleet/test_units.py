@@ -320,3 +320,24 @@ def test_agent_bad_options_are_one_line_errors(args: list[str], named: str,
     assert main(argv) == 2  # refused before any broker connection is tried
     err = capsys.readouterr().err.strip()
     assert named in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("job", ["policy", "diagnose"])
+def test_a_name_that_does_not_resolve_is_a_finding(job: str) -> None:
+    import asyncio
+
+    from prober.core.targets import parse_target
+    from prober.fleet.leases import LocalLeases
+    from prober.fleet.tasks import execute, target_json
+
+    target = target_json(parse_target("x.test:443"))
+    # a label over 63 bytes fails IDNA encoding on this host: no lookup goes out
+    target["host"] = "a" * 64 + ".test"
+    spec = {"run": 1, "endpoint": "e", "vantage": "v", "task": job, "target": target,
+            "profiles": ["tls1.2-only"], "cap": 2, "repeat": 1, "time_limit": 10,
+            "deadlines": {"connect": 1, "read": 1}}
+    out = asyncio.run(execute(spec, leases=LocalLeases(), allow=None))
+    # these jobs make no attempt at an unresolved name: the task must not pass silently
+    assert out["attempts"] == []
+    assert [(f["id"], f["severity"]) for f in out["findings"]] == [("unreachable", "high")]
+    assert "did not resolve" in out["findings"][0]["cause"]
