@@ -21,6 +21,7 @@ from prober.cli.common import (
 from prober.cli.options import add_timeouts, deadlines_of
 from prober.cli.whatif import DEFAULT_CLIENTS, load_clients
 from prober.cli.whatif import policy_of as whatif_policy
+from prober.diagnose.findings import CONFIDENCE_ORDER
 from prober.fleet import inventory, report
 from prober.fleet import whatif as fleet_whatif
 from prober.fleet.runner import (
@@ -37,7 +38,7 @@ from prober.fleet.tasks import JOBS
 from prober.report.output import emit, say
 
 # `info` is a diagnosis's policy summary: counted only when asked for
-SEVERITIES = ("high", "medium", "low", "info")
+SEVERITIES = tuple(CONFIDENCE_ORDER)
 
 
 def register(hooks: Commands) -> None:
@@ -72,8 +73,9 @@ def register(hooks: Commands) -> None:
     r.add_argument("-c", "--concurrency", type=int, default=16, metavar="N",
                    help="in-process: tasks at once (default 16)")
     r.add_argument("--fail-on", default="high", metavar="LIST",
-                   help="findings that make the exit status 1: severities (high, medium, low, "
-                   "info) and/or finding ids, comma-separated (default high)")
+                   help="findings that make the exit status 1: severities "
+                   f"({', '.join(SEVERITIES)}) and/or finding ids, comma-separated "
+                   "(default high)")
     r.add_argument("--retention", type=int, metavar="N", help="keep only the newest N runs")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     add_timeouts(r)

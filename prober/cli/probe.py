@@ -20,6 +20,7 @@ from prober.cli.common import (
 from prober.cli.options import add_target_options, add_timeouts, deadlines_of, target_of
 from prober.cli.outputs import HtmlFile, WireFiles, add_html, add_wire_files
 from prober.core import engine
+from prober.core.attempt import RETRY_OF
 from prober.core.targets import read_targets_file
 from prober.probe.html import render as render_html
 from prober.probe.report import RunInfo, document, table
@@ -111,6 +112,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
             jsonl.write(json.dumps(r.to_json(), separators=(",", ":")) + "\n")
             jsonl.flush()
         if progress is not None:
+            if r.data.get(RETRY_OF) is not None:
+                progress.total += 1  # a retry is an attempt beyond the plan: never 56/30
             progress.update(r.outcome)
 
     async def go() -> None:

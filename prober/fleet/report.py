@@ -306,8 +306,9 @@ def text(doc: dict[str, Any]) -> str:
         before, now = f"run {doc['since']}", f"run {r['id']}"
         for d in doc["drift"]:
             if "finding" in d:
+                # the cause quotes the server's answer, as between vantage points above
                 lines.append(f"  {d['endpoint']} from {d['vantage']}: {d['finding']} "
-                             f"({d['confidence']}): {d['cause']}")
+                             f"({d['confidence']}): {for_terminal(d['cause'])}")
                 continue
             lines.append(f"  {d['endpoint']} from {d['vantage']}: {d['what']}: {d['a']} -> "
                          f"{d['b']}{_reasons(d, before, now)}")
