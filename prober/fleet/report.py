@@ -217,8 +217,10 @@ def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
     diagnosed = info["job"] == "diagnose"
     for e in endpoints:
         present = [v for v in vantages if (e, v) in sig]
-        # only compared between vantage points: never read for a one-vantage run
-        attempts = _attempt_docs(store, rid, e) if len(present) > 1 else {}
+        # only compared between vantage points: never read for a one-vantage run, nor for
+        # a diagnose run (store.diagnosis reads each side's attempts with its document)
+        attempts = (_attempt_docs(store, rid, e) if len(present) > 1 and not diagnosed
+                    else {})
         for i, va in enumerate(present):
             for vb in present[i + 1:]:
                 pair = {"endpoint": e, "vantage_a": va, "vantage_b": vb}
