@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from prober.core.attempt import RETRY_OF, last_try_docs
 from prober.probe.sequence import Emphasis, diagram, distinct, events
 from prober.report.html import environment
 
@@ -23,7 +24,7 @@ def attempt_rows(attempts: list[dict[str, Any]], drawn: dict[int, str]
                      "connect": tm.get("connect"), "first_byte": tm.get("first_byte"),
                      "total": tm.get("total"), "hello": a.get("hello_bytes", ""),
                      "port": a.get("local_port") or "", "diagram": drawn.get(a["id"]),
-                     "retry_of": a.get("retry_of")})
+                     "retry_of": a.get(RETRY_OF)})
     return rows
 
 
@@ -50,13 +51,21 @@ def certificates(attempts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def matrix_rows(attempts: list[dict[str, Any]], key: str = "profile"
                 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """(target, profile) × outcome counts; the outcomes in order of frequency."""
+    """(target, profile) × outcome counts; the outcomes in order of frequency. Each
+    planned attempt counts once, by its last try, as in the text matrix and the JSON
+    summary; ``retries`` says how many retries of attempts turned away for load a row
+    holds (every try stays in the attempts table)."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     total: Counter[str] = Counter()
+    last = {a["id"] for a in last_try_docs(attempts)}
     for a in attempts:
         k = (a.get("target", ""), a.get(key) or a.get("profile", ""))
         r = rows.setdefault(k, {"target": k[0], "profile": k[1], "counts": Counter(),
-                                "ids": [], "times": [], "details": Counter()})
+                                "ids": [], "times": [], "details": Counter(), "retries": 0})
+        if a.get(RETRY_OF) is not None:
+            r["retries"] += 1
+        if a["id"] not in last:
+            continue
         r["counts"][a["outcome"]] += 1
         total[a["outcome"]] += 1
         r["ids"].append(a["id"])
@@ -106,7 +115,7 @@ def render(doc: dict[str, Any]) -> str:
     return env.get_template("probe.html.j2").render(
         targets=[t["target"] for t in doc.get("targets", [])] or ["?"],
         vantage=", ".join(v.get("local_addresses") or []) or v.get("hostname") or "?",
-        n=len(attempts), retries=sum(1 for a in attempts if a.get("retry_of") is not None),
+        n=len(attempts), retries=sum(1 for a in attempts if a.get(RETRY_OF) is not None),
         started=v.get("started_at"), finished=v.get("finished_at"),
         complete=doc.get("complete", True), rows=rows, outcomes=outcomes, pictures=figs,
         more_behaviours=more, certs=certificates(attempts),

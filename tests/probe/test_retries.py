@@ -86,6 +86,10 @@ def test_probe_retries_a_rate_limited_endpoint(lab: Lab) -> None:
     a = retries[0]
     assert f'retry of <a href="#a-{a["retry_of"]}">{a["retry_of"]}</a>' in page
     assert f"{n + len(retries)} attempts ({len(retries)} of them retries" in page
+    # the page's matrix counts as the text's and the JSON summary do: each planned
+    # attempt once, by its last try, with the retries beside
+    assert (f'<td class="num">{n} <span class="small">({len(retries)} {word})</span></td>'
+            in page), page
 
 
 @pytest.mark.root
