@@ -95,9 +95,25 @@ def parse_ipv6(data: bytes, ts: float) -> RawPacket | None:
     return RawPacket(ts, src, t[0], dst, t[1], t[2], data[7], None, t[3], t[4])
 
 
-def bpf_tcp_port(port: int) -> bytes:
+def bpf_tcp_port(port: int, v6: bool = False) -> bytes:
     """Classic BPF over a cooked packet: IPv4, TCP, not a fragment, either port ==
-    ``port``."""
+    ``port``; with ``v6``, IPv6 with TCP right after its fixed header (no extension
+    header, as parse_ipv6 reads it). The socket takes every ethertype (ETH_P_ALL), so
+    without it all the host's traffic would be copied up to Python."""
+    if v6:
+        ins = [
+            (0x28, 0, 0, 0xFFFFF000),  # ldh proto  (SKF_AD_PROTOCOL: the ethertype)
+            (0x15, 0, 7, ETH_P_IPV6),  # jeq #0x86dd  else drop
+            (0x30, 0, 0, 6),  # ldb [6]          next header
+            (0x15, 0, 5, 6),  # jeq #6           else drop
+            (0x28, 0, 0, 40),  # ldh [40]        source port
+            (0x15, 2, 0, port),  # jeq #port        accept
+            (0x28, 0, 0, 42),  # ldh [42]        destination port
+            (0x15, 0, 1, port),  # jeq #port        accept, else drop
+            (0x06, 0, 0, 0x40000),  # ret #262144     accept
+            (0x06, 0, 0, 0),  # ret #0           drop
+        ]
+        return b"".join(struct.pack("HBBI", *i) for i in ins)
     ins = [
         (0x28, 0, 0, 0xFFFFF000),  # ldh proto  (SKF_AD_PROTOCOL: the ethertype)
         (0x15, 0, 10, ETH_P_IP),  # jeq #0x800   else drop
@@ -158,11 +174,10 @@ class Capture:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMP, 1)
-            if not self.v6:
-                try:
-                    _attach_filter(sock, bpf_tcp_port(self.port))
-                except OSError:
-                    pass  # filtered below in Python anyway
+            try:
+                _attach_filter(sock, bpf_tcp_port(self.port, self.v6))
+            except OSError:
+                pass  # filtered below in Python anyway
             sock.settimeout(0.2)  # how quickly stop() is noticed
         except BaseException:
             sock.close()

@@ -208,6 +208,42 @@ def test_capture_stop_keeps_the_packets_already_on_the_wire() -> None:
 
 
 @pytest.mark.root
+@pytest.mark.parametrize("v6", [False, True])
+def test_capture_kernel_filter_is_accepted(v6: bool) -> None:
+    """The kernel refuses a malformed BPF program, and Capture.start() then falls back to
+    filtering every frame of the host in Python, silently: attach both here."""
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(packets.ETH_P_ALL))
+    except PermissionError as e:
+        pytest.skip(f"no packet socket here: {e}")
+    with sock:
+        packets._attach_filter(sock, packets.bpf_tcp_port(443, v6))
+
+
+@pytest.mark.root
+def test_capture_of_ipv6_loopback_sees_both_directions() -> None:
+    with socket.socket(socket.AF_INET6) as lsn:
+        try:
+            lsn.bind(("::1", 0))
+        except OSError as e:
+            pytest.skip(f"no IPv6 loopback: {e}")
+        lsn.listen(8)
+        port = lsn.getsockname()[1]
+        cap, why = packets.open_capture("::1", port, socket.AF_INET6)
+        if cap is None:
+            pytest.skip(f"--capture unavailable here: {why}")
+        n = 5
+        for _ in range(n):
+            with socket.create_connection(("::1", port), timeout=2):
+                pass
+            lsn.accept()[0].close()
+        cap.stop()
+    syns = [p for p in cap.packets if p.flags == "S" and p.dport == port]
+    synacks = [p for p in cap.packets if p.flags == "SA" and p.sport == port]
+    assert len(syns) == len(synacks) == n, [(p.flags, p.sport, p.dport) for p in cap.packets]
+
+
+@pytest.mark.root
 def test_drop_lab_unacked_hello_and_dead_port(drop_lab: Any) -> None:
     run = run_steps(endpoint(drop_lab.addr, drop_lab.hang_port),
                     [("repeat", "known-good=tls1.2-only", 3)], timeout=1.0)
