@@ -155,6 +155,12 @@ def test_measured_policy_as_a_simulator_candidate() -> None:
     assert bare.cert == "rsa" and len(bare.assumptions) == 2
     with pytest.raises(CandidateError, match="shop: the measured policy accepts no version"):
         measured({**doc, "versions": []}, "shop")
+    # an endpoint that still takes SSLv2 is assessed on the rest, not skipped; a blank
+    # certificate entry is no key type
+    old = measured({**doc, "versions": [*doc["versions"], "SSLv2"], "certificates": [""],
+                    "suites": {**doc["suites"], "SSLv2": ["SSL_CK_RC4_128_WITH_MD5"]}}, "shop")
+    assert old.protocols == c.protocols and old.suites == c.suites and old.cert == "rsa"
+    assert "SSLv2 accepted: not simulated" in old.assumptions
 
 
 def test_report_counts_a_retried_attempt_once(tmp_path: Path) -> None:

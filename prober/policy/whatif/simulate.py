@@ -165,7 +165,11 @@ def measured(policy: dict[str, Any], name: str) -> Candidate:
     """The simulator's view of a policy as `prober policy` measured it (the JSON of an
     ObservedPolicy): what the endpoint accepts today, with its own certificate type(s)."""
     notes: list[str] = []
-    versions = [str(v) for v in policy.get("versions") or []]
+    # SSLv2 has its own cipher specs, which the simulator does not model: the rest of the
+    # policy is still today's, so the endpoint is assessed on it rather than skipped
+    versions = [str(v) for v in policy.get("versions") or [] if v != "SSLv2"]
+    if "SSLv2" in (policy.get("versions") or []):
+        notes.append("SSLv2 accepted: not simulated")
     if not versions:
         raise CandidateError(f"{name}: the measured policy accepts no version")
     protocols = tuple(sorted(_codes("version", versions), reverse=True))
@@ -183,7 +187,8 @@ def measured(policy: dict[str, Any], name: str) -> Candidate:
     if not groups:
         groups = _codes("group", DEFAULT_GROUPS)
         notes.append("groups not measured: assumed " + ", ".join(DEFAULT_GROUPS))
-    kinds = {str(c).split()[0].upper() for c in policy.get("certificates") or []}
+    # "RSA 2048", "ECDSA P-256" (ObservedPolicy.certificates)
+    kinds = {w[0].upper() for c in policy.get("certificates") or [] if (w := str(c).split())}
     cert: CertKind = ("both" if {"RSA", "ECDSA"} <= kinds else
                       "ecdsa" if "ECDSA" in kinds else "rsa")
     if not kinds:
