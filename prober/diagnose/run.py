@@ -15,7 +15,7 @@ from prober.net.attempt import Deadlines
 
 async def diagnose(ep: Endpoint, deadlines: Deadlines, *, per_target: int = 8,
                    results: list[AttemptResult] | None = None) -> dict[str, Any]:
-    """The diagnose document (``prober.diagnose/1``) of ``ep`` with the default plan;
+    """The diagnose document (``findings.DIAGNOSE_SCHEMA``) of ``ep`` with the default plan;
     ``results`` (when given) gets every attempt, even of an interrupted run."""
     started = time.time()
     state = PlanState()
