@@ -145,8 +145,15 @@ async def _policy(spec: dict[str, Any], ep: Endpoint, deadlines: Deadlines, slot
     if ep.address is None:
         out["reason"] = ep.error
         return
-    scan = await enumerate_policy(ep, concurrency=slots, deadlines=deadlines,
-                                  budget_s=float(spec["time_limit"]))
+    results: list[AttemptResult] = []
+    try:
+        scan = await enumerate_policy(ep, concurrency=slots, deadlines=deadlines,
+                                      budget_s=float(spec["time_limit"]),
+                                      on_result=results.append)
+    finally:
+        # the scan's budget is the task's time limit, which usually fires first: what was
+        # sent is stored all the same, as a probe task does
+        out["attempts"] = [r.to_json() for r in sorted(results, key=lambda r: r.id)]
     out["attempts"] = [a.to_json() for a in scan.attempts]
     verdict = match_catalog(scan.policy) if scan.reliable and scan.policy.versions else None
     names = [m.policy.name for m in verdict.matches] if verdict is not None else []

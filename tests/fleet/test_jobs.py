@@ -298,3 +298,19 @@ def test_diagnose_job_refuses_a_cap_below_two(tmp_path: Path,
                  str(tmp_path / "s.sqlite")]) == 2
     err = capsys.readouterr().err
     assert "--job diagnose needs a cap of at least 2" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("job", ["policy", "diagnose"])
+def test_a_task_cut_by_its_time_limit_keeps_its_attempts(tmp_path: Path, job: str) -> None:
+    """As a probe task does: what went on the wire is in the store, though the task
+    failed."""
+    with SilentReader() as silent:
+        inv = write(tmp_path / "inv.yaml", "schema: 1\ngroups:\n  - endpoints:\n"
+                    f"      - {{target: '127.0.0.1:{silent.port}', name: quiet}}\n")
+        store = tmp_path / "fleet.sqlite"
+        assert main(["fleet", "run", str(inv), "--job", job, "--store", str(store),
+                     "-t", "0.5", "--time-limit", "2", "-q"]) == 1
+    ((status, reason),) = sql(store, "SELECT status, reason FROM tasks")
+    assert status == "failed" and "time limit" in reason
+    (n,) = sql(store, "SELECT count(*) FROM attempts")[0]
+    assert n > 0
