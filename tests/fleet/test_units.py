@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,7 +134,7 @@ def test_measured_policy_as_a_simulator_candidate() -> None:
     from prober.policy.whatif.simulate import CandidateError, measured
     from prober.wire import registry as reg
 
-    doc = {"versions": ["TLSv1.3", "TLSv1.2", "TLSv1.0"],
+    doc: dict[str, Any] = {"versions": ["TLSv1.3", "TLSv1.2", "TLSv1.0"],
            "suites": {"TLSv1.3": ["TLS_AES_256_GCM_SHA384"],
                       "TLSv1.2": ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
                                   "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"],
@@ -157,8 +158,9 @@ def test_measured_policy_as_a_simulator_candidate() -> None:
         measured({**doc, "versions": []}, "shop")
     # an endpoint that still takes SSLv2 is assessed on the rest, not skipped; a blank
     # certificate entry is no key type
-    old = measured({**doc, "versions": [*doc["versions"], "SSLv2"], "certificates": [""],
-                    "suites": {**doc["suites"], "SSLv2": ["SSL_CK_RC4_128_WITH_MD5"]}}, "shop")
+    suites = {**doc["suites"], "SSLv2": ["SSL_CK_RC4_128_WITH_MD5"]}
+    old = measured({**doc, "versions": ["TLSv1.3", "TLSv1.2", "TLSv1.0", "SSLv2"],
+                    "certificates": [""], "suites": suites}, "shop")
     assert old.protocols == c.protocols and old.suites == c.suites and old.cert == "rsa"
     assert "SSLv2 accepted: not simulated" in old.assumptions
 
