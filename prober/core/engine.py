@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -164,19 +164,17 @@ async def run(endpoints: list[Endpoint], profiles: Sequence[Profile], opts: Engi
 
     async def worker(ep: Endpoint, jobs: Iterator[tuple[int, Profile, int]],
                      retries: Retries) -> None:
-        nonlocal last_id
         for aid, profile, rep in jobs:
+
+            async def again(prev: AttemptResult, profile: Profile = profile,
+                            rep: int = rep) -> AttemptResult:
+                nonlocal last_id
+                last_id += 1
+                return await one(last_id, ep, profile, rep, retry_of=prev.id)
+
             r = await one(aid, ep, profile, rep)
             retries.note(r)
-            tries = 0
-            while tries < opts.retries and ep.address is not None and transient(r) \
-                    and await retries.took_connections() \
-                    and (wait := retries.wait_before(r, tries)) is not None:
-                slots.back_off(ep.address, ep.target.port, wait)
-                tries += 1
-                last_id += 1
-                r = await one(last_id, ep, profile, rep, retry_of=r.id)
-                retries.note(r)
+            await retries.retry(r, ep, slots, again, limit=opts.retries)
 
     workers = []
     for index, ep in enumerate(endpoints):
@@ -229,6 +227,25 @@ class Retries:
         if not self.connected_once and self.streak <= RETRY_STREAK:
             await asyncio.sleep(RETRY_BACKOFF_S[0])
         return self.connected_once
+
+    async def retry(self, r: AttemptResult, ep: Endpoint, slots: EndpointSlots,
+                    again: Callable[[AttemptResult], Awaitable[AttemptResult]],
+                    limit: int = len(RETRY_BACKOFF_S)) -> AttemptResult:
+        """``r``'s last try. While it was turned away for load and the budget allows, the
+        whole endpoint backs off (the one per-endpoint limiter holds every attempt to it
+        back; this one waits outside its slot) and ``again(prev)`` makes the retry, a new
+        attempt naming ``prev`` (``retry_of``); each retry is noted here. The one retry
+        loop of probe, check, whatif, policy and diagnose."""
+        tries = 0
+        while tries < limit and ep.address is not None and transient(r) \
+                and await self.took_connections() \
+                and (wait := self.wait_before(r, tries)) is not None:
+            slots.back_off(ep.address, ep.target.port, wait)
+            await slots.quiet(ep.address, ep.target.port)
+            tries += 1
+            r = await again(r)
+            self.note(r)
+        return r
 
     def wait_before(self, r: AttemptResult, tries: int) -> float | None:
         """Seconds to wait before retrying ``r`` (its ``tries``-th retry), or None."""

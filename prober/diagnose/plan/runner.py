@@ -16,7 +16,6 @@ from prober.core.engine import (
     RateLimiter,
     Retries,
     attempt,
-    transient,
 )
 from prober.diagnose.findings import Control, IdleResult, Seen
 from prober.net.attempt import Deadlines
@@ -88,20 +87,14 @@ class Runner:
         """The job's attempt; one turned away for load is retried after a back-off (a
         new attempt, ``retry_of`` the last), and the last try is the job's result."""
         r = await self._try(aid, job)
-        tries = 0
-        while transient(r) and await self.retries.took_connections() and (
-                wait := self.retries.wait_before(r, tries)) is not None:
-            # every attempt backs off, not only this one: the endpoint said "too many"
-            # (the one per-endpoint limiter holds them all back)
-            if job.endpoint.address is not None:
-                assert self.eopts.slots is not None  # set by EngineOptions
-                self.eopts.slots.back_off(job.endpoint.address, job.endpoint.target.port, wait)
-                # outside the slot: backing off frees it
-                await self.eopts.slots.quiet(job.endpoint.address, job.endpoint.target.port)
-            tries += 1
+        self.retries.note(r)
+
+        async def again(prev: AttemptResult) -> AttemptResult:
             rid, self.next_id = self.next_id, self.next_id + 1
-            r = await self._try(rid, job, retry_of=r.id)
-        return r
+            return await self._try(rid, job, retry_of=prev.id)
+
+        assert self.eopts.slots is not None  # set by EngineOptions
+        return await self.retries.retry(r, job.endpoint, self.eopts.slots, again)
 
     async def _try(self, aid: int, job: Job, retry_of: int | None = None) -> AttemptResult:
         async with self.slots:
@@ -111,7 +104,6 @@ class Runner:
         r.data.update(job.meta)
         if retry_of is not None:
             r.data[RETRY_OF] = retry_of
-        self.retries.note(r)
         self.state.results.append(r)
         if self.on_result is not None:
             self.on_result(r)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from prober.core.attempt import RETRY_OF, AttemptResult
-from prober.core.engine import Endpoint, EngineOptions, Retries, attempt, transient
+from prober.core.engine import Endpoint, EngineOptions, Retries, attempt
 from prober.core.outcome import Outcome
 from prober.core.targets import is_ip
 from prober.net.attempt import Deadlines
@@ -86,23 +86,17 @@ async def enumerate_policy(ep: Endpoint, *, concurrency: int = DEFAULT_CONCURREN
         profile = Profile(name=probe.name, spec=probe.spec, origin="generated", sni=probe.sni)
         r = await attempt(aid, ep, profile, probe.tries, opts)
         retries.note(r)
-        tries = 0
-        while transient(r) and await retries.took_connections() and (
-                wait := retries.wait_before(r, tries)) is not None:
-            _keep(probe, r)
-            # every attempt to the endpoint backs off, not only this one (the one
-            # per-endpoint limiter holds them back); this one waits outside its slot
-            assert opts.slots is not None  # set by EngineOptions
-            if ep.address is not None:  # (refused: it has one)
-                opts.slots.back_off(ep.address, ep.target.port, wait)
-                await opts.slots.quiet(ep.address, ep.target.port)
-            tries += 1
+
+        async def again(prev: AttemptResult) -> AttemptResult:
+            nonlocal next_id
+            _keep(probe, prev)  # the refusal stays in the record; the planner gets the last
             next_id += 1
-            again = await attempt(next_id, ep, profile, probe.tries, opts)
-            again.data[RETRY_OF] = r.id
-            r = again
-            retries.note(r)
-        return probe, r
+            retry = await attempt(next_id, ep, profile, probe.tries, opts)
+            retry.data[RETRY_OF] = prev.id
+            return retry
+
+        assert opts.slots is not None  # set by EngineOptions
+        return probe, await retries.retry(r, ep, opts.slots, again)
 
     def _keep(probe: Probe, result: AttemptResult) -> None:
         result.data["policy"] = {"purpose": probe.purpose, "version": probe.version}
