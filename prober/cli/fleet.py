@@ -21,7 +21,7 @@ from prober.cli.common import (
 from prober.cli.options import add_timeouts, deadlines_of
 from prober.cli.whatif import DEFAULT_CLIENTS, load_clients
 from prober.cli.whatif import policy_of as whatif_policy
-from prober.diagnose.findings import CONFIDENCE_ORDER
+from prober.diagnose.findings import CONFIDENCE_ORDER, FINDING_IDS
 from prober.fleet import inventory, report
 from prober.fleet import whatif as fleet_whatif
 from prober.fleet.runner import (
@@ -34,7 +34,7 @@ from prober.fleet.runner import (
     run_embedded,
 )
 from prober.fleet.store import DEFAULT_STORE, Store
-from prober.fleet.tasks import JOBS
+from prober.fleet.tasks import FLEET_FINDING_IDS, JOBS
 from prober.report.output import emit, say
 
 # `info` is a diagnosis's policy summary: counted only when asked for
@@ -74,8 +74,8 @@ def register(hooks: Commands) -> None:
                    help="in-process: tasks at once (default 16)")
     r.add_argument("--fail-on", default="high", metavar="LIST",
                    help="findings that make the exit status 1: severities "
-                   f"({', '.join(SEVERITIES)}) and/or finding ids, comma-separated "
-                   "(default high)")
+                   f"({', '.join(SEVERITIES)}) and/or finding ids, comma-separated, "
+                   "or none (default high)")
     r.add_argument("--retention", type=int, metavar="N", help="keep only the newest N runs")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     add_timeouts(r)
@@ -121,6 +121,13 @@ def _fail_on(text: str) -> set[str]:
     out = {t.strip() for t in text.split(",") if t.strip()}
     if not out:
         raise UsageError(f"--fail-on: give severities ({', '.join(SEVERITIES)}) or finding ids")
+    if out == {"none"}:  # exit 0 whatever was found: for an inventory-wide look
+        return set()
+    # a misspelt id would never match, and the gate would pass whatever was found
+    unknown = sorted(out - {*SEVERITIES, *FINDING_IDS, *FLEET_FINDING_IDS})
+    if unknown:
+        raise UsageError(f"--fail-on: unknown {', '.join(map(repr, unknown))}: severities are "
+                         f"{', '.join(SEVERITIES)}; finding ids are listed in docs/fleet.md")
     return out
 
 

@@ -11,12 +11,13 @@ from typing import Any
 from prober.core.attempt import last_try_docs
 from prober.diagnose import diff
 from prober.diagnose.findings import POLICY
-from prober.fleet.store import Store, StoreError
+from prober.fleet.store import Store
 from prober.probe.report import PROBE_SCHEMA
 from prober.report.escape import for_terminal
 from prober.report.table import tabulate
 
 REPORT_SCHEMA = "prober.fleet.report/1"
+NOT_COMPARED = "not compared"  # two stored documents `prober diff` could not read
 
 
 def _signature(store: Store, run: int) -> dict[tuple[str, str], dict[str, Any]]:
@@ -173,16 +174,17 @@ def _attempt_docs(store: Store, run: int, endpoint: str) -> dict[str, list[dict[
     return docs
 
 
-def _compared(run: int, endpoint: str, a: diff.Side, b: diff.Side) -> list[dict[str, Any]]:
+def _compared(a: diff.Side, b: diff.Side) -> tuple[list[dict[str, Any]], str | None]:
     """What `prober diff` says of two sides of one endpoint: the same finding ids (an
-    outside-only reset is `injected-reset`, another issuer `tls-interception`)."""
+    outside-only reset is `injected-reset`, another issuer `tls-interception`); or why
+    they could not be compared, which the report says for that endpoint only (one odd
+    stored document must not cost the whole fleet its report)."""
     try:
         diff.check(a.doc, a.label)
         diff.check(b.doc, b.label)
-        return list(diff.document(a, b)["findings"])
+        return list(diff.document(a, b)["findings"]), None
     except (diff.DiffInputError, KeyError, ValueError, TypeError) as e:
-        raise StoreError(f"run {run}: {endpoint}: {a.label} and {b.label} cannot be "
-                         f"compared ({type(e).__name__}: {e})") from None
+        return [], f"{type(e).__name__}: {e}"
 
 
 def _sides(store: Store, attempts: dict[str, list[dict[str, Any]]],
@@ -229,10 +231,12 @@ def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
                     adaptive=info["job"] == "policy")]
                 sides = _sides(store, attempts, diagnosed, e, (rid, va, va), (rid, vb, vb))
                 if sides is not None:
+                    found, why = _compared(*sides)
                     named += [{**pair, "id": f["id"], "confidence": f["confidence"],
                                "side": f["figures"].get("side"), "cause": f["cause"],
-                               "evidence": f["evidence"]}
-                              for f in _compared(rid, e, *sides)]
+                               "evidence": f["evidence"]} for f in found]
+                    if why is not None:
+                        between.append({**pair, "what": NOT_COMPARED, "a": why, "b": why})
     drift: list[dict[str, Any]] = []
     if since is not None:
         # runs of different jobs send different hellos: only their conclusions compare
@@ -253,10 +257,13 @@ def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
                 sides = _sides(store, {}, True, k[0], (since, k[1], f"run {since}"),
                                (rid, k[1], f"run {rid}"))
                 if sides is not None:
+                    found, why = _compared(*sides)
                     drift += [{"endpoint": k[0], "vantage": k[1], "what": f"diff {f['id']}",
                                "finding": f["id"], "confidence": f["confidence"],
-                               "cause": f["cause"], "a": None, "b": None}
-                              for f in _compared(rid, k[0], *sides)]
+                               "cause": f["cause"], "a": None, "b": None} for f in found]
+                    if why is not None:
+                        drift.append({"endpoint": k[0], "vantage": k[1],
+                                      "what": NOT_COMPARED, "a": why, "b": why})
     if isinstance(info.get("options"), str):
         info["options"] = json.loads(info["options"])
     return {"schema": REPORT_SCHEMA, "run": info, "vantages": vantages, "endpoints": rows,
@@ -297,7 +304,10 @@ def text(doc: dict[str, Any]) -> str:
                 # the cause quotes the server's answer: one line, whatever it holds
                 lines.append(f"  {e}: {f['confidence']} {f['id']}: {for_terminal(f['cause'])}")
         for d in doc["between_vantages"]:
-            if d["endpoint"] == e:
+            if d["endpoint"] == e and d["what"] == NOT_COMPARED:
+                lines.append(f"  {e}: {NOT_COMPARED} ({d['vantage_a']} vs {d['vantage_b']}): "
+                             f"{for_terminal(d['a'])}")
+            elif d["endpoint"] == e:
                 lines.append(f"  {e}: {d['what']}: {d['a']} from {d['vantage_a']}, "
                              f"{d['b']} from {d['vantage_b']}"
                              f"{_reasons(d, d['vantage_a'], d['vantage_b'])}")
@@ -307,6 +317,10 @@ def text(doc: dict[str, Any]) -> str:
             lines.append("  nothing changed")
         before, now = f"run {doc['since']}", f"run {r['id']}"
         for d in doc["drift"]:
+            if d["what"] == NOT_COMPARED:
+                lines.append(f"  {d['endpoint']} from {d['vantage']}: {NOT_COMPARED}: "
+                             f"{for_terminal(d['a'])}")
+                continue
             if "finding" in d:
                 # the cause quotes the server's answer, as between vantage points above
                 lines.append(f"  {d['endpoint']} from {d['vantage']}: {d['finding']} "

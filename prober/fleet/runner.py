@@ -23,7 +23,7 @@ from prober.core.errors import InputError
 from prober.fleet.inventory import Inventory
 from prober.fleet.leases import LocalLeases
 from prober.fleet.store import Store
-from prober.fleet.tasks import DIAGNOSE_SLOTS, execute, target_json, task_key
+from prober.fleet.tasks import DIAGNOSE_SLOTS, TASK_FAILED, execute, target_json, task_key
 from prober.net.attempt import Deadlines
 from prober.report.output import say
 
@@ -120,7 +120,7 @@ def failed_result(spec: dict[str, Any], reason: str) -> dict[str, Any]:
             "task": spec["task"], "status": "failed", "reason": reason, "agent": None,
             "address": None, "started_at": now, "finished_at": now, "attempts": [],
             "policy": None, "verdicts": [],
-            "findings": [{"id": "task-failed", "severity": "high", "cause": reason}]}
+            "findings": [{"id": TASK_FAILED, "severity": "high", "cause": reason}]}
 
 
 async def run_embedded(specs: list[dict[str, Any]], store: Store, progress: Progress,

@@ -38,6 +38,12 @@ TASK_SCHEMA = "prober.fleet.task/1"
 # outcomes where no server byte ever came back: the endpoint is not reachable from here
 _UNREACHED = {"refused", "connect-timeout", "unreachable", "dns-error"}
 CERT_WARN_DAYS = 21
+# the fleet's own findings, beside the ones a diagnose task adds (diagnose.findings)
+TASK_REFUSED, TASK_FAILED, UNREACHABLE = "task-refused", "task-failed", "unreachable"
+POLICY_MISMATCH, EXPECTATION_FAILED = "policy-mismatch", "expectation-failed"
+CERT_EXPIRED, CERT_EXPIRING = "cert-expired", "cert-expiring"
+FLEET_FINDING_IDS = (TASK_REFUSED, TASK_FAILED, UNREACHABLE, POLICY_MISMATCH,
+                     EXPECTATION_FAILED, CERT_EXPIRED, CERT_EXPIRING)
 # a diagnosis holds a connect-and-wait control open beside at least one hello
 DIAGNOSE_SLOTS = 2
 
@@ -215,32 +221,32 @@ def _findings(out: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, Any]]
     """What a fleet operator acts on, each with a severity that ``--fail-on`` selects."""
     f: list[dict[str, Any]] = []
     if out["status"] == "refused":
-        f.append(_finding("task-refused", "high", out["reason"]))
+        f.append(_finding(TASK_REFUSED, "high", out["reason"]))
     elif out["status"] == "failed":
-        f.append(_finding("task-failed", "high", out["reason"]))
+        f.append(_finding(TASK_FAILED, "high", out["reason"]))
     for v in out["verdicts"]:
         if not v["passed"]:
-            fid = "policy-mismatch" if v["expectation"].startswith("policy") else (
-                "expectation-failed")
+            fid = POLICY_MISMATCH if v["expectation"].startswith("policy") else (
+                EXPECTATION_FAILED)
             f.append(_finding(fid, "high", f"{v['expectation']}: {v['message']}"))
     attempts = out["attempts"]
     # policy and diagnose tasks make no attempt at a name that did not resolve: without
     # this the task is `done` with no finding, and `--fail-on high` passes it
     if out["status"] == "done" and out["address"] is None and not attempts:
-        f.append(_finding("unreachable", "high",
+        f.append(_finding(UNREACHABLE, "high",
                           f"did not resolve: {out['reason'] or 'no address'}"))
     # a diagnosis names an unreachable endpoint itself (port-closed, endpoint-unreachable)
     if attempts and out.get("diagnosis") is None and all(
             a["outcome"] in _UNREACHED for a in attempts):
-        f.append(_finding("unreachable", "high", f"all {len(attempts)} attempts: "
+        f.append(_finding(UNREACHABLE, "high", f"all {len(attempts)} attempts: "
                           f"{attempts[0]['outcome']} ({attempts[0]['detail']})"))
     soonest = cert_expiry(out)
     if soonest is not None:
         days = (dt.datetime.fromisoformat(soonest) - dt.datetime.now(dt.UTC)).days
         if days < 0:
-            f.append(_finding("cert-expired", "high", f"certificate expired on {soonest}"))
+            f.append(_finding(CERT_EXPIRED, "high", f"certificate expired on {soonest}"))
         elif days < CERT_WARN_DAYS:
-            f.append(_finding("cert-expiring", "medium",
+            f.append(_finding(CERT_EXPIRING, "medium",
                               f"certificate expires on {soonest} (in {days} days)"))
     return f
 

@@ -280,7 +280,7 @@ def test_diagnose_tasks_share_the_endpoint_cap(tmp_path: Path) -> None:
                               for i in range(2)))
         store = tmp_path / "s.sqlite"
         assert main(["fleet", "run", str(inv), "--job", "diagnose", "--store", str(store),
-                     "-t", "0.3", "-q", "--fail-on", "e-none"]) == 0
+                     "-t", "0.3", "-q", "--fail-on", "none"]) == 0
     per_task = dict(sql(store, "SELECT endpoint, count(*) FROM attempts GROUP BY endpoint"))
     assert listener.accepted >= per_task["e0"] + per_task["e1"] >= 2 * 20
     assert 2 <= listener.most <= 4, listener.most

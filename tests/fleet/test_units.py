@@ -349,3 +349,33 @@ def test_a_name_that_does_not_resolve_is_a_finding(job: str) -> None:
     assert out["attempts"] == []
     assert [(f["id"], f["severity"]) for f in out["findings"]] == [("unreachable", "high")]
     assert "did not resolve" in out["findings"][0]["cause"]
+
+
+def test_report_says_which_endpoint_could_not_be_compared(tmp_path: Path) -> None:
+    """An attempt document `prober diff` cannot read costs that endpoint its comparison,
+    said on its own line, not the whole fleet its report."""
+    from prober.fleet import report
+
+    store, run = _two_sided(tmp_path, job="probe")
+    ok = {"id": 1, "target": "a.test:443", "profile": "p", "repeat": 0, "outcome": "ok",
+          "detail": "TLSv1.3"}
+    assert store.record(_result(run, "inside", "probe", attempts=[ok]))
+    assert store.record(_result(run, "outside", "probe", attempts=[
+        {k: v for k, v in ok.items() if k != "detail"}]))
+    doc = report.build(store, run, None)
+    odd = [d for d in doc["between_vantages"] if d["what"] == report.NOT_COMPARED]
+    assert len(odd) == 1 and "lacks" in odd[0]["a"], doc["between_vantages"]
+    assert "  a.test:443: not compared (inside vs outside): DiffInputError" in report.text(doc)
+
+
+def test_fail_on_refuses_an_unknown_word(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from prober.cli.main import main
+
+    inv = tmp_path / "inv.txt"
+    inv.write_text("127.0.0.1:9\n")
+    assert main(["fleet", "run", str(inv), "--store", str(tmp_path / "s.sqlite"),
+                 "--fail-on", "hihg,policy-reset"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown 'hihg'" in err[0], err
+    assert not (tmp_path / "s.sqlite").exists()
