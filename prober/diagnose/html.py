@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from prober.diagnose import findings as F
 from prober.probe.html import attempt_rows, certificates, matrix_rows, pictures
 from prober.probe.sequence import Emphasis, diagram, distinct
 from prober.report.html import environment
@@ -18,27 +19,27 @@ from prober.report.html import environment
 # finding id -> (the kinds of event it is about, the kinds a middlebox sent instead of
 # the server); the rules' own wording is the reference (README, the finding table)
 EMPHASIS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "silent-proxy": (frozenset({"hello_ack"}), frozenset({"hello", "hello_ack", "fin"})),
-    "injected-reset": (frozenset({"rst"}), frozenset({"rst"})),
-    "near-tcp-terminator": (frozenset({"synack"}), frozenset({"syn", "synack", "ack"})),
-    "policy-reset": (frozenset({"rst", "fin"}), frozenset()),
-    "policy-alert": (frozenset({"alert"}), frozenset()),
-    "inappropriate-fallback": (frozenset({"alert"}), frozenset()),
-    "path-drop": (frozenset({"hello"}), frozenset()),
-    "size-drop": (frozenset({"hello"}), frozenset()),
-    "segmentation-drop": (frozenset({"hello"}), frozenset()),
-    "dpi-fragmentation": (frozenset({"hello"}), frozenset()),
-    "sni-drop": (frozenset({"hello"}), frozenset()),
-    "sni-reset": (frozenset({"rst"}), frozenset()),
-    "mtu-blackhole": (frozenset({"flight"}), frozenset()),
-    "tls-interception": (frozenset({"flight"}), frozenset()),
+    F.SILENT_PROXY: (frozenset({"hello_ack"}), frozenset({"hello", "hello_ack", "fin"})),
+    F.INJECTED_RESET: (frozenset({"rst"}), frozenset({"rst"})),
+    F.NEAR_TCP_TERMINATOR: (frozenset({"synack"}), frozenset({"syn", "synack", "ack"})),
+    F.POLICY_RESET: (frozenset({"rst", "fin"}), frozenset()),
+    F.POLICY_ALERT: (frozenset({"alert"}), frozenset()),
+    F.INAPPROPRIATE_FALLBACK: (frozenset({"alert"}), frozenset()),
+    F.PATH_DROP: (frozenset({"hello"}), frozenset()),
+    F.SIZE_DROP: (frozenset({"hello"}), frozenset()),
+    F.SEGMENTATION_DROP: (frozenset({"hello"}), frozenset()),
+    F.DPI_FRAGMENTATION: (frozenset({"hello"}), frozenset()),
+    F.SNI_DROP: (frozenset({"hello"}), frozenset()),
+    F.SNI_RESET: (frozenset({"rst"}), frozenset()),
+    F.MTU_BLACKHOLE: (frozenset({"flight"}), frozenset()),
+    F.TLS_INTERCEPTION: (frozenset({"flight"}), frozenset()),
     # the server's answers, which differ from one attempt to the next
-    "intermittent": (frozenset({"rst", "fin", "alert", "flight"}), frozenset()),
-    "endpoint-flapping": (frozenset({"synack", "rst"}), frozenset()),
+    F.INTERMITTENT: (frozenset({"rst", "fin", "alert", "flight"}), frozenset()),
+    F.ENDPOINT_FLAPPING: (frozenset({"synack", "rst"}), frozenset()),
 }
 # findings about identical attempts that behave differently: one diagram per behaviour
 # among the attempts they cite, side by side in the finding's section
-EACH_BEHAVIOUR = frozenset({"intermittent", "endpoint-flapping", "mixed-certificates"})
+EACH_BEHAVIOUR = frozenset({F.INTERMITTENT, F.ENDPOINT_FLAPPING, F.MIXED_CERTIFICATES})
 MAX_FINDING_DIAGRAMS = 4
 _IDS = re.compile(r"\b(ids?|id) ((?:\d+(?:-\d+)?)(?:, \d+(?:-\d+)?)*)")
 
