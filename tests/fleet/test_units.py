@@ -320,3 +320,18 @@ def test_agent_bad_options_are_one_line_errors(args: list[str], named: str,
     assert main(argv) == 2  # refused before any broker connection is tried
     err = capsys.readouterr().err.strip()
     assert named in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("value", ["0", "1001", "-3", "many"])
+def test_fleet_shard_size_bad_values_are_one_line_errors(
+        tmp_path: Path, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from prober.cli.main import main
+
+    inv = tmp_path / "inv.txt"
+    inv.write_text("127.0.0.1:1\n")
+    store = tmp_path / "s.sqlite"
+    assert main(["fleet", "run", str(inv), "--store", str(store),
+                 "--shard-size", value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--shard-size" in err and len(err.splitlines()) == 1, err
+    assert not store.exists()  # refused before the store is opened
