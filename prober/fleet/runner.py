@@ -149,16 +149,18 @@ async def run_embedded(specs: list[dict[str, Any]], store: Store, progress: Prog
 
 
 def check_consumers(app: Any, vantages: list[str], timeout: float = 2.0,
-                    step: float = 0.25) -> None:
+                    step: float = 0.05, most: float = 0.4) -> None:
     from prober.fleet.celeryapp import queue_of
 
     # A broadcast waits its whole timeout (it cannot know how many agents will answer):
-    # ask in short rounds and stop at the first that finds every queue served, so a
-    # run with its agents up starts at once and only a missing one costs ``timeout``.
+    # ask in short rounds, each twice as long as the last (a far agent answers a later
+    # one), and stop at the first that finds every queue served, so a run with its agents
+    # up starts at once and only a missing one costs ``timeout``.
     deadline = time.monotonic() + timeout
     replies: dict[str, Any] = {}
     while True:
         replies.update(app.control.inspect(timeout=step).active_queues() or {})
+        step = min(most, step * 2)
         served = {q.get("name") for qs in replies.values() for q in (qs or [])}
         missing = [v for v in vantages if queue_of(v) not in served]
         if not missing or time.monotonic() >= deadline:
@@ -204,7 +206,9 @@ def run_distributed(app: Any, specs: list[dict[str, Any]], store: Store, progres
                   f"{progress.run})", file=sys.stderr)
             return
         progress.show()
-        sleep(poll_s)
+        # each poll asks for every shard still owed: soon when few are, so the run's
+        # last answer is not waited for longer than it needs
+        sleep(min(poll_s, 0.02 + len(pending) * 1e-4))
 
 
 def _answers(shard: list[dict[str, Any]], meta: dict[str, Any]) -> list[dict[str, Any]]:
