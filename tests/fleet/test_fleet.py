@@ -330,6 +330,42 @@ def test_killed_coordinator_resumes_without_rerunning(tmp_path: Path, broker: st
     assert listener.accepted == 2
 
 
+def test_resume_collects_a_finished_shard_of_several_endpoints(tmp_path: Path,
+                                                               broker: str) -> None:
+    with CountingListener() as listener, agents() as started:
+        eps = "\n".join(f"      - {{target: '127.0.0.1:{listener.port}', name: e{i}}}"
+                        for i in range(3))
+        inv = tmp_path / "inv.yaml"
+        inv.write_text("schema: 1\ngroups:\n  - name: g\n    cap: 1\n"
+                       f"    profiles: [tls1.2-only]\n    endpoints:\n{eps}\n")
+        started.append(Agent(tmp_path, broker, "resume-shard", ["127.0.0.1/32:1-65535"],
+                             name="rs1").ready())
+        store = tmp_path / "s.sqlite"
+        coord = subprocess.Popen(
+            prober("fleet", "run", str(inv), "--store", str(store), "--broker", broker,
+                   "--vantage", "resume-shard", "-t", "1", "-q", "--shard-size", "3"),
+            env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 20
+            while listener.accepted < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            coord.kill()  # the coordinator dies while the one shard runs on the agent
+            coord.wait(5)
+        assert sql(store, "SELECT count(*) FROM tasks WHERE status='queued'") == [(3,)]
+        deadline = time.monotonic() + 20
+        while (listener.accepted < 3 or listener.open) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the agent stores the shard's answer after the last close
+        r = fleet("run", "--resume", "1", "--store", str(store), "--broker", broker)
+        assert r.returncode == 0, r.stderr
+    assert sql(store, "SELECT endpoint, status, agent FROM tasks ORDER BY 1") == [
+        ("e0", "done", "rs1"), ("e1", "done", "rs1"), ("e2", "done", "rs1")]
+    assert sql(store, "SELECT count(*) FROM attempts") == [(3,)]
+    # the shard's three results were collected under its id, not run again
+    assert listener.accepted == 3
+
+
 def test_diagnose_job_on_agents_names_differences_as_prober_diff(
         tmp_path: Path, broker: str, two_faced: tuple[int, int]) -> None:
     port, other = two_faced
