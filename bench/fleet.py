@@ -55,6 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.netns_counter import SERVER_IF, SynCounterNet, why_unavailable  # noqa: E402
+from prober.fleet.runner import DEFAULT_SHARD_SIZE, MAX_SHARD_SIZE  # noqa: E402
 from tests.fleet.harness import Agent, agents, redis_server  # noqa: E402
 from tests.lab.netns import exec_argv  # noqa: E402
 from tests.lab.netns import run as ns_run  # noqa: E402
@@ -239,6 +240,9 @@ def started_agents(tmp: Path, broker: str, n: int, cores: list[int] | None,
 _DBS = itertools.count(1)
 
 
+SHARD = {"size": DEFAULT_SHARD_SIZE}  # --shard-size of the distributed runs
+
+
 def distributed(label: str, tmp: Path, broker: str, inv: Path, n: int, port: int,
                 n_agents: int, agent_cores: list[int] | None,
                 coord_cores: list[int] | None) -> Run:
@@ -250,7 +254,8 @@ def distributed(label: str, tmp: Path, broker: str, inv: Path, n: int, port: int
     broker = f"{broker.rsplit('/', 1)[0]}/{db}"
     with started_agents(tmp, broker, n_agents, agent_cores, port) as ags:
         run = fleet_run(label, inv, tmp / "store.sqlite", n,
-                        ["--broker", broker, "--vantage", VANTAGE], coord_cores)
+                        ["--broker", broker, "--vantage", VANTAGE,
+                         "--shard-size", str(SHARD["size"])], coord_cores)
         run.agents_rss_kb = [peak_rss_kb(a.proc.pid) for a in ags]
         run.agents_cpu_s = [cpu_s(a.proc.pid) for a in ags]
     return run
@@ -263,7 +268,8 @@ ONE_CORE_AGENT = f"1 agent on core {WORKER_CORE}, coordinator on core {OTHER_COR
 BOTH_EMB, BOTH_AGENTS = "in-process, both cores", "2 agents, both cores"
 
 
-def bench_overhead(tmp: Path, n: int, sizes: list[int], rounds: int) -> None:
+def bench_overhead(tmp: Path, n: int, sizes: list[int], rounds: int,
+                   one_core_only: bool = False) -> None:
     raise_nofile_limit(4 * n + 1024)
     pki = make_pki(tmp / "pki")
     port = free_port()
@@ -280,7 +286,8 @@ def bench_overhead(tmp: Path, n: int, sizes: list[int], rounds: int) -> None:
         if one_core:
             pin(ngx.pids() + ([redis_pid] if redis_pid else []), OTHER_CORE)
         print(f"\n## Fleet: {n} loopback endpoints (127.0.1.1-{addrs[-1]}:{port}, one nginx) "
-              f"x the default profile set, {rounds} round(s), interleaved\n")
+              f"x the default profile set, {rounds} round(s), interleaved; agents get "
+              f"--shard-size {SHARD['size']} (tasks per message)\n")
         inv = invs[n]
         store = tmp / "store.sqlite"
         load0 = os.getloadavg()
@@ -289,6 +296,8 @@ def bench_overhead(tmp: Path, n: int, sizes: list[int], rounds: int) -> None:
                 runs.append(fleet_run(ONE_CORE_EMB, inv, store, n, [], [WORKER_CORE]))
                 runs.append(distributed(ONE_CORE_AGENT, tmp, broker, inv, n, port, 1,
                                         [WORKER_CORE], [OTHER_CORE]))
+            if one_core_only and one_core:
+                continue
             runs.append(fleet_run(BOTH_EMB, inv, store, n, [], None))
             runs.append(distributed(BOTH_AGENTS, tmp, broker, inv, n, port, 2, None, None))
         load1 = os.getloadavg()
@@ -299,7 +308,8 @@ def bench_overhead(tmp: Path, n: int, sizes: list[int], rounds: int) -> None:
             dist = distributed(f"2 agents {size}", tmp, broker, invs[size], size, port, 2,
                                None, None)
             scale.append((size, emb, dist))
-        _print_scale(scale)
+        if scale:
+            _print_scale(scale)
         print(f"\nLoad average (1, 5 min): {load0[0]:.2f}, {load0[1]:.2f} before, "
               f"{load1[0]:.2f}, {load1[1]:.2f} after the runs above; "
               f"{os.cpu_count()} CPUs shared with whatever else runs on this machine.")
@@ -334,7 +344,8 @@ def _print_overhead(runs: list[Run], one_core: bool) -> None:
             "attempts/s (in-run)", "coordinator CPU s", "coordinator peak RSS MB",
             "agents' CPU s", "agents' peak RSS MB"])
     pairs = [(ONE_CORE_EMB, ONE_CORE_AGENT, "one core")] if one_core else []
-    pairs.append((BOTH_EMB, BOTH_AGENTS, "two agents vs in-process on both cores"))
+    if any(r.label == BOTH_EMB for r in runs):
+        pairs.append((BOTH_EMB, BOTH_AGENTS, "two agents vs in-process on both cores"))
     for emb_label, dist_label, what in pairs:
         emb = [r for r in runs if r.label == emb_label]
         dist = [r for r in runs if r.label == dist_label]
@@ -519,6 +530,11 @@ def main() -> int:
                     help="(b): endpoints of the policy inventory (200)")
     ap.add_argument("--repeat", type=int, default=1, help="(b): runs of each tool (1)")
     ap.add_argument("--only", choices=("a", "b"), help="run one part only")
+    ap.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
+                    help=f"(a): the agents' runs' --shard-size ({DEFAULT_SHARD_SIZE})")
+    ap.add_argument("--one-core-only", action="store_true",
+                    help="(a): only the pinned one-core pair (no both-cores pair); with "
+                    "--sizes '' no fleet-size runs either")
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",") if x]
     if not 1 <= args.endpoints <= 2000 or any(not 1 <= s <= args.endpoints for s in sizes):
@@ -526,6 +542,9 @@ def main() -> int:
     if not 1 <= args.policy_endpoints <= 1000 or not 1 <= args.repeat <= 5 or not (
             1 <= args.rounds <= 5):
         ap.error("--policy-endpoints 1-1000, --repeat 1-5, --rounds 1-5")
+    if not 1 <= args.shard_size <= MAX_SHARD_SIZE:
+        ap.error(f"--shard-size 1-{MAX_SHARD_SIZE}")
+    SHARD["size"] = args.shard_size
     for b in ("nginx", "redis-server", "taskset", "ss"):
         if shutil.which(b) is None:
             print(f"skipped: needs `{b}` (make setup)")
@@ -535,7 +554,7 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="prb-bench-fleet-") as d:
         if args.only in (None, "a"):
-            bench_overhead(Path(d), args.endpoints, sizes, args.rounds)
+            bench_overhead(Path(d), args.endpoints, sizes, args.rounds, args.one_core_only)
         if args.only in (None, "b"):
             bench_policy(Path(d), args.policy_endpoints, args.repeat)
     return 0

@@ -34,9 +34,9 @@ def register(hooks: Commands) -> None:
                    help="how long a dead agent's hold on an endpoint's connection slots "
                    f"outlives it (default {LEASE_TTL_S:g} s; renewed every third of it)")
     p.add_argument("-c", "--concurrency", type=int, default=DEFAULT_AGENT_CONCURRENCY,
-                   metavar="N", help="tasks at once, on one event loop (default "
-                   f"{DEFAULT_AGENT_CONCURRENCY}, as `fleet run -c`); each task opens at most "
-                   "its endpoint's cap of connections")
+                   metavar="N", help="tasks at once, on one event loop, whatever shards "
+                   f"they came in, and shards held (default {DEFAULT_AGENT_CONCURRENCY}, as "
+                   "`fleet run -c`); each task opens at most its endpoint's cap of connections")
     p.add_argument("--name", metavar="NAME", help="worker name (default vantage@host-pid)")
     p.add_argument("--loglevel", default="INFO", metavar="LEVEL")
     p.set_defaults(func=cmd_agent)

@@ -6,11 +6,13 @@ Command modules import this; nothing outside ``prober.cli`` imports anything of 
 from __future__ import annotations
 
 import argparse
+import asyncio
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, NoReturn, TypeVar
 
 from prober.core.errors import InputError
+from prober.net.loop import new_event_loop
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -75,15 +77,9 @@ def json_file_of(args: argparse.Namespace) -> IO[str] | None:
 
 
 def run_loop(coro: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run, on uvloop where installed: it halves the per-attempt loop overhead."""
-    try:
-        import uvloop
-    except ImportError:
-        import asyncio
-
-        return asyncio.run(coro)
-    result: T = uvloop.run(coro)
-    return result
+    """asyncio.run, on uvloop where installed (prober.net.loop)."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(coro)
 
 
 def raise_fd_limit(concurrency: int) -> None:

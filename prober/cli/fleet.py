@@ -25,7 +25,9 @@ from prober.diagnose.findings import CONFIDENCE_ORDER, FINDING_IDS
 from prober.fleet import inventory, report
 from prober.fleet import whatif as fleet_whatif
 from prober.fleet.runner import (
+    DEFAULT_SHARD_SIZE,
     EMBEDDED_VANTAGE,
+    MAX_SHARD_SIZE,
     FleetOptions,
     Progress,
     check_consumers,
@@ -63,7 +65,12 @@ def register(hooks: Commands) -> None:
     r.add_argument("--vantage", action="append", metavar="NAME",
                    help="vantage point whose agents run the tasks (repeatable; with --broker)")
     r.add_argument("--time-limit", type=float, default=1800.0, metavar="S",
-                   help="a task's time limit (default 1800 s)")
+                   help="a task's time limit (default 1800 s); on agents it counts from the "
+                   "start of the task's shard, so that no shard outlasts it")
+    r.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, metavar="N",
+                   help="with --broker: tasks of one vantage point per message to its agents "
+                   f"(1-{MAX_SHARD_SIZE}, default {DEFAULT_SHARD_SIZE}; 1: a message per "
+                   "task)")
     r.add_argument("--visibility-timeout", type=float, default=3600.0, metavar="S",
                    help="broker redelivery delay of an unacknowledged task (default 3600 s, "
                    "must exceed --time-limit)")
@@ -139,6 +146,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--broker needs at least one --vantage")
     if args.repeat < 1 or args.concurrency < 1 or args.time_limit <= 0:
         raise UsageError("--repeat and --concurrency must be at least 1, --time-limit positive")
+    if not 1 <= args.shard_size <= MAX_SHARD_SIZE:
+        raise UsageError(f"--shard-size must be 1-{MAX_SHARD_SIZE}, got {args.shard_size}")
     store = Store(args.store)
     app = None
     if args.broker:
@@ -162,7 +171,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         vantages = args.vantage or [EMBEDDED_VANTAGE]
         opts = FleetOptions(job=args.job, vantages=vantages, profiles=args.profile,
                             deadlines=deadlines_of(args), repeat=args.repeat,
-                            time_limit=args.time_limit, concurrency=args.concurrency)
+                            time_limit=args.time_limit, concurrency=args.concurrency,
+                            shard_size=args.shard_size)
         if app is not None:
             check_consumers(app, vantages)
         run = plan(inv, store, opts, "celery" if app is not None else "embedded")

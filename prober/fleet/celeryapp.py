@@ -5,7 +5,10 @@ message is refused before it is decoded, so a broker writer cannot run code on a
 agent); a message is acknowledged only after its task finished (``acks_late``), an agent
 holds no more messages than it has pool threads (prefetch 1 per thread), and the broker
 hands an unacknowledged one to another agent only after ``visibility_timeout``, which
-must outlast the task's time limit or a slow task would run twice at once.
+must outlast the time limit or a slow shard would run twice at once. A message is a
+shard: the specs of up to ``fleet run --shard-size`` tasks of one vantage point, run side
+by side and answered with their results in one list (a message per task cost the agent
+about 2 ms of Celery each, half a probe task's own CPU: bench/fleet.py).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from celery.backends.redis import RedisBackend
 from prober.core.errors import InputError
 from prober.fleet.allowlist import Allowlist
 from prober.fleet.leases import LEASE_TTL_S, RedisLeases
-from prober.fleet.tasks import execute
+from prober.fleet.tasks import execute_shard
+from prober.net.loop import new_event_loop
 
 TASK_NAME = "prober.fleet.task"
 DEFAULT_TIME_LIMIT_S = 1800.0
@@ -37,31 +41,37 @@ def queue_of(vantage: str) -> str:
 
 
 # set by `prober agent` before its worker starts (one process: the thread pool)
-AGENT: dict[str, Any] = {"allow": None, "name": None, "lease_ttl": LEASE_TTL_S}
 DEFAULT_AGENT_CONCURRENCY = 16  # as `fleet run -c` in-process
+AGENT: dict[str, Any] = {"allow": None, "name": None, "lease_ttl": LEASE_TTL_S,
+                         "concurrency": DEFAULT_AGENT_CONCURRENCY}
 
 
 class AgentLoop:
     """The agent's one event loop, in a thread of its own, with its one lease client: the
-    worker's threads hand it their tasks, which then run side by side on it as the tasks
-    of an in-process run do. A loop and a Redis connection per task cost the agent about
-    as much CPU as the task's own attempts (bench/fleet.py)."""
+    worker's threads hand it their shards, whose tasks then run side by side on it as the
+    tasks of an in-process run do, at most ``--concurrency`` of them at once whatever
+    shards they came in. A loop and a Redis connection per task cost the agent about as
+    much CPU as the task's own attempts (bench/fleet.py)."""
 
     def __init__(self, broker: str) -> None:
         self.broker = broker
-        self.loop = asyncio.new_event_loop()
+        # uvloop as in-process (run_loop): asyncio's own loop cost the agent's loop thread
+        # a third more CPU than the in-process run (bench/fleet.py)
+        self.loop = new_event_loop()
         self._leases: RedisLeases | None = None
+        self._slots: asyncio.Semaphore | None = None
         threading.Thread(target=self.loop.run_forever, name="prober-agent-loop",
                          daemon=True).start()
 
-    def submit(self, spec: dict[str, Any]) -> Future[dict[str, Any]]:
-        return asyncio.run_coroutine_threadsafe(self._execute(spec), self.loop)
+    def submit(self, specs: list[dict[str, Any]]) -> Future[list[dict[str, Any]]]:
+        return asyncio.run_coroutine_threadsafe(self._execute(specs), self.loop)
 
-    async def _execute(self, spec: dict[str, Any]) -> dict[str, Any]:
-        if self._leases is None:  # made on the loop that uses it
+    async def _execute(self, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self._leases is None or self._slots is None:  # made on the loop that uses them
             self._leases = RedisLeases(self.broker, ttl_s=AGENT["lease_ttl"])
-        return await execute(spec, leases=self._leases, allow=AGENT["allow"],
-                             agent=AGENT["name"])
+            self._slots = asyncio.Semaphore(max(1, int(AGENT["concurrency"])))
+        return await execute_shard(specs, leases=self._leases, allow=AGENT["allow"],
+                                   slots=self._slots, agent=AGENT["name"])
 
 
 _LOOPS: dict[str, AgentLoop] = {}
@@ -113,8 +123,10 @@ def make_app(broker: str, *, time_limit: float = DEFAULT_TIME_LIMIT_S,
     )
 
     @app.task(name=TASK_NAME)  # type: ignore[untyped-decorator]
-    def fleet_task(spec: dict[str, Any]) -> dict[str, Any]:
-        return agent_loop(broker).submit(spec).result()
+    def fleet_shard(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
+            raise TypeError("a fleet message is a list of task specs (a shard)")
+        return agent_loop(broker).submit(specs).result()
 
     return app
 
@@ -122,11 +134,11 @@ def make_app(broker: str, *, time_limit: float = DEFAULT_TIME_LIMIT_S,
 def run_agent(broker: str, vantage: str, allow: Allowlist, *, time_limit: float,
               visibility_timeout: float, name: str, lease_ttl: float = LEASE_TTL_S,
               concurrency: int = DEFAULT_AGENT_CONCURRENCY, loglevel: str = "INFO") -> None:
-    """Consume ``vantage``'s queue until stopped: up to ``concurrency`` tasks at once (the
-    pool's threads only wait; the tasks run on one event loop), each itself concurrent up
-    to its endpoint's cap."""
+    """Consume ``vantage``'s queue until stopped: up to ``concurrency`` shards held and
+    ``concurrency`` tasks at once (the pool's threads only wait; the tasks run on one event
+    loop), each itself concurrent up to its endpoint's cap."""
     app = make_app(broker, time_limit=time_limit, visibility_timeout=visibility_timeout)
-    AGENT.update(allow=allow, name=name, lease_ttl=lease_ttl)
+    AGENT.update(allow=allow, name=name, lease_ttl=lease_ttl, concurrency=concurrency)
     app.worker_main(["worker", "-Q", queue_of(vantage), "-P", "threads",
                      "-c", str(concurrency), "-n", name, "-l", loglevel,
                      "--without-gossip", "--without-mingle"])

@@ -110,16 +110,21 @@ class RedisLeases:
                 raise LeaseTimeout(f"{key}: no connection slot free fleet-wide within "
                                    f"{wait_s:g} s")
             await asyncio.sleep(WAIT_STEP_S * 2)
-        renewer = asyncio.ensure_future(self._renew(rkey, n, token))
+        done = asyncio.Event()
+        renewer = asyncio.ensure_future(self._renew(rkey, n, token, done))
         try:
             yield n
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            # stopped between two renewals, never cancelled inside one: a redis-py command
+            # cancelled mid-flight could hold the release (and the task) until the task's
+            # time limit (tests/fleet: a shard's last task, held to its shard's limit)
+            done.set()
+            await asyncio.shield(renewer)
             await self._redis.zrem(rkey, *(f"{token}:{i}" for i in range(1, n + 1)))
 
-    async def _renew(self, rkey: str, n: int, token: str) -> None:
-        while True:
-            await asyncio.sleep(self.ttl_ms / 3000)
+    async def _renew(self, rkey: str, n: int, token: str, done: asyncio.Event) -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), self.ttl_ms / 3000)
+                return
             await self._redis.eval(_RENEW, 1, rkey, self.ttl_ms, n, token)

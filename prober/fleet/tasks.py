@@ -56,6 +56,16 @@ def task_key(spec: dict[str, Any]) -> str:
             f"{spec['task']}:{spec['endpoint']}")
 
 
+def shard_key(spec: dict[str, Any]) -> str:
+    """The Celery task id of the shard a spec was planned into: its number is stored in
+    the spec, so a resumed run sends (and collects) the same shards under the same ids.
+    A spec planned before shards existed is a shard of its own, under its task id."""
+    if "shard" not in spec:
+        return task_key(spec)
+    return (f"prober-fleet:{spec['run']}:{spec.get('nonce', '')}:{spec['vantage']}:"
+            f"{spec['task']}:shard-{spec['shard']}")
+
+
 def target_json(t: Target) -> dict[str, Any]:
     return {"host": t.host, "port": t.port, "address": t.address,
             "sni": {"kind": t.sni_choice.kind, "name": t.sni_choice.name}}
@@ -68,9 +78,11 @@ def target_of(d: dict[str, Any]) -> Target:
 
 
 async def execute(spec: dict[str, Any], *, leases: LeaseBook, allow: Allowlist | None,
-                  agent: str | None = None) -> dict[str, Any]:
+                  agent: str | None = None, timeout: float | None = None
+                  ) -> dict[str, Any]:
     """Run one task; never raises for what the endpoint or the agent did: a refusal or a
-    failure is a result like any other (``status``)."""
+    failure is a result like any other (``status``). ``timeout``: what is left of the
+    task's time limit when it starts (default: all of it)."""
     out: dict[str, Any] = {
         "schema": TASK_SCHEMA, "run": spec["run"], "endpoint": spec["endpoint"],
         "vantage": spec["vantage"], "task": spec["task"], "status": "done", "reason": None,
@@ -78,7 +90,8 @@ async def execute(spec: dict[str, Any], *, leases: LeaseBook, allow: Allowlist |
         "finished_at": None, "attempts": [], "policy": None, "verdicts": [], "findings": [],
         "diagnosis": None}
     try:
-        await asyncio.wait_for(_run(spec, out, leases, allow), timeout=spec["time_limit"])
+        await asyncio.wait_for(_run(spec, out, leases, allow),
+                               timeout=spec["time_limit"] if timeout is None else timeout)
     except TimeoutError:
         out["status"], out["reason"] = "failed", (
             f"the task's time limit ({spec['time_limit']:g} s) ran out")
@@ -91,6 +104,26 @@ async def execute(spec: dict[str, Any], *, leases: LeaseBook, allow: Allowlist |
     out["finished_at"] = time.time()
     out["findings"] += _findings(out, spec)
     return out
+
+
+async def execute_shard(specs: list[dict[str, Any]], *, leases: LeaseBook,
+                        allow: Allowlist | None, slots: asyncio.Semaphore,
+                        agent: str | None = None) -> list[dict[str, Any]]:
+    """The tasks of one shard side by side, each as ``execute`` runs it, taking one of
+    ``slots`` (the agent's, shared with its other shards) while it runs; their results in
+    the shard's order. The time limit counts from the shard's start, for every one of its
+    tasks: a task still waiting for a slot when it runs out comes back failed at once, so
+    a shard never outlasts one time limit (what the broker's visibility timeout must
+    exceed)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + min((float(s["time_limit"]) for s in specs), default=0.0)
+
+    async def one(spec: dict[str, Any]) -> dict[str, Any]:
+        async with slots:
+            return await execute(spec, leases=leases, allow=allow, agent=agent,
+                                 timeout=deadline - loop.time())
+
+    return list(await asyncio.gather(*(one(s) for s in specs)))
 
 
 async def _run(spec: dict[str, Any], out: dict[str, Any], leases: LeaseBook,

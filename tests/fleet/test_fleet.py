@@ -199,8 +199,9 @@ def test_two_agents_never_exceed_an_endpoint_cap(tmp_path: Path, broker: str) ->
             started.append(Agent(tmp_path, broker, "capped", ["127.0.0.1/32:1-65535"],
                                  name=f"cap{i}", concurrency=1).ready())
         store = tmp_path / "s.sqlite"
+        # two shards of two: one for each agent
         r = fleet("run", str(inv), "--store", str(store), "--broker", broker,
-                  "--vantage", "capped", "-t", "0.4", "-n", "2")
+                  "--vantage", "capped", "-t", "0.4", "-n", "2", "--shard-size", "2")
         assert r.returncode == 0, r.stderr
     assert listener.accepted == 4 * 3 * 2
     assert 1 <= listener.most <= 2, listener.most
@@ -248,6 +249,53 @@ def test_sigkill_of_agent_mid_task_leaves_store_complete(tmp_path: Path, broker:
     assert listener.accepted >= 4 + 2
 
 
+def test_sigkill_mid_shard_redelivers_it_and_stores_each_endpoint_once(
+        tmp_path: Path, broker: str) -> None:
+    with CountingListener() as listener, agents() as started:
+        # three names of one silent listener in one shard; the agent runs one task at a
+        # time, so it dies with the first endpoint finished and the second under way
+        eps = "\n".join(f"      - {{target: '127.0.0.1:{listener.port}', name: e{i}}}"
+                        for i in range(3))
+        inv = tmp_path / "inv.yaml"
+        inv.write_text("schema: 1\ngroups:\n  - name: g\n    cap: 1\n"
+                       f"    profiles: [tls1.2-only, tls1.3-only]\n    endpoints:\n{eps}\n")
+        limits: dict[str, Any] = {"time_limit": 8.0, "visibility": 9.0, "lease_ttl": 1.5,
+                                  "concurrency": 1}
+        first = Agent(tmp_path, broker, "shard", ["127.0.0.1/32:1-65535"], name="s1",
+                      **limits).ready()
+        started.append(first)
+        store = tmp_path / "s.sqlite"
+        coord = subprocess.Popen(
+            prober("fleet", "run", str(inv), "--store", str(store), "--broker", broker,
+                   "--vantage", "shard", "-t", "0.5", "--time-limit", "8",
+                   "--visibility-timeout", "9", "--stall", "60", "--shard-size", "3"),
+            env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while listener.accepted < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert listener.accepted >= 3, "the shard's second task never started"
+            first.kill()  # mid-shard: one result made, none sent, the message unacked
+            started.append(Agent(tmp_path, broker, "shard", ["127.0.0.1/32:1-65535"],
+                                 name="s2", **limits).ready())
+            _out, err = coord.communicate(timeout=120)
+        finally:
+            if coord.poll() is None:
+                coord.kill()
+                coord.wait(5)
+        assert coord.returncode == 0, err
+    assert sql(store, "SELECT endpoint, status, agent FROM tasks ORDER BY 1") == [
+        ("e0", "done", "s2"), ("e1", "done", "s2"), ("e2", "done", "s2")]
+    assert sql(store, "SELECT endpoint, count(*), count(DISTINCT attempt) FROM attempts "
+                      "GROUP BY endpoint ORDER BY 1") == [("e0", 2, 2), ("e1", 2, 2),
+                                                         ("e2", 2, 2)]
+    assert sql(store, "SELECT count(*) FROM findings WHERE id='task-failed'") == [(0,)]
+    assert sql(store, "SELECT status FROM runs") == [("complete",)]
+    # the whole shard ran again on the second agent; each endpoint was stored once
+    assert listener.accepted >= 3 + 3 * 2
+    assert json.loads(sql(store, "SELECT options FROM runs")[0][0])["shard_size"] == 3
+
+
 def test_killed_coordinator_resumes_without_rerunning(tmp_path: Path, broker: str) -> None:
     with CountingListener() as listener, agents() as started:
         inv = tmp_path / "inv.yaml"
@@ -280,6 +328,42 @@ def test_killed_coordinator_resumes_without_rerunning(tmp_path: Path, broker: st
     assert sql(store, "SELECT count(*) FROM attempts") == [(2,)]
     # the finished task's result was collected, not run again
     assert listener.accepted == 2
+
+
+def test_resume_collects_a_finished_shard_of_several_endpoints(tmp_path: Path,
+                                                               broker: str) -> None:
+    with CountingListener() as listener, agents() as started:
+        eps = "\n".join(f"      - {{target: '127.0.0.1:{listener.port}', name: e{i}}}"
+                        for i in range(3))
+        inv = tmp_path / "inv.yaml"
+        inv.write_text("schema: 1\ngroups:\n  - name: g\n    cap: 1\n"
+                       f"    profiles: [tls1.2-only]\n    endpoints:\n{eps}\n")
+        started.append(Agent(tmp_path, broker, "resume-shard", ["127.0.0.1/32:1-65535"],
+                             name="rs1").ready())
+        store = tmp_path / "s.sqlite"
+        coord = subprocess.Popen(
+            prober("fleet", "run", str(inv), "--store", str(store), "--broker", broker,
+                   "--vantage", "resume-shard", "-t", "1", "-q", "--shard-size", "3"),
+            env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 20
+            while listener.accepted < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            coord.kill()  # the coordinator dies while the one shard runs on the agent
+            coord.wait(5)
+        assert sql(store, "SELECT count(*) FROM tasks WHERE status='queued'") == [(3,)]
+        deadline = time.monotonic() + 20
+        while (listener.accepted < 3 or listener.open) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the agent stores the shard's answer after the last close
+        r = fleet("run", "--resume", "1", "--store", str(store), "--broker", broker)
+        assert r.returncode == 0, r.stderr
+    assert sql(store, "SELECT endpoint, status, agent FROM tasks ORDER BY 1") == [
+        ("e0", "done", "rs1"), ("e1", "done", "rs1"), ("e2", "done", "rs1")]
+    assert sql(store, "SELECT count(*) FROM attempts") == [(3,)]
+    # the shard's three results were collected under its id, not run again
+    assert listener.accepted == 3
 
 
 def test_diagnose_job_on_agents_names_differences_as_prober_diff(

@@ -130,6 +130,32 @@ def test_store_keeps_the_first_result_of_a_key(tmp_path: Path) -> None:
     assert store.finish_run(run) == "complete"
 
 
+def test_shards_are_planned_per_vantage_and_kept_by_the_store(tmp_path: Path) -> None:
+    from prober.fleet.runner import shards_of
+
+    p = tmp_path / "inv.txt"
+    p.write_text("".join(f"e{i}.test\n" for i in range(5)))
+    store = Store(tmp_path / "s.sqlite")
+    run = plan(inventory.load(p), store, FleetOptions(vantages=["a", "b"], shard_size=2),
+               "celery")
+    shards = shards_of(store.queued_specs(run))
+    # five endpoints, two at a time, for each vantage point: 2 + 2 + 1 twice
+    assert sorted(len(v) for v in shards.values()) == [1, 1, 2, 2, 2, 2]
+    assert sorted(sid.split(":", 3)[3] for sid in shards) == [
+        f"{v}:probe:shard-{k}" for v in "ab" for k in range(3)]
+    assert all(len({s["vantage"] for s in v}) == 1 for v in shards.values())
+    # a resumed run regroups what is still queued into the same shards, under the same ids
+    first = next(iter(shards.values()))[0]
+    store.record({**first, "status": "done", "reason": None, "agent": "x", "address": None,
+                  "started_at": time.time(), "finished_at": time.time(), "attempts": [],
+                  "policy": None, "verdicts": [], "findings": []})
+    again = shards_of(store.queued_specs(run))
+    assert set(again) == set(shards)
+    assert sum(len(v) for v in again.values()) == 9
+    assert [s["endpoint"] for s in again[next(iter(shards))]] == [
+        s["endpoint"] for s in next(iter(shards.values()))[1:]]
+
+
 def test_measured_policy_as_a_simulator_candidate() -> None:
     from prober.policy.whatif.simulate import CandidateError, measured
     from prober.wire import registry as reg
@@ -379,3 +405,18 @@ def test_fail_on_refuses_an_unknown_word(tmp_path: Path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown 'hihg'" in err[0], err
     assert not (tmp_path / "s.sqlite").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "1001", "-3", "many"])
+def test_fleet_shard_size_bad_values_are_one_line_errors(
+        tmp_path: Path, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from prober.cli.main import main
+
+    inv = tmp_path / "inv.txt"
+    inv.write_text("127.0.0.1:1\n")
+    store = tmp_path / "s.sqlite"
+    assert main(["fleet", "run", str(inv), "--store", str(store),
+                 "--shard-size", value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--shard-size" in err and len(err.splitlines()) == 1, err
+    assert not store.exists()  # refused before the store is opened
