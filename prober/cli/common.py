@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, NoReturn, TypeVar
@@ -77,9 +78,55 @@ def json_file_of(args: argparse.Namespace) -> IO[str] | None:
 
 
 def run_loop(coro: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run, on uvloop where installed (prober.net.loop)."""
+    """asyncio.run, on uvloop where installed (prober.net.loop); Ctrl-C (SIGINT) raises
+    KeyboardInterrupt once the run has stopped, and the command keeps what it measured."""
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        return runner.run(coro)
+        return runner.run(_interruptible(coro))
+
+
+# how often an interrupted run is cancelled again until it has stopped
+_RECANCEL_S = 0.25
+
+
+async def _interruptible(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro``; on SIGINT cancel it and every task it started, and again every
+    _RECANCEL_S until it has stopped. Once is not always enough on Python 3.11: a
+    cancellation that meets a timeout expiring at that moment, or a future completing, can
+    be swallowed (asyncio.timeout / wait_for), and the run would go on to its end."""
+    loop = asyncio.get_running_loop()
+    main = loop.create_task(coro)
+    interrupted = False
+
+    def cancel_all() -> None:
+        if main.done():
+            return
+        for t in asyncio.all_tasks(loop):
+            if t is not me:
+                t.cancel()
+        loop.call_later(_RECANCEL_S, cancel_all)
+
+    def on_sigint() -> None:
+        nonlocal interrupted
+        interrupted = True
+        cancel_all()
+
+    me = asyncio.current_task()
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+        return await main
+    try:
+        try:
+            result = await main
+        except asyncio.CancelledError:
+            if interrupted:
+                raise KeyboardInterrupt from None
+            raise
+        if interrupted:  # stopped early all the same: what it returned is partial
+            raise KeyboardInterrupt
+        return result
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 def raise_fd_limit(concurrency: int) -> None:

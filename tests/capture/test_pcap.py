@@ -146,15 +146,17 @@ def tcpdump(path: Path, iface: str, bpf: str, *extra: str,
         if b"listening on" not in err.read_bytes():
             raise RuntimeError(f"tcpdump did not start: {err.read_text()}")
         yield
-        # the last FINs: tcpdump writes them a while after they passed, and drops what
-        # it has not written on SIGINT; wait until the file has stopped growing
+        # the last packets: tcpdump writes them a while after they passed, and drops what
+        # it has not written on SIGINT; wait until the file has stopped growing for 0.6 s
+        # (one quiet 0.15 s step was not enough on a loaded machine: a descheduled
+        # tcpdump lost the last hellos of a run)
         sizes = [-1]
 
         def settled() -> bool:
             sizes.append(path.stat().st_size if path.exists() else 0)
-            return sizes[-1] == sizes[-2]
+            return len(sizes) > 4 and len(set(sizes[-5:])) == 1
 
-        poll_until(settled, 5.0, step=0.15)
+        poll_until(settled, 8.0, step=0.15)
     finally:
         stop_process(proc, signal.SIGINT)  # on SIGINT tcpdump flushes and exits
 
