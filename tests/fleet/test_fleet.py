@@ -64,18 +64,25 @@ groups:
     return path
 
 
-def test_two_vantages_store_report_and_refusal(tmp_path: Path, broker: str,
-                                               two_faced: tuple[int, int]) -> None:
-    port, other = two_faced
+def run_on_two_agents(tmp_path: Path, broker: str, port: int, other: int, store: Path,
+                      *options: str) -> subprocess.CompletedProcess[str]:
+    """`fleet run` of write_inventory's endpoints on one agent per vantage point, each
+    allowed only its own loopback address."""
     inv = write_inventory(tmp_path / "inv.yaml", port, other)
-    store = tmp_path / "fleet.sqlite"
     with agents() as started:
         started.append(Agent(tmp_path, broker, "inside", [f"127.0.0.1/32:{port}"],
                              name="in1").ready())
         started.append(Agent(tmp_path, broker, "outside", [f"127.0.0.2/32:{port}"],
                              name="out1").ready())
-        r = fleet("run", str(inv), "--store", str(store), "--broker", broker,
-                  "--vantage", "inside", "--vantage", "outside", "-t", "2")
+        return fleet("run", str(inv), "--store", str(store), "--broker", broker,
+                     "--vantage", "inside", "--vantage", "outside", *options)
+
+
+def test_two_vantages_store_report_and_refusal(tmp_path: Path, broker: str,
+                                               two_faced: tuple[int, int]) -> None:
+    port, other = two_faced
+    store = tmp_path / "fleet.sqlite"
+    r = run_on_two_agents(tmp_path, broker, port, other, store, "-t", "2")
     # the refusals are high findings: exit 1, and the table names them
     assert r.returncode == 1, r.stderr
     assert "inside: 1 done, 0 queued, 1 failed" in r.stderr
@@ -369,15 +376,8 @@ def test_resume_collects_a_finished_shard_of_several_endpoints(tmp_path: Path,
 def test_diagnose_job_on_agents_names_differences_as_prober_diff(
         tmp_path: Path, broker: str, two_faced: tuple[int, int]) -> None:
     port, other = two_faced
-    inv = write_inventory(tmp_path / "inv.yaml", port, other)
     store = tmp_path / "fleet.sqlite"
-    with agents() as started:
-        started.append(Agent(tmp_path, broker, "inside", [f"127.0.0.1/32:{port}"],
-                             name="in1").ready())
-        started.append(Agent(tmp_path, broker, "outside", [f"127.0.0.2/32:{port}"],
-                             name="out1").ready())
-        r = fleet("run", str(inv), "--job", "diagnose", "--store", str(store), "--broker",
-                  broker, "--vantage", "inside", "--vantage", "outside", "-t", "1")
+    r = run_on_two_agents(tmp_path, broker, port, other, store, "--job", "diagnose", "-t", "1")
     assert r.returncode == 1, r.stderr  # the refusals
     assert sql(store, "SELECT endpoint, vantage, status FROM tasks ORDER BY 1, 2") == [
         ("forbidden", "inside", "refused"), ("forbidden", "outside", "refused"),
