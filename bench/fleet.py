@@ -17,8 +17,9 @@
     own start/finish times in the store), CPU seconds and peak RSS of the coordinator
     (in-process: the one process) and of each agent (/proc: VmHWM). Distribution
     overhead = in-process rate / agents' rate - 1 per round (target <= 15 % for the
-    one-core pair), ``--rounds`` rounds interleaved. Then the coordinator's RSS at 200,
-    1,000 and 2,000 endpoints, in-process and distributed: the highest VmRSS sampled
+    one-core pair: the median of ``--rounds`` rounds, each pair run in the other order
+    than the last), beside the worker side's CPU per attempt. Then the coordinator's RSS
+    at 200, 1,000 and 2,000 endpoints, in-process and distributed: the highest VmRSS sampled
     while the tasks ran (the store is on disk, so it should stay nearly flat) and the
     peak with the closing report.
 (b) **policy versus sslyze.** 200 endpoints (one nginx with its defaults: TLS 1.2 + 1.3,
@@ -46,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -246,12 +247,12 @@ SHARD = {"size": DEFAULT_SHARD_SIZE}  # --shard-size of the distributed runs
 def distributed(label: str, tmp: Path, broker: str, inv: Path, n: int, port: int,
                 n_agents: int, agent_cores: list[int] | None,
                 coord_cores: list[int] | None) -> Run:
-    # a fresh Redis database per run: run ids restart at 1 in each new store, and a
-    # result of an earlier run with the same task id would be taken for this run's
-    db = next(_DBS)
-    if db > 15:
-        raise RuntimeError("more distributed runs than redis-server's 16 databases")
-    broker = f"{broker.rsplit('/', 1)[0]}/{db}"
+    # an emptied Redis database per run, so that no run starts with an earlier run's
+    # results (up to a shard's answer each) in the server's memory
+    broker = f"{broker.rsplit('/', 1)[0]}/{1 + next(_DBS) % 15}"
+    import redis
+
+    redis.Redis.from_url(broker).flushdb()
     with started_agents(tmp, broker, n_agents, agent_cores, port) as ags:
         run = fleet_run(label, inv, tmp / "store.sqlite", n,
                         ["--broker", broker, "--vantage", VANTAGE,
@@ -268,7 +269,7 @@ ONE_CORE_AGENT = f"1 agent on core {WORKER_CORE}, coordinator on core {OTHER_COR
 BOTH_EMB, BOTH_AGENTS = "in-process, both cores", "2 agents, both cores"
 
 
-def bench_overhead(tmp: Path, n: int, sizes: list[int], rounds: int,
+def bench_overhead(tmp: Path, n: int, sizes: list[int], rounds: int, both_rounds: int,
                    one_core_only: bool = False) -> None:
     raise_nofile_limit(4 * n + 1024)
     pki = make_pki(tmp / "pki")
@@ -286,20 +287,28 @@ def bench_overhead(tmp: Path, n: int, sizes: list[int], rounds: int,
         if one_core:
             pin(ngx.pids() + ([redis_pid] if redis_pid else []), OTHER_CORE)
         print(f"\n## Fleet: {n} loopback endpoints (127.0.1.1-{addrs[-1]}:{port}, one nginx) "
-              f"x the default profile set, {rounds} round(s), interleaved; agents get "
-              f"--shard-size {SHARD['size']} (tasks per message)\n")
+              f"x the default profile set, {rounds} round(s) of the one-core pair, "
+              f"{0 if one_core_only else min(rounds, both_rounds)} of the two-core pair, "
+              f"interleaved in alternating order; agents get --shard-size {SHARD['size']} "
+              f"(tasks per message)\n")
         inv = invs[n]
         store = tmp / "store.sqlite"
         load0 = os.getloadavg()
-        for _ in range(rounds):  # interleaved, so that load changes hit both sides alike
+        # interleaved, each pair in the other order than the last (A B, B A, …), so that
+        # the machine's drift and the order's own effect hit both sides alike
+        for i in range(rounds):
             if one_core:
-                runs.append(fleet_run(ONE_CORE_EMB, inv, store, n, [], [WORKER_CORE]))
-                runs.append(distributed(ONE_CORE_AGENT, tmp, broker, inv, n, port, 1,
-                                        [WORKER_CORE], [OTHER_CORE]))
-            if one_core_only and one_core:
+                pair: list[Callable[[], Run]] = [
+                    lambda: fleet_run(ONE_CORE_EMB, inv, store, n, [], [WORKER_CORE]),
+                    lambda: distributed(ONE_CORE_AGENT, tmp, broker, inv, n, port, 1,
+                                        [WORKER_CORE], [OTHER_CORE])]
+                runs += [f() for f in (pair if i % 2 == 0 else pair[::-1])]
+            if (one_core_only and one_core) or i >= both_rounds:
                 continue
-            runs.append(fleet_run(BOTH_EMB, inv, store, n, [], None))
-            runs.append(distributed(BOTH_AGENTS, tmp, broker, inv, n, port, 2, None, None))
+            pair = [lambda: fleet_run(BOTH_EMB, inv, store, n, [], None),
+                    lambda: distributed(BOTH_AGENTS, tmp, broker, inv, n, port, 2, None,
+                                        None)]
+            runs += [f() for f in (pair if i % 2 == 0 else pair[::-1])]
         load1 = os.getloadavg()
         _print_overhead(runs, one_core)
         scale: list[tuple[int, Run, Run]] = []
@@ -354,14 +363,28 @@ def _print_overhead(runs: list[Run], one_core: bool) -> None:
             continue
         whole = [e.rate / d.rate - 1 for e, d in zip(emb, dist, strict=True)]
         in_run = [e.in_run / d.in_run - 1 for e, d in zip(emb, dist, strict=True)]
+        # CPU per attempt on the worker's side: in-process, the one process (which also
+        # writes the store); distributed, the agents (the coordinator writes it elsewhere)
+        cpu = [(sum(d.agents_cpu_s) / d.attempts) / (e.cpu_s / e.attempts) - 1
+               for e, d in zip(emb, dist, strict=True)]
         med = statistics.median(whole)
         target = (f"; target <= {OVERHEAD_TARGET:.0%}: {_met(med <= OVERHEAD_TARGET)}"
                   if what == "one core" else "")
         print(f"\nDistribution overhead, {what} (in-process rate / agents' rate - 1, per "
               f"round): whole run {', '.join(f'{x:+.1%}' for x in whole)} (median "
-              f"{med:+.1%}{target}); in-run {', '.join(f'{x:+.1%}' for x in in_run)}.")
+              f"{med:+.1%}, quartiles {_quartiles(whole)}{target}); in-run "
+              f"{', '.join(f'{x:+.1%}' for x in in_run)} (median "
+              f"{statistics.median(in_run):+.1%}); worker CPU per attempt "
+              f"{', '.join(f'{x:+.1%}' for x in cpu)} (median {statistics.median(cpu):+.1%}).")
     if not one_core:
         print("\n(one CPU only: the pinned one-core pair was not run)")
+
+
+def _quartiles(xs: list[float]) -> str:
+    if len(xs) < 4:
+        return f"range {min(xs):+.1%} to {max(xs):+.1%}"
+    q1, _, q3 = statistics.quantiles(xs, n=4)
+    return f"{q1:+.1%} to {q3:+.1%}"
 
 
 def _print_scale(scale: list[tuple[int, Run, Run]]) -> None:
@@ -524,8 +547,11 @@ def main() -> int:
     ap.add_argument("--endpoints", type=int, default=2000, help="(a): fleet size (2000)")
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)),
                     help="(a): fleet sizes for the coordinator's RSS (200,1000,2000)")
-    ap.add_argument("--rounds", type=int, default=2,
-                    help="(a): rounds of the in-process/agents pairs, interleaved (2)")
+    ap.add_argument("--rounds", type=int, default=7,
+                    help="(a): rounds of the one-core in-process/agent pair, interleaved "
+                    "(7: one round moves by up to +-20%% on a shared machine)")
+    ap.add_argument("--both-rounds", type=int, default=2,
+                    help="(a): rounds of the two-core pair, within the first --rounds (2)")
     ap.add_argument("--policy-endpoints", type=int, default=200,
                     help="(b): endpoints of the policy inventory (200)")
     ap.add_argument("--repeat", type=int, default=1, help="(b): runs of each tool (1)")
@@ -540,8 +566,9 @@ def main() -> int:
     if not 1 <= args.endpoints <= 2000 or any(not 1 <= s <= args.endpoints for s in sizes):
         ap.error("--endpoints 1-2000, --sizes each 1-endpoints")
     if not 1 <= args.policy_endpoints <= 1000 or not 1 <= args.repeat <= 5 or not (
-            1 <= args.rounds <= 5):
-        ap.error("--policy-endpoints 1-1000, --repeat 1-5, --rounds 1-5")
+            1 <= args.rounds <= 15) or not 0 <= args.both_rounds <= 15:
+        ap.error("--policy-endpoints 1-1000, --repeat 1-5, --rounds 1-15, "
+                 "--both-rounds 0-15")
     if not 1 <= args.shard_size <= MAX_SHARD_SIZE:
         ap.error(f"--shard-size 1-{MAX_SHARD_SIZE}")
     SHARD["size"] = args.shard_size
@@ -554,7 +581,8 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="prb-bench-fleet-") as d:
         if args.only in (None, "a"):
-            bench_overhead(Path(d), args.endpoints, sizes, args.rounds, args.one_core_only)
+            bench_overhead(Path(d), args.endpoints, sizes, args.rounds, args.both_rounds,
+                           args.one_core_only)
         if args.only in (None, "b"):
             bench_policy(Path(d), args.policy_endpoints, args.repeat)
     return 0

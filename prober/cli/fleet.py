@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from prober.cli.common import (
     EXIT_FAILED,
@@ -167,25 +168,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         if not args.inventory:
             raise UsageError("fleet run needs an INVENTORY (or --resume RUN)")
-        inv = inventory.load(args.inventory)
         vantages = args.vantage or [EMBEDDED_VANTAGE]
-        opts = FleetOptions(job=args.job, vantages=vantages, profiles=args.profile,
-                            deadlines=deadlines_of(args), repeat=args.repeat,
-                            time_limit=args.time_limit, concurrency=args.concurrency,
-                            shard_size=args.shard_size)
-        if app is not None:
-            check_consumers(app, vantages)
-        run = plan(inv, store, opts, "celery" if app is not None else "embedded")
-    specs = store.queued_specs(run)
-    progress = Progress(run, specs, None if args.quiet else sys.stderr)
+        run = _plan(args, store, app, vantages)
+    progress = Progress(run, store.queued_counts(run), None if args.quiet else sys.stderr)
     try:
         if app is None:
+            specs = (spec for _, spec in store.queued(run))
             run_loop(run_embedded(specs, store, progress, args.concurrency))
         else:
             if args.resume is not None:
                 check_consumers(app, vantages)
             stall = args.stall or args.time_limit + args.visibility_timeout + 60
-            run_distributed(app, specs, store, progress, stall_s=stall)
+            run_distributed(app, run, store, progress, stall_s=stall)
     except KeyboardInterrupt:
         store.finish_run(run)
         say(f"prober: fleet run {run} interrupted: resume with --resume {run}",
@@ -202,6 +196,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     say(f"run {run}: {status}; {len(counted)} finding(s) counted by --fail-on "
           f"{','.join(sorted(fail_on))}; store {args.store}", file=sys.stderr)
     return EXIT_OK if status == "complete" and not counted else EXIT_FAILED
+
+
+def _plan(args: argparse.Namespace, store: Store, app: Any, vantages: list[str]) -> int:
+    """The run planned into the store, once its inventory reads and its agents answer;
+    the inventory is not kept past this (the run reads its tasks back from the store as
+    it goes)."""
+    inv = inventory.load(args.inventory)
+    opts = FleetOptions(job=args.job, vantages=vantages, profiles=args.profile,
+                        deadlines=deadlines_of(args), repeat=args.repeat,
+                        time_limit=args.time_limit, concurrency=args.concurrency,
+                        shard_size=args.shard_size)
+    if app is not None:
+        check_consumers(app, vantages)
+    return plan(inv, store, opts, "celery" if app is not None else "embedded")
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -86,13 +86,22 @@ def agent_loop(broker: str) -> AgentLoop:
 
 
 class PolledRedisBackend(RedisBackend):  # type: ignore[misc]
-    """Celery's Redis result backend, minus the subscription it makes per task sent: the
-    coordinator collects results by MGET (runner._collect) and never reads that channel,
-    so each result published there sat unread in Redis's output buffer for the
-    coordinator (tens of kB a task) and each send cost a SUBSCRIBE round trip."""
+    """Celery's Redis result backend, minus its publish-subscribe half: the coordinator
+    collects results by MGET (runner._collect) and never reads a result's channel. The
+    subscription made per task sent left each published result unread in Redis's output
+    buffer for the coordinator (tens of kB a task) and cost a SUBSCRIBE round trip per
+    send; the PUBLISH beside each SET made the agent send every answer twice (a shard's
+    answer is about 400 kB)."""
 
     def on_task_call(self, producer: Any, task_id: str) -> None:
         return None
+
+    def _set(self, key: str, value: str, expires: float | None = None) -> None:
+        expires = self.expires if expires is None else expires
+        if expires:
+            self.client.setex(key, expires, value)
+        else:
+            self.client.set(key, value)
 
 
 def make_app(broker: str, *, time_limit: float = DEFAULT_TIME_LIMIT_S,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from itertools import groupby
 from typing import Any
 
 from prober.core.attempt import last_try_docs
@@ -33,15 +34,17 @@ def _signature(store: Store, run: int) -> dict[tuple[str, str], dict[str, Any]]:
     by_profile: dict[tuple[str, str], dict[str, Counter[str]]] = defaultdict(
         lambda: defaultdict(Counter))
     certs: dict[tuple[str, str], list[str]] = defaultdict(list)
-    tasks: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for a in store.rows("SELECT endpoint, vantage, task, attempt AS id, profile, outcome, "
-                        "cert_not_after, json_extract(doc, '$.retry_of') AS retry_of "
-                        "FROM attempts WHERE run_id=? ORDER BY attempt", run):
-        tasks[(a["endpoint"], a["vantage"], a["task"])].append(a)
+    # one task's attempts at a time (the key's order): a run's attempts are the part of
+    # the store that grows with fleet x profiles, and are never all in memory
+    attempts = store.each("SELECT endpoint, vantage, task, attempt AS id, profile, outcome, "
+                          "cert_not_after, json_extract(doc, '$.retry_of') AS retry_of "
+                          "FROM attempts WHERE run_id=? ORDER BY endpoint, vantage, task, "
+                          "attempt", run)
     # an attempt turned away for load and retried counts once, as its last try: a rate
     # limit met in one run and not the other is no change of the endpoint's answers
-    for (endpoint, vantage, _), task_rows in tasks.items():
-        for a in last_try_docs(task_rows):
+    for (endpoint, vantage, _), task_rows in groupby(
+            attempts, key=lambda a: (a["endpoint"], a["vantage"], a["task"])):
+        for a in last_try_docs(list(task_rows)):
             by_profile[(endpoint, vantage)][a["profile"]][a["outcome"]] += 1
             if a["cert_not_after"]:
                 certs[(endpoint, vantage)].append(a["cert_not_after"])

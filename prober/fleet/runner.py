@@ -17,7 +17,7 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -90,12 +90,9 @@ def plan(inv: Inventory, store: Store, opts: FleetOptions, mode: str) -> int:
 class Progress:
     """done/queued/failed per vantage on stderr, when it changes (at most once a second)."""
 
-    def __init__(self, run: int, specs: list[dict[str, Any]], out: IO[str] | None) -> None:
+    def __init__(self, run: int, queued: dict[str, int], out: IO[str] | None) -> None:
         self.run, self.out = run, out
-        self.counts: dict[str, dict[str, int]] = {}
-        for s in specs:
-            c = self.counts.setdefault(s["vantage"], {"done": 0, "queued": 0, "failed": 0})
-            c["queued"] += 1
+        self.counts = {v: {"done": 0, "queued": n, "failed": 0} for v, n in queued.items()}
         self._last = 0.0
 
     def result(self, r: dict[str, Any]) -> None:
@@ -133,19 +130,21 @@ def failed_result(spec: dict[str, Any], reason: str) -> dict[str, Any]:
             "findings": [{"id": TASK_FAILED, "severity": "high", "cause": reason}]}
 
 
-async def run_embedded(specs: list[dict[str, Any]], store: Store, progress: Progress,
+async def run_embedded(specs: Iterable[dict[str, Any]], store: Store, progress: Progress,
                        concurrency: int) -> None:
-    """Every task in this process on the asyncio engine: the default, no broker."""
+    """Every task in this process on the asyncio engine: the default, no broker.
+    ``concurrency`` workers take the next spec as they finish one, so the plan is read
+    from the store as it is worked through, never held whole."""
     leases = LocalLeases()
-    slots = asyncio.Semaphore(max(1, concurrency))
+    todo = iter(specs)  # one iterator for every worker: each ``next`` is one task
 
-    async def one(spec: dict[str, Any]) -> None:
-        async with slots:
+    async def worker() -> None:
+        for spec in todo:
             r = await execute(spec, leases=leases, allow=None)
-        store.record(r)
-        progress.result(r)
+            store.record(r)
+            progress.result(r)
 
-    await asyncio.gather(*(one(s) for s in specs))
+    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
 
 
 def check_consumers(app: Any, vantages: list[str], timeout: float = 2.0,
@@ -172,35 +171,66 @@ def check_consumers(app: Any, vantages: list[str], timeout: float = 2.0,
             f"URL --vantage {missing[0]} --allow CIDR:PORTS` there")
 
 
-def shards_of(specs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The specs grouped by the shard they were planned into, under the shard's id."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for s in specs:
-        out.setdefault(shard_key(s), []).append(s)
-    return out
+@dataclass(frozen=True)
+class Shard:
+    """Where a shard's queued specs lie in the store (the coordinator holds this, not the
+    specs: its memory stays flat in the fleet's size)."""
+
+    sid: str
+    vantage: str
+    first: int  # the store's rows of its specs
+    last: int
+    size: int
+
+    def specs(self, store: Store, run: int) -> list[dict[str, Any]]:
+        return [s for _, s in store.queued(run, self.first, self.last)
+                if shard_key(s) == self.sid]
 
 
-def run_distributed(app: Any, specs: list[dict[str, Any]], store: Store, progress: Progress,
+def shards_of(queued: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[Shard]:
+    """The queued (row, spec) pairs grouped into the shards they were planned into. A
+    shard's specs are consecutive rows (``plan`` writes them so), so one pass over the
+    store finds each shard whole."""
+    seen: set[str] = set()
+    cur: list[Any] | None = None  # sid, vantage, first, last, size
+    for row, spec in queued:
+        sid = shard_key(spec)
+        if cur is not None and cur[0] == sid:
+            cur[3], cur[4] = row, cur[4] + 1
+            continue
+        if cur is not None:
+            yield Shard(*cur)
+        if sid in seen:  # not a plan this prober wrote: resending it would split a shard
+            raise InputError(f"the store's run {spec['run']} has shard {sid} in pieces; "
+                             "it cannot be resumed by this prober")
+        seen.add(sid)
+        cur = [sid, spec["vantage"], row, row, 1]
+    if cur is not None:
+        yield Shard(*cur)
+
+
+def run_distributed(app: Any, run: int, store: Store, progress: Progress,
                     *, stall_s: float, poll_s: float = 0.3,
                     sleep: Callable[[float], None] = time.sleep) -> None:
-    """Send the shards to their vantage's queue and gather the answers into the store.
+    """Send the run's queued shards to their vantage's queue and gather the answers into
+    the store.
 
     Gives up (leaving the rest queued in the store, for ``--resume``) when no answer came
     for ``stall_s`` seconds.
     """
     from prober.fleet.celeryapp import TASK_NAME, queue_of
 
-    pending = shards_of(specs)
-    _collect(app, pending, store, progress)  # a resumed run: what finished meanwhile
-    for sid, shard in pending.items():
-        app.send_task(TASK_NAME, args=[shard], task_id=sid,
-                      queue=queue_of(shard[0]["vantage"]), serializer="json")
+    pending = {sh.sid: sh for sh in shards_of(store.queued(run))}
+    _collect(app, run, pending, store, progress)  # a resumed run: what finished meanwhile
+    for sh in list(pending.values()):
+        app.send_task(TASK_NAME, args=[sh.specs(store, run)], task_id=sh.sid,
+                      queue=queue_of(sh.vantage), serializer="json")
     last = time.monotonic()
     while pending:
-        if _collect(app, pending, store, progress):
+        if _collect(app, run, pending, store, progress):
             last = time.monotonic()
         elif time.monotonic() - last > stall_s:
-            left = sum(len(v) for v in pending.values())
+            left = sum(sh.size for sh in pending.values())
             say(f"prober: fleet run {progress.run}: no answer for {stall_s:g} s; "
                   f"{left} task(s) left queued (resume with --resume "
                   f"{progress.run})", file=sys.stderr)
@@ -226,7 +256,7 @@ def _answers(shard: list[dict[str, Any]], meta: dict[str, Any]) -> list[dict[str
     return [_checked(s, by_endpoint.get(s["endpoint"])) for s in shard]
 
 
-def _collect(app: Any, pending: dict[str, list[dict[str, Any]]], store: Store,
+def _collect(app: Any, run: int, pending: dict[str, Shard], store: Store,
              progress: Progress) -> int:
     backend = app.backend
     got = 0
@@ -240,7 +270,7 @@ def _collect(app: Any, pending: dict[str, list[dict[str, Any]]], store: Store,
             meta = backend.decode_result(raw)
             if meta.get("status") not in ("SUCCESS", "FAILURE", "REVOKED"):
                 continue
-            for r in _answers(pending[sid], meta):
+            for r in _answers(pending[sid].specs(store, run), meta):
                 store.record(r)
                 progress.result(r)
                 got += 1

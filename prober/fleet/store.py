@@ -122,15 +122,18 @@ class Store:
             self.db.executemany(
                 "INSERT OR IGNORE INTO targets VALUES (:run, :endpoint, :grp, :host, :port, "
                 ":address, :sni, :labels, :expected_policy, :expect_file, :overrides)",
-                [{**r, "run": run} for r in rows])
+                ({**r, "run": run} for r in rows))
 
     def plan_tasks(self, specs: Iterable[dict[str, Any]]) -> None:
+        """Written in the order given, which is the order ``queued`` reads them back in
+        (a run's shards are runs of consecutive tasks). Consumed as it is written: a
+        fleet's plan is never whole in memory."""
         with self.db:
             self.db.executemany(
                 "INSERT OR IGNORE INTO tasks (run_id, endpoint, vantage, task, status, spec) "
                 "VALUES (?, ?, ?, ?, 'queued', ?)",
-                [(s["run"], s["endpoint"], s["vantage"], s["task"], json.dumps(s))
-                 for s in specs])
+                ((s["run"], s["endpoint"], s["vantage"], s["task"], json.dumps(s))
+                 for s in specs))
 
     def record(self, r: dict[str, Any]) -> bool:
         """Store one task result; False when its key already holds a result."""
@@ -202,10 +205,27 @@ class Store:
                              else f"store {self.path!r}: no runs yet")
         return dict(zip([c[0] for c in cur.description], row, strict=True))
 
-    def queued_specs(self, run: int) -> list[dict[str, Any]]:
-        return [json.loads(s) for (s,) in self.db.execute(
-            "SELECT spec FROM tasks WHERE run_id=? AND status='queued' "
-            "ORDER BY vantage, endpoint", (run,))]
+    def queued(self, run: int, first: int = 0, last: int | None = None,
+               page: int = 256) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The run's tasks still without a result, as (row, spec) in the order they were
+        planned, read a page at a time (no cursor stays open while the caller writes the
+        store); ``first``/``last``: only rows in that range."""
+        while True:
+            rows = self.db.execute(
+                "SELECT rowid, spec FROM tasks WHERE run_id=? AND status='queued' AND "
+                "rowid>=? AND rowid<=? ORDER BY rowid LIMIT ?",
+                (run, first, last if last is not None else 2**62, page)).fetchall()
+            for rowid, spec in rows:
+                yield rowid, json.loads(spec)
+            if len(rows) < page:
+                return
+            first = rows[-1][0] + 1
+
+    def queued_counts(self, run: int) -> dict[str, int]:
+        """How many tasks of each vantage point still have no result."""
+        return dict(self.db.execute(
+            "SELECT vantage, count(*) FROM tasks WHERE run_id=? AND status='queued' "
+            "GROUP BY vantage ORDER BY vantage", (run,)).fetchall())
 
     def diagnosis(self, run: int, endpoint: str, vantage: str) -> dict[str, Any] | None:
         """The stored diagnose document of a task, its attempts put back: the document
@@ -221,16 +241,23 @@ class Store:
         return doc
 
     def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
+        return list(self.each(sql, *params))
+
+    def each(self, sql: str, *params: Any) -> Iterator[dict[str, Any]]:
+        """``rows``, one at a time: for what a run holds per attempt, which is the one
+        part of a store that grows with the fleet times its profiles (write nothing to
+        the store while iterating)."""
         cur = self.db.execute(sql, params)
         names = [c[0] for c in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur]
+        for r in cur:
+            yield dict(zip(names, r, strict=True))
 
     def export(self, run: int) -> Iterator[dict[str, Any]]:
         """The run as JSONL records: one per table row, with a ``table`` field."""
         for table in ("runs", "vantages", "targets", "tasks", "attempts", "policies",
                       "diagnoses", "findings", "verdicts"):
             col = "id" if table == "runs" else "run_id"
-            for row in self.rows(f"SELECT * FROM {table} WHERE {col}=?", run):
+            for row in self.each(f"SELECT * FROM {table} WHERE {col}=?", run):
                 for k in ("doc", "spec", "options", "labels", "overrides", "equals",
                           "versions", "evidence"):
                     if isinstance(row.get(k), str):

@@ -131,29 +131,44 @@ def test_store_keeps_the_first_result_of_a_key(tmp_path: Path) -> None:
 
 
 def test_shards_are_planned_per_vantage_and_kept_by_the_store(tmp_path: Path) -> None:
-    from prober.fleet.runner import shards_of
+    from prober.fleet.runner import Progress, shards_of
 
     p = tmp_path / "inv.txt"
     p.write_text("".join(f"e{i}.test\n" for i in range(5)))
     store = Store(tmp_path / "s.sqlite")
     run = plan(inventory.load(p), store, FleetOptions(vantages=["a", "b"], shard_size=2),
                "celery")
-    shards = shards_of(store.queued_specs(run))
+    shards = {sh.sid: sh.specs(store, run) for sh in shards_of(store.queued(run))}
     # five endpoints, two at a time, for each vantage point: 2 + 2 + 1 twice
     assert sorted(len(v) for v in shards.values()) == [1, 1, 2, 2, 2, 2]
     assert sorted(sid.split(":", 3)[3] for sid in shards) == [
         f"{v}:probe:shard-{k}" for v in "ab" for k in range(3)]
     assert all(len({s["vantage"] for s in v}) == 1 for v in shards.values())
+    # read back in the inventory's order, a page at a time
+    assert [s["endpoint"] for _, s in store.queued(run, page=3)] == [
+        f"e{i}.test:443" for i in range(5)] * 2
+    assert Progress(run, store.queued_counts(run), None).counts["a"]["queued"] == 5
     # a resumed run regroups what is still queued into the same shards, under the same ids
     first = next(iter(shards.values()))[0]
     store.record({**first, "status": "done", "reason": None, "agent": "x", "address": None,
                   "started_at": time.time(), "finished_at": time.time(), "attempts": [],
                   "policy": None, "verdicts": [], "findings": []})
-    again = shards_of(store.queued_specs(run))
+    again = {sh.sid: sh.specs(store, run) for sh in shards_of(store.queued(run))}
     assert set(again) == set(shards)
     assert sum(len(v) for v in again.values()) == 9
     assert [s["endpoint"] for s in again[next(iter(shards))]] == [
         s["endpoint"] for s in next(iter(shards.values()))[1:]]
+    assert store.queued_counts(run) == {"a": 4, "b": 5}
+
+
+def test_a_shard_in_pieces_is_refused_not_split(tmp_path: Path) -> None:
+    from prober.fleet.runner import shards_of
+
+    spec = {"run": 1, "nonce": "n", "vantage": "a", "task": "probe", "shard": 0}
+    rows = [(1, {**spec, "endpoint": "x"}), (2, {**spec, "endpoint": "y", "shard": 1}),
+            (3, {**spec, "endpoint": "z"})]
+    with pytest.raises(InputError, match="in pieces"):
+        list(shards_of(rows))
 
 
 def test_measured_policy_as_a_simulator_candidate() -> None:
