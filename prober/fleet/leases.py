@@ -84,15 +84,29 @@ return 1
 
 
 class RedisLeases:
-    """The fleet-wide book in Redis (the broker's server, another database is fine)."""
+    """The fleet-wide book in Redis (the broker's server, another database is fine).
+
+    One renewer per book pushes forward every slot it holds, a third of the TTL at a
+    time, in one round trip: a renewer per lease cost each task a task and a timer of
+    its own, and renewal commands it might be cancelled inside."""
 
     def __init__(self, url: str, ttl_s: float = LEASE_TTL_S) -> None:
         import redis.asyncio as aioredis
 
         self._redis: Any = aioredis.Redis.from_url(url)
+        # EVALSHA, the script sent once: a lease costs two small round trips, not two
+        # scripts' text each time
+        self._acquire = self._redis.register_script(_ACQUIRE)
+        self._renew = self._redis.register_script(_RENEW)
         self.ttl_ms = int(ttl_s * 1000)
+        self._held: dict[str, tuple[str, int]] = {}  # token: (key, slots)
+        self._renewer: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
         await self._redis.aclose()
 
     @contextlib.asynccontextmanager
@@ -102,29 +116,38 @@ class RedisLeases:
         token = uuid.uuid4().hex
         deadline = time.monotonic() + wait_s
         while True:
-            n = int(await self._redis.eval(_ACQUIRE, 1, rkey, self.ttl_ms, max(1, want), cap,
-                                           token, max(1, least)))
+            n = int(await self._acquire(keys=[rkey], args=[self.ttl_ms, max(1, want), cap,
+                                                           token, max(1, least)]))
             if n > 0:
                 break
             if time.monotonic() >= deadline:
                 raise LeaseTimeout(f"{key}: no connection slot free fleet-wide within "
                                    f"{wait_s:g} s")
             await asyncio.sleep(WAIT_STEP_S * 2)
-        done = asyncio.Event()
-        renewer = asyncio.ensure_future(self._renew(rkey, n, token, done))
+        self._held[token] = (rkey, n)
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.ensure_future(self._renew_all())
         try:
             yield n
         finally:
-            # stopped between two renewals, never cancelled inside one: a redis-py command
-            # cancelled mid-flight could hold the release (and the task) until the task's
-            # time limit (tests/fleet: a shard's last task, held to its shard's limit)
-            done.set()
-            await asyncio.shield(renewer)
-            await self._redis.zrem(rkey, *(f"{token}:{i}" for i in range(1, n + 1)))
+            # a renewal after this is a no-op (ZADD XX touches only members still there)
+            del self._held[token]
+            await asyncio.shield(
+                self._redis.zrem(rkey, *(f"{token}:{i}" for i in range(1, n + 1))))
 
-    async def _renew(self, rkey: str, n: int, token: str, done: asyncio.Event) -> None:
-        while not done.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), self.ttl_ms / 3000)
+    async def _renew_all(self) -> None:
+        from redis.exceptions import RedisError
+
+        while self._held:
+            await asyncio.sleep(self.ttl_ms / 3000)
+            held = list(self._held.items())
+            if not held:
                 return
-            await self._redis.eval(_RENEW, 1, rkey, self.ttl_ms, n, token)
+            # a round that fails (Redis restarting) is tried again a third of a TTL later,
+            # before any slot it should have renewed expires
+            with contextlib.suppress(RedisError, OSError):
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for token, (rkey, n) in held:
+                        await self._renew(keys=[rkey], args=[self.ttl_ms, n, token],
+                                          client=pipe)
+                    await pipe.execute()

@@ -25,7 +25,15 @@ from prober.core.errors import InputError
 from prober.fleet.inventory import Inventory
 from prober.fleet.leases import LocalLeases
 from prober.fleet.store import Store
-from prober.fleet.tasks import DIAGNOSE_SLOTS, TASK_FAILED, execute, shard_key, target_json
+from prober.fleet.tasks import (
+    DIAGNOSE_SLOTS,
+    SPEC_SCHEMA,
+    TASK_FAILED,
+    TASK_SCHEMA,
+    execute,
+    shard_key,
+    target_json,
+)
 from prober.net.attempt import Deadlines
 from prober.report.output import say
 
@@ -77,7 +85,8 @@ def plan(inv: Inventory, store: Store, opts: FleetOptions, mode: str) -> int:
     } for e in inv.entries))
     nonce = uuid.uuid4().hex[:16]  # stored with each spec: a resumed run keeps its ids
     store.plan_tasks({
-        "run": run, "nonce": nonce, "endpoint": e.name, "vantage": v, "task": opts.job,
+        "schema": SPEC_SCHEMA, "run": run, "nonce": nonce, "endpoint": e.name,
+        "vantage": v, "task": opts.job,
         "target": target_json(e.target_for(v)), "profiles": opts.profiles or e.profiles,
         "policy": e.policy, "expect": e.expect_doc, "expect_path": e.expect, "cap": e.cap,
         "repeat": opts.repeat, "time_limit": opts.time_limit,
@@ -118,15 +127,19 @@ def _checked(spec: dict[str, Any], r: Any) -> dict[str, Any]:
     keys = ("run", "endpoint", "vantage", "task")
     if not isinstance(r, dict) or any(r.get(k) != spec[k] for k in keys):
         return failed_result(spec, "the agent's answer is not a result for this task")
+    if r.get("schema") != TASK_SCHEMA:
+        return failed_result(spec, f"the agent answered with a {r.get('schema')!r} result, "
+                             f"this coordinator reads {TASK_SCHEMA}: run the same prober "
+                             "version on the coordinator and agents")
     return r
 
 
 def failed_result(spec: dict[str, Any], reason: str) -> dict[str, Any]:
     now = time.time()
-    return {"run": spec["run"], "endpoint": spec["endpoint"], "vantage": spec["vantage"],
-            "task": spec["task"], "status": "failed", "reason": reason, "agent": None,
-            "address": None, "started_at": now, "finished_at": now, "attempts": [],
-            "policy": None, "verdicts": [],
+    return {"schema": TASK_SCHEMA, "run": spec["run"], "endpoint": spec["endpoint"],
+            "vantage": spec["vantage"], "task": spec["task"], "status": "failed",
+            "reason": reason, "agent": None, "address": None, "started_at": now,
+            "finished_at": now, "attempts": [], "policy": None, "verdicts": [],
             "findings": [{"id": TASK_FAILED, "severity": "high", "cause": reason}]}
 
 

@@ -34,6 +34,10 @@ from prober.profiles.loader import generation, resolve_all
 from prober.profiles.model import Profile
 
 JOBS = ("probe", "policy", "diagnose", "check")
+# the two halves of the coordinator-agent contract, versioned apart from the prober that
+# speaks them: a spec (what to run) and a result (what came of it). A spec without
+# ``schema`` was planned before it had one, and is a spec/1.
+SPEC_SCHEMA = "prober.fleet.spec/1"
 TASK_SCHEMA = "prober.fleet.task/1"
 # outcomes where no server byte ever came back: the endpoint is not reachable from here
 _UNREACHED = {"refused", "connect-timeout", "unreachable", "dns-error"}
@@ -89,6 +93,15 @@ async def execute(spec: dict[str, Any], *, leases: LeaseBook, allow: Allowlist |
         "agent": agent or hostname(), "address": None, "started_at": time.time(),
         "finished_at": None, "attempts": [], "policy": None, "verdicts": [], "findings": [],
         "diagnosis": None}
+    if spec.get("schema", SPEC_SCHEMA) != SPEC_SCHEMA:
+        # a coordinator newer (or older) than this agent: refused whole, before any
+        # field is read, rather than run on a guess of what the fields mean
+        out["status"], out["reason"] = "refused", (
+            f"this agent reads task specs {SPEC_SCHEMA}, the coordinator sent "
+            f"{spec['schema']}: run the same prober version on the coordinator and agents")
+        out["finished_at"] = time.time()
+        out["findings"] += _findings(out, spec)
+        return out
     try:
         await asyncio.wait_for(_run(spec, out, leases, allow),
                                timeout=spec["time_limit"] if timeout is None else timeout)

@@ -192,6 +192,34 @@ def test_pickled_message_is_rejected(tmp_path: Path, broker: str) -> None:
     assert not marker.exists()
 
 
+def test_a_spec_from_another_prober_version_is_refused_by_the_agent(tmp_path: Path,
+                                                                     broker: str) -> None:
+    from prober.fleet import inventory
+    from prober.fleet.runner import FleetOptions, plan
+    from prober.fleet.store import Store
+
+    inv = tmp_path / "inv.txt"
+    store = tmp_path / "s.sqlite"
+    with CountingListener() as listener, agents() as started:
+        inv.write_text(f"127.0.0.1:{listener.port}\n")
+        st = Store(store)
+        run = plan(inventory.load(inv), st, FleetOptions(vantages=["older"]), "celery")
+        st.close()
+        # what a newer coordinator would send this agent
+        sql(store, "UPDATE tasks SET spec=json_set(spec, '$.schema', 'prober.fleet.spec/2')")
+        started.append(Agent(tmp_path, broker, "older", ["127.0.0.1/32:1-65535"],
+                             name="old1").ready())
+        r = fleet("run", "--resume", str(run), "--store", str(store), "--broker", broker)
+        assert r.returncode == 1, r.stderr
+        assert listener.accepted == 0  # refused before any field was read
+    ((status, agent, reason),) = sql(store, "SELECT status, agent, reason FROM tasks")
+    assert (status, agent) == ("refused", "old1")
+    assert reason == ("this agent reads task specs prober.fleet.spec/1, the coordinator sent "
+                      "prober.fleet.spec/2: run the same prober version on the coordinator "
+                      "and agents")
+    assert sql(store, "SELECT id, severity FROM findings") == [("task-refused", "high")]
+
+
 def test_two_agents_never_exceed_an_endpoint_cap(tmp_path: Path, broker: str) -> None:
     with CountingListener() as listener, agents() as started:
         # four names, one address: every task lands on the same listener, cap 2 fleet-wide
@@ -433,3 +461,42 @@ def test_new_store_on_the_same_broker_runs_its_tasks(tmp_path: Path, broker: str
                       "--vantage", "twice", "-p", "tls1.2-only", "-t", "0.3", "-q")
             assert sql(store, "SELECT id, status FROM runs") == [(1, "complete")], r.stderr
             assert listener.accepted == i
+
+
+def test_redis_leases_renew_while_held_and_free_on_release(broker: str) -> None:
+    """A lease held past its TTL is renewed (a second holder is still refused), and its
+    slots are gone from Redis as soon as it is released."""
+    import asyncio
+
+    from redis import Redis
+
+    from prober.fleet.leases import LeaseTimeout, RedisLeases
+    from prober.net.loop import new_event_loop
+
+    key, rkey = "198.51.100.7:443", "prober:lease:198.51.100.7:443"
+    r = Redis.from_url(broker)
+
+    async def scenario() -> list[int]:
+        first, second = RedisLeases(broker, ttl_s=0.6), RedisLeases(broker, ttl_s=0.6)
+        seen = []
+        try:
+            async with first.hold(key, 2, 2, wait_s=1) as n:
+                seen.append(n)
+                await asyncio.sleep(2.0)  # over three TTLs: only renewals keep it
+                seen.append(int(r.zcard(rkey)))
+                with pytest.raises(LeaseTimeout):
+                    async with second.hold(key, 1, 2, wait_s=0.3):
+                        pass
+            seen.append(int(r.zcard(rkey)))
+            async with second.hold(key, 1, 2, wait_s=0.3) as m:
+                seen.append(m)
+        finally:
+            await first.close()
+            await second.close()
+        return seen
+
+    loop = new_event_loop()
+    try:
+        assert loop.run_until_complete(scenario()) == [2, 2, 0, 1]
+    finally:
+        loop.close()

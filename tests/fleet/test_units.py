@@ -435,3 +435,19 @@ def test_fleet_shard_size_bad_values_are_one_line_errors(
     err = capsys.readouterr().err.strip()
     assert "--shard-size" in err and len(err.splitlines()) == 1, err
     assert not store.exists()  # refused before the store is opened
+
+
+def test_an_answer_of_another_result_schema_is_a_failed_task() -> None:
+    from prober.fleet.runner import _answers, failed_result
+    from prober.fleet.tasks import TASK_SCHEMA
+
+    spec = {"run": 1, "endpoint": "e", "vantage": "v", "task": "probe"}
+    good = failed_result(spec, "x")  # the coordinator's own: of this schema
+    assert good["schema"] == TASK_SCHEMA
+    newer = {**good, "schema": "prober.fleet.task/2", "status": "done"}
+    (r,) = _answers([spec], {"status": "SUCCESS", "result": [newer]})
+    assert r["status"] == "failed"
+    assert "'prober.fleet.task/2' result, this coordinator reads prober.fleet.task/1" in (
+        r["reason"])
+    (r,) = _answers([spec], {"status": "SUCCESS", "result": [good]})
+    assert r is good
