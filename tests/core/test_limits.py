@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fleet.harness import CountingListener
+from tests.peers.misbehaving import CountingListener
 
 ROOT = Path(__file__).resolve().parents[2]
 

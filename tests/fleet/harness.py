@@ -12,11 +12,9 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,87 +144,3 @@ def agents() -> Iterator[list[Agent]]:
     finally:
         for a in started:
             a.stop()
-
-
-class CountingListener:
-    """Accepts on host:port, never answers, and counts connections open at once (the
-    most ever), so a test can check a cap held across processes."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(128)
-        self.sock.settimeout(0.2)
-        self.host, self.port = host, self.sock.getsockname()[1]
-        self.open = self.most = self.accepted = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._conns: set[socket.socket] = set()
-        self._threads: list[threading.Thread] = []
-        t = threading.Thread(target=self._accept, daemon=True)
-        t.start()
-        self._threads.append(t)
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                self._reap()
-                self._conns.add(conn)
-                self.open += 1
-                self.accepted += 1
-                self.most = max(self.most, self.open)
-            t = threading.Thread(target=self._hold, args=(conn,), daemon=True)
-            t.start()
-            self._threads.append(t)
-
-    def _reap(self) -> None:
-        # A closed connection's thread may not have run yet when the next one is accepted:
-        # ask the kernel (a non-blocking peek) so that a close that came first counts first.
-        for c in list(self._conns):
-            try:
-                if c.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
-                    continue
-            except BlockingIOError:
-                continue
-            except OSError:
-                pass
-            self._conns.discard(c)
-            self.open -= 1
-
-    def _hold(self, conn: socket.socket) -> None:
-        # a blocking read: the client's RST or FIN ends it at once, so the count follows
-        # the client's connections without a polling lag; close() shuts the rest down
-        try:
-            while conn.recv(65536):
-                pass
-        except OSError:
-            pass
-        finally:
-            with self._lock:
-                if conn in self._conns:  # not already counted closed by _reap
-                    self.open -= 1
-                    self._conns.discard(conn)
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self.sock.close()
-        with self._lock:
-            for c in self._conns:
-                with contextlib.suppress(OSError):
-                    c.shutdown(socket.SHUT_RDWR)
-        for t in self._threads:
-            t.join(5)
-
-    def __enter__(self) -> CountingListener:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

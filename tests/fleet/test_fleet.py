@@ -18,7 +18,6 @@ from prober.cli.main import main
 from prober.fleet.celeryapp import TASK_NAME, queue_of
 from tests.fleet.harness import (
     Agent,
-    CountingListener,
     agents,
     env,
     fleet,
@@ -26,7 +25,7 @@ from tests.fleet.harness import (
     redis_server,
     sql,
 )
-from tests.peers.misbehaving import ResetAfterHello
+from tests.peers.misbehaving import CountingListener, ResetAfterHello
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -270,7 +270,7 @@ groups:
 
 
 def test_diagnose_tasks_share_the_endpoint_cap(tmp_path: Path) -> None:
-    from tests.fleet.harness import CountingListener
+    from tests.peers.misbehaving import CountingListener
 
     with CountingListener() as listener:
         # two names, one address: both diagnoses land on the same listener, cap 4 in all

@@ -243,6 +243,39 @@ class LoopListener(Peer):
             self._sel.close()
 
 
+class CountingListener(LoopListener):
+    """Accepts, never answers, and counts the connections open at once (``most``, the
+    highest ever): to check a cap held across tasks, processes and agents."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host=host, port=port)
+        self.most = 0
+
+    @property
+    def open(self) -> int:
+        return self.open_connections
+
+    def on_accept(self, c: Conn) -> None:
+        # a connection the client closed just before this one arrived may not have been
+        # read yet (same select round): ask the kernel, so that its close counts first
+        for other in list(self._conns.values()):
+            if other is not c and self._ended(other):
+                self.close(other)
+        self.most = max(self.most, len(self._conns))
+
+    def _ended(self, c: Conn) -> bool:
+        while True:
+            try:
+                data = c.sock.recv(65536, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError:
+                return True  # reset
+            if not data:
+                return True  # FIN
+            self.bytes_received += len(data)
+
+
 class ResetAfterHello(LoopListener):
     """Reads the hello, then closes with SO_LINGER 0: the client gets RST
     (``ConnectionResetError`` on its next recv)."""
