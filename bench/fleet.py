@@ -18,7 +18,7 @@
     (in-process: the one process) and of each agent (/proc: VmHWM). Distribution
     overhead = in-process rate / agents' rate - 1 per round (target <= 15 % for the
     one-core pair: the median of ``--rounds`` rounds, each pair run in the other order
-    than the last), beside the worker side's CPU per attempt. Then the coordinator's RSS
+    than the last), and the same from the tasks' own times. Then the coordinator's RSS
     at 200, 1,000 and 2,000 endpoints, in-process and distributed: the highest VmRSS sampled
     while the tasks ran (the store is on disk, so it should stay nearly flat) and the
     peak with the closing report.
@@ -365,10 +365,6 @@ def _print_overhead(runs: list[Run], one_core: bool) -> None:
             continue
         whole = [e.rate / d.rate - 1 for e, d in zip(emb, dist, strict=True)]
         in_run = [e.in_run / d.in_run - 1 for e, d in zip(emb, dist, strict=True)]
-        # CPU per attempt on the worker's side: in-process, the one process (which also
-        # writes the store); distributed, the agents (the coordinator writes it elsewhere)
-        cpu = [(sum(d.agents_cpu_s) / d.attempts) / (e.cpu_s / e.attempts) - 1
-               for e, d in zip(emb, dist, strict=True)]
         med = statistics.median(whole)
         target = (f"; target <= {OVERHEAD_TARGET:.0%}: {_met(med <= OVERHEAD_TARGET)}"
                   if what == "one core" else "")
@@ -376,8 +372,7 @@ def _print_overhead(runs: list[Run], one_core: bool) -> None:
               f"round): whole run {', '.join(f'{x:+.1%}' for x in whole)} (median "
               f"{med:+.1%}, quartiles {_quartiles(whole)}{target}); in-run "
               f"{', '.join(f'{x:+.1%}' for x in in_run)} (median "
-              f"{statistics.median(in_run):+.1%}); worker CPU per attempt "
-              f"{', '.join(f'{x:+.1%}' for x in cpu)} (median {statistics.median(cpu):+.1%}).")
+              f"{statistics.median(in_run):+.1%}).")
     if not one_core:
         print("\n(one CPU only: the pinned one-core pair was not run)")
 

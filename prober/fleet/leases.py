@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+log = logging.getLogger(__name__)
 LEASE_TTL_S = 15.0
 WAIT_STEP_S = 0.05
 
@@ -144,10 +146,16 @@ class RedisLeases:
             if not held:
                 return
             # a round that fails (Redis restarting) is tried again a third of a TTL later,
-            # before any slot it should have renewed expires
-            with contextlib.suppress(RedisError, OSError):
+            # before any slot it should have renewed expires: the renewer never stops
+            # while slots are held, or they would lapse under their holders
+            try:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for token, (rkey, n) in held:
                         await self._renew(keys=[rkey], args=[self.ttl_ms, n, token],
                                           client=pipe)
                     await pipe.execute()
+            except (RedisError, OSError) as e:
+                log.warning("lease renewal failed, retried in %.1f s: %s",
+                            self.ttl_ms / 3000, e)
+            except Exception:
+                log.exception("lease renewal failed, retried in %.1f s", self.ttl_ms / 3000)

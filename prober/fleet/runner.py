@@ -269,13 +269,18 @@ def _answers(shard: list[dict[str, Any]], meta: dict[str, Any]) -> list[dict[str
     return [_checked(s, by_endpoint.get(s["endpoint"])) for s in shard]
 
 
+_MGET_SHARDS = 16
+
+
 def _collect(app: Any, run: int, pending: dict[str, Shard], store: Store,
              progress: Progress) -> int:
     backend = app.backend
     got = 0
     ids = list(pending)
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
+    # a few shards per MGET: an answer is up to a few hundred kB, and a resumed run may
+    # find every answer waiting at once
+    for i in range(0, len(ids), _MGET_SHARDS):
+        chunk = ids[i:i + _MGET_SHARDS]
         raws = backend.mget([backend.get_key_for_task(t) for t in chunk])
         for sid, raw in zip(chunk, raws, strict=True):
             if raw is None:

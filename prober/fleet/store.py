@@ -210,11 +210,16 @@ class Store:
         """The run's tasks still without a result, as (row, spec) in the order they were
         planned, read a page at a time (no cursor stays open while the caller writes the
         store); ``first``/``last``: only rows in that range."""
+        if last is None:
+            last = self.db.execute("SELECT max(rowid) FROM tasks WHERE run_id=?",
+                                   (run,)).fetchone()[0] or 0
         while True:
+            # `+run_id`: by the rowid range, not the key's index on run_id, which would
+            # read and sort the whole run for every page and every shard
             rows = self.db.execute(
-                "SELECT rowid, spec FROM tasks WHERE run_id=? AND status='queued' AND "
-                "rowid>=? AND rowid<=? ORDER BY rowid LIMIT ?",
-                (run, first, last if last is not None else 2**62, page)).fetchall()
+                "SELECT rowid, spec FROM tasks WHERE +run_id=? AND status='queued' AND "
+                "rowid BETWEEN ? AND ? ORDER BY rowid LIMIT ?",
+                (run, first, last, page)).fetchall()
             for rowid, spec in rows:
                 yield rowid, json.loads(spec)
             if len(rows) < page:

@@ -95,7 +95,8 @@ async def execute(spec: dict[str, Any], *, leases: LeaseBook, allow: Allowlist |
         "diagnosis": None}
     if spec.get("schema", SPEC_SCHEMA) != SPEC_SCHEMA:
         # a coordinator newer (or older) than this agent: refused whole, before any
-        # field is read, rather than run on a guess of what the fields mean
+        # field but the result's key is read, rather than run on a guess of what the
+        # fields mean
         out["status"], out["reason"] = "refused", (
             f"this agent reads task specs {SPEC_SCHEMA}, the coordinator sent "
             f"{spec['schema']}: run the same prober version on the coordinator and agents")
@@ -129,7 +130,10 @@ async def execute_shard(specs: list[dict[str, Any]], *, leases: LeaseBook,
     a shard never outlasts one time limit (what the broker's visibility timeout must
     exceed)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + min((float(s["time_limit"]) for s in specs), default=0.0)
+    # over the specs this agent reads: the others are refused at once by ``execute``
+    deadline = loop.time() + min((float(s["time_limit"]) for s in specs
+                                  if s.get("schema", SPEC_SCHEMA) == SPEC_SCHEMA),
+                                 default=0.0)
 
     async def one(spec: dict[str, Any]) -> dict[str, Any]:
         async with slots:

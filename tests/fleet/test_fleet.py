@@ -204,8 +204,10 @@ def test_a_spec_from_another_prober_version_is_refused_by_the_agent(tmp_path: Pa
         st = Store(store)
         run = plan(inventory.load(inv), st, FleetOptions(vantages=["older"]), "celery")
         st.close()
-        # what a newer coordinator would send this agent
-        sql(store, "UPDATE tasks SET spec=json_set(spec, '$.schema', 'prober.fleet.spec/2')")
+        # what a newer coordinator would send this agent: another schema, and a field
+        # this agent needs gone
+        sql(store, "UPDATE tasks SET spec=json_remove(json_set(spec, '$.schema', "
+            "'prober.fleet.spec/2'), '$.time_limit')")
         started.append(Agent(tmp_path, broker, "older", ["127.0.0.1/32:1-65535"],
                              name="old1").ready())
         r = fleet("run", "--resume", str(run), "--store", str(store), "--broker", broker)

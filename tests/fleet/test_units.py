@@ -451,3 +451,34 @@ def test_an_answer_of_another_result_schema_is_a_failed_task() -> None:
         r["reason"])
     (r,) = _answers([spec], {"status": "SUCCESS", "result": [good]})
     assert r is good
+
+
+def test_a_shard_with_a_spec_of_another_schema_refuses_it_and_runs_the_rest() -> None:
+    import asyncio
+
+    from prober.fleet.leases import LocalLeases
+    from prober.fleet.tasks import execute_shard
+    from prober.net.loop import new_event_loop
+
+    newer = {"schema": "prober.fleet.spec/2", "run": 1, "endpoint": "n", "vantage": "v",
+             "task": "probe"}  # no time_limit, no target: nothing else is read
+    ours = {"run": 1, "endpoint": "o", "vantage": "v", "task": "probe", "time_limit": 5,
+            "target": {"host": "o.test", "port": 443, "address": "192.0.2.1"},
+            "deadlines": {"connect": 1, "read": 1}, "cap": 1, "profiles": ["tls1.2-only"]}
+
+    async def shard() -> list[dict[str, Any]]:
+        # 192.0.2.1 is outside the allowlist: refused without a connection
+        return await execute_shard([newer, ours], leases=LocalLeases(),
+                                   allow=Allowlist.parse(["127.0.0.1/32:1"]),
+                                   slots=asyncio.Semaphore(2), agent="a1")
+
+    loop = new_event_loop()
+    try:
+        a, b = loop.run_until_complete(shard())
+    finally:
+        loop.close()
+    assert (a["endpoint"], a["status"]) == ("n", "refused")
+    assert "reads task specs prober.fleet.spec/1, the coordinator sent prober.fleet.spec/2" in (
+        a["reason"])
+    assert (b["endpoint"], b["status"]) == ("o", "refused")
+    assert "outside this agent's allowlist" in b["reason"]
