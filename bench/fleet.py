@@ -3,7 +3,8 @@
     make bench            # or: .venv/bin/python bench/fleet.py [--endpoints N] [--only a|b]
 
 (a) **Distribution overhead.** One nginx (stream module, ECDSA P-256, TLS 1.2 + 1.3, one
-    worker) listens on 2,000 loopback addresses, 127.0.1.1 to 127.0.8.250, all on one
+    worker) listens on 2,000 loopback addresses (``--endpoints``, up to 10,000), 127.0.1.1
+    to 127.0.8.250, all on one
     port: Linux routes the whole of 127.0.0.0/8 to ``lo``, so each ``listen
     127.0.X.Y:PORT`` is a real socket of its own (one line each in nginx.conf; a single
     ``listen *:PORT`` would also accept on the host's other interfaces). The inventory is
@@ -72,6 +73,7 @@ TIME_LIMIT_S = 120  # per task
 VISIBILITY_S = 300
 RUN_LIMIT_S = 900.0  # per fleet run (the process is killed after it)
 SIZES = (200, 1000, 2000)
+MAX_ENDPOINTS = 10_000  # 127.0.1.1 to 127.0.40.250: one nginx listening socket each
 OVERHEAD_TARGET = 0.15
 CONN_TARGET = 5.0
 WORKER_CORE, OTHER_CORE = 0, 1
@@ -283,8 +285,9 @@ def bench_overhead(tmp: Path, n: int, sizes: list[int], rounds: int, both_rounds
         invs[size].write_text("".join(f"{a}:{port}\n" for a in addrs[:size]))
     one_core = two_cores()
     runs: list[Run] = []
+    # a connection slot per listening socket, and as many again for the attempts
     with MultiNginx(pki, [(a, port) for a in addrs], cert="ecdsa", worker_processes=1,
-                    worker_connections=4096) as ngx, redis_server(tmp) as broker:
+                    worker_connections=max(4096, 2 * n + 1024)) as ngx, redis_server(tmp) as broker:
         redis_pid = _listener_pid(broker)
         if one_core:
             pin(ngx.pids() + ([redis_pid] if redis_pid else []), OTHER_CORE)
@@ -560,8 +563,9 @@ def main() -> int:
                     "--sizes '' no fleet-size runs either")
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",") if x]
-    if not 1 <= args.endpoints <= 2000 or any(not 1 <= s <= args.endpoints for s in sizes):
-        ap.error("--endpoints 1-2000, --sizes each 1-endpoints")
+    if not 1 <= args.endpoints <= MAX_ENDPOINTS or any(
+            not 1 <= s <= args.endpoints for s in sizes):
+        ap.error(f"--endpoints 1-{MAX_ENDPOINTS}, --sizes each 1-endpoints")
     if not 1 <= args.policy_endpoints <= 1000 or not 1 <= args.repeat <= 5 or not (
             1 <= args.rounds <= 15) or not 0 <= args.both_rounds <= 15:
         ap.error("--policy-endpoints 1-1000, --repeat 1-5, --rounds 1-15, "

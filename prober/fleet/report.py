@@ -31,30 +31,30 @@ def _signature(store: Store, run: int) -> dict[tuple[str, str], dict[str, Any]]:
             "policy": None, "policy_text": None, "policy_brief": None,
             "cert_not_after": None, "outcomes": {}, "findings": [],
             "verdicts": {"passed": 0, "failed": []}, _MEASURED: None}
-    by_profile: dict[tuple[str, str], dict[str, Counter[str]]] = defaultdict(
-        lambda: defaultdict(Counter))
-    certs: dict[tuple[str, str], list[str]] = defaultdict(list)
-    # one task's attempts at a time (the key's order): a run's attempts are the part of
-    # the store that grows with fleet x profiles, and are never all in memory
+    # one (endpoint, vantage)'s attempts at a time (the key's order), summed up before
+    # the next: a run's attempts are the part of the store that grows with fleet x
+    # profiles, and neither they nor their counts are ever all in memory
     attempts = store.each("SELECT endpoint, vantage, task, attempt AS id, profile, outcome, "
                           "cert_not_after, json_extract(doc, '$.retry_of') AS retry_of "
                           "FROM attempts WHERE run_id=? ORDER BY endpoint, vantage, task, "
                           "attempt", run)
-    # an attempt turned away for load and retried counts once, as its last try: a rate
-    # limit met in one run and not the other is no change of the endpoint's answers
-    for (endpoint, vantage, _), task_rows in groupby(
-            attempts, key=lambda a: (a["endpoint"], a["vantage"], a["task"])):
-        for a in last_try_docs(list(task_rows)):
-            by_profile[(endpoint, vantage)][a["profile"]][a["outcome"]] += 1
-            if a["cert_not_after"]:
-                certs[(endpoint, vantage)].append(a["cert_not_after"])
-    for k, profs in by_profile.items():
-        if k in sig:
-            sig[k]["outcomes"] = {p: "/".join(f"{o} {n}" for o, n in c.most_common())
-                                  for p, c in profs.items()}
-    for k, cs in certs.items():
-        if k in sig:
-            sig[k]["cert_not_after"] = min(cs)
+    for k, rows in groupby(attempts, key=lambda a: (a["endpoint"], a["vantage"])):
+        if k not in sig:
+            continue
+        by_profile: dict[str, Counter[str]] = defaultdict(Counter)
+        certs: list[str] = []
+        # an attempt turned away for load and retried counts once, as its last try: a
+        # rate limit met in one run and not the other is no change of the endpoint's
+        # answers
+        for _, task_rows in groupby(rows, key=lambda a: a["task"]):
+            for a in last_try_docs(list(task_rows)):
+                by_profile[a["profile"]][a["outcome"]] += 1
+                if a["cert_not_after"]:
+                    certs.append(a["cert_not_after"])
+        sig[k]["outcomes"] = {p: "/".join(f"{o} {n}" for o, n in c.most_common())
+                              for p, c in by_profile.items()}
+        if certs:
+            sig[k]["cert_not_after"] = min(certs)
     for p in store.rows("SELECT endpoint, vantage, name, text, cert_not_after, doc FROM "
                         "policies WHERE run_id=?", run):
         k = (p["endpoint"], p["vantage"])
