@@ -18,7 +18,7 @@ from typing import Any
 from prober.check.evaluate import Verdict
 from prober.check.expectations import parse as parse_expectations
 from prober.check.run import CheckRun
-from prober.core import engine
+from prober.core import engine, service
 from prober.core.attempt import AttemptResult
 from prober.core.engine import Endpoint
 from prober.core.targets import Sni, Target
@@ -39,15 +39,16 @@ JOBS = ("probe", "policy", "diagnose", "check")
 # ``schema`` was planned before it had one, and is a spec/1.
 SPEC_SCHEMA = "prober.fleet.spec/1"
 TASK_SCHEMA = "prober.fleet.task/1"
-# outcomes where no server byte ever came back: the endpoint is not reachable from here
-_UNREACHED = {"refused", "connect-timeout", "unreachable", "dns-error"}
 CERT_WARN_DAYS = 21
 # the fleet's own findings, beside the ones a diagnose task adds (diagnose.findings)
 TASK_REFUSED, TASK_FAILED, UNREACHABLE = "task-refused", "task-failed", "unreachable"
+NO_TLS_ENDPOINT = "no-tls-endpoint"
 POLICY_MISMATCH, EXPECTATION_FAILED = "policy-mismatch", "expectation-failed"
 CERT_EXPIRED, CERT_EXPIRING = "cert-expired", "cert-expiring"
-FLEET_FINDING_IDS = (TASK_REFUSED, TASK_FAILED, UNREACHABLE, POLICY_MISMATCH,
+FLEET_FINDING_IDS = (TASK_REFUSED, TASK_FAILED, UNREACHABLE, NO_TLS_ENDPOINT, POLICY_MISMATCH,
                      EXPECTATION_FAILED, CERT_EXPIRED, CERT_EXPIRING)
+# the kinds of "no TLS endpoint measured" where no TCP connection was made
+_UNREACHED = {service.PORT_CLOSED, service.UNREACHABLE, service.NO_NAME}
 # a diagnosis holds a connect-and-wait control open beside at least one hello
 DIAGNOSE_SLOTS = 2
 
@@ -285,11 +286,13 @@ def _findings(out: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, Any]]
     if out["status"] == "done" and out["address"] is None and not attempts:
         f.append(_finding(UNREACHABLE, "high",
                           f"did not resolve: {out['reason'] or 'no address'}"))
-    # a diagnosis names an unreachable endpoint itself (port-closed, endpoint-unreachable)
-    if attempts and out.get("diagnosis") is None and all(
-            a["outcome"] in _UNREACHED for a in attempts):
-        f.append(_finding(UNREACHABLE, "high", f"all {len(attempts)} attempts: "
-                          f"{attempts[0]['outcome']} ({attempts[0]['detail']})"))
+    # no TLS endpoint measured, judged as `prober probe` and `policy` judge it (their
+    # exit 3): a port that refuses, a silent peer, another protocol... A diagnosis names
+    # it itself (port-closed, silent-peer, wrong-service...)
+    verdict = service.no_tls((a["outcome"], a.get("banner"), a["detail"]) for a in attempts)
+    if verdict is not None and out.get("diagnosis") is None:
+        f.append(_finding(UNREACHABLE if verdict.kind in _UNREACHED else NO_TLS_ENDPOINT,
+                          "high", verdict.text()))
     soonest = cert_expiry(out)
     if soonest is not None:
         days = (dt.datetime.fromisoformat(soonest) - dt.datetime.now(dt.UTC)).days

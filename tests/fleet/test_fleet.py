@@ -124,12 +124,16 @@ def test_in_process_default_same_results_without_broker(tmp_path: Path,
     store = tmp_path / "fleet.sqlite"
     # the embedded engine is one vantage point; naming it applies its overrides
     assert main(["fleet", "run", str(inv), "--store", str(store), "-t", "2", "-q"]) == 0
+    # from outside every hello to `shop` is reset: no TLS endpoint measured, as `prober
+    # probe` would say (exit 3), so the run fails on it
     assert main(["fleet", "run", str(inv), "--store", str(store), "-t", "2", "-q",
-                 "--vantage", "outside"]) == 0
+                 "--vantage", "outside"]) == 1
     rows = sql(store, "SELECT run_id, endpoint, vantage, outcome FROM attempts "
                       "ORDER BY run_id, endpoint")
     assert rows == [(1, "forbidden", "local", "ok"), (1, "shop", "local", "ok"),
                     (2, "forbidden", "outside", "ok"), (2, "shop", "outside", "reset")]
+    assert sql(store, "SELECT run_id, endpoint, id FROM findings") == [
+        (2, "shop", "no-tls-endpoint")]
     assert sql(store, "SELECT DISTINCT status FROM tasks") == [("done",)]
     assert sql(store, "SELECT mode FROM runs") == [("embedded",), ("embedded",)]
     doc_path = tmp_path / "rep.json"
@@ -236,7 +240,7 @@ def test_two_agents_never_exceed_an_endpoint_cap(tmp_path: Path, broker: str) ->
                                  name=f"cap{i}", concurrency=1).ready())
         store = tmp_path / "s.sqlite"
         # two shards of two: one for each agent
-        r = fleet("run", str(inv), "--store", str(store), "--broker", broker,
+        r = fleet("run", str(inv), "--store", str(store), "--fail-on", "none", "--broker", broker,
                   "--vantage", "capped", "-t", "0.4", "-n", "2", "--shard-size", "2")
         assert r.returncode == 0, r.stderr
     assert listener.accepted == 4 * 3 * 2
@@ -260,7 +264,8 @@ def test_sigkill_of_agent_mid_task_leaves_store_complete(tmp_path: Path, broker:
         started.append(first)
         store = tmp_path / "s.sqlite"
         coord = subprocess.Popen(
-            prober("fleet", "run", str(inv), "--store", str(store), "--broker", broker,
+            prober("fleet", "run", str(inv), "--store", str(store), "--fail-on", "none",
+                   "--broker", broker,
                    "--vantage", "killed", "-t", "0.5", "--time-limit", "4",
                    "--visibility-timeout", "5", "--stall", "60"),
             env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -302,7 +307,8 @@ def test_sigkill_mid_shard_redelivers_it_and_stores_each_endpoint_once(
         started.append(first)
         store = tmp_path / "s.sqlite"
         coord = subprocess.Popen(
-            prober("fleet", "run", str(inv), "--store", str(store), "--broker", broker,
+            prober("fleet", "run", str(inv), "--store", str(store), "--fail-on", "none",
+                   "--broker", broker,
                    "--vantage", "shard", "-t", "0.5", "--time-limit", "8",
                    "--visibility-timeout", "9", "--stall", "60", "--shard-size", "3"),
             env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -342,7 +348,8 @@ def test_killed_coordinator_resumes_without_rerunning(tmp_path: Path, broker: st
                              name="r1").ready())
         store = tmp_path / "s.sqlite"
         coord = subprocess.Popen(
-            prober("fleet", "run", str(inv), "--store", str(store), "--broker", broker,
+            prober("fleet", "run", str(inv), "--store", str(store), "--fail-on", "none",
+                   "--broker", broker,
                    "--vantage", "resume", "-t", "1", "-q"),
             env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -357,7 +364,8 @@ def test_killed_coordinator_resumes_without_rerunning(tmp_path: Path, broker: st
         while (listener.accepted < 2 or listener.open) and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.5)  # the agent stores its result in the backend after the last close
-        r = fleet("run", "--resume", "1", "--store", str(store), "--broker", broker)
+        r = fleet("run", "--resume", "1", "--store", str(store), "--fail-on", "none",
+                  "--broker", broker)
         assert r.returncode == 0, r.stderr
     assert sql(store, "SELECT status FROM runs") == [("complete",)]
     assert sql(store, "SELECT status, agent FROM tasks") == [("done", "r1")]
@@ -378,7 +386,8 @@ def test_resume_collects_a_finished_shard_of_several_endpoints(tmp_path: Path,
                              name="rs1").ready())
         store = tmp_path / "s.sqlite"
         coord = subprocess.Popen(
-            prober("fleet", "run", str(inv), "--store", str(store), "--broker", broker,
+            prober("fleet", "run", str(inv), "--store", str(store), "--fail-on", "none",
+                   "--broker", broker,
                    "--vantage", "resume-shard", "-t", "1", "-q", "--shard-size", "3"),
             env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -393,7 +402,8 @@ def test_resume_collects_a_finished_shard_of_several_endpoints(tmp_path: Path,
         while (listener.accepted < 3 or listener.open) and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.5)  # the agent stores the shard's answer after the last close
-        r = fleet("run", "--resume", "1", "--store", str(store), "--broker", broker)
+        r = fleet("run", "--resume", "1", "--store", str(store), "--fail-on", "none",
+                  "--broker", broker)
         assert r.returncode == 0, r.stderr
     assert sql(store, "SELECT endpoint, status, agent FROM tasks ORDER BY 1") == [
         ("e0", "done", "rs1"), ("e1", "done", "rs1"), ("e2", "done", "rs1")]
@@ -458,8 +468,9 @@ def test_new_store_on_the_same_broker_runs_its_tasks(tmp_path: Path, broker: str
         started.append(Agent(tmp_path, broker, "twice", ["127.0.0.1/32:1-65535"],
                              name="t1").ready())
         for i, store in enumerate((tmp_path / "a.sqlite", tmp_path / "b.sqlite"), 1):
-            r = fleet("run", str(inv), "--store", str(store), "--broker", broker,
-                      "--vantage", "twice", "-p", "tls1.2-only", "-t", "0.3", "-q")
+            r = fleet("run", str(inv), "--store", str(store), "--fail-on", "none",
+                      "--broker", broker, "--vantage", "twice", "-p", "tls1.2-only", "-t",
+                      "0.3", "-q")
             assert sql(store, "SELECT id, status FROM runs") == [(1, "complete")], r.stderr
             assert listener.accepted == i
 

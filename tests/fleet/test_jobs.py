@@ -14,7 +14,7 @@ import pytest
 
 from prober.cli.main import main
 from tests.logs.test_logs import conn_line
-from tests.peers.misbehaving import ResetAfterHello, SilentReader, closed_port
+from tests.peers.misbehaving import ResetAfterHello, SilentReader, SshBanner, closed_port
 from tests.peers.policy_configs import AWS_ELB, nginx_kwargs
 
 pytestmark = pytest.mark.timeout(300)
@@ -314,3 +314,39 @@ def test_a_task_cut_by_its_time_limit_keeps_its_attempts(tmp_path: Path, job: st
     assert status == "failed" and "time limit" in reason
     (n,) = sql(store, "SELECT count(*) FROM attempts")[0]
     assert n > 0
+
+
+@pytest.mark.parametrize("job", ["probe", "policy"])
+def test_no_tls_endpoint_is_a_finding_not_a_calm_run(tmp_path: Path, job: str,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    """A port that takes TCP and never answers a hello, and one that speaks SSH: `prober
+    probe` and `policy` say "no TLS endpoint measured" (exit 3); a fleet run says it too,
+    as a finding that fails the run, not as a task done with nothing to report."""
+    store = tmp_path / "fleet.sqlite"
+    with SilentReader() as silent, SshBanner() as ssh:
+        inv = write(tmp_path / "inv.yaml", f"""\
+schema: 1
+groups:
+  - name: g
+    endpoints:
+      - {{target: "127.0.0.1:{silent.port}", name: silent}}
+      - {{target: "127.0.0.1:{ssh.port}", name: ssh}}
+      - {{target: "127.0.0.1:{closed_port()}", name: closed}}
+""")
+        rc = main(["fleet", "run", str(inv), "--job", job, "--store", str(store),
+                   "-p", "tls1.2-only", "-t", "0.5", "-q"] if job == "probe" else
+                  ["fleet", "run", str(inv), "--job", job, "--store", str(store), "-t", "0.5",
+                   "-q"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    found = sql(store, "SELECT endpoint, id, severity, cause FROM findings ORDER BY 1")
+    assert [(e, i, s) for e, i, s, _ in found] == [
+        ("closed", "unreachable", "high"), ("silent", "no-tls-endpoint", "high"),
+        ("ssh", "no-tls-endpoint", "high")]
+    causes = {e: c for e, _, _, c in found}
+    assert causes["closed"].startswith("Nothing listens on the port")
+    assert causes["silent"].startswith("The peer accepts TCP connections and never answers")
+    assert "speaks SSH" in causes["ssh"]
+    assert sql(store, "SELECT DISTINCT status FROM tasks") == [("done",)]
+    assert "high no-tls-endpoint" in out
