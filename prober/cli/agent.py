@@ -27,7 +27,9 @@ def register(hooks: Commands) -> None:
     p.add_argument("--allow", action="append", required=True, metavar="CIDR:PORTS",
                    help="networks and ports it may probe, e.g. 10.0.0.0/8:443,8443 "
                    "(repeatable; anything else is refused and reported)")
-    p.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S, metavar="S")
+    p.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S, metavar="S",
+                   help="the longest this agent lets a task run (default 1800 s); a run's "
+                   "own `fleet run --time-limit` applies when it is shorter")
     p.add_argument("--visibility-timeout", type=float, default=DEFAULT_VISIBILITY_S,
                    metavar="S", help="must exceed --time-limit")
     p.add_argument("--lease-ttl", type=float, default=LEASE_TTL_S, metavar="S",

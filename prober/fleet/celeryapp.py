@@ -43,7 +43,7 @@ def queue_of(vantage: str) -> str:
 # set by `prober agent` before its worker starts (one process: the thread pool)
 DEFAULT_AGENT_CONCURRENCY = 16  # as `fleet run -c` in-process
 AGENT: dict[str, Any] = {"allow": None, "name": None, "lease_ttl": LEASE_TTL_S,
-                         "concurrency": DEFAULT_AGENT_CONCURRENCY}
+                         "concurrency": DEFAULT_AGENT_CONCURRENCY, "time_limit": None}
 
 
 class AgentLoop:
@@ -71,7 +71,8 @@ class AgentLoop:
             self._leases = RedisLeases(self.broker, ttl_s=AGENT["lease_ttl"])
             self._slots = asyncio.Semaphore(max(1, int(AGENT["concurrency"])))
         return await execute_shard(specs, leases=self._leases, allow=AGENT["allow"],
-                                   slots=self._slots, agent=AGENT["name"])
+                                   slots=self._slots, agent=AGENT["name"],
+                                   time_limit=AGENT["time_limit"])
 
 
 _LOOPS: dict[str, AgentLoop] = {}
@@ -147,7 +148,11 @@ def run_agent(broker: str, vantage: str, allow: Allowlist, *, time_limit: float,
     ``concurrency`` tasks at once (the pool's threads only wait; the tasks run on one event
     loop), each itself concurrent up to its endpoint's cap."""
     app = make_app(broker, time_limit=time_limit, visibility_timeout=visibility_timeout)
-    AGENT.update(allow=allow, name=name, lease_ttl=lease_ttl, concurrency=concurrency)
+    # Celery's threads pool does not enforce task_time_limit: the agent's own limit is
+    # applied by execute_shard, so that no shard outlives this agent's visibility timeout
+    # whatever time limit the coordinator asked for
+    AGENT.update(allow=allow, name=name, lease_ttl=lease_ttl, concurrency=concurrency,
+                 time_limit=time_limit)
     app.worker_main(["worker", "-Q", queue_of(vantage), "-P", "threads",
                      "-c", str(concurrency), "-n", name, "-l", loglevel,
                      "--without-gossip", "--without-mingle"])

@@ -9,6 +9,7 @@ the first one that arrives for a key, so a task that ran twice is stored once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import functools
 import time
@@ -83,11 +84,12 @@ def target_of(d: dict[str, Any]) -> Target:
 
 
 async def execute(spec: dict[str, Any], *, leases: LeaseBook, allow: Allowlist | None,
-                  agent: str | None = None, timeout: float | None = None
-                  ) -> dict[str, Any]:
+                  agent: str | None = None, timeout: float | None = None,
+                  limit: float | None = None) -> dict[str, Any]:
     """Run one task; never raises for what the endpoint or the agent did: a refusal or a
-    failure is a result like any other (``status``). ``timeout``: what is left of the
-    task's time limit when it starts (default: all of it)."""
+    failure is a result like any other (``status``). ``limit``: the time limit in force
+    (default: the spec's); ``timeout``: what is left of it when the task starts (default:
+    all of it)."""
     out: dict[str, Any] = {
         "schema": TASK_SCHEMA, "run": spec["run"], "endpoint": spec["endpoint"],
         "vantage": spec["vantage"], "task": spec["task"], "status": "done", "reason": None,
@@ -104,12 +106,15 @@ async def execute(spec: dict[str, Any], *, leases: LeaseBook, allow: Allowlist |
         out["finished_at"] = time.time()
         out["findings"] += _findings(out, spec)
         return out
+    limit = float(spec["time_limit"]) if limit is None else limit
     try:
         await asyncio.wait_for(_run(spec, out, leases, allow),
-                               timeout=spec["time_limit"] if timeout is None else timeout)
+                               timeout=limit if timeout is None else timeout)
     except TimeoutError:
+        own = ", this agent's --time-limit, shorter than the run's" if (
+            limit < float(spec["time_limit"])) else ""
         out["status"], out["reason"] = "failed", (
-            f"the task's time limit ({spec['time_limit']:g} s) ran out")
+            f"the task's time limit ({limit:g} s{own}) ran out")
     except LeaseTimeout as e:
         out["status"], out["reason"] = "failed", str(e)
     except Exception as e:  # a bug must come back as a failed task, not a lost one
@@ -123,23 +128,28 @@ async def execute(spec: dict[str, Any], *, leases: LeaseBook, allow: Allowlist |
 
 async def execute_shard(specs: list[dict[str, Any]], *, leases: LeaseBook,
                         allow: Allowlist | None, slots: asyncio.Semaphore,
-                        agent: str | None = None) -> list[dict[str, Any]]:
+                        agent: str | None = None, time_limit: float | None = None
+                        ) -> list[dict[str, Any]]:
     """The tasks of one shard side by side, each as ``execute`` runs it, taking one of
     ``slots`` (the agent's, shared with its other shards) while it runs; their results in
     the shard's order. The time limit counts from the shard's start, for every one of its
     tasks: a task still waiting for a slot when it runs out comes back failed at once, so
     a shard never outlasts one time limit (what the broker's visibility timeout must
-    exceed)."""
+    exceed). ``time_limit``: the agent's own (`prober agent --time-limit`, checked
+    against its visibility timeout), which caps the run's: the coordinator's checks its
+    own visibility timeout, not the agents'."""
     loop = asyncio.get_running_loop()
     # over the specs this agent reads: the others are refused at once by ``execute``
-    deadline = loop.time() + min((float(s["time_limit"]) for s in specs
-                                  if s.get("schema", SPEC_SCHEMA) == SPEC_SCHEMA),
-                                 default=0.0)
+    limit = min((float(s["time_limit"]) for s in specs
+                 if s.get("schema", SPEC_SCHEMA) == SPEC_SCHEMA), default=0.0)
+    if time_limit is not None:
+        limit = min(limit, time_limit)
+    deadline = loop.time() + limit
 
     async def one(spec: dict[str, Any]) -> dict[str, Any]:
         async with slots:
             return await execute(spec, leases=leases, allow=allow, agent=agent,
-                                 timeout=deadline - loop.time())
+                                 timeout=deadline - loop.time(), limit=limit)
 
     return list(await asyncio.gather(*(one(s) for s in specs)))
 
@@ -173,7 +183,7 @@ async def _run(spec: dict[str, Any], out: dict[str, Any], leases: LeaseBook,
         elif job == "diagnose":
             await _diagnose(ep, deadlines, slots, out)
         else:
-            await _check(spec, target, deadlines, slots, out)
+            await _check(spec, ep, deadlines, slots, out)
 
 
 @functools.lru_cache(maxsize=64)
@@ -253,8 +263,15 @@ async def _diagnose(ep: Endpoint, deadlines: Deadlines, slots: int, out: dict[st
                                  f["confidence"], f["cause"]) for f in doc["findings"]]
 
 
-async def _check(spec: dict[str, Any], target: Target, deadlines: Deadlines, slots: int,
+async def _check(spec: dict[str, Any], ep: Endpoint, deadlines: Deadlines, slots: int,
                  out: dict[str, Any]) -> None:
+    if ep.address is None:
+        out["reason"] = ep.error
+        return
+    # pinned to the address the allowlist passed and the lease is held on: resolved
+    # again, a name that answers otherwise the second time would lead the check's
+    # connections elsewhere
+    target = dataclasses.replace(ep.target, address=ep.address)
     doc = spec.get("expect") or {"schema": 1}
     exp = parse_expectations(doc, spec.get("expect_path") or "(inventory)")
     if spec.get("policy") and not exp.policy_equals:

@@ -512,3 +512,26 @@ def test_redis_leases_renew_while_held_and_free_on_release(broker: str) -> None:
         assert loop.run_until_complete(scenario()) == [2, 2, 0, 1]
     finally:
         loop.close()
+
+
+def test_the_agent_caps_a_task_at_its_own_time_limit(tmp_path: Path, broker: str) -> None:
+    """A coordinator asking for a longer time limit than an agent's own cannot make a task
+    outlive that agent's visibility timeout (Celery's threads pool does not enforce
+    task_time_limit: the agent does)."""
+    with CountingListener() as listener, agents() as started:
+        inv = tmp_path / "inv.txt"
+        inv.write_text(f"127.0.0.1:{listener.port}\n")
+        started.append(Agent(tmp_path, broker, "short", ["127.0.0.1/32:1-65535"],
+                             name="short1", time_limit=2, visibility=3).ready())
+        store = tmp_path / "s.sqlite"
+        # the hello is never answered: the read deadline (10 s) would outlast 3 s
+        r = fleet("run", str(inv), "--store", str(store), "--broker", broker,
+                  "--vantage", "short", "-p", "tls1.2-only", "-t", "10",
+                  "--time-limit", "60", "--visibility-timeout", "120", "-q")
+        assert r.returncode == 1, r.stderr
+    ((status, reason, took),) = sql(store, "SELECT status, reason, finished_at - started_at "
+                                           "FROM tasks")
+    assert status == "failed"
+    assert reason == ("the task's time limit (2 s, this agent's --time-limit, shorter than "
+                      "the run's) ran out")
+    assert took < 3  # inside the agent's visibility timeout

@@ -350,3 +350,44 @@ groups:
     assert "speaks SSH" in causes["ssh"]
     assert sql(store, "SELECT DISTINCT status FROM tasks") == [("done",)]
     assert "high no-tls-endpoint" in out
+
+
+def test_a_check_task_connects_only_where_the_allowlist_looked(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name that answers otherwise the second time it is resolved (DNS rebinding, or
+    plain round robin) must not lead a check task past the agent's allowlist: its
+    connections go to the address the allowlist passed and the lease was taken on."""
+    import asyncio
+    import socket
+
+    from prober.core.targets import parse_target
+    from prober.fleet.allowlist import Allowlist
+    from prober.fleet.leases import LocalLeases
+    from prober.fleet.tasks import execute, target_json
+
+    real = socket.getaddrinfo
+    answers = iter(["127.0.0.1"])
+
+    def rebinding(host: Any, port: Any, *a: Any, **k: Any) -> Any:
+        if host != "rebind.test":
+            return real(host, port, *a, **k)
+        # the system's resolver, answering as a rebinding name server would: no query
+        # leaves the machine
+        addr = next(answers, "127.0.0.9")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (addr, int(port)))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    with SilentReader() as allowed, SilentReader(host="127.0.0.9",
+                                               port=allowed.port) as other:
+        target = target_json(parse_target(f"rebind.test:{allowed.port}"))
+        spec = {"run": 1, "endpoint": "e", "vantage": "v", "task": "check",
+                "target": target, "cap": 2, "repeat": 1, "time_limit": 20,
+                "deadlines": {"connect": 1, "read": 0.3},
+                "expect": {"schema": 1, "profiles": [{"profiles": ["tls1.2-only"],
+                                                      "allow": "ok"}]}}
+        allow = Allowlist.parse([f"127.0.0.1/32:{allowed.port}"])
+        out = asyncio.run(execute(spec, leases=LocalLeases(), allow=allow))
+        assert out["address"] == "127.0.0.1"
+        assert out["attempts"] and all(a["address"] == "127.0.0.1" for a in out["attempts"])
+        assert allowed.accepted == len(out["attempts"])
+        assert other.accepted == 0
