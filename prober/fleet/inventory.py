@@ -28,13 +28,16 @@ from prober.core.targets import (
 from prober.core.yamlfile import read_yaml
 from prober.logs.pipeline import FORMATS as LOG_FORMATS
 from prober.policy.naming.catalog import CatalogError, get
+from prober.wire.starttls import PROTOCOLS as STARTTLS_PROTOCOLS
 
 INVENTORY_SCHEMA = 1
 DEFAULT_CAP = 4
 
 _TOP = {"schema", "defaults", "groups"}
-_GROUP = {"name", "labels", "policy", "expect", "profiles", "cap", "logs", "endpoints"}
-_ENDPOINT = {"target", "name", "sni", "address", "labels", "vantages", "cap", "logs"}
+_GROUP = {"name", "labels", "policy", "expect", "profiles", "cap", "logs", "starttls",
+          "endpoints"}
+_ENDPOINT = {"target", "name", "sni", "address", "labels", "vantages", "cap", "logs",
+             "starttls"}
 _LOGS = {"files", "format"}
 _OVERRIDE = {"sni", "address"}
 
@@ -88,7 +91,9 @@ class Entry:
         if o is None:
             return self.target
         t = self.target
-        return with_overrides(t, o.address or t.address, o.sni or t.sni_choice)
+        # the endpoint's preamble as it is (named, inferred or "none"), not inferred anew
+        return with_overrides(t, o.address or t.address, o.sni or t.sni_choice,
+                              t.starttls or "none")
 
 
 @dataclass
@@ -121,6 +126,7 @@ class _Group:
     profiles: list[str] = field(default_factory=lambda: ["default"])
     cap: int = DEFAULT_CAP
     logs: Logs | None = None
+    starttls: str | None = None  # as --starttls: a protocol, "none", or None to infer
 
 
 def parse(doc: Any, path: Path) -> Inventory:
@@ -183,6 +189,7 @@ def _group(path: Path, at: str, g: dict[str, Any], name: str) -> _Group:
         out.cap = _cap(path, f"{at}.cap", g["cap"])
     if g.get("logs") is not None:
         out.logs = _logs(path, f"{at}.logs", g["logs"])
+    out.starttls = _starttls(path, at, g.get("starttls"))
     return out
 
 
@@ -194,7 +201,8 @@ def _entry(path: Path, at: str, spec: Any, g: _Group) -> Entry:
     try:
         t = parse_target(text)
         t = with_overrides(t, _address(path, at, spec.get("address")),
-                           _sni(path, at, spec.get("sni")) or SNI_TARGET)
+                           _sni(path, at, spec.get("sni")) or SNI_TARGET,
+                           _starttls(path, at, spec.get("starttls")) or g.starttls)
     except TargetError as e:
         raise InventoryError(f"{path}: {at}: {e}") from None
     overrides: dict[str, Override] = {}
@@ -292,6 +300,18 @@ def _sni(path: Path, at: str, v: Any) -> Sni | None:
     if v is False:
         return SNI_NONE
     return Sni.named(_str(path, f"{at}.sni", v))
+
+
+def _starttls(path: Path, at: str, v: Any) -> str | None:
+    # the names of --starttls; `false` (YAML's bare no/off too) connects with TLS at once
+    if v is None:
+        return None
+    if v is False:
+        return "none"
+    if not isinstance(v, str) or v.strip() not in (*STARTTLS_PROTOCOLS, "none"):
+        raise InventoryError(f"{path}: {at}.starttls: {v!r} is not a STARTTLS protocol "
+                             f"(one of {', '.join(STARTTLS_PROTOCOLS)}, or none)")
+    return v.strip()
 
 
 def _sni_json(s: Sni | None) -> str | bool | None:

@@ -74,13 +74,18 @@ def shard_key(spec: dict[str, Any]) -> str:
 
 def target_json(t: Target) -> dict[str, Any]:
     return {"host": t.host, "port": t.port, "address": t.address,
-            "sni": {"kind": t.sni_choice.kind, "name": t.sni_choice.name}}
+            "sni": {"kind": t.sni_choice.kind, "name": t.sni_choice.name},
+            "starttls": t.starttls, "starttls_inferred": t.starttls_inferred}
 
 
 def target_of(d: dict[str, Any]) -> Target:
     s = d.get("sni") or {}
+    # a spec planned before it carried ``starttls`` ran without a preamble, and still does:
+    # the port is not read for one here, the coordinator already did (fleet.inventory)
     return Target(host=str(d["host"]), port=int(d["port"]), address=d.get("address"),
-                  sni_choice=Sni(str(s.get("kind", "target")), s.get("name")))
+                  sni_choice=Sni(str(s.get("kind", "target")), s.get("name")),
+                  starttls=d.get("starttls") or None,
+                  starttls_inferred=bool(d.get("starttls_inferred")))
 
 
 async def execute(spec: dict[str, Any], *, leases: LeaseBook, allow: Allowlist | None,
