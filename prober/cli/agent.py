@@ -21,7 +21,9 @@ from prober.net.host import hostname
 def register(hooks: Commands) -> None:
     p = hooks.command("agent", "Run a vantage point: consume its queue on the broker and "
                       "run each task against endpoints its allowlist permits.")
-    p.add_argument("--broker", required=True, metavar="URL", help="redis://host:6379/0")
+    p.add_argument("--broker", required=True, metavar="URL",
+                   help="redis://host:6379/0, or rediss://host:6380/0?ssl_ca_certs=CA.pem "
+                        "(TLS, certificate verified; docs/fleet.md)")
     p.add_argument("--vantage", required=True, metavar="NAME",
                    help="the vantage point this agent serves (its queue)")
     p.add_argument("--allow", action="append", required=True, metavar="CIDR:PORTS",

@@ -62,7 +62,8 @@ def register(hooks: Commands) -> None:
     r.add_argument("--resume", type=int, metavar="RUN",
                    help="finish a run whose coordinator was stopped")
     r.add_argument("--broker", metavar="URL",
-                   help="redis:// broker of the agents; without it, run in this process")
+                   help="redis:// (rediss:// for TLS) broker of the agents; without it, "
+                        "run in this process")
     r.add_argument("--vantage", action="append", metavar="NAME",
                    help="vantage point whose agents run the tasks (repeatable; with --broker)")
     r.add_argument("--time-limit", type=float, default=1800.0, metavar="S",

@@ -14,9 +14,11 @@ about 2 ms of Celery each, half a probe task's own CPU: bench/fleet.py).
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from concurrent.futures import Future
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from celery import Celery
 from celery.backends.redis import RedisBackend
@@ -36,6 +38,70 @@ class BrokerError(InputError):
     """A broker URL or broker settings that cannot work."""
 
 
+# redis-py's spellings, which Celery's broker and backend take too; the URL may also use
+# Celery's (CERT_REQUIRED ...), which redis-py refuses
+_CERT_REQS = ("none", "optional", "required")
+_TLS_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+
+
+def broker_tls(url: str) -> tuple[str, dict[str, Any]]:
+    """``url`` without its ``ssl_*`` query options, and those options as Celery's broker
+    and backend (``broker_use_ssl``, ``redis_backend_use_ssl``) and redis-py take them,
+    ``{}`` for a plaintext URL. Certificates are verified unless the URL says
+    ``ssl_cert_reqs=none|optional``: kombu alone would not verify a bare ``rediss://``,
+    Celery's backend would refuse it, and redis-py would refuse Celery's ``CERT_*``."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    tls = {k: v for k, v in query if k.startswith("ssl_")}
+    if parts.scheme != "rediss":
+        if tls:
+            raise BrokerError(f"--broker: {min(tls)} needs a rediss:// URL (TLS)")
+        return url, {}
+    unknown = sorted(set(tls) - {"ssl_cert_reqs", *_TLS_FILES})
+    if unknown:
+        raise BrokerError(f"--broker: unknown TLS option {unknown[0]!r} (ssl_cert_reqs, "
+                          f"{', '.join(_TLS_FILES)})")
+    reqs = tls.get("ssl_cert_reqs", "required")
+    if reqs.lower().removeprefix("cert_") not in _CERT_REQS:
+        raise BrokerError(f"--broker ssl_cert_reqs={reqs!r}: none, optional or required "
+                          "(or CERT_NONE, CERT_OPTIONAL, CERT_REQUIRED)")
+    opts: dict[str, Any] = {"ssl_cert_reqs": reqs.lower().removeprefix("cert_")}
+    for key in _TLS_FILES:
+        if key in tls:
+            if not os.path.isfile(tls[key]):
+                raise BrokerError(f"--broker {key}={tls[key]!r}: no such file")
+            opts[key] = tls[key]
+    if ("ssl_certfile" in opts) != ("ssl_keyfile" in opts):
+        raise BrokerError("--broker: ssl_certfile and ssl_keyfile go together (a client "
+                          "certificate and its key)")
+    rest = [(k, v) for k, v in query if not k.startswith("ssl_")]
+    return urlunsplit(parts._replace(query=urlencode(rest))), opts
+
+
+def check_broker_tls(url: str, tls: dict[str, Any], timeout: float = 10.0) -> None:
+    """One PING over TLS before Celery starts: a certificate the broker's client refuses
+    is a setting to fix, where Celery would retry it forever (an agent) or stall (the
+    coordinator). A broker not up yet is left to Celery's own retries."""
+    import redis
+    from redis.exceptions import RedisError
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout,
+                                  socket_timeout=timeout, **tls)
+    try:
+        client.ping()
+    except (RedisError, OSError) as e:
+        cause: BaseException | None = e
+        # ssl.SSLError by name: only prober.net imports ssl
+        while cause is not None and not type(cause).__name__.startswith("SSL"):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None or "SSL" in str(e):
+            raise BrokerError(f"--broker {urlsplit(url).netloc.rpartition('@')[2]}: TLS "
+                              f"failed: {cause or e} (a private CA: add "
+                              "?ssl_ca_certs=/path/ca.pem to the URL)") from None
+    finally:
+        client.close()
+
+
 def queue_of(vantage: str) -> str:
     return f"prober.vantage.{vantage}"
 
@@ -53,8 +119,9 @@ class AgentLoop:
     shards they came in. A loop and a Redis connection per task cost the agent about as
     much CPU as the task's own attempts (bench/fleet.py)."""
 
-    def __init__(self, broker: str) -> None:
+    def __init__(self, broker: str, tls: dict[str, Any]) -> None:
         self.broker = broker
+        self.tls = tls
         # uvloop as in-process (run_loop): asyncio's own loop cost the agent's loop thread
         # a third more CPU than the in-process run (bench/fleet.py)
         self.loop = new_event_loop()
@@ -68,7 +135,8 @@ class AgentLoop:
 
     async def _execute(self, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if self._leases is None or self._slots is None:  # made on the loop that uses them
-            self._leases = RedisLeases(self.broker, ttl_s=AGENT["lease_ttl"])
+            self._leases = RedisLeases(self.broker, ttl_s=AGENT["lease_ttl"],
+                                       tls=self.tls)
             self._slots = asyncio.Semaphore(max(1, int(AGENT["concurrency"])))
         return await execute_shard(specs, leases=self._leases, allow=AGENT["allow"],
                                    slots=self._slots, agent=AGENT["name"],
@@ -79,10 +147,10 @@ _LOOPS: dict[str, AgentLoop] = {}
 _LOOPS_LOCK = threading.Lock()
 
 
-def agent_loop(broker: str) -> AgentLoop:
+def agent_loop(broker: str, tls: dict[str, Any]) -> AgentLoop:
     with _LOOPS_LOCK:
         if broker not in _LOOPS:
-            _LOOPS[broker] = AgentLoop(broker)
+            _LOOPS[broker] = AgentLoop(broker, tls)
         return _LOOPS[broker]
 
 
@@ -113,6 +181,9 @@ def make_app(broker: str, *, time_limit: float = DEFAULT_TIME_LIMIT_S,
         raise BrokerError(f"--visibility-timeout ({visibility_timeout:g} s) must be longer "
                           f"than the task time limit ({time_limit:g} s), or a slow task is "
                           "handed to a second agent while the first still runs it")
+    broker, tls = broker_tls(broker)
+    if tls:
+        check_broker_tls(broker, tls)
     app = Celery("prober", broker=broker, backend=f"{__name__}:PolledRedisBackend+{broker}",
                  set_as_current=False)
     app.conf.update(
@@ -130,13 +201,14 @@ def make_app(broker: str, *, time_limit: float = DEFAULT_TIME_LIMIT_S,
         broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
         task_default_queue="prober.default",
         worker_cancel_long_running_tasks_on_connection_loss=True,
+        broker_use_ssl=tls or None, redis_backend_use_ssl=tls or None,
     )
 
     @app.task(name=TASK_NAME)  # type: ignore[untyped-decorator]
     def fleet_shard(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
             raise TypeError("a fleet message is a list of task specs (a shard)")
-        return agent_loop(broker).submit(specs).result()
+        return agent_loop(broker, tls).submit(specs).result()
 
     return app
 

@@ -92,10 +92,12 @@ class RedisLeases:
     time, in one round trip: a renewer per lease cost each task a task and a timer of
     its own, and renewal commands it might be cancelled inside."""
 
-    def __init__(self, url: str, ttl_s: float = LEASE_TTL_S) -> None:
+    def __init__(self, url: str, ttl_s: float = LEASE_TTL_S,
+                 tls: dict[str, Any] | None = None) -> None:
         import redis.asyncio as aioredis
 
-        self._redis: Any = aioredis.Redis.from_url(url)
+        # tls: the broker URL's ssl_* options, normalised (celeryapp.broker_tls)
+        self._redis: Any = aioredis.Redis.from_url(url, **(tls or {}))
         # EVALSHA, the script sent once: a lease costs two small round trips, not two
         # scripts' text each time
         self._acquire = self._redis.register_script(_ACQUIRE)

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.lab.netns import exec_argv, in_netns
+from tests.peers.pki import Pki
 from tests.peers.ports import free_port, wait_listening
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,18 +70,40 @@ def _namespace(netns: str | None) -> Iterator[None]:
         yield
 
 
+def redis_tls_missing() -> str | None:
+    """Why this redis-server cannot serve TLS, or None. A build without TLS refuses the
+    tls-port directive; one with it reads on and refuses the unknown one after it, so
+    nothing is started either way."""
+    if shutil.which("redis-server") is None:
+        return "redis-server not found (apt-get install redis-server)"
+    out = subprocess.run(["redis-server", "--port", "0", "--tls-port", "0",
+                          "--prober-no-such-directive", "x"],
+                         capture_output=True, text=True, timeout=10, check=False)
+    said = out.stdout + out.stderr
+    if "prober-no-such-directive" not in said:
+        return f"this redis-server has no TLS support (BUILD_TLS): {said.strip()[-200:]}"
+    return None
+
+
 @contextlib.contextmanager
 def redis_server(tmp: Path, *, host: str = "127.0.0.1", netns: str | None = None,
-                 password: str | None = None) -> Iterator[str]:
+                 password: str | None = None, tls: Pki | None = None) -> Iterator[str]:
     """A private redis-server on an ephemeral port of ``host`` (in ``netns``), nothing
     saved to disk; yields its URL. Off loopback, redis serves only clients that give a
-    ``password`` (its protected mode), as a real broker should."""
+    ``password`` (its protected mode), as a real broker should. With ``tls`` it serves
+    TLS only, with the PKI's RSA certificate (no plaintext port), and yields a
+    ``rediss://`` URL without options."""
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server not found (apt-get install redis-server)")
     with _namespace(netns):  # the port is free where the server will listen
         port = free_port(host)
+    ports = ["--port", str(port)]
+    if tls is not None:
+        ports = ["--port", "0", "--tls-port", str(port),
+                 "--tls-cert-file", str(tls.rsa_cert), "--tls-key-file", str(tls.rsa_key),
+                 "--tls-ca-cert-file", str(tls.ca_cert), "--tls-auth-clients", "no"]
     log = open(tmp / f"redis-{port}.log", "wb")  # noqa: SIM115 (outlives this block)
-    proc = subprocess.Popen([*in_ns(netns), "redis-server", "--port", str(port),
+    proc = subprocess.Popen([*in_ns(netns), "redis-server", *ports,
                              "--bind", host, "--save", "", "--appendonly", "no",
                              "--dir", str(tmp),
                              *(["--requirepass", password] if password else [])],
@@ -88,7 +111,8 @@ def redis_server(tmp: Path, *, host: str = "127.0.0.1", netns: str | None = None
     try:
         with _namespace(netns):  # /proc/net/tcp is the namespace's there
             wait_listening(host, port, 10, alive=proc)
-        yield f"redis://{f':{password}@' if password else ''}{host}:{port}/0"
+        scheme = "rediss" if tls is not None else "redis"
+        yield f"{scheme}://{f':{password}@' if password else ''}{host}:{port}/0"
     finally:
         _stop(proc)
         log.close()

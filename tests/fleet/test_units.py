@@ -482,3 +482,42 @@ def test_a_shard_with_a_spec_of_another_schema_refuses_it_and_runs_the_rest() ->
         a["reason"])
     assert (b["endpoint"], b["status"]) == ("o", "refused")
     assert "outside this agent's allowlist" in b["reason"]
+
+
+@pytest.mark.parametrize("query, reqs", [
+    ("", "required"), ("?ssl_cert_reqs=required", "required"),
+    ("?ssl_cert_reqs=CERT_REQUIRED", "required"), ("?ssl_cert_reqs=optional", "optional"),
+    ("?ssl_cert_reqs=CERT_NONE", "none")])
+def test_broker_tls_options_in_either_spelling_verify_by_default(query: str,
+                                                                 reqs: str) -> None:
+    from prober.fleet.celeryapp import broker_tls
+
+    url, tls = broker_tls(f"rediss://:pw@broker.example:6380/0{query}")
+    assert (url, tls) == ("rediss://:pw@broker.example:6380/0", {"ssl_cert_reqs": reqs})
+
+
+def test_broker_tls_keeps_other_options_and_files(tmp_path: Path) -> None:
+    from prober.fleet.celeryapp import broker_tls
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("")
+    url, tls = broker_tls(f"rediss://b:6380/1?ssl_ca_certs={ca}&health_check_interval=5")
+    assert url == "rediss://b:6380/1?health_check_interval=5"
+    assert tls == {"ssl_cert_reqs": "required", "ssl_ca_certs": str(ca)}
+    assert broker_tls("redis://b:6379/0?x=1") == ("redis://b:6379/0?x=1", {})
+
+
+@pytest.mark.parametrize("url, named", [
+    ("rediss://b:6380/0?ssl_cert_reqs=CERT_MAYBE", "ssl_cert_reqs"),
+    ("rediss://b:6380/0?ssl_ca_certs=/nonexistent/ca.pem", "ssl_ca_certs"),
+    ("rediss://b:6380/0?ssl_check=1", "ssl_check"),
+    ("redis://b:6379/0?ssl_cert_reqs=none", "rediss://")])
+def test_bad_broker_tls_options_are_one_line_errors(url: str, named: str,
+                                                    capsys: pytest.CaptureFixture[str]
+                                                    ) -> None:
+    from prober.cli.main import main
+
+    argv = ["agent", "--broker", url, "--vantage", "v", "--allow", "127.0.0.1/32:443"]
+    assert main(argv) == 2  # refused before any broker connection is tried
+    err = capsys.readouterr().err.strip()
+    assert named in err and len(err.splitlines()) == 1, err
