@@ -49,6 +49,20 @@ class NoConsumerError(InputError):
     """A vantage point whose queue no agent consumes."""
 
 
+class BrokerUnreachable(InputError):
+    """The coordinator cannot reach its broker."""
+
+
+def _broker_errors() -> tuple[type[BaseException], ...]:
+    """What a broker that does not answer raises, through Celery (kombu) or the result
+    backend (redis-py)."""
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return (OperationalError, RedisConnectionError, RedisTimeoutError)
+
+
 @dataclass
 class FleetOptions:
     job: str = "probe"
@@ -171,7 +185,10 @@ def check_consumers(app: Any, vantages: list[str], timeout: float = 2.0,
     deadline = time.monotonic() + timeout
     replies: dict[str, Any] = {}
     while True:
-        replies.update(app.control.inspect(timeout=step).active_queues() or {})
+        try:
+            replies.update(app.control.inspect(timeout=step).active_queues() or {})
+        except _broker_errors() as e:
+            raise BrokerUnreachable(f"--broker: cannot reach the broker: {e}") from None
         step = min(most, step * 2)
         served = {q.get("name") for qs in replies.values() for q in (qs or [])}
         missing = [v for v in vantages if queue_of(v) not in served]
@@ -234,24 +251,31 @@ def run_distributed(app: Any, run: int, store: Store, progress: Progress,
     from prober.fleet.celeryapp import TASK_NAME, queue_of
 
     pending = {sh.sid: sh for sh in shards_of(store.queued(run))}
-    _collect(app, run, pending, store, progress)  # a resumed run: what finished meanwhile
-    for sh in list(pending.values()):
-        app.send_task(TASK_NAME, args=[sh.specs(store, run)], task_id=sh.sid,
-                      queue=queue_of(sh.vantage), serializer="json")
-    last = time.monotonic()
-    while pending:
-        if _collect(app, run, pending, store, progress):
-            last = time.monotonic()
-        elif time.monotonic() - last > stall_s:
-            left = sum(sh.size for sh in pending.values())
-            say(f"prober: fleet run {progress.run}: no answer for {stall_s:g} s; "
-                  f"{left} task(s) left queued (resume with --resume "
-                  f"{progress.run})", file=sys.stderr)
-            return
-        progress.show()
-        # each poll asks for every shard still owed: soon when few are, so the run's
-        # last answer is not waited for longer than it needs
-        sleep(min(poll_s, 0.02 + len(pending) * 1e-4))
+    try:
+        _collect(app, run, pending, store, progress)  # a resumed run: what finished
+        for sh in list(pending.values()):
+            app.send_task(TASK_NAME, args=[sh.specs(store, run)], task_id=sh.sid,
+                          queue=queue_of(sh.vantage), serializer="json")
+        last = time.monotonic()
+        while pending:
+            if _collect(app, run, pending, store, progress):
+                last = time.monotonic()
+            elif time.monotonic() - last > stall_s:
+                _left(progress.run, pending, f"no answer for {stall_s:g} s")
+                return
+            progress.show()
+            # each poll asks for every shard still owed: soon when few are, so the run's
+            # last answer is not waited for longer than it needs
+            sleep(min(poll_s, 0.02 + len(pending) * 1e-4))
+    except _broker_errors() as e:
+        # what the agents finish meanwhile waits in the result backend for --resume
+        _left(progress.run, pending, f"the broker stopped answering ({e})")
+
+
+def _left(run: int, pending: dict[str, Shard], why: str) -> None:
+    left = sum(sh.size for sh in pending.values())
+    say(f"prober: fleet run {run}: {why}; {left} task(s) left queued (resume with "
+        f"--resume {run})", file=sys.stderr)
 
 
 def _answers(shard: list[dict[str, Any]], meta: dict[str, Any]) -> list[dict[str, Any]]:

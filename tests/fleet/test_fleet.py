@@ -25,7 +25,7 @@ from tests.fleet.harness import (
     redis_server,
     sql,
 )
-from tests.peers.misbehaving import CountingListener, ResetAfterHello
+from tests.peers.misbehaving import CountingListener, ResetAfterHello, closed_port
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -535,3 +535,47 @@ def test_the_agent_caps_a_task_at_its_own_time_limit(tmp_path: Path, broker: str
     assert reason == ("the task's time limit (2 s, this agent's --time-limit, shorter than "
                       "the run's) ran out")
     assert took < 3  # inside the agent's visibility timeout
+
+
+def test_a_broker_that_does_not_answer_is_one_line(tmp_path: Path) -> None:
+    inv = tmp_path / "inv.txt"
+    inv.write_text("127.0.0.1:443\n")
+    store = tmp_path / "s.sqlite"
+    r = fleet("run", str(inv), "--store", str(store), "--broker",
+              f"redis://127.0.0.1:{closed_port()}/0", "--vantage", "x")
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0, r.stderr
+    assert "cannot reach the broker" in r.stderr and "Traceback" not in r.stderr
+    assert sql(store, "SELECT count(*) FROM runs") == [(0,)]  # nothing planned
+
+
+def test_a_broker_lost_mid_run_leaves_the_run_resumable(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as url, CountingListener() as listener, agents() as started:
+        inv = tmp_path / "inv.txt"
+        inv.write_text(f"127.0.0.1:{listener.port}\n")
+        started.append(Agent(tmp_path, url, "lost", ["127.0.0.1/32:1-65535"],
+                             name="l1").ready())
+        store = tmp_path / "s.sqlite"
+        coord = subprocess.Popen(
+            prober("fleet", "run", str(inv), "--store", str(store), "--broker", url,
+                   "--vantage", "lost", "-p", "tls1.2-only", "-t", "10", "-q"),
+            env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while listener.accepted < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert listener.accepted == 1, "the task never started"
+            port = url.rsplit(":", 1)[1].split("/")[0]
+            # the broker goes away while the task runs (redis-cli: our own server)
+            subprocess.run(["redis-cli", "-p", port, "shutdown", "nosave"], timeout=10,
+                           capture_output=True, check=False)
+            _, err = coord.communicate(timeout=30)
+        finally:
+            if coord.poll() is None:
+                coord.kill()
+                coord.wait(5)
+    assert coord.returncode == 1, err
+    assert "the broker stopped answering" in err and "--resume 1" in err, err
+    assert "Traceback" not in err
+    assert sql(store, "SELECT status FROM runs") == [("incomplete",)]
+    assert sql(store, "SELECT status FROM tasks") == [("queued",)]
