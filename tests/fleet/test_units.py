@@ -482,3 +482,41 @@ def test_a_shard_with_a_spec_of_another_schema_refuses_it_and_runs_the_rest() ->
         a["reason"])
     assert (b["endpoint"], b["status"]) == ("o", "refused")
     assert "outside this agent's allowlist" in b["reason"]
+
+
+def test_report_certificates_by_fingerprint(tmp_path: Path) -> None:
+    """Leaf fingerprints compared as sets: a side that saw none is the expiry's line only;
+    in a policy run (each scan chose its own hellos) one set holding the other is no
+    difference, two sets that each hold a certificate the other lacks are."""
+    from prober.fleet import report
+
+    day = "2030-01-01T00:00:00+00:00"
+    rsa, ecdsa, other = "a" * 64, "b" * 64, "c" * 64
+
+    def attempts(*shas: str) -> list[dict[str, object]]:
+        return [{"id": i, "profile": "p", "repeat": 0, "outcome": "ok",
+                 "certificate": {"sha256": s, "not_after": day}}
+                for i, s in enumerate(shas, start=1)]
+
+    def between(job: str, inside: list[str], outside: list[str], sub: str
+                ) -> list[tuple[str, object, object]]:
+        store, run = _two_sided(tmp_path / sub, job)
+        for vantage, shas in (("inside", inside), ("outside", outside)):
+            assert store.record(_result(run, vantage, job, attempts=attempts(*shas)))
+        doc = report.build(store, run, None)
+        assert {e["vantage"]: e["cert_sha256"] for e in doc["endpoints"]} == {
+            "inside": sorted(set(inside)), "outside": sorted(set(outside))}
+        # (the attempt counts, and `prober diff` on these bare attempts, aside)
+        return [(d["what"], d["a"], d["b"]) for d in doc["between_vantages"]
+                if d["what"] in ("certificate", "cert_not_after")]
+
+    assert between("probe", [rsa, rsa], [rsa], "same") == []
+    assert between("probe", [rsa], [other], "other") == [
+        ("certificate", "a" * 16, "c" * 16)]
+    assert between("probe", [rsa, ecdsa], [rsa], "subset-probe") == [
+        ("certificate", f"{'a' * 16}, {'b' * 16}", "a" * 16)]
+    assert between("policy", [rsa, ecdsa], [rsa], "subset-policy") == []
+    assert between("policy", [rsa, ecdsa], [rsa, other], "swapped") == [
+        ("certificate", f"{'a' * 16}, {'b' * 16}", f"{'a' * 16}, {'c' * 16}")]
+    # no certificate on one side: the expiry says it, not a second line
+    assert between("probe", [rsa], [], "none") == [("cert_not_after", day, None)]
