@@ -252,3 +252,35 @@ groups:
     # the same server twice: nothing changed
     doc, text = report(store, capsys, "--run", "7", "--since", "4")
     assert doc["drift"] == [] and "  nothing changed" in text
+
+
+def test_a_check_tasks_retries_keep_naming_their_attempt() -> None:
+    """A check task stores every attempt of the gate, renumbered after the gate's own (the
+    policy scan and the diagnosis number theirs from 1 each): a retry of a hello turned
+    away for load must still name that hello, not the gate's attempt of the same number,
+    or the report counts the refusal and drops a gate answer."""
+    from prober.check.expectations import Expectations
+    from prober.check.run import CheckRun
+    from prober.core.attempt import RETRY_OF, AttemptResult, last_tries
+    from prober.core.outcome import Outcome
+    from prober.net.attempt import Deadlines
+
+    def a(i: int, profile: str, outcome: Outcome, retry_of: int | None = None
+          ) -> AttemptResult:
+        return AttemptResult(i, "t", "127.0.0.1", 443, "127.0.0.1", None, profile, 0, outcome,
+                             "", 0.0, data={} if retry_of is None else {RETRY_OF: retry_of})
+
+    run = CheckRun(Expectations("x"), [], Deadlines(connect=1, read=1), 1)
+    run.results = [a(1, "gate-1", Outcome.OK), a(2, "gate-2", Outcome.OK)]
+    run.other_results = [a(1, "scan-1", Outcome.OK), a(2, "scan-2", Outcome.REFUSED),
+                         a(3, "scan-2", Outcome.OK, retry_of=2),
+                         a(1, "diag-1", Outcome.REFUSED), a(2, "diag-1", Outcome.OK, retry_of=1)]
+    every = run.every_attempt()
+    assert [(r.id, r.profile, r.data.get(RETRY_OF)) for r in every] == [
+        (1, "gate-1", None), (2, "gate-2", None), (3, "scan-1", None), (4, "scan-2", None),
+        (5, "scan-2", 4), (6, "diag-1", None), (7, "diag-1", 6)]
+    assert [(r.profile, r.outcome) for r in last_tries(every)] == [
+        ("gate-1", "ok"), ("gate-2", "ok"), ("scan-1", "ok"), ("scan-2", "ok"),
+        ("diag-1", "ok")]
+    # the documents are left as they were: the originals still number from 1
+    assert run.other_results[2].data == {RETRY_OF: 2}
