@@ -288,7 +288,9 @@ def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
             drift += [{"endpoint": k[0], "vantage": k[1], **d}
                       for d in _differences(old[k], sig[k],
                                             outcomes=same_job and not both_diagnosed,
-                                            adaptive=adaptive)]
+                                            # nor the same hellos: the certificates
+                                            # one run saw may be a part of the other's
+                                            adaptive=adaptive or not same_job)]
             if both_diagnosed:
                 sides = _sides(store, {}, True, k[0], (since, k[1], f"run {since}"),
                                (rid, k[1], f"run {rid}"))

@@ -520,3 +520,13 @@ def test_report_certificates_by_fingerprint(tmp_path: Path) -> None:
         ("certificate", f"{'a' * 16}, {'b' * 16}", f"{'a' * 16}, {'c' * 16}")]
     # no certificate on one side: the expiry says it, not a second line
     assert between("probe", [rsa], [], "none") == [("cert_not_after", day, None)]
+
+    # drift between runs of two jobs (other hellos): a part of the certificates is none
+    store, probe_run = _two_sided(tmp_path / "jobs", "probe")
+    policy_run = plan(inventory.load(tmp_path / "jobs" / "inv.txt"), store,
+                      FleetOptions(job="policy", vantages=["inside", "outside"]), "celery")
+    for run, job, shas in ((probe_run, "probe", [rsa, ecdsa]), (policy_run, "policy", [rsa])):
+        for vantage in ("inside", "outside"):
+            assert store.record(_result(run, vantage, job, attempts=attempts(*shas)))
+    assert report.build(store, policy_run, probe_run)["drift"] == []
+    assert [d["what"] for d in report.build(store, probe_run, policy_run)["drift"]] == []
