@@ -11,7 +11,7 @@ from prober.check import evaluate as ev
 from prober.check.evaluate import Verdict
 from prober.check.expectations import Expectations
 from prober.core import engine
-from prober.core.attempt import AttemptResult, last_tries
+from prober.core.attempt import RETRY_OF, AttemptResult, last_tries
 from prober.core.engine import Endpoint
 from prober.core.service import no_tls
 from prober.core.targets import Target
@@ -104,8 +104,15 @@ class CheckRun:
         in the JSON), the policy scans' and diagnoses' (numbered from 1 each) follow."""
         out = sorted(self.results, key=lambda r: r.id)
         n = max((r.id for r in out), default=0)
+        # a retry names the attempt it retried by its first number: the newest one of
+        # that number before it (a scan's and a diagnosis's numbers overlap, and each
+        # ran after the other; an attempt ends before its retry starts)
+        renumbered: dict[int, int] = {}
         for i, r in enumerate(self.other_results, start=n + 1):
-            out.append(replace(r, id=i))
+            was = r.data.get(RETRY_OF)
+            data = {**r.data, RETRY_OF: renumbered[was]} if was in renumbered else r.data
+            out.append(replace(r, id=i, data=data))
+            renumbered[r.id] = i
         return out
 
     def document(self) -> dict[str, Any]:

@@ -29,13 +29,14 @@ def _signature(store: Store, run: int) -> dict[tuple[str, str], dict[str, Any]]:
         sig[(t["endpoint"], t["vantage"])] = {
             "status": t["status"], "reason": t["reason"], "address": t["address"],
             "policy": None, "policy_text": None, "policy_brief": None,
-            "cert_not_after": None, "outcomes": {}, "findings": [],
+            "cert_not_after": None, "cert_sha256": [], "outcomes": {}, "findings": [],
             "verdicts": {"passed": 0, "failed": []}, _MEASURED: None}
     # one (endpoint, vantage)'s attempts at a time (the key's order), summed up before
     # the next: a run's attempts are the part of the store that grows with fleet x
     # profiles, and neither they nor their counts are ever all in memory
     attempts = store.each("SELECT endpoint, vantage, task, attempt AS id, profile, outcome, "
-                          "cert_not_after, json_extract(doc, '$.retry_of') AS retry_of "
+                          "cert_not_after, cert_sha256, "
+                          "json_extract(doc, '$.retry_of') AS retry_of "
                           "FROM attempts WHERE run_id=? ORDER BY endpoint, vantage, task, "
                           "attempt", run)
     for k, rows in groupby(attempts, key=lambda a: (a["endpoint"], a["vantage"])):
@@ -43,6 +44,7 @@ def _signature(store: Store, run: int) -> dict[tuple[str, str], dict[str, Any]]:
             continue
         by_profile: dict[str, Counter[str]] = defaultdict(Counter)
         certs: list[str] = []
+        leaves: set[str] = set()
         # an attempt turned away for load and retried counts once, as its last try: a
         # rate limit met in one run and not the other is no change of the endpoint's
         # answers
@@ -51,10 +53,13 @@ def _signature(store: Store, run: int) -> dict[tuple[str, str], dict[str, Any]]:
                 by_profile[a["profile"]][a["outcome"]] += 1
                 if a["cert_not_after"]:
                     certs.append(a["cert_not_after"])
+                if a["cert_sha256"]:
+                    leaves.add(a["cert_sha256"])
         sig[k]["outcomes"] = {p: "/".join(f"{o} {n}" for o, n in c.most_common())
                               for p, c in by_profile.items()}
         if certs:
             sig[k]["cert_not_after"] = min(certs)
+        sig[k]["cert_sha256"] = sorted(leaves)
     for p in store.rows("SELECT endpoint, vantage, name, text, cert_not_after, doc FROM "
                         "policies WHERE run_id=?", run):
         k = (p["endpoint"], p["vantage"])
@@ -95,7 +100,10 @@ def _signature(store: Store, run: int) -> dict[tuple[str, str], dict[str, Any]]:
 
 # the measured policy (versions, suites per version): compared, not reported per row
 _MEASURED = "_measured"
-_COMPARED = ("policy", "outcomes", "cert_not_after")
+_COMPARED = ("policy", "outcomes", "cert_not_after", "cert_sha256")
+# a fingerprint as the report's lines show it: enough to tell two certificates apart
+_SHORT_SHA256 = 16
+CERTIFICATE, FAILED_EXPECTATIONS = "certificate", "failed expectations"
 
 
 def _not_run(s: dict[str, Any]) -> bool:
@@ -122,6 +130,8 @@ def _differences(a: dict[str, Any], b: dict[str, Any], outcomes: bool = True,
                 x, y = a["outcomes"].get(p), b["outcomes"].get(p)
                 if x != y and not (adaptive and (x is None or y is None)):
                     out.append({"what": f"profile {p}", "a": x, "b": y})
+        elif field == "cert_sha256":
+            out += _certificate_difference(a[field], b[field], adaptive)
         elif a[field] != b[field]:
             out.append({"what": field, "a": a[field], "b": b[field]})
         elif field == "policy":
@@ -130,7 +140,28 @@ def _differences(a: dict[str, Any], b: dict[str, Any], outcomes: bool = True,
     fb = {f["id"] for f in b["findings"]}
     if fa != fb:
         out.append({"what": "findings", "a": sorted(fa), "b": sorted(fb)})
+    # every failed expectation is an `expectation-failed` finding: one that fails now
+    # while another was fixed leaves the finding ids as they were
+    xa, xb = set(a["verdicts"]["failed"]), set(b["verdicts"]["failed"])
+    if xa != xb:
+        out.append({"what": FAILED_EXPECTATIONS, "a": sorted(xa), "b": sorted(xb)})
     return out
+
+
+def _certificate_difference(a: list[str], b: list[str], adaptive: bool
+                            ) -> list[dict[str, Any]]:
+    """The leaf certificates seen, by fingerprint: a certificate replaced by one with the
+    same expiry changes no date. A side that saw none is the expiry's line already; in a
+    policy scan a side may not have sent the hello that shows the second certificate of
+    a dual-certificate server, so there one set holding the other is no change."""
+    sa, sb = set(a), set(b)
+    if sa == sb or not sa or not sb or (adaptive and (sa <= sb or sb <= sa)):
+        return []
+    return [{"what": CERTIFICATE, "a": _fingerprints(a), "b": _fingerprints(b)}]
+
+
+def _fingerprints(shas: list[str]) -> str:
+    return ", ".join(s[:_SHORT_SHA256] for s in shas)
 
 
 def _measured_differences(a: dict[str, Any] | None, b: dict[str, Any] | None
@@ -220,6 +251,8 @@ def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
     # a diagnosis's dozens of hello variants are compared the way `prober diff` compares
     # them, so a difference gets the name `prober diff` gives it, not a row per variant
     diagnosed = info["job"] == "diagnose"
+    # a check task's policy scan chose its hellos as a policy task does
+    adaptive = info["job"] in ("policy", "check")
     for e in endpoints:
         present = [v for v in vantages if (e, v) in sig]
         # only compared between vantage points: never read for a one-vantage run, nor for
@@ -231,7 +264,7 @@ def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
                 pair = {"endpoint": e, "vantage_a": va, "vantage_b": vb}
                 between += [{**pair, **d} for d in _differences(
                     sig[(e, va)], sig[(e, vb)], outcomes=not diagnosed,
-                    adaptive=info["job"] == "policy")]
+                    adaptive=adaptive)]
                 sides = _sides(store, attempts, diagnosed, e, (rid, va, va), (rid, vb, vb))
                 if sides is not None:
                     found, why = _compared(*sides)
@@ -255,7 +288,9 @@ def build(store: Store, run: int | None, since: int | None) -> dict[str, Any]:
             drift += [{"endpoint": k[0], "vantage": k[1], **d}
                       for d in _differences(old[k], sig[k],
                                             outcomes=same_job and not both_diagnosed,
-                                            adaptive=info["job"] == "policy")]
+                                            # nor the same hellos: the certificates
+                                            # one run saw may be a part of the other's
+                                            adaptive=adaptive or not same_job)]
             if both_diagnosed:
                 sides = _sides(store, {}, True, k[0], (since, k[1], f"run {since}"),
                                (rid, k[1], f"run {rid}"))

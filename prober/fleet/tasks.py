@@ -286,7 +286,9 @@ async def _check(spec: dict[str, Any], ep: Endpoint, deadlines: Deadlines, slots
     try:
         await run.execute()
     finally:
-        out["attempts"] = [r.to_json() for r in sorted(run.results, key=lambda r: r.id)]
+        # the policy scan's and diagnosis's hellos too: a gate of `policy:` alone sends no
+        # profile of its own, and its task would keep no certificate (no expiry finding)
+        out["attempts"] = [r.to_json() for r in run.every_attempt()]
         out["verdicts"] = [v.to_json() for v in run.verdicts]
 
 

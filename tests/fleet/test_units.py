@@ -521,3 +521,51 @@ def test_bad_broker_tls_options_are_one_line_errors(url: str, named: str,
     assert main(argv) == 2  # refused before any broker connection is tried
     err = capsys.readouterr().err.strip()
     assert named in err and len(err.splitlines()) == 1, err
+
+
+def test_report_certificates_by_fingerprint(tmp_path: Path) -> None:
+    """Leaf fingerprints compared as sets: a side that saw none is the expiry's line only;
+    in a policy run (each scan chose its own hellos) one set holding the other is no
+    difference, two sets that each hold a certificate the other lacks are."""
+    from prober.fleet import report
+
+    day = "2030-01-01T00:00:00+00:00"
+    rsa, ecdsa, other = "a" * 64, "b" * 64, "c" * 64
+
+    def attempts(*shas: str) -> list[dict[str, object]]:
+        return [{"id": i, "profile": "p", "repeat": 0, "outcome": "ok",
+                 "certificate": {"sha256": s, "not_after": day}}
+                for i, s in enumerate(shas, start=1)]
+
+    def between(job: str, inside: list[str], outside: list[str], sub: str
+                ) -> list[tuple[str, object, object]]:
+        store, run = _two_sided(tmp_path / sub, job)
+        for vantage, shas in (("inside", inside), ("outside", outside)):
+            assert store.record(_result(run, vantage, job, attempts=attempts(*shas)))
+        doc = report.build(store, run, None)
+        assert {e["vantage"]: e["cert_sha256"] for e in doc["endpoints"]} == {
+            "inside": sorted(set(inside)), "outside": sorted(set(outside))}
+        # (the attempt counts, and `prober diff` on these bare attempts, aside)
+        return [(d["what"], d["a"], d["b"]) for d in doc["between_vantages"]
+                if d["what"] in ("certificate", "cert_not_after")]
+
+    assert between("probe", [rsa, rsa], [rsa], "same") == []
+    assert between("probe", [rsa], [other], "other") == [
+        ("certificate", "a" * 16, "c" * 16)]
+    assert between("probe", [rsa, ecdsa], [rsa], "subset-probe") == [
+        ("certificate", f"{'a' * 16}, {'b' * 16}", "a" * 16)]
+    assert between("policy", [rsa, ecdsa], [rsa], "subset-policy") == []
+    assert between("policy", [rsa, ecdsa], [rsa, other], "swapped") == [
+        ("certificate", f"{'a' * 16}, {'b' * 16}", f"{'a' * 16}, {'c' * 16}")]
+    # no certificate on one side: the expiry says it, not a second line
+    assert between("probe", [rsa], [], "none") == [("cert_not_after", day, None)]
+
+    # drift between runs of two jobs (other hellos): a part of the certificates is none
+    store, probe_run = _two_sided(tmp_path / "jobs", "probe")
+    policy_run = plan(inventory.load(tmp_path / "jobs" / "inv.txt"), store,
+                      FleetOptions(job="policy", vantages=["inside", "outside"]), "celery")
+    for run, job, shas in ((probe_run, "probe", [rsa, ecdsa]), (policy_run, "policy", [rsa])):
+        for vantage in ("inside", "outside"):
+            assert store.record(_result(run, vantage, job, attempts=attempts(*shas)))
+    assert report.build(store, policy_run, probe_run)["drift"] == []
+    assert [d["what"] for d in report.build(store, probe_run, policy_run)["drift"]] == []

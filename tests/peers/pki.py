@@ -119,12 +119,15 @@ def _leaf(
     )
 
 
-def make_pki(dir: str | Path, *, ecdsa384: bool = False) -> Pki:
+def make_pki(dir: str | Path, *, ecdsa384: bool = False,
+             now: _dt.datetime | None = None) -> Pki:
     """Create a CA (ECDSA P-256) and leaf certs (RSA 2048, ECDSA P-256, optionally
-    ECDSA P-384) under ``dir``.  Leaf ``*_cert`` files hold leaf + CA (a chain)."""
+    ECDSA P-384) under ``dir``.  Leaf ``*_cert`` files hold leaf + CA (a chain).
+    ``now``: the validity counts from it (default: now); two PKIs made with the same
+    ``now`` have leaves that expire at the same second, with other keys."""
     d = Path(dir)
     d.mkdir(parents=True, exist_ok=True)
-    now = _dt.datetime.now(_dt.UTC)
+    now = now or _dt.datetime.now(_dt.UTC)
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (
