@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -75,6 +76,14 @@ class Endpoint:
     family: int
     address: str | None  # None when the name did not resolve
     error: str | None = None
+
+
+# What every attempt waits on before it connects, when whoever runs the attempts sets it:
+# the fleet's per-endpoint rate, held across processes and agents (an inventory's
+# `rate:`). A context variable, so that the policy scan, the diagnosis and the check a
+# fleet task runs pace their attempts too without a parameter through each of them.
+Pacer = Callable[[str, int], Awaitable[None]]
+PACER: ContextVar[Pacer | None] = ContextVar("prober_pacer", default=None)
 
 
 class RateLimiter:
@@ -268,6 +277,9 @@ async def attempt(aid: int, ep: Endpoint, profile: Profile, rep: int, opts: Engi
     built = _hello(profile, sni, opts)
     assert opts.slots is not None  # set by EngineOptions
     async with opts.slots.hold(ep.address, t.port):
+        pacer = PACER.get()
+        if pacer is not None:
+            await pacer(ep.address, t.port)
         obs = await run_attempt(ep.address, t.port, ep.family, built,
                                 record_sizes=profile.transport.record_sizes,
                                 segment_sizes=profile.transport.segment_sizes,

@@ -32,11 +32,12 @@ from prober.wire.starttls import PROTOCOLS as STARTTLS_PROTOCOLS
 
 INVENTORY_SCHEMA = 1
 DEFAULT_CAP = 4
+MAX_RATE = 1000.0
 
 _TOP = {"schema", "defaults", "groups"}
-_GROUP = {"name", "labels", "policy", "expect", "profiles", "cap", "logs", "starttls",
-          "endpoints"}
-_ENDPOINT = {"target", "name", "sni", "address", "labels", "vantages", "cap", "logs",
+_GROUP = {"name", "labels", "policy", "expect", "profiles", "cap", "rate", "logs",
+          "starttls", "endpoints"}
+_ENDPOINT = {"target", "name", "sni", "address", "labels", "vantages", "cap", "rate", "logs",
              "starttls"}
 _LOGS = {"files", "format"}
 _OVERRIDE = {"sni", "address"}
@@ -82,6 +83,7 @@ class Entry:
     expect_doc: Any = None  # its parsed YAML, sent to the agents (they may not have the file)
     profiles: list[str] = field(default_factory=lambda: ["default"])
     cap: int = DEFAULT_CAP  # connections open at once to it, fleet-wide
+    rate: float | None = None  # connections started per second to it, fleet-wide
     overrides: dict[str, Override] = field(default_factory=dict)
     logs: Logs | None = None  # its client population, for `fleet whatif`
 
@@ -125,6 +127,7 @@ class _Group:
     expect_doc: Any = None
     profiles: list[str] = field(default_factory=lambda: ["default"])
     cap: int = DEFAULT_CAP
+    rate: float | None = None
     logs: Logs | None = None
     starttls: str | None = None  # as --starttls: a protocol, "none", or None to infer
 
@@ -187,6 +190,8 @@ def _group(path: Path, at: str, g: dict[str, Any], name: str) -> _Group:
         out.profiles = list(profs)
     if g.get("cap") is not None:
         out.cap = _cap(path, f"{at}.cap", g["cap"])
+    if g.get("rate") is not None:
+        out.rate = _rate(path, f"{at}.rate", g["rate"])
     if g.get("logs") is not None:
         out.logs = _logs(path, f"{at}.logs", g["logs"])
     out.starttls = _starttls(path, at, g.get("starttls"))
@@ -221,6 +226,7 @@ def _entry(path: Path, at: str, spec: Any, g: _Group) -> Entry:
                  policy=g.policy, expect=g.expect, expect_doc=g.expect_doc,
                  profiles=list(g.profiles),
                  cap=_cap(path, f"{at}.cap", spec["cap"]) if "cap" in spec else g.cap,
+                 rate=_rate(path, f"{at}.rate", spec["rate"]) if "rate" in spec else g.rate,
                  logs=(_logs(path, f"{at}.logs", spec["logs"]) if spec.get("logs") is not None
                        else g.logs),
                  overrides=overrides)
@@ -264,6 +270,13 @@ def _cap(path: Path, at: str, v: Any) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
         raise InventoryError(f"{path}: {at}: a positive number of connections, got {v!r}")
     return v
+
+
+def _rate(path: Path, at: str, v: Any) -> float:
+    if not isinstance(v, int | float) or isinstance(v, bool) or not 0 < v <= MAX_RATE:
+        raise InventoryError(f"{path}: {at}: connections per second, above 0 and at most "
+                             f"{MAX_RATE:g}, got {v!r}")
+    return float(v)
 
 
 def _logs(path: Path, at: str, v: Any) -> Logs:

@@ -32,6 +32,10 @@ class LeaseBook(Protocol):
     def hold(self, key: str, want: int, cap: int, wait_s: float, least: int = 1
              ) -> contextlib.AbstractAsyncContextManager[int]: ...
 
+    async def pace(self, key: str, rate: float) -> None:
+        """Wait for the key's next start: at most ``rate`` a second, evenly spaced,
+        across every holder of the book."""
+
 
 @dataclass
 class LocalLeases:
@@ -39,6 +43,7 @@ class LocalLeases:
 
     def __post_init__(self) -> None:
         self._used: dict[str, int] = {}
+        self._next: dict[str, float] = {}  # each key's next start (monotonic)
 
     @contextlib.asynccontextmanager
     async def hold(self, key: str, want: int, cap: int, wait_s: float, least: int = 1
@@ -58,6 +63,13 @@ class LocalLeases:
         finally:
             self._used[key] -= n
 
+    async def pace(self, key: str, rate: float) -> None:
+        now = time.monotonic()
+        at = max(now, self._next.get(key, 0.0))
+        self._next[key] = at + 1.0 / rate
+        if at > now:
+            await asyncio.sleep(at - now)
+
 
 # KEYS[1]: the endpoint's set; ARGV: ttl_ms, want, cap, token, least. Drops expired
 # members, then takes min(want, cap - held) slots when at least `least` are free, each a
@@ -72,6 +84,17 @@ local n = math.min(free, tonumber(ARGV[2]))
 for i = 1, n do redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[4] .. ':' .. i) end
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) * 2)
 return n
+"""
+# KEYS[1]: the endpoint's next start (ms, server clock); ARGV: the spacing (ms). Takes the
+# next start and moves it one spacing on; the wait until it, in ms. The key lapses when
+# no start is due.
+_PACE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local at = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
+local step = tonumber(ARGV[1])
+redis.call('SET', KEYS[1], tostring(at + step), 'PX', math.ceil(at - now + step) + 1000)
+return math.floor(at - now)
 """
 # KEYS[1]; ARGV: ttl_ms, n, token. Pushes the expiry of the token's slots forward.
 _RENEW = """
@@ -102,6 +125,7 @@ class RedisLeases:
         # scripts' text each time
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._renew = self._redis.register_script(_RENEW)
+        self._pace = self._redis.register_script(_PACE)
         self.ttl_ms = int(ttl_s * 1000)
         self._held: dict[str, tuple[str, int]] = {}  # token: (key, slots)
         self._renewer: asyncio.Task[None] | None = None
@@ -138,6 +162,11 @@ class RedisLeases:
             del self._held[token]
             await asyncio.shield(
                 self._redis.zrem(rkey, *(f"{token}:{i}" for i in range(1, n + 1))))
+
+    async def pace(self, key: str, rate: float) -> None:
+        wait_ms = int(await self._pace(keys=[f"prober:pace:{key}"], args=[1000.0 / rate]))
+        if wait_ms > 0:
+            await asyncio.sleep(wait_ms / 1000)
 
     async def _renew_all(self) -> None:
         from redis.exceptions import RedisError

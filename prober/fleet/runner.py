@@ -103,6 +103,7 @@ def plan(inv: Inventory, store: Store, opts: FleetOptions, mode: str) -> int:
         "vantage": v, "task": opts.job,
         "target": target_json(e.target_for(v)), "profiles": opts.profiles or e.profiles,
         "policy": e.policy, "expect": e.expect_doc, "expect_path": e.expect, "cap": e.cap,
+        "rate": e.rate,
         "repeat": opts.repeat, "time_limit": opts.time_limit,
         "deadlines": {"connect": opts.deadlines.connect, "read": opts.deadlines.read},
         "shard": i // max(1, opts.shard_size),

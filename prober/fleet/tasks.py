@@ -179,6 +179,12 @@ async def _run(spec: dict[str, Any], out: dict[str, Any], leases: LeaseBook,
     # (`fleet run` refuses a diagnose job on an endpoint capped lower; min() keeps a task
     # planned otherwise from waiting for slots that cannot exist)
     least = min(DIAGNOSE_SLOTS, cap) if job == "diagnose" else 1
+    rate = spec.get("rate")
+    if rate:
+        # every attempt of the task waits for its start on the fleet-wide book; set in
+        # this task's own context, so that only its attempts are paced
+        engine.PACER.set(lambda address, port: leases.pace(f"{address}:{port}",
+                                                           float(rate)))
     async with leases.hold(key, cap, cap, wait_s=float(spec["time_limit"]),
                            least=least) as slots:
         if job == "probe":

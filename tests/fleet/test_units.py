@@ -569,3 +569,16 @@ def test_report_certificates_by_fingerprint(tmp_path: Path) -> None:
             assert store.record(_result(run, vantage, job, attempts=attempts(*shas)))
     assert report.build(store, policy_run, probe_run)["drift"] == []
     assert [d["what"] for d in report.build(store, probe_run, policy_run)["drift"]] == []
+
+
+def test_inventory_rate_is_inherited_and_checked(tmp_path: Path) -> None:
+    p = tmp_path / "inv.yaml"
+    p.write_text("schema: 1\ndefaults: {rate: 2.5}\ngroups:\n  - name: g\n    endpoints:\n"
+                 "      - a.test:443\n      - {target: b.test:443, rate: 10}\n"
+                 "  - name: h\n    rate: 1\n    endpoints: [c.test:443]\n")
+    assert [e.rate for e in inventory.load(p).entries] == [2.5, 10.0, 1.0]
+    for bad in ("0", "-1", "'fast'", "true", "5000"):
+        p.write_text(f"schema: 1\ngroups:\n  - name: g\n    rate: {bad}\n"
+                     "    endpoints: [a.test:443]\n")
+        with pytest.raises(InputError, match=r"groups\[0\]\.rate: connections per second"):
+            inventory.load(p)

@@ -250,12 +250,14 @@ class CountingListener(LoopListener):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host=host, port=port)
         self.most = 0
+        self.accepted_at: list[float] = []  # time.monotonic() of each accept
 
     @property
     def open(self) -> int:
         return self.open_connections
 
     def on_accept(self, c: Conn) -> None:
+        self.accepted_at.append(time.monotonic())
         # a connection the client closed just before this one arrived may not have been
         # read yet (same select round): ask the kernel, so that its close counts first
         for other in list(self._conns.values()):
