@@ -614,3 +614,22 @@ def test_an_endpoint_rate_holds_fleet_wide(tmp_path: Path, broker: str, mode: st
         assert _densest_second(listener.accepted_at) <= 6, listener.accepted_at
     if mode == "two agents":
         assert {a for (a,) in sql(store, "SELECT DISTINCT agent FROM tasks")} == {"p1", "p2"}
+
+
+def test_in_process_tasks_never_exceed_an_endpoint_cap(tmp_path: Path) -> None:
+    """The in-process default under the same assertion as two agents: four names of one
+    address, run at once, share one cap."""
+    with CountingListener() as listener:
+        eps = "\n".join(f"      - {{target: '127.0.0.1:{listener.port}', name: e{i}}}"
+                        for i in range(4))
+        inv = tmp_path / "inv.yaml"
+        inv.write_text("schema: 1\ngroups:\n  - name: g\n    cap: 2\n"
+                       "    profiles: [tls1.2-only, tls1.3-only, tls1.1-only]\n"
+                       f"    endpoints:\n{eps}\n")
+        store = tmp_path / "s.sqlite"
+        r = fleet("run", str(inv), "--store", str(store), "--fail-on", "none", "-c", "16",
+                  "-t", "0.4", "-n", "2")
+        assert r.returncode == 0, r.stderr
+    assert listener.accepted == 4 * 3 * 2
+    assert 1 <= listener.most <= 2, listener.most
+    assert sql(store, "SELECT count(*) FROM attempts") == [(24,)]
