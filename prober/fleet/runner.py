@@ -240,14 +240,25 @@ def shards_of(queued: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[Shard]:
         yield Shard(*cur)
 
 
+def _unserved(app: Any, vantages: set[str], timeout: float = 0.5) -> list[str]:
+    """The vantage points whose queue no agent answers for now (one short inspect)."""
+    from prober.fleet.celeryapp import queue_of
+
+    replies = app.control.inspect(timeout=timeout).active_queues() or {}
+    served = {q.get("name") for qs in replies.values() for q in (qs or [])}
+    return sorted(v for v in vantages if queue_of(v) not in served)
+
+
 def run_distributed(app: Any, run: int, store: Store, progress: Progress,
-                    *, stall_s: float, poll_s: float = 0.3,
+                    *, stall_s: float, poll_s: float = 0.3, consumer_check_s: float = 30.0,
                     sleep: Callable[[float], None] = time.sleep) -> None:
     """Send the run's queued shards to their vantage's queue and gather the answers into
     the store.
 
     Gives up (leaving the rest queued in the store, for ``--resume``) when no answer came
-    for ``stall_s`` seconds.
+    for ``stall_s`` seconds. When none came for ``consumer_check_s``, asks whether every
+    vantage point still waited on has an agent, and says so on stderr when one has none
+    (its agents may come back: the run waits for them until ``stall_s``).
     """
     from prober.fleet.celeryapp import TASK_NAME, queue_of
 
@@ -257,13 +268,23 @@ def run_distributed(app: Any, run: int, store: Store, progress: Progress,
         for sh in list(pending.values()):
             app.send_task(TASK_NAME, args=[sh.specs(store, run)], task_id=sh.sid,
                           queue=queue_of(sh.vantage), serializer="json")
-        last = time.monotonic()
+        last = asked = time.monotonic()
         while pending:
+            now = time.monotonic()
             if _collect(app, run, pending, store, progress):
                 last = time.monotonic()
-            elif time.monotonic() - last > stall_s:
+            elif now - last > stall_s:
                 _left(progress.run, pending, f"no answer for {stall_s:g} s")
                 return
+            elif now - max(last, asked) > consumer_check_s:
+                asked = now
+                waiting = {sh.vantage for sh in pending.values()}
+                gone = _unserved(app, waiting)
+                if gone:
+                    say(f"prober: fleet run {progress.run}: no agent consumes vantage "
+                        f"point(s) {', '.join(gone)} now; their tasks wait for one (the run "
+                        f"gives up after {stall_s:g} s without an answer, --stall)",
+                        file=sys.stderr)
             progress.show()
             # each poll asks for every shard still owed: soon when few are, so the run's
             # last answer is not waited for longer than it needs

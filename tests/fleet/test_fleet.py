@@ -633,3 +633,26 @@ def test_in_process_tasks_never_exceed_an_endpoint_cap(tmp_path: Path) -> None:
     assert listener.accepted == 4 * 3 * 2
     assert 1 <= listener.most <= 2, listener.most
     assert sql(store, "SELECT count(*) FROM attempts") == [(24,)]
+
+
+def test_a_vantage_left_without_agents_mid_run_is_said(tmp_path: Path, broker: str,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    """Agents that all go away during a run: the coordinator says which vantage point has
+    none left, long before it gives up at --stall."""
+    from prober.fleet import inventory
+    from prober.fleet.celeryapp import make_app
+    from prober.fleet.runner import FleetOptions, Progress, plan, run_distributed
+    from prober.fleet.store import Store
+
+    inv = tmp_path / "inv.txt"
+    inv.write_text("127.0.0.1:443\n")
+    store = Store(tmp_path / "s.sqlite")
+    run = plan(inventory.load(inv), store, FleetOptions(vantages=["deserted"]), "celery")
+    app = make_app(broker)
+    run_distributed(app, run, store, Progress(run, store.queued_counts(run), None),
+                    stall_s=2.0, consumer_check_s=0.5)
+    err = capsys.readouterr().err
+    assert f"fleet run {run}: no agent consumes vantage point(s) deserted now" in err, err
+    assert "no answer for 2 s; 1 task(s) left queued" in err, err
+    assert store.queued_counts(run) == {"deserted": 1}
