@@ -20,6 +20,7 @@ from prober.net.attempt import Deadlines
 from prober.policy.enumerate.driver import enumerate_policy
 from prober.profiles.loader import resolve
 from prober.profiles.model import Profile
+from prober.wire import peertext
 
 CHECK_SCHEMA = "prober.check/2"
 
@@ -90,8 +91,8 @@ class CheckRun:
                     doc = await diagnose(ep, self.deadlines, per_target=self.per_target,
                                          results=self.other_results)
                     verdicts += ev.finding_verdicts(exp, label, doc["findings"])
-                    seen += [(a["outcome"], a.get("banner"), a["detail"])
-                             for a in doc["attempts"]]
+                    seen += [(a["outcome"], peertext.from_json(a.get("banner")),
+                              a["detail"]) for a in doc["attempts"]]
             self.verdicts += ev.no_tls_verdicts(label, no_tls(seen), verdicts)
         return self.verdicts
 

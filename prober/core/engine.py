@@ -280,6 +280,7 @@ async def attempt(aid: int, ep: Endpoint, profile: Profile, rep: int, opts: Engi
         pacer = PACER.get()
         if pacer is not None:
             await pacer(ep.address, t.port)
+            result.started_at = time.time()  # the attempt starts now, not when it queued
         obs = await run_attempt(ep.address, t.port, ep.family, built,
                                 record_sizes=profile.transport.record_sizes,
                                 segment_sizes=profile.transport.segment_sizes,

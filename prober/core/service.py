@@ -17,6 +17,7 @@ from prober.core.attempt import AttemptResult
 from prober.core.banner import Service as Service  # lives below core.outcome, which needs it
 from prober.core.banner import identify as identify
 from prober.core.outcome import CONNECT_FAILURES, Outcome
+from prober.wire import peertext
 
 # an attempt with one of these outcomes met something that speaks TLS (a handshake, an
 # alert, part of a flight, or TLS framing with nonsense inside)
@@ -68,6 +69,13 @@ def no_tls_of(results: Iterable[AttemptResult]) -> NoTls | None:
     """:func:`no_tls` of live attempts."""
     return no_tls((r.outcome, r.obs.flight.banner if r.obs and r.obs.flight else None,
                    r.detail) for r in results)
+
+
+def no_tls_of_docs(attempts: Iterable[dict[str, Any]]) -> NoTls | None:
+    """:func:`no_tls` of attempts as their JSON documents hold them (a banner that is not
+    UTF-8 is stored as ``{"hex": …}``)."""
+    return no_tls((str(a["outcome"]), peertext.from_json(a.get("banner")),
+                   str(a.get("detail") or "")) for a in attempts)
 
 
 def no_tls(attempts: Iterable[tuple[str, str | None, str]]) -> NoTls | None:

@@ -66,6 +66,9 @@ def broker_tls(url: str) -> tuple[str, dict[str, Any]]:
         raise BrokerError(f"--broker ssl_cert_reqs={reqs!r}: none, optional or required "
                           "(or CERT_NONE, CERT_OPTIONAL, CERT_REQUIRED)")
     opts: dict[str, Any] = {"ssl_cert_reqs": reqs.lower().removeprefix("cert_")}
+    if opts["ssl_cert_reqs"] == "required":
+        # the name too, not only the chain: redis-py before 6 did not check it by default
+        opts["ssl_check_hostname"] = True
     for key in _TLS_FILES:
         if key in tls:
             if not os.path.isfile(tls[key]):

@@ -32,7 +32,7 @@ from prober.wire.starttls import PROTOCOLS as STARTTLS_PROTOCOLS
 
 INVENTORY_SCHEMA = 1
 DEFAULT_CAP = 4
-MAX_RATE = 1000.0
+MIN_RATE, MAX_RATE = 0.01, 1000.0  # one start in 100 s to one per millisecond
 
 _TOP = {"schema", "defaults", "groups"}
 _GROUP = {"name", "labels", "policy", "expect", "profiles", "cap", "rate", "logs",
@@ -273,8 +273,8 @@ def _cap(path: Path, at: str, v: Any) -> int:
 
 
 def _rate(path: Path, at: str, v: Any) -> float:
-    if not isinstance(v, int | float) or isinstance(v, bool) or not 0 < v <= MAX_RATE:
-        raise InventoryError(f"{path}: {at}: connections per second, above 0 and at most "
+    if not isinstance(v, int | float) or isinstance(v, bool) or not MIN_RATE <= v <= MAX_RATE:
+        raise InventoryError(f"{path}: {at}: connections per second, {MIN_RATE:g} to "
                              f"{MAX_RATE:g}, got {v!r}")
     return float(v)
 

@@ -240,8 +240,9 @@ def shards_of(queued: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[Shard]:
         yield Shard(*cur)
 
 
-def _unserved(app: Any, vantages: set[str], timeout: float = 0.5) -> list[str]:
-    """The vantage points whose queue no agent answers for now (one short inspect)."""
+def _unserved(app: Any, vantages: set[str], timeout: float = 2.0) -> list[str]:
+    """The vantage points whose queue no agent answers for now (one inspect, as long as
+    check_consumers' whole wait: an agent busy with its tasks answers late)."""
     from prober.fleet.celeryapp import queue_of
 
     replies = app.control.inspect(timeout=timeout).active_queues() or {}

@@ -38,7 +38,10 @@ JOBS = ("probe", "policy", "diagnose", "check")
 # the two halves of the coordinator-agent contract, versioned apart from the prober that
 # speaks them: a spec (what to run) and a result (what came of it). A spec without
 # ``schema`` was planned before it had one, and is a spec/1.
-SPEC_SCHEMA = "prober.fleet.spec/1"
+SPEC_SCHEMA = "prober.fleet.spec/2"  # /1 plus `rate` and the target's `starttls`
+# what this agent reads: an older coordinator's specs mean the same here, while an older
+# agent refuses a /2 spec rather than run it unpaced or without its STARTTLS preamble
+SPEC_SCHEMAS_READ = ("prober.fleet.spec/1", SPEC_SCHEMA)
 TASK_SCHEMA = "prober.fleet.task/1"
 CERT_WARN_DAYS = 21
 # the fleet's own findings, beside the ones a diagnose task adds (diagnose.findings)
@@ -101,12 +104,12 @@ async def execute(spec: dict[str, Any], *, leases: LeaseBook, allow: Allowlist |
         "agent": agent or hostname(), "address": None, "started_at": time.time(),
         "finished_at": None, "attempts": [], "policy": None, "verdicts": [], "findings": [],
         "diagnosis": None}
-    if spec.get("schema", SPEC_SCHEMA) != SPEC_SCHEMA:
+    if spec.get("schema", SPEC_SCHEMAS_READ[0]) not in SPEC_SCHEMAS_READ:
         # a coordinator newer (or older) than this agent: refused whole, before any
         # field but the result's key is read, rather than run on a guess of what the
         # fields mean
         out["status"], out["reason"] = "refused", (
-            f"this agent reads task specs {SPEC_SCHEMA}, the coordinator sent "
+            f"this agent reads task specs {', '.join(SPEC_SCHEMAS_READ)}, the coordinator sent "
             f"{spec['schema']}: run the same prober version on the coordinator and agents")
         out["finished_at"] = time.time()
         out["findings"] += _findings(out, spec)
@@ -127,7 +130,11 @@ async def execute(spec: dict[str, Any], *, leases: LeaseBook, allow: Allowlist |
         out["reason"] = f"{type(e).__name__}: {e}"
         out["traceback"] = traceback.format_exc(limit=8)
     out["finished_at"] = time.time()
-    out["findings"] += _findings(out, spec)
+    try:
+        out["findings"] += _findings(out, spec)
+    except Exception as e:  # a bug here must not lose the task (or its whole shard)
+        out["status"], out["reason"] = "failed", f"{type(e).__name__}: {e}"
+        out["findings"].append(_finding(TASK_FAILED, "high", out["reason"]))
     return out
 
 
@@ -146,7 +153,8 @@ async def execute_shard(specs: list[dict[str, Any]], *, leases: LeaseBook,
     loop = asyncio.get_running_loop()
     # over the specs this agent reads: the others are refused at once by ``execute``
     limit = min((float(s["time_limit"]) for s in specs
-                 if s.get("schema", SPEC_SCHEMA) == SPEC_SCHEMA), default=0.0)
+                 if s.get("schema", SPEC_SCHEMAS_READ[0]) in SPEC_SCHEMAS_READ),
+                default=0.0)
     if time_limit is not None:
         limit = min(limit, time_limit)
     deadline = loop.time() + limit
@@ -180,21 +188,24 @@ async def _run(spec: dict[str, Any], out: dict[str, Any], leases: LeaseBook,
     # planned otherwise from waiting for slots that cannot exist)
     least = min(DIAGNOSE_SLOTS, cap) if job == "diagnose" else 1
     rate = spec.get("rate")
-    if rate:
-        # every attempt of the task waits for its start on the fleet-wide book; set in
-        # this task's own context, so that only its attempts are paced
-        engine.PACER.set(lambda address, port: leases.pace(f"{address}:{port}",
-                                                           float(rate)))
-    async with leases.hold(key, cap, cap, wait_s=float(spec["time_limit"]),
-                           least=least) as slots:
-        if job == "probe":
-            await _probe(spec, ep, deadlines, slots, out)
-        elif job == "policy":
-            await _policy(spec, ep, deadlines, slots, out)
-        elif job == "diagnose":
-            await _diagnose(ep, deadlines, slots, out)
-        else:
-            await _check(spec, ep, deadlines, slots, out)
+    # every attempt of the task waits for its start on the fleet-wide book; set for this
+    # task only, and always (None without a rate): a worker that runs tasks one after
+    # another in one context must not carry one task's rate to the next
+    pacer = engine.PACER.set((lambda address, port: leases.pace(f"{address}:{port}",
+                                                                float(rate))) if rate else None)
+    try:
+        async with leases.hold(key, cap, cap, wait_s=float(spec["time_limit"]),
+                               least=least) as slots:
+            if job == "probe":
+                await _probe(spec, ep, deadlines, slots, out)
+            elif job == "policy":
+                await _policy(spec, ep, deadlines, slots, out)
+            elif job == "diagnose":
+                await _diagnose(ep, deadlines, slots, out)
+            else:
+                await _check(spec, ep, deadlines, slots, out)
+    finally:
+        engine.PACER.reset(pacer)
 
 
 @functools.lru_cache(maxsize=64)
@@ -316,11 +327,13 @@ def _findings(out: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, Any]]
     if out["status"] == "done" and out["address"] is None and not attempts:
         f.append(_finding(UNREACHABLE, "high",
                           f"did not resolve: {out['reason'] or 'no address'}"))
-    # no TLS endpoint measured, judged as `prober probe` and `policy` judge it (their
-    # exit 3): a port that refuses, a silent peer, another protocol... A diagnosis names
+    # no TLS endpoint measured, judged as `prober probe` and `policy` judge it (their "NO
+    # TLS ENDPOINT MEASURED"): a port that refuses, a silent peer, another protocol... A
+    # diagnosis names
     # it itself (port-closed, silent-peer, wrong-service...)
-    verdict = service.no_tls((a["outcome"], a.get("banner"), a["detail"]) for a in attempts)
-    if verdict is not None and out.get("diagnosis") is None:
+    # (a check task has it already: its `TLS endpoint` verdict fails, expectation-failed)
+    verdict = service.no_tls_of_docs(attempts)
+    if verdict is not None and out.get("diagnosis") is None and spec.get("task") != "check":
         f.append(_finding(UNREACHABLE if verdict.kind in _UNREACHED else NO_TLS_ENDPOINT,
                           "high", verdict.text()))
     soonest = cert_expiry(out)

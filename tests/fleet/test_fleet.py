@@ -125,7 +125,7 @@ def test_in_process_default_same_results_without_broker(tmp_path: Path,
     # the embedded engine is one vantage point; naming it applies its overrides
     assert main(["fleet", "run", str(inv), "--store", str(store), "-t", "2", "-q"]) == 0
     # from outside every hello to `shop` is reset: no TLS endpoint measured, as `prober
-    # probe` would say (exit 3), so the run fails on it
+    # probe` would say ("NO TLS ENDPOINT MEASURED"), so the run fails on it
     assert main(["fleet", "run", str(inv), "--store", str(store), "-t", "2", "-q",
                  "--vantage", "outside"]) == 1
     rows = sql(store, "SELECT run_id, endpoint, vantage, outcome FROM attempts "
@@ -211,7 +211,7 @@ def test_a_spec_from_another_prober_version_is_refused_by_the_agent(tmp_path: Pa
         # what a newer coordinator would send this agent: another schema, and a field
         # this agent needs gone
         sql(store, "UPDATE tasks SET spec=json_remove(json_set(spec, '$.schema', "
-            "'prober.fleet.spec/2'), '$.time_limit')")
+            "'prober.fleet.spec/3'), '$.time_limit')")
         started.append(Agent(tmp_path, broker, "older", ["127.0.0.1/32:1-65535"],
                              name="old1").ready())
         r = fleet("run", "--resume", str(run), "--store", str(store), "--broker", broker)
@@ -219,9 +219,9 @@ def test_a_spec_from_another_prober_version_is_refused_by_the_agent(tmp_path: Pa
         assert listener.accepted == 0  # refused before any field was read
     ((status, agent, reason),) = sql(store, "SELECT status, agent, reason FROM tasks")
     assert (status, agent) == ("refused", "old1")
-    assert reason == ("this agent reads task specs prober.fleet.spec/1, the coordinator sent "
-                      "prober.fleet.spec/2: run the same prober version on the coordinator "
-                      "and agents")
+    assert reason == ("this agent reads task specs prober.fleet.spec/1, prober.fleet.spec/2, "
+                      "the coordinator sent prober.fleet.spec/3: run the same prober version "
+                      "on the coordinator and agents")
     assert sql(store, "SELECT id, severity FROM findings") == [("task-refused", "high")]
 
 
@@ -522,9 +522,9 @@ def test_the_agent_caps_a_task_at_its_own_time_limit(tmp_path: Path, broker: str
         inv = tmp_path / "inv.txt"
         inv.write_text(f"127.0.0.1:{listener.port}\n")
         started.append(Agent(tmp_path, broker, "short", ["127.0.0.1/32:1-65535"],
-                             name="short1", time_limit=2, visibility=3).ready())
+                             name="short1", time_limit=2, visibility=5).ready())
         store = tmp_path / "s.sqlite"
-        # the hello is never answered: the read deadline (10 s) would outlast 3 s
+        # the hello is never answered: the read deadline (10 s) would outlast 5 s
         r = fleet("run", str(inv), "--store", str(store), "--broker", broker,
                   "--vantage", "short", "-p", "tls1.2-only", "-t", "10",
                   "--time-limit", "60", "--visibility-timeout", "120", "-q")
@@ -534,7 +534,7 @@ def test_the_agent_caps_a_task_at_its_own_time_limit(tmp_path: Path, broker: str
     assert status == "failed"
     assert reason == ("the task's time limit (2 s, this agent's --time-limit, shorter than "
                       "the run's) ran out")
-    assert took < 3  # inside the agent's visibility timeout
+    assert took < 5  # inside the agent's visibility timeout
 
 
 def test_a_broker_that_does_not_answer_is_one_line(tmp_path: Path) -> None:
@@ -609,9 +609,12 @@ def test_an_endpoint_rate_holds_fleet_wide(tmp_path: Path, broker: str, mode: st
         r = fleet(*args)
         assert r.returncode == 0, r.stderr
         assert listener.accepted == 4 * 5
-        # evenly spaced starts (0.2 s apart, on one clock): 5 in a second, 6 at a window's
-        # two edges only if accepts jitter, which one more allows for
-        assert _densest_second(listener.accepted_at) <= 6, listener.accepted_at
+        # starts 0.2 s apart on one clock: 20 take at least 3.8 s (a busy machine makes
+        # them later, never sooner), and no second holds many more than 5 (late starts can
+        # bunch a little); unpaced, at cap 4 and 0.2 s each, the 20 take ~1 s
+        times = sorted(listener.accepted_at)
+        assert times[-1] - times[0] >= 3.5, times
+        assert _densest_second(times) <= 8, times
     if mode == "two agents":
         assert {a for (a,) in sql(store, "SELECT DISTINCT agent FROM tasks")} == {"p1", "p2"}
 

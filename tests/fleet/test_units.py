@@ -460,7 +460,7 @@ def test_a_shard_with_a_spec_of_another_schema_refuses_it_and_runs_the_rest() ->
     from prober.fleet.tasks import execute_shard
     from prober.net.loop import new_event_loop
 
-    newer = {"schema": "prober.fleet.spec/2", "run": 1, "endpoint": "n", "vantage": "v",
+    newer = {"schema": "prober.fleet.spec/3", "run": 1, "endpoint": "n", "vantage": "v",
              "task": "probe"}  # no time_limit, no target: nothing else is read
     ours = {"run": 1, "endpoint": "o", "vantage": "v", "task": "probe", "time_limit": 5,
             "target": {"host": "o.test", "port": 443, "address": "192.0.2.1"},
@@ -478,7 +478,8 @@ def test_a_shard_with_a_spec_of_another_schema_refuses_it_and_runs_the_rest() ->
     finally:
         loop.close()
     assert (a["endpoint"], a["status"]) == ("n", "refused")
-    assert "reads task specs prober.fleet.spec/1, the coordinator sent prober.fleet.spec/2" in (
+    assert ("reads task specs prober.fleet.spec/1, prober.fleet.spec/2, the coordinator sent "
+            "prober.fleet.spec/3") in (
         a["reason"])
     assert (b["endpoint"], b["status"]) == ("o", "refused")
     assert "outside this agent's allowlist" in b["reason"]
@@ -493,7 +494,10 @@ def test_broker_tls_options_in_either_spelling_verify_by_default(query: str,
     from prober.fleet.celeryapp import broker_tls
 
     url, tls = broker_tls(f"rediss://:pw@broker.example:6380/0{query}")
-    assert (url, tls) == ("rediss://:pw@broker.example:6380/0", {"ssl_cert_reqs": reqs})
+    assert url == "rediss://:pw@broker.example:6380/0"
+    # a verified certificate is verified for its name too
+    assert tls == ({"ssl_cert_reqs": reqs, "ssl_check_hostname": True} if reqs == "required"
+                   else {"ssl_cert_reqs": reqs})
 
 
 def test_broker_tls_keeps_other_options_and_files(tmp_path: Path) -> None:
@@ -503,7 +507,8 @@ def test_broker_tls_keeps_other_options_and_files(tmp_path: Path) -> None:
     ca.write_text("")
     url, tls = broker_tls(f"rediss://b:6380/1?ssl_ca_certs={ca}&health_check_interval=5")
     assert url == "rediss://b:6380/1?health_check_interval=5"
-    assert tls == {"ssl_cert_reqs": "required", "ssl_ca_certs": str(ca)}
+    assert tls == {"ssl_cert_reqs": "required", "ssl_check_hostname": True,
+                   "ssl_ca_certs": str(ca)}
     assert broker_tls("redis://b:6379/0?x=1") == ("redis://b:6379/0?x=1", {})
 
 
