@@ -332,24 +332,11 @@ def test_no_tls_endpoint_is_a_finding_not_a_calm_run(tmp_path: Path, job: str,
     store = tmp_path / "fleet.sqlite"
     with SilentReader() as silent, SshBanner() as ssh, \
             BannerListener(banner=b"\xff\xfe\x00binary\x81\r\n") as binary:
-        inv = write(tmp_path / "inv.yaml", f"""\
-schema: 1
-groups:
-  - name: g
-    endpoints:
-      - {{target: "127.0.0.1:{silent.port}", name: silent}}
-      - {{target: "127.0.0.1:{ssh.port}", name: ssh}}
-      - {{target: "127.0.0.1:{closed_port()}", name: closed}}
-      - {{target: "127.0.0.1:{binary.port}", name: binary}}
-""" if job == "probe" else f"""\
-schema: 1
-groups:
-  - name: g
-    endpoints:
-      - {{target: "127.0.0.1:{silent.port}", name: silent}}
-      - {{target: "127.0.0.1:{ssh.port}", name: ssh}}
-      - {{target: "127.0.0.1:{closed_port()}", name: closed}}
-""")
+        peers = {"silent": silent.port, "ssh": ssh.port, "closed": closed_port(),
+                 **({"binary": binary.port} if job == "probe" else {})}
+        inv = write(tmp_path / "inv.yaml", "schema: 1\ngroups:\n  - name: g\n    endpoints:\n"
+                    + "".join(f"      - {{target: '127.0.0.1:{port}', name: {name}}}\n"
+                              for name, port in peers.items()))
         rc = main(["fleet", "run", str(inv), "--job", job, "--store", str(store),
                    "-p", "tls1.2-only", "-t", "0.5", "-q"] if job == "probe" else
                   ["fleet", "run", str(inv), "--job", job, "--store", str(store), "-t", "0.5",
