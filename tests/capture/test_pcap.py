@@ -387,7 +387,10 @@ def test_profiles_deduplicated_with_counts_ips_and_sni(loopback: Loopback) -> No
     # the same connections captured twice (lo and any) are counted once
     twice = import_captures([loopback.files["lo"], loopback.files["sll2"]])
     assert [(x.name, x.count) for x in imp.groups] == [(x.name, x.count) for x in twice.groups]
-    assert twice.stats.frames == 2 * imp.stats.frames
+    # every frame of both files is read (two tcpdumps need not catch the same last
+    # packets of a connection's teardown: compared with each file's own count, not 2x)
+    alone = import_captures([loopback.files["sll2"]])
+    assert twice.stats.frames == imp.stats.frames + alone.stats.frames
 
 
 def test_pcapng_from_editcap_and_mergecap(loopback: Loopback, tmp_path: Path) -> None:
