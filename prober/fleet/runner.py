@@ -175,10 +175,17 @@ async def run_embedded(specs: Iterable[dict[str, Any]], store: Store, progress: 
     await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
 
 
-def check_consumers(app: Any, vantages: list[str], timeout: float = 2.0,
-                    step: float = 0.05, most: float = 0.4) -> None:
+def _missing(replies: dict[str, Any], vantages: Iterable[str]) -> list[str]:
+    """The vantage points whose queue no agent named in ``replies`` (Celery's
+    ``inspect().active_queues()``) consumes, in the order given."""
     from prober.fleet.celeryapp import queue_of
 
+    served = {q.get("name") for qs in replies.values() for q in (qs or [])}
+    return [v for v in vantages if queue_of(v) not in served]
+
+
+def check_consumers(app: Any, vantages: list[str], timeout: float = 2.0,
+                    step: float = 0.05, most: float = 0.4) -> None:
     # A broadcast waits its whole timeout (it cannot know how many agents will answer):
     # ask in short rounds, each twice as long as the last (a far agent answers a later
     # one), and stop at the first that finds every queue served, so a run with its agents
@@ -191,8 +198,7 @@ def check_consumers(app: Any, vantages: list[str], timeout: float = 2.0,
         except _broker_errors() as e:
             raise BrokerUnreachable(f"--broker: cannot reach the broker: {e}") from None
         step = min(most, step * 2)
-        served = {q.get("name") for qs in replies.values() for q in (qs or [])}
-        missing = [v for v in vantages if queue_of(v) not in served]
+        missing = _missing(replies, vantages)
         if not missing or time.monotonic() >= deadline:
             break
     if missing:
@@ -243,11 +249,8 @@ def shards_of(queued: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[Shard]:
 def _unserved(app: Any, vantages: set[str], timeout: float = 2.0) -> list[str]:
     """The vantage points whose queue no agent answers for now (one inspect, as long as
     check_consumers' whole wait: an agent busy with its tasks answers late)."""
-    from prober.fleet.celeryapp import queue_of
-
-    replies = app.control.inspect(timeout=timeout).active_queues() or {}
-    served = {q.get("name") for qs in replies.values() for q in (qs or [])}
-    return sorted(v for v in vantages if queue_of(v) not in served)
+    return _missing(app.control.inspect(timeout=timeout).active_queues() or {},
+                    sorted(vantages))
 
 
 def run_distributed(app: Any, run: int, store: Store, progress: Progress,

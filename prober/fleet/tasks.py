@@ -111,9 +111,20 @@ async def execute(spec: dict[str, Any], *, leases: LeaseBook, allow: Allowlist |
         out["status"], out["reason"] = "refused", (
             f"this agent reads task specs {', '.join(SPEC_SCHEMAS_READ)}, the coordinator sent "
             f"{spec['schema']}: run the same prober version on the coordinator and agents")
-        out["finished_at"] = time.time()
+    else:
+        await _within_limit(spec, out, leases, allow, timeout, limit)
+    out["finished_at"] = time.time()
+    try:
         out["findings"] += _findings(out, spec)
-        return out
+    except Exception as e:  # a bug here must not lose the task (or its whole shard)
+        out["status"], out["reason"] = "failed", f"{type(e).__name__}: {e}"
+        out["findings"].append(_finding(TASK_FAILED, "high", out["reason"]))
+    return out
+
+
+async def _within_limit(spec: dict[str, Any], out: dict[str, Any], leases: LeaseBook,
+                        allow: Allowlist | None, timeout: float | None,
+                        limit: float | None) -> None:
     limit = float(spec["time_limit"]) if limit is None else limit
     try:
         await asyncio.wait_for(_run(spec, out, leases, allow),
@@ -129,13 +140,6 @@ async def execute(spec: dict[str, Any], *, leases: LeaseBook, allow: Allowlist |
         out["status"] = "failed"
         out["reason"] = f"{type(e).__name__}: {e}"
         out["traceback"] = traceback.format_exc(limit=8)
-    out["finished_at"] = time.time()
-    try:
-        out["findings"] += _findings(out, spec)
-    except Exception as e:  # a bug here must not lose the task (or its whole shard)
-        out["status"], out["reason"] = "failed", f"{type(e).__name__}: {e}"
-        out["findings"].append(_finding(TASK_FAILED, "high", out["reason"]))
-    return out
 
 
 async def execute_shard(specs: list[dict[str, Any]], *, leases: LeaseBook,

@@ -25,6 +25,7 @@ from tests.fleet.harness import (
     redis_server,
     sql,
 )
+from tests.peers.lifecycle import poll_until
 from tests.peers.misbehaving import CountingListener, ResetAfterHello, closed_port
 
 pytestmark = pytest.mark.timeout(180)
@@ -60,6 +61,15 @@ groups:
           outside: {{address: 127.0.0.2}}
       - {{target: "127.0.0.1:{other}", name: forbidden}}
 """)
+    return path
+
+
+def names_of_one_listener(path: Path, port: int, n: int, *group: str) -> Path:
+    """An inventory of ``n`` names (e0, e1 …) of 127.0.0.1:``port`` in one group with the
+    ``group`` fields given (YAML lines): every task lands on the same listener."""
+    eps = "".join(f"      - {{target: '127.0.0.1:{port}', name: e{i}}}\n" for i in range(n))
+    fields = "".join(f"    {f}\n" for f in group)
+    path.write_text(f"schema: 1\ngroups:\n  - name: g\n{fields}    endpoints:\n{eps}")
     return path
 
 
@@ -183,13 +193,9 @@ def test_pickled_message_is_rejected(tmp_path: Path, broker: str) -> None:
                 Planted(str(marker)), routing_key=queue, serializer="pickle",
                 headers={"task": TASK_NAME, "id": "planted-1", "lang": "py"})
         r = Redis.from_url(broker)
-        deadline = time.monotonic() + 20
-        while r.llen(queue) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        poll_until(lambda: not r.llen(queue), 20, step=0.1)
         assert r.llen(queue) == 0, "the agent never took the planted message"
-        deadline = time.monotonic() + 10
-        while "pickle" not in agent.log() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        poll_until(lambda: "pickle" in agent.log(), 10, step=0.1)
         assert agent.proc.poll() is None
         assert "pickle" in agent.log()  # refused as untrusted content, and logged
     assert not marker.exists()
@@ -228,12 +234,8 @@ def test_a_spec_from_another_prober_version_is_refused_by_the_agent(tmp_path: Pa
 def test_two_agents_never_exceed_an_endpoint_cap(tmp_path: Path, broker: str) -> None:
     with CountingListener() as listener, agents() as started:
         # four names, one address: every task lands on the same listener, cap 2 fleet-wide
-        eps = "\n".join(f"      - {{target: '127.0.0.1:{listener.port}', name: e{i}}}"
-                        for i in range(4))
-        inv = tmp_path / "inv.yaml"
-        inv.write_text("schema: 1\ngroups:\n  - name: g\n    cap: 2\n"
-                       "    profiles: [tls1.2-only, tls1.3-only, tls1.1-only]\n"
-                       f"    endpoints:\n{eps}\n")
+        inv = names_of_one_listener(tmp_path / "inv.yaml", listener.port, 4,
+                                    "cap: 2", "profiles: [tls1.2-only, tls1.3-only, tls1.1-only]")
         for i in range(2):
             # one task at a time each, so that both agents take some of the four
             started.append(Agent(tmp_path, broker, "capped", ["127.0.0.1/32:1-65535"],
@@ -270,9 +272,7 @@ def test_sigkill_of_agent_mid_task_leaves_store_complete(tmp_path: Path, broker:
                    "--visibility-timeout", "5", "--stall", "60"),
             env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 20
-            while listener.accepted < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            poll_until(lambda: listener.accepted >= 2, 20, step=0.05)
             assert listener.accepted >= 2, "the task never started"
             first.kill()  # mid-task: its message stays unacknowledged on the broker
             started.append(Agent(tmp_path, broker, "killed", ["127.0.0.1/32:1-65535"],
@@ -295,11 +295,8 @@ def test_sigkill_mid_shard_redelivers_it_and_stores_each_endpoint_once(
     with CountingListener() as listener, agents() as started:
         # three names of one silent listener in one shard; the agent runs one task at a
         # time, so it dies with the first endpoint finished and the second under way
-        eps = "\n".join(f"      - {{target: '127.0.0.1:{listener.port}', name: e{i}}}"
-                        for i in range(3))
-        inv = tmp_path / "inv.yaml"
-        inv.write_text("schema: 1\ngroups:\n  - name: g\n    cap: 1\n"
-                       f"    profiles: [tls1.2-only, tls1.3-only]\n    endpoints:\n{eps}\n")
+        inv = names_of_one_listener(tmp_path / "inv.yaml", listener.port, 3,
+                                    "cap: 1", "profiles: [tls1.2-only, tls1.3-only]")
         limits: dict[str, Any] = {"time_limit": 8.0, "visibility": 9.0, "lease_ttl": 1.5,
                                   "concurrency": 1}
         first = Agent(tmp_path, broker, "shard", ["127.0.0.1/32:1-65535"], name="s1",
@@ -313,9 +310,7 @@ def test_sigkill_mid_shard_redelivers_it_and_stores_each_endpoint_once(
                    "--visibility-timeout", "9", "--stall", "60", "--shard-size", "3"),
             env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 20
-            while listener.accepted < 3 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            poll_until(lambda: listener.accepted >= 3, 20, step=0.05)
             assert listener.accepted >= 3, "the shard's second task never started"
             first.kill()  # mid-shard: one result made, none sent, the message unacked
             started.append(Agent(tmp_path, broker, "shard", ["127.0.0.1/32:1-65535"],
@@ -353,16 +348,12 @@ def test_killed_coordinator_resumes_without_rerunning(tmp_path: Path, broker: st
                    "--vantage", "resume", "-t", "1", "-q"),
             env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 20
-            while listener.accepted < 1 and time.monotonic() < deadline:
-                time.sleep(0.02)
+            poll_until(lambda: listener.accepted >= 1, 20)
         finally:
             coord.kill()  # the coordinator dies while its one task runs on the agent
             coord.wait(5)
         assert sql(store, "SELECT status FROM runs") == [("running",)]
-        deadline = time.monotonic() + 20
-        while (listener.accepted < 2 or listener.open) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        poll_until(lambda: listener.accepted >= 2 and not listener.open, 20, step=0.05)
         time.sleep(0.5)  # the agent stores its result in the backend after the last close
         r = fleet("run", "--resume", "1", "--store", str(store), "--fail-on", "none",
                   "--broker", broker)
@@ -377,11 +368,8 @@ def test_killed_coordinator_resumes_without_rerunning(tmp_path: Path, broker: st
 def test_resume_collects_a_finished_shard_of_several_endpoints(tmp_path: Path,
                                                                broker: str) -> None:
     with CountingListener() as listener, agents() as started:
-        eps = "\n".join(f"      - {{target: '127.0.0.1:{listener.port}', name: e{i}}}"
-                        for i in range(3))
-        inv = tmp_path / "inv.yaml"
-        inv.write_text("schema: 1\ngroups:\n  - name: g\n    cap: 1\n"
-                       f"    profiles: [tls1.2-only]\n    endpoints:\n{eps}\n")
+        inv = names_of_one_listener(tmp_path / "inv.yaml", listener.port, 3,
+                                    "cap: 1", "profiles: [tls1.2-only]")
         started.append(Agent(tmp_path, broker, "resume-shard", ["127.0.0.1/32:1-65535"],
                              name="rs1").ready())
         store = tmp_path / "s.sqlite"
@@ -391,16 +379,12 @@ def test_resume_collects_a_finished_shard_of_several_endpoints(tmp_path: Path,
                    "--vantage", "resume-shard", "-t", "1", "-q", "--shard-size", "3"),
             env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 20
-            while listener.accepted < 1 and time.monotonic() < deadline:
-                time.sleep(0.02)
+            poll_until(lambda: listener.accepted >= 1, 20)
         finally:
             coord.kill()  # the coordinator dies while the one shard runs on the agent
             coord.wait(5)
         assert sql(store, "SELECT count(*) FROM tasks WHERE status='queued'") == [(3,)]
-        deadline = time.monotonic() + 20
-        while (listener.accepted < 3 or listener.open) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        poll_until(lambda: listener.accepted >= 3 and not listener.open, 20, step=0.05)
         time.sleep(0.5)  # the agent stores the shard's answer after the last close
         r = fleet("run", "--resume", "1", "--store", str(store), "--fail-on", "none",
                   "--broker", broker)
@@ -561,9 +545,7 @@ def test_a_broker_lost_mid_run_leaves_the_run_resumable(tmp_path: Path) -> None:
                    "--vantage", "lost", "-p", "tls1.2-only", "-t", "10", "-q"),
             env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 20
-            while listener.accepted < 1 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            poll_until(lambda: listener.accepted >= 1, 20, step=0.05)
             assert listener.accepted == 1, "the task never started"
             port = url.rsplit(":", 1)[1].split("/")[0]
             # the broker goes away while the task runs (redis-cli: our own server)
@@ -593,11 +575,8 @@ def test_an_endpoint_rate_holds_fleet_wide(tmp_path: Path, broker: str, mode: st
     """`rate: 5` on four names of one address: at most 5 connections start in any second,
     whether one process or two agents run the tasks (their book is shared in Redis)."""
     with CountingListener() as listener, agents() as started:
-        eps = "\n".join(f"      - {{target: '127.0.0.1:{listener.port}', name: e{i}}}"
-                        for i in range(4))
-        inv = tmp_path / "inv.yaml"
-        inv.write_text("schema: 1\ngroups:\n  - name: g\n    cap: 4\n    rate: 5\n"
-                       f"    profiles: [tls1.2-only]\n    endpoints:\n{eps}\n")
+        inv = names_of_one_listener(tmp_path / "inv.yaml", listener.port, 4,
+                                    "cap: 4", "rate: 5", "profiles: [tls1.2-only]")
         store = tmp_path / "s.sqlite"
         args = ["run", str(inv), "--store", str(store), "--fail-on", "none", "-n", "5",
                 "-t", "0.2", "-q"]
@@ -623,12 +602,8 @@ def test_in_process_tasks_never_exceed_an_endpoint_cap(tmp_path: Path) -> None:
     """The in-process default under the same assertion as two agents: four names of one
     address, run at once, share one cap."""
     with CountingListener() as listener:
-        eps = "\n".join(f"      - {{target: '127.0.0.1:{listener.port}', name: e{i}}}"
-                        for i in range(4))
-        inv = tmp_path / "inv.yaml"
-        inv.write_text("schema: 1\ngroups:\n  - name: g\n    cap: 2\n"
-                       "    profiles: [tls1.2-only, tls1.3-only, tls1.1-only]\n"
-                       f"    endpoints:\n{eps}\n")
+        inv = names_of_one_listener(tmp_path / "inv.yaml", listener.port, 4,
+                                    "cap: 2", "profiles: [tls1.2-only, tls1.3-only, tls1.1-only]")
         store = tmp_path / "s.sqlite"
         r = fleet("run", str(inv), "--store", str(store), "--fail-on", "none", "-c", "16",
                   "-t", "0.4", "-n", "2")
